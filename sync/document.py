@@ -1,0 +1,259 @@
+"""A shoot's CRDT document: the archers' registers in a Yjs (pycrdt) document.
+
+Theory of operation
+-------------------
+The document has two root maps. ``meta`` holds the shoot's metadata, written once.
+``archers`` maps each archer id to a nested map of that archer's register: the fields of
+:class:`~sync.models.ArcherState`, the stamp as ``[wall_ms, counter, device_id]``, and the
+arrows as a Yjs array.
+
+There is exactly **one writer**: the shoot's actor in the relay. It decides the
+last-writer-wins merge itself (:func:`sync.register.decide`) and writes only winners, so
+Yjs's own conflict rule (by client id) never has two concurrent sets of a key to settle.
+Every other copy (phones, browsers, the Python client, a relay instance that is not the
+owner) is a *replica* that only applies updates.
+
+Yjs earns its place by what it gives replicas: a state vector of a few bytes says what a
+replica has, and :meth:`ShootDocument.diff` answers with exactly what it lacks. A write
+changes only the fields that changed, and adding an arrow appends to the array, so the
+update for one arrow is a few dozen bytes however long the round is.
+
+A replica can hold items the writer does not know: a relay that crashed after fanning an
+update out but before Redis had it restarts without it (the write was never
+acknowledged, so its device still holds it and will send it again). :meth:`knows` detects
+that from the replica's state vector, and the relay then sends a full state for the replica
+to start over from (see ``docs/protocol.md``).
+
+Observers: pycrdt 0.14 leaks when an observer is unregistered, so the one observer that
+collects updates is registered at construction and lives as long as the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
+
+from .clock import Stamp
+from .errors import ProtocolError
+from .models import ArcherState, Profile, Shoot
+from .register import Applied, Outcome, Register, decide
+from .rounds import Arrow
+
+__all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector"]
+
+#: The state vector of an empty document: "send me everything".
+EMPTY_STATE_VECTOR = b"\x00"
+
+_META_FIELDS = ("code", "shoot_id", "title", "creator", "created_ms", "expires_ms", "time_zone")
+
+
+def _read_varuint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ProtocolError("invalid_state_vector", "The state vector is truncated.")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def decode_state_vector(data: bytes) -> dict[int, int]:
+    """Decode a Yjs state vector (lib0 var-uints: count, then client/clock pairs).
+
+    Raises:
+        ProtocolError: ``invalid_state_vector`` for anything malformed.
+    """
+    count, pos = _read_varuint(data, 0)
+    if count > len(data):
+        raise ProtocolError("invalid_state_vector", "The state vector is malformed.")
+    clocks: dict[int, int] = {}
+    for _ in range(count):
+        client, pos = _read_varuint(data, pos)
+        clock, pos = _read_varuint(data, pos)
+        clocks[client] = clock
+    if pos != len(data):
+        raise ProtocolError("invalid_state_vector", "The state vector has trailing bytes.")
+    return clocks
+
+
+def _arrow(value: Any) -> Arrow:
+    # Yjs numbers are doubles: ints come back as floats.
+    return value if isinstance(value, str) else int(value)  # type: ignore[no-any-return]
+
+
+def _register_from_map(archer_id: str, fields: dict[str, Any]) -> Register:
+    wall_ms, counter, device_id = fields["stamp"]
+    state = ArcherState(
+        name=fields["name"],
+        round=fields["round"],
+        profile=Profile(fields["bowstyle"], fields["age_group"], fields["gender"]),
+        arrows=tuple(_arrow(a) for a in fields["arrows"]),
+        finished=bool(fields["finished"]),
+        left=bool(fields["left"]),
+    )
+    return Register(archer_id, Stamp(int(wall_ms), int(counter), str(device_id)), state)
+
+
+def _scalar_fields(register: Register) -> dict[str, Any]:
+    state = register.state
+    return {
+        "name": state.name,
+        "round": state.round,
+        "bowstyle": state.profile.bowstyle,
+        "age_group": state.profile.age_group,
+        "gender": state.profile.gender,
+        "finished": state.finished,
+        "left": state.left,
+        "stamp": register.stamp.to_wire(),
+    }
+
+
+class ShootDocument:
+    """One shoot's registers, as a Yjs document.
+
+    Args:
+        client_id: The Yjs client id this copy writes with. Each writer incarnation (an
+            actor started on some relay) needs its own, never reused; replicas never
+            write, so theirs does not matter. ``None`` lets pycrdt pick a random one.
+    """
+
+    def __init__(self, *, client_id: int | None = None) -> None:
+        self._doc: Doc = Doc() if client_id is None else Doc(client_id=client_id)
+        self._meta: Map[Any] = self._doc.get("meta", type=Map)
+        self._archers: Map[Any] = self._doc.get("archers", type=Map)
+        self._registers: dict[str, Register] | None = {}
+        self._updates: list[bytes] = []
+        self._doc.observe(self._collect)  # never unobserved: see the module docstring
+
+    def _collect(self, event: TransactionEvent) -> None:
+        self._updates.append(event.update)
+
+    def _take_update(self) -> bytes:
+        updates, self._updates = self._updates, []
+        if len(updates) == 1:
+            return updates[0]
+        return merge_updates(*updates) if updates else b""
+
+    # -- loading and replicas ------------------------------------------------------------
+
+    @classmethod
+    def load(cls, updates: Iterable[bytes], *, client_id: int | None = None) -> ShootDocument:
+        """Rebuild a document from a snapshot followed by the updates logged since."""
+        document = cls(client_id=client_id)
+        for update in updates:
+            document.apply_update(update)
+        return document
+
+    def apply_update(self, update: bytes) -> None:
+        """Merge an update from elsewhere (Redis, or the relay for a replica).
+
+        Raises:
+            ProtocolError: ``invalid_update`` when the bytes are not a Yjs update.
+        """
+        try:
+            self._doc.apply_update(update)
+        except Exception as exc:  # pycrdt raises bare exceptions from Rust
+            raise ProtocolError("invalid_update", "The document update is malformed.") from exc
+        finally:
+            self._updates.clear()
+        self._registers = None
+
+    # -- what replicas ask for -----------------------------------------------------------
+
+    def state_vector(self) -> bytes:
+        return self._doc.get_state()
+
+    def diff(self, state_vector: bytes = EMPTY_STATE_VECTOR) -> bytes:
+        """The update a replica with ``state_vector`` is missing (everything by default).
+
+        Raises:
+            ProtocolError: ``invalid_state_vector`` for malformed input.
+        """
+        decode_state_vector(state_vector)
+        return self._doc.get_update(state_vector)
+
+    def knows(self, state_vector: bytes) -> bool:
+        """Whether this document holds everything a replica with ``state_vector`` holds."""
+        ours = decode_state_vector(self.state_vector())
+        theirs = decode_state_vector(state_vector)
+        return all(ours.get(client, 0) >= clock for client, clock in theirs.items())
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> Shoot | None:
+        fields = self._meta.to_py() or {}
+        if not all(name in fields for name in _META_FIELDS):
+            return None
+        return Shoot(
+            code=fields["code"],
+            shoot_id=fields["shoot_id"],
+            title=fields["title"],
+            creator=fields["creator"],
+            created_ms=int(fields["created_ms"]),
+            expires_ms=int(fields["expires_ms"]),
+            time_zone=fields["time_zone"],
+        )
+
+    def registers(self) -> dict[str, Register]:
+        """Every archer's register, by archer id (a fresh dict; safe to keep)."""
+        if self._registers is None:
+            raw = self._archers.to_py() or {}
+            self._registers = {aid: _register_from_map(aid, fields) for aid, fields in raw.items()}
+        return dict(self._registers)
+
+    def register(self, archer_id: str) -> Register | None:
+        if self._registers is None:
+            self.registers()
+        assert self._registers is not None
+        return self._registers.get(archer_id)
+
+    # -- writing (the single writer only) ------------------------------------------------
+
+    def set_meta(self, shoot: Shoot) -> bytes:
+        """Record the shoot's metadata; returns the update to fan out."""
+        with self._doc.transaction():
+            for name in _META_FIELDS:
+                self._meta[name] = getattr(shoot, name)
+        return self._take_update()
+
+    def write(self, register: Register) -> tuple[Outcome, bytes]:
+        """Merge a write into the document.
+
+        Returns:
+            The outcome, and the Yjs update to persist and fan out: empty unless the
+            outcome is :class:`~sync.register.Applied`.
+        """
+        outcome = decide(self.register(register.archer_id), register)
+        if not isinstance(outcome, Applied):
+            return outcome, b""
+        with self._doc.transaction():
+            self._write_fields(register)
+        if self._registers is not None:
+            self._registers[register.archer_id] = register
+        return outcome, self._take_update()
+
+    def _write_fields(self, register: Register) -> None:
+        fields = _scalar_fields(register)
+        arrows = list(register.state.arrows)
+        existing = self._archers.get(register.archer_id)
+        if existing is None:
+            self._archers[register.archer_id] = Map({**fields, "arrows": Array(arrows)})
+            return
+        for name, value in fields.items():
+            if existing.get(name) != value:
+                existing[name] = value
+        array: Array[Any] = existing["arrows"]
+        old = [_arrow(a) for a in array.to_py()]
+        keep = 0
+        while keep < min(len(old), len(arrows)) and old[keep] == arrows[keep]:
+            keep += 1
+        if keep < len(old):
+            del array[keep:]
+        if keep < len(arrows):
+            array.extend(arrows[keep:])

@@ -1,0 +1,258 @@
+"""The shoot and the archer's state: the live form of the app's history item.
+
+A finished shoot in the app is a history item: date, round, the arrows as scored, the
+archer's profile (bowstyle, age group, gender), classification and handicap. While a
+shoot is live, each archer's :class:`ArcherState` is that item in progress; the relay keeps
+one per archer in a last-writer-wins register (:mod:`sync.register`).
+
+Only what the archer decides travels: name, round, profile, arrows, finished, left.
+Totals, hits, golds, ends and classifications are always derived here from the arrows
+(:func:`summarize`), never taken from a client, so a device cannot claim a score its
+arrows do not add up to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import InvalidState
+from .rounds import Arrow, RoundInfo, arrow_value, get_round
+
+__all__ = [
+    "AGE_GROUPS",
+    "BOWSTYLES",
+    "GENDERS",
+    "MAX_NAME_LENGTH",
+    "MAX_TITLE_LENGTH",
+    "ArcherState",
+    "Profile",
+    "ScoreSummary",
+    "Shoot",
+    "end_of_local_day",
+    "summarize",
+    "validate_code",
+    "validate_name",
+    "validate_state",
+    "validate_title",
+]
+
+MAX_NAME_LENGTH: Final = 40
+MAX_TITLE_LENGTH: Final = 100
+
+#: Profile values, as archeryutils' AGB 2023 enums name them (lower case on the wire).
+BOWSTYLES: Final = frozenset(
+    {
+        "recurve",
+        "compound",
+        "barebow",
+        "longbow",
+        "traditional",
+        "flatbow",
+        "compoundlimited",
+        "compoundbarebow",
+    }
+)
+AGE_GROUPS: Final = frozenset(
+    {
+        "adult",
+        "over_50",
+        "under_21",
+        "under_18",
+        "under_16",
+        "under_15",
+        "under_14",
+        "under_12",
+    }
+)
+#: AGB's 2023 rules class archers as open or female.
+GENDERS: Final = frozenset({"open", "female"})
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the classification tables need to know about an archer."""
+
+    bowstyle: str = "recurve"
+    age_group: str = "adult"
+    gender: str = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class ArcherState:
+    """Everything one archer decides about their shoot: the register's value.
+
+    A write is always the whole state (an idempotent PUT), never a delta, so a write
+    retried, duplicated or delivered late cannot double-count an arrow.
+    """
+
+    name: str
+    """Display name, free text, shown escaped wherever it appears."""
+    round: str
+    """archeryutils code name of the round, e.g. ``"national"``."""
+    profile: Profile = Profile()
+    arrows: tuple[Arrow, ...] = ()
+    """Arrows in the order shot, as scored: ``9, 7, "X", 10, "M"``..."""
+    finished: bool = False
+    """The archer has saved their score sheet; the score is final."""
+    left: bool = False
+    """The archer left the shoot; kept so a stale device cannot bring them back."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreSummary:
+    """What the arrows add up to; derived, never sent by a client."""
+
+    total: int
+    hits: int
+    golds: int
+    """Arrows in the top ring: 9s on imperial faces, 10s and Xs on metric faces."""
+    xs: int
+    arrows_shot: int
+    ends_completed: int
+    end_totals: tuple[int, ...]
+    """Score of each completed end, for per-end graphs and best-end figures."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shoot:
+    """A shoot's metadata, fixed when it is created."""
+
+    code: str
+    """The 4-digit join code, ``"1000"`` to ``"9999"``; unique while the shoot lives."""
+    shoot_id: str
+    """An opaque id unique across time (codes are reused on later days)."""
+    title: str
+    creator: str
+    created_ms: int
+    expires_ms: int
+    """The end of the creator's local day, as an epoch timestamp in milliseconds."""
+    time_zone: str
+    """The creator's IANA time zone, e.g. ``"Europe/London"``."""
+
+
+def _check_text(value: str, *, what: str, code: str, limit: int, required: bool) -> str:
+    text = value.strip()
+    if required and not text:
+        raise InvalidState(code, f"The {what} cannot be empty.")
+    if len(text) > limit:
+        raise InvalidState(code, f"The {what} is longer than {limit} characters.")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text):
+        raise InvalidState(code, f"The {what} contains control characters.")
+    return text
+
+
+def validate_name(name: str) -> str:
+    """Return the trimmed display name, or raise ``invalid_name``."""
+    return _check_text(name, what="name", code="invalid_name", limit=MAX_NAME_LENGTH, required=True)
+
+
+def validate_title(title: str) -> str:
+    """Return the trimmed shoot title (may be empty), or raise ``invalid_title``."""
+    return _check_text(
+        title, what="title", code="invalid_title", limit=MAX_TITLE_LENGTH, required=False
+    )
+
+
+def validate_code(code: str) -> str:
+    """Return a well-formed join code, or raise ``invalid_code``."""
+    if len(code) != 4 or not code.isascii() or not code.isdigit() or code[0] == "0":
+        raise InvalidState("invalid_code", "A shoot code is four digits, 1000 to 9999.")
+    return code
+
+
+def validate_profile(profile: Profile) -> None:
+    if profile.bowstyle not in BOWSTYLES:
+        raise InvalidState("invalid_profile", f"Unknown bowstyle {profile.bowstyle!r}.")
+    if profile.age_group not in AGE_GROUPS:
+        raise InvalidState("invalid_profile", f"Unknown age group {profile.age_group!r}.")
+    if profile.gender not in GENDERS:
+        raise InvalidState("invalid_profile", f"Unknown gender {profile.gender!r}.")
+
+
+def validate_state(state: ArcherState) -> RoundInfo:
+    """Check a state against the rules of its round and the relay's limits.
+
+    Returns:
+        The round, looked up once, for callers that go on to summarize.
+
+    Raises:
+        InvalidState: ``invalid_name``, ``unknown_round``, ``invalid_profile``,
+            ``too_many_arrows`` or ``invalid_arrow``, with a sentence saying which.
+    """
+    if validate_name(state.name) != state.name:
+        raise InvalidState("invalid_name", "The name has leading or trailing spaces.")
+    info = get_round(state.round)
+    validate_profile(state.profile)
+    if len(state.arrows) > info.total_arrows:
+        raise InvalidState(
+            "too_many_arrows",
+            f"A {info.name} has {info.total_arrows} arrows; this score has {len(state.arrows)}.",
+        )
+    for index, arrow in enumerate(state.arrows):
+        # bool is an int subclass; True is not an arrow.
+        if isinstance(arrow, bool) or arrow not in info.allowed_at(index):
+            allowed = ", ".join(str(a) for a in _display_order(info.allowed_at(index)))
+            raise InvalidState(
+                "invalid_arrow",
+                f"Arrow {index + 1} scores {arrow!r}, which a {info.name} does not allow "
+                f"there (allowed: {allowed}).",
+            )
+    return info
+
+
+def _display_order(values: frozenset[Arrow]) -> list[Arrow]:
+    return sorted(values, key=lambda a: (a != "X", -arrow_value(a), str(a)))
+
+
+def summarize(state: ArcherState, info: RoundInfo | None = None) -> ScoreSummary:
+    """Derive totals from the arrows. The state must already be valid."""
+    info = info or get_round(state.round)
+    total = hits = golds = xs = 0
+    end_totals: list[int] = []
+    running_end = 0
+    for index, arrow in enumerate(state.arrows):
+        value = arrow_value(arrow)
+        total += value
+        running_end += value
+        hits += arrow != "M"
+        golds += value == info.gold_value(index) and arrow != "M"
+        xs += arrow == "X"
+        if (index + 1) % info.end_size == 0:
+            end_totals.append(running_end)
+            running_end = 0
+    return ScoreSummary(
+        total=total,
+        hits=hits,
+        golds=golds,
+        xs=xs,
+        arrows_shot=len(state.arrows),
+        ends_completed=len(state.arrows) // info.end_size,
+        end_totals=tuple(end_totals),
+    )
+
+
+def check_time_zone(name: str) -> ZoneInfo:
+    """Return the zone, or raise ``invalid_time_zone``."""
+    try:
+        if not name or len(name) > 64:
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidState("invalid_time_zone", f"Unknown time zone {name!r}.") from exc
+
+
+def end_of_local_day(now_ms: int, time_zone: str) -> int:
+    """The first millisecond of the next local day in ``time_zone``, as epoch ms.
+
+    A shoot lives until the end of the creator's day where they are, not the server's
+    midnight (the first leaderboard expired shoots at UTC midnight, mid-session for some).
+    """
+    zone = check_time_zone(time_zone)
+    local = dt.datetime.fromtimestamp(now_ms / 1000, tz=zone)
+    tomorrow = local.date() + dt.timedelta(days=1)
+    midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone)
+    return int(midnight.timestamp() * 1000)
