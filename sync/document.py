@@ -83,7 +83,9 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
 
 def _arrow(value: Any) -> Arrow:
     # Yjs numbers are doubles: ints come back as floats.
-    return value if isinstance(value, str) else int(value)  # type: ignore[no-any-return]
+    if value == "X" or value == "M":
+        return value  # type: ignore[no-any-return]
+    return int(value)
 
 
 def _register_from_map(archer_id: str, fields: dict[str, Any]) -> Register:
@@ -123,7 +125,7 @@ class ShootDocument:
     """
 
     def __init__(self, *, client_id: int | None = None) -> None:
-        self._doc: Doc = Doc() if client_id is None else Doc(client_id=client_id)
+        self._doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
         self._meta: Map[Any] = self._doc.get("meta", type=Map)
         self._archers: Map[Any] = self._doc.get("archers", type=Map)
         self._registers: dict[str, Register] | None = {}
@@ -178,10 +180,15 @@ class ShootDocument:
         return self._doc.get_update(state_vector)
 
     def knows(self, state_vector: bytes) -> bool:
-        """Whether this document holds everything a replica with ``state_vector`` holds."""
+        """Whether this document holds everything a replica with ``state_vector`` holds.
+
+        A client id we have never seen, even at clock 0 (a replica lists one when it holds
+        updates it could not integrate yet), means the replica has items from a writer
+        incarnation whose work we lost, and must start over.
+        """
         ours = decode_state_vector(self.state_vector())
         theirs = decode_state_vector(state_vector)
-        return all(ours.get(client, 0) >= clock for client, clock in theirs.items())
+        return all(client in ours and ours[client] >= clock for client, clock in theirs.items())
 
     # -- reading -------------------------------------------------------------------------
 
@@ -249,7 +256,7 @@ class ShootDocument:
             if existing.get(name) != value:
                 existing[name] = value
         array: Array[Any] = existing["arrows"]
-        old = [_arrow(a) for a in array.to_py()]
+        old = [_arrow(a) for a in array.to_py() or ()]
         keep = 0
         while keep < min(len(old), len(arrows)) and old[keep] == arrows[keep]:
             keep += 1

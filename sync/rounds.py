@@ -121,7 +121,7 @@ class RoundInfo:
 @cache
 def _ring_values(system: str) -> tuple[int, ...]:
     """Ring values of a scoring system, highest first, from archeryutils' face specs."""
-    spec = au.Target.gen_face_spec(system, 1.0)  # type: ignore[arg-type]
+    spec = au.Target.gen_face_spec(system, 1.0)
     return tuple(sorted({int(v) for v in spec.values()}, reverse=True))
 
 

@@ -1,0 +1,65 @@
+"""The hybrid logical clock never runs backwards, and far-future stamps are refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.clock import MAX_CLOCK_SKEW_MS, HybridClock, Stamp, check_skew
+from sync.errors import ClockSkewError
+
+
+def test_stamps_follow_the_wall_clock() -> None:
+    clock = HybridClock("dev")
+    assert clock.now(1000) == Stamp(1000, 0, "dev")
+    assert clock.now(2000) == Stamp(2000, 0, "dev")
+
+
+def test_a_wall_clock_that_steps_back_still_gives_larger_stamps() -> None:
+    clock = HybridClock("dev")
+    first = clock.now(5000)
+    second = clock.now(4000)
+    assert second > first
+    assert second == Stamp(5000, 1, "dev")
+
+
+def test_observing_a_newer_stamp_moves_past_it() -> None:
+    behind = HybridClock("phone")
+    tablet_write = Stamp(10_000, 3, "tablet")
+    behind.observe(tablet_write)
+    assert behind.now(1_000) > tablet_write
+
+
+def test_correct_adopts_the_relays_time() -> None:
+    clock = HybridClock("dev")
+    clock.now(10 * MAX_CLOCK_SKEW_MS)
+    clock.correct(wall_ms=10 * MAX_CLOCK_SKEW_MS, server_ms=1_000)
+    stamp = clock.now(10 * MAX_CLOCK_SKEW_MS)
+    assert stamp.wall_ms == 1_000
+    check_skew(stamp, server_ms=1_000)
+
+
+def test_check_skew_bounds_the_future_but_not_the_past() -> None:
+    check_skew(Stamp(0, 0, "d"), server_ms=10**12)
+    check_skew(Stamp(10**12 + MAX_CLOCK_SKEW_MS, 0, "d"), server_ms=10**12)
+    with pytest.raises(ClockSkewError) as info:
+        check_skew(Stamp(10**12 + 86_400_000, 0, "d"), server_ms=10**12)
+    assert info.value.code == "clock_skew"
+    assert info.value.server_ms == 10**12
+    assert "ahead" in info.value.message
+
+
+@given(st.lists(st.integers(0, 10**6) | st.tuples(st.integers(0, 10**6), st.integers(0, 50))))
+def test_stamps_strictly_increase(events: list[int | tuple[int, int]]) -> None:
+    clock = HybridClock("me")
+    floor = Stamp(-1, 0, "me")
+    for event in events:
+        if isinstance(event, tuple):
+            seen = Stamp(event[0], event[1], "other")
+            clock.observe(seen)
+            floor = max(floor, seen)
+            continue
+        stamp = clock.now(event)
+        assert stamp > floor
+        floor = stamp

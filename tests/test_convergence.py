@@ -1,0 +1,307 @@
+"""Convergence under a hostile network: every replica ends equal to a simple LWW oracle.
+
+The simulation plays the protocol's contract in miniature, without sockets:
+
+- devices (two archers, one with a phone *and* a tablet) score offline and online with
+  hybrid clocks skewed within the accepted bound; each keeps only its newest pending write
+  in its outbox and resends it until acknowledged;
+- the network reorders, duplicates and drops writes and their answers, and partitions
+  devices; the relay's stream of updates to a replica is in order (it is one WebSocket)
+  until the connection breaks, and a relay crash breaks every connection;
+- the relay (the single writer) decides LWW with :class:`ShootDocument`, fans updates out
+  at once, but acknowledges only after a flush to "Redis"; it can crash, losing what was
+  not flushed, and restart from what was, under a new Yjs client id;
+- replicas (the devices' own and two spectators') apply updates in whatever order they
+  arrive and, on reconnect, send their state vector and get a diff, or a full state when
+  they hold items the restarted relay never persisted.
+
+After the network heals, everyone must agree, with each archer's register equal to the
+largest write ever made for them, and every acknowledged write kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sync.clock import MAX_CLOCK_SKEW_MS, HybridClock, check_skew
+from sync.document import EMPTY_STATE_VECTOR, ShootDocument
+from sync.models import ArcherState
+from sync.register import Applied, Duplicate, Register, Superseded, merge
+
+START_MS = 1_780_000_000_000
+
+
+@dataclass
+class Device:
+    archer: str
+    clock: HybridClock
+    skew_ms: int
+    replica: ShootDocument = field(default_factory=ShootDocument)
+    arrows: tuple[Any, ...] = ()
+    outbox: Register | None = None
+    partitioned: bool = False
+
+
+@dataclass
+class Message:
+    kind: str  # "write" | "ack" | "superseded" | "update" | "welcome"
+    to: str  # "relay" or an endpoint name
+    sender: str
+    payload: Any
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.persisted: list[bytes] = []
+        # Descending ids: after a crash the lost incarnation's id is the larger one, the
+        # order in which Yjs would let its unpersisted items win on a stale replica.
+        self.client_ids = itertools.count(10**6, -1)
+        self.doc = ShootDocument(client_id=next(self.client_ids))
+        self.pending: list[bytes] = []
+        self.pending_acks: list[Message] = []
+        self.acked: list[Register] = []
+
+    def crash(self) -> None:
+        self.doc = ShootDocument.load(self.persisted, client_id=next(self.client_ids))
+        self.pending, self.pending_acks = [], []
+
+    def flush(self) -> list[Message]:
+        self.persisted.extend(self.pending)
+        self.pending = []
+        answers, self.pending_acks = self.pending_acks, []
+        return self.release(answers)
+
+    def write(
+        self, sender: str, register: Register, now_ms: int, fanout: list[str]
+    ) -> list[Message]:
+        check_skew(register.stamp, now_ms)  # raises: the test fails, skews are in bounds
+        outcome, update = self.doc.write(register)
+        match outcome:
+            case Applied():
+                self.pending.append(update)
+                answer = Message("ack", sender, "relay", register)
+                fanned = [Message("update", to, "relay", update) for to in fanout]
+            case Duplicate():
+                answer, fanned = Message("ack", sender, "relay", register), []
+            case Superseded(winner):
+                answer, fanned = Message("superseded", sender, "relay", winner), []
+        # Every answer names a value; it is given only once that value is durable. (A
+        # "superseded" naming a winner that a crash then lost made a device drop its own
+        # newest write: this test found that.)
+        if self.pending:
+            self.pending_acks.append(answer)
+            return fanned
+        return [*fanned, *self.release([answer])]
+
+    def release(self, answers: list[Message]) -> list[Message]:
+        self.acked.extend(m.payload for m in answers if m.kind == "ack")
+        return answers
+
+    def welcome(self, state_vector: bytes) -> tuple[bool, bytes]:
+        if self.doc.knows(state_vector):
+            return False, self.doc.diff(state_vector)
+        return True, self.doc.diff(EMPTY_STATE_VECTOR)
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("score"), st.integers(0, 2), st.sampled_from([9, 7, 5, "M", "undo"])),
+        st.tuples(st.just("deliver"), st.integers(0, 10**6)),
+        st.tuples(st.just("duplicate"), st.integers(0, 10**6)),
+        st.tuples(st.just("drop"), st.integers(0, 10**6)),
+        st.tuples(st.just("tick"), st.integers(1, 120_000)),
+        st.tuples(st.just("flush")),
+        st.tuples(st.just("crash")),
+        st.tuples(st.just("partition"), st.integers(0, 2)),
+        st.tuples(st.just("retry"), st.integers(0, 2)),
+        st.tuples(st.just("reconnect"), st.integers(0, 4)),
+        st.tuples(st.just("stream"), st.integers(0, 4)),
+        st.tuples(st.just("disconnect"), st.integers(0, 4)),
+    ),
+    min_size=10,
+    max_size=120,
+)
+skews = st.lists(st.integers(-3_600_000, MAX_CLOCK_SKEW_MS), min_size=3, max_size=3)
+
+
+class World:
+    def __init__(self, skew: list[int]) -> None:
+        self.now = START_MS
+        self.relay = Relay()
+        names = ["chris-phone", "chris-tablet", "sam-phone"]
+        archers = ["chris", "chris", "sam"]
+        self.devices = {
+            name: Device(archer, HybridClock(name), s)
+            for name, archer, s in zip(names, archers, skew, strict=True)
+        }
+        self.spectators = {"viewer-1": ShootDocument(), "viewer-2": ShootDocument()}
+        self.network: list[Message] = []
+        #: Per replica: the updates on its connection, in order; None while disconnected.
+        self.streams: dict[str, list[Message] | None] = {
+            name: [] for name in [*self.devices, *self.spectators]
+        }
+        self.written: list[Register] = []
+
+    def replica(self, name: str) -> ShootDocument:
+        return self.devices[name].replica if name in self.devices else self.spectators[name]
+
+    def post(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.kind == "update":
+                stream = self.streams[message.to]
+                if stream is not None:
+                    stream.append(message)
+            else:
+                self.network.append(message)
+
+    def reachable(self, message: Message) -> bool:
+        ends = {message.to, message.sender} & set(self.devices)
+        return not any(self.devices[end].partitioned for end in ends)
+
+    def score(self, name: str, value: Any) -> None:
+        device = self.devices[name]
+        if value == "undo":
+            device.arrows = device.arrows[:-1]
+        elif len(device.arrows) < 72:
+            device.arrows = (*device.arrows, value)
+        stamp = device.clock.now(self.now + device.skew_ms)
+        state = ArcherState(device.archer, "national", arrows=device.arrows)
+        write = Register(device.archer, stamp, state)
+        self.written.append(write)
+        device.outbox = write
+        self.send_outbox(name)
+
+    def send_outbox(self, name: str) -> None:
+        device = self.devices[name]
+        if device.outbox is not None:
+            self.network.append(Message("write", "relay", name, device.outbox))
+
+    def deliver(self, message: Message) -> None:
+        if message.to == "relay":
+            fanout = [name for name, stream in self.streams.items() if stream is not None]
+            self.post(self.relay.write(message.sender, message.payload, self.now, fanout))
+            return
+        replica = self.replica(message.to)
+        if message.kind == "update":
+            replica.apply_update(message.payload)
+        elif message.kind == "welcome":
+            reset, update = message.payload
+            if reset:
+                replica = ShootDocument()
+                if message.to in self.devices:
+                    self.devices[message.to].replica = replica
+                else:
+                    self.spectators[message.to] = replica
+            replica.apply_update(update)
+        elif message.kind == "ack":
+            device = self.devices[message.to]
+            if device.outbox == message.payload:
+                device.outbox = None
+        elif message.kind == "superseded":
+            device = self.devices[message.to]
+            winner: Register = message.payload
+            device.clock.observe(winner.stamp)
+            if device.outbox is not None and merge(device.outbox, winner) == winner:
+                device.outbox = None
+                device.arrows = winner.state.arrows
+
+    def reconnect(self, name: str) -> None:
+        """A new connection: what the old one still carried arrives first, then the welcome."""
+        for message in self.streams[name] or []:
+            self.deliver(message)
+        self.deliver(
+            Message("welcome", name, "relay", self.relay.welcome(self.replica(name).state_vector()))
+        )
+        self.streams[name] = []
+
+    def deliver_stream(self, name: str) -> None:
+        stream = self.streams[name]
+        if stream:
+            self.deliver(stream.pop(0))
+
+    def run(self, steps: list[tuple[Any, ...]]) -> None:
+        names = list(self.devices)
+        endpoints = [*names, *self.spectators]
+        for op, *args in steps:
+            deliverable = [m for m in self.network if self.reachable(m)]
+            if op == "score":
+                self.score(names[args[0]], args[1])
+            elif op in ("deliver", "duplicate", "drop") and deliverable:
+                message = deliverable[args[0] % len(deliverable)]
+                if op == "duplicate":
+                    self.network.append(message)
+                    continue
+                self.network.remove(message)
+                if op == "deliver":
+                    self.deliver(message)
+            elif op == "tick":
+                self.now += args[0]
+            elif op == "flush":
+                self.post(self.relay.flush())
+            elif op == "crash":
+                self.relay.crash()
+                # Bytes the dead process already sent may still arrive, in order; nothing
+                # new reaches a replica until it reconnects.
+                for name, stream in self.streams.items():
+                    for message in stream or []:
+                        self.deliver(message)
+                    self.streams[name] = None
+            elif op == "stream":
+                self.deliver_stream(endpoints[args[0]])
+            elif op == "disconnect":
+                self.streams[endpoints[args[0]]] = None
+            elif op == "partition":
+                device = self.devices[names[args[0]]]
+                device.partitioned = not device.partitioned
+            elif op == "retry":
+                self.send_outbox(names[args[0]])
+            elif op == "reconnect":
+                self.reconnect(endpoints[args[0]])
+
+    def heal(self) -> None:
+        for device in self.devices.values():
+            device.partitioned = False
+        for _ in range(10):
+            while self.network:
+                self.deliver(self.network.pop(0))
+            self.post(self.relay.flush())
+            while self.network:
+                self.deliver(self.network.pop(0))
+            if all(d.outbox is None for d in self.devices.values()):
+                break
+            for name in self.devices:
+                self.send_outbox(name)
+        for name in [*self.devices, *self.spectators]:
+            self.reconnect(name)
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(skew=skews, steps=ops)
+def test_every_replica_converges_to_the_lww_oracle(skew: list[int], steps: list[Any]) -> None:
+    world = World(skew)
+    world.run(steps)
+    world.heal()
+
+    oracle: dict[str, Register] = {}
+    for write in world.written:
+        winner = merge(oracle.get(write.archer_id), write)
+        assert winner is not None
+        oracle[write.archer_id] = winner
+
+    final = world.relay.doc.registers()
+    assert final == oracle
+    assert ShootDocument.load(world.relay.persisted).registers() == oracle
+    for name in [*world.devices, *world.spectators]:
+        assert world.replica(name).registers() == oracle, name
+    assert all(device.outbox is None for device in world.devices.values())
+    for acked in world.relay.acked:
+        assert merge(acked, final[acked.archer_id]) == final[acked.archer_id]

@@ -1,0 +1,97 @@
+"""The shoot document: one writer, replicas that catch up by state vector."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.clock import Stamp
+from sync.document import EMPTY_STATE_VECTOR, ShootDocument, decode_state_vector
+from sync.errors import ProtocolError
+from sync.models import ArcherState, Shoot
+from sync.register import Applied, Duplicate, Register, Superseded
+
+
+def reg(ms: int, arrows: tuple[object, ...], archer: str = "a1", **kw: object) -> Register:
+    state = ArcherState("Chris", "national", arrows=arrows, **kw)  # type: ignore[arg-type]
+    return Register(archer, Stamp(ms, 0, "phone"), state)
+
+
+def test_write_outcomes() -> None:
+    doc = ShootDocument()
+    first, newer = reg(1, (9,)), reg(2, (9, 7))
+    assert isinstance(doc.write(first)[0], Applied)
+    assert isinstance(doc.write(newer)[0], Applied)
+    outcome, update = doc.write(first)
+    assert isinstance(outcome, Superseded)
+    assert outcome.winner == newer
+    assert update == b""
+    outcome, update = doc.write(newer)
+    assert isinstance(outcome, Duplicate)
+    assert update == b""
+    assert doc.register("a1") == newer
+
+
+def test_replica_follows_updates_including_undo() -> None:
+    writer, replica = ShootDocument(client_id=1), ShootDocument()
+    for ms, arrows in [(1, (9, 7)), (2, (9, 7, 5)), (3, (9,)), (4, (9, "M", 1))]:
+        _, update = writer.write(reg(ms, arrows))
+        replica.apply_update(update)
+        assert replica.registers() == writer.registers()
+    assert replica.register("a1") == reg(4, (9, "M", 1))
+
+
+def test_one_arrow_update_is_small_however_long_the_round() -> None:
+    writer = ShootDocument(client_id=1)
+    arrows: tuple[object, ...] = (9,) * 60
+    writer.write(reg(1, arrows))
+    _, update = writer.write(reg(2, (*arrows, 7)))
+    assert len(update) < 80
+
+
+def test_diff_sends_only_what_the_replica_lacks() -> None:
+    writer, replica = ShootDocument(client_id=1), ShootDocument()
+    writer.write(reg(1, (9,) * 30))
+    replica.apply_update(writer.diff())
+    writer.write(reg(2, (9,) * 31))
+    diff = writer.diff(replica.state_vector())
+    assert len(diff) < len(writer.diff()) / 4
+    replica.apply_update(diff)
+    assert replica.registers() == writer.registers()
+
+
+def test_knows_detects_items_the_writer_never_had() -> None:
+    lost = ShootDocument(client_id=1)
+    lost.write(reg(1, (9,)))
+    replica = ShootDocument()
+    replica.apply_update(lost.diff())
+    # The writer restarts without that write (it never reached Redis).
+    restarted = ShootDocument(client_id=2)
+    assert not restarted.knows(replica.state_vector())
+    assert restarted.knows(EMPTY_STATE_VECTOR)
+    restarted.write(reg(2, (9, 9)))
+    assert restarted.knows(ShootDocument.load([restarted.diff()]).state_vector())
+
+
+def test_load_from_snapshot_and_log() -> None:
+    writer = ShootDocument(client_id=1)
+    shoot = Shoot("1234", "s1", "Club night", "Sam", 0, 1, "Europe/London")
+    log = [writer.set_meta(shoot)]
+    snapshot = writer.diff()
+    for ms in range(2, 6):
+        log.append(writer.write(reg(ms, (9,) * ms, archer=f"a{ms % 2}"))[1])
+    loaded = ShootDocument.load([snapshot, *log[1:]])
+    assert loaded.registers() == writer.registers()
+    assert loaded.meta == shoot
+    assert ShootDocument.load(log).registers() == writer.registers()
+
+
+def test_malformed_input_is_a_protocol_error() -> None:
+    doc = ShootDocument()
+    with pytest.raises(ProtocolError) as info:
+        doc.apply_update(b"\xff\xff\xff")
+    assert info.value.code == "invalid_update"
+    with pytest.raises(ProtocolError):
+        doc.diff(b"\x05\x01")
+    with pytest.raises(ProtocolError):
+        decode_state_vector(b"\x01\x80")
+    assert decode_state_vector(b"\x01\x07\x12") == {7: 18}
