@@ -13,7 +13,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fast-shoot", description="Live leaderboards for archers."
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "serve",
+        help="run the relay (HOST, PORT, REDIS_URL... from the environment; see the README)",
+    )
     return parser
 
 
@@ -22,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
+        return 0
+    if args.command == "serve":
+        from relay.server import run  # the relay's dependencies load only when serving
+
+        run()
         return 0
     return 0
 

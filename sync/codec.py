@@ -73,6 +73,7 @@ from .rounds import Arrow
 __all__ = ["decode_client", "decode_server", "encode", "register_from_wire", "register_to_wire"]
 
 _Map: TypeAlias = dict[str, Any]
+_Frame: TypeAlias = bytes | bytearray | memoryview
 _T = TypeVar("_T")
 
 #: Containers deep a frame may nest; a ``superseded`` frame needs 4 (frame, winner, state,
@@ -138,7 +139,7 @@ def _show(value: object) -> str:
     return "a map" if isinstance(value, dict) else f"a {type(value).__name__}"
 
 
-def _load(data: bytes, limit: int) -> _Map:
+def _load(data: _Frame, limit: int) -> _Map:
     """Size check, then one CBOR map and nothing after it, or ``ProtocolError``."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ProtocolError("malformed", "A frame must be a binary WebSocket message.")
@@ -179,7 +180,7 @@ def _has_more(decoder: cbor2.CBORDecoder) -> bool:
 
 
 def _decode(
-    data: bytes, limit: int, readers: Mapping[str, Callable[[_Map], _T]], sender: str
+    data: _Frame, limit: int, readers: Mapping[str, Callable[[_Map], _T]], sender: str
 ) -> _T:
     frame = _load(data, limit)
     version = frame.get("v")
@@ -453,7 +454,7 @@ _SERVER_READERS: Final[Mapping[str, Callable[[_Map], ServerMessage]]] = {
 }
 
 
-def decode_client(data: bytes) -> ClientMessage:
+def decode_client(data: bytes | bytearray | memoryview) -> ClientMessage:
     """Decode a frame a client sent: the relay's side of the socket.
 
     Raises:
@@ -465,7 +466,7 @@ def decode_client(data: bytes) -> ClientMessage:
     return _decode(data, MAX_CLIENT_FRAME_BYTES, _CLIENT_READERS, "client")
 
 
-def decode_server(data: bytes) -> ServerMessage:
+def decode_server(data: bytes | bytearray | memoryview) -> ServerMessage:
     """Decode a frame the relay sent: the client's side of the socket.
 
     Raises:

@@ -1,0 +1,60 @@
+"""The relay's settings, read from environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything that can be tuned without changing code."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_url: str | None = None
+    """``None`` starts an embedded redis-server whose data lives in :attr:`data_dir`."""
+    data_dir: Path = field(default_factory=lambda: Path(".fast-shoot"))
+    public_url: str | None = None
+    """Origin used in join links and QR codes; by default the request's own origin."""
+    idle_timeout_s: float = 300.0
+    """A shoot nobody is connected to is unloaded after this long (it stays in Redis)."""
+    hello_timeout_s: float = 10.0
+    ws_ping_interval_s: float = 5.0
+    """hypercorn pings every socket this often and evicts peers that stop answering."""
+    read_timeout_s: float = 15.0
+    subscriber_queue: int = 256
+    """Frames buffered per subscriber before it is resynced (a slow phone never stalls
+    the others, and its memory stays bounded)."""
+    compact_every: int = 500
+    """Log entries after which a shoot's snapshot is rewritten and the log trimmed."""
+    shutdown_grace_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            host=env.get("HOST", defaults.host),
+            port=int(env.get("PORT", defaults.port)),
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=Path(env.get("FAST_SHOOT_DATA_DIR", ".fast-shoot")),
+            public_url=(env.get("PUBLIC_URL") or None),
+            idle_timeout_s=_float(env, "SHOOT_IDLE_TIMEOUT_S", defaults.idle_timeout_s),
+            ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", defaults.ws_ping_interval_s),
+            read_timeout_s=_float(env, "READ_TIMEOUT_S", defaults.read_timeout_s),
+        )

@@ -1,0 +1,264 @@
+"""One WebSocket session, from ``hello`` to close: the driver between a socket and an actor.
+
+Theory of operation
+-------------------
+The session talks to a :class:`FrameSocket` (the ASGI adapter in :mod:`relay.asgi`
+implements it), so it reads without knowing hypercorn.
+
+1. The first frame must be a ``hello`` within ``hello_timeout_s``. A failed hello (unknown
+   code, wrong token) counts against the client address's throttle.
+2. The session subscribes to the shoot's actor, which queues the ``welcome`` (the diff for
+   the client's state vector, or a full state with ``reset``) before adding the session
+   to its fan-out.
+3. Two tasks run in the session's nursery: the *sender* drains the subscriber's queue onto
+   the socket, and the *reader* decodes frames and hands writes to the actor. Everything
+   the session sends after the hello goes through the queue, so frames never interleave.
+   The sender ends the session when it has sent a close; the reader ends it when the
+   peer has gone.
+
+Frames that cannot be decoded are fatal (``docs/protocol.md``): an ``error`` with
+``fatal`` set, then a close. Writes that decode but break a rule are answered with an
+``error``, nothing changes, and the session goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import trio
+
+from sync.codec import decode_client, encode
+from sync.errors import ProtocolError
+from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
+from sync.protocol import (
+    CLOSE_EXPIRED,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNKNOWN_SHOOT,
+    ClientMessage,
+    Error,
+    Hello,
+    Ping,
+    Pong,
+    Write,
+)
+
+from .actor import Submit, Subscribe, Unsubscribe, wall_ms
+from .auth import AccessDenied, Throttled, authorize
+from .context import RelayContext
+from .registry import ShootExpired, UnknownShoot
+from .store import StoreUnavailable
+from .subscriber import Close, Subscriber
+
+__all__ = ["FrameSocket", "Refused", "refusal", "serve_session"]
+
+log = logging.getLogger(__name__)
+
+#: Writes refused for rate in a row before the connection is closed.
+MAX_RATE_LIMITED: Final = 50
+#: "Try again later" (RFC 6455 registry).
+CLOSE_TRY_AGAIN_LATER: Final = 1013
+
+
+class FrameSocket(Protocol):
+    """What a session needs from a WebSocket."""
+
+    client_address: str
+
+    async def receive(self) -> bytes | str | None:
+        """The next message, or ``None`` once the peer is gone."""
+
+    async def send(self, frame: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Exception):
+    """A session the relay will not serve, with the error and close code to say so."""
+
+    code: str
+    message: str
+    close_code: int
+
+
+def refusal(exc: Exception) -> Refused:
+    """Map the relay's reasons for refusing a session to protocol terms, in one place."""
+    match exc:
+        case Refused():
+            return exc
+        case Throttled():
+            return Refused(
+                "throttled", "Too many failed attempts; wait and try again.", CLOSE_RATE_LIMITED
+            )
+        case AccessDenied():
+            return Refused(
+                "unauthorized", "That archer id and token do not match.", CLOSE_UNAUTHORIZED
+            )
+        case UnknownShoot():
+            return Refused(
+                "unknown_shoot", "There is no shoot with that code.", CLOSE_UNKNOWN_SHOOT
+            )
+        case ShootExpired():
+            return Refused("expired", "This shoot has ended.", CLOSE_EXPIRED)
+        case StoreUnavailable():
+            return Refused(
+                "unavailable", "The relay cannot load this shoot right now.", CLOSE_TRY_AGAIN_LATER
+            )
+    raise exc
+
+
+_REFUSALS = (Refused, Throttled, AccessDenied, UnknownShoot, ShootExpired, StoreUnavailable)
+
+
+async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
+    """Run one client's session until either side closes it."""
+    try:
+        hello = await _receive_hello(socket, relay)
+        if hello is None:
+            return
+        archer_id = await authorize(relay, hello, socket.client_address)
+    except _REFUSALS as exc:
+        refused = refusal(exc)
+        relay.metrics.errors += 1
+        await socket.send(encode(Error(refused.code, refused.message, fatal=True)))
+        await socket.close(refused.close_code, refused.code)
+        return
+    subscriber = Subscriber(relay.settings.subscriber_queue, role=hello.role, archer_id=archer_id)
+    relay.metrics.connections += 1
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
+            try:
+                subscribe = Subscribe(subscriber, hello.sv)
+                await relay.registry.send(hello.shoot, subscribe)
+                await subscribe.done.wait()
+                await _read_loop(socket, relay, hello.shoot, subscriber)
+            except _REFUSALS as exc:
+                refused = refusal(exc)
+                _end(
+                    subscriber,
+                    relay,
+                    Error(refused.code, refused.message, fatal=True),
+                    refused.close_code,
+                )
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await _unsubscribe(relay, hello.shoot, subscriber)
+            if socket_gone(socket):
+                nursery.cancel_scope.cancel()
+    finally:
+        relay.metrics.connections -= 1
+
+
+def socket_gone(socket: FrameSocket) -> bool:
+    return bool(getattr(socket, "gone", False))
+
+
+async def _unsubscribe(relay: RelayContext, code: str, subscriber: Subscriber) -> None:
+    try:
+        await relay.registry.send(code, Unsubscribe(subscriber))
+    except (*_REFUSALS, trio.BrokenResourceError):
+        pass  # no actor is running for this shoot, so none holds the subscriber
+
+
+def _end(subscriber: Subscriber, relay: RelayContext, error: Error, close_code: int) -> None:
+    relay.metrics.errors += 1
+    subscriber.answer(encode(error))
+    subscriber.finish(close_code, error.code)
+
+
+async def _receive_hello(socket: FrameSocket, relay: RelayContext) -> Hello | None:
+    with trio.move_on_after(relay.settings.hello_timeout_s):
+        frame = await socket.receive()
+        if frame is None:
+            return None
+        message = _decode(frame)
+        if not isinstance(message, Hello):
+            raise Refused("unexpected", "The first message must be hello.", CLOSE_POLICY)
+        return message
+    raise Refused("timeout", "No hello arrived in time.", CLOSE_POLICY)
+
+
+def _decode(frame: bytes | str) -> ClientMessage:
+    if isinstance(frame, str):
+        raise Refused("malformed", "Frames must be binary CBOR, not text.", CLOSE_POLICY)
+    try:
+        return decode_client(frame)
+    except ProtocolError as exc:
+        close_code = CLOSE_TOO_BIG if exc.code == "frame_too_large" else CLOSE_PROTOCOL_ERROR
+        raise Refused(exc.code, exc.message, close_code) from exc
+
+
+async def _read_loop(
+    socket: FrameSocket, relay: RelayContext, code: str, subscriber: Subscriber
+) -> None:
+    writes = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=trio.current_time())
+    refused_in_a_row = 0
+    while not subscriber.closed:
+        frame = await socket.receive()
+        if frame is None:
+            return
+        try:
+            message = _decode(frame)
+        except Refused as refused:
+            _end(
+                subscriber,
+                relay,
+                Error(refused.code, refused.message, fatal=True),
+                refused.close_code,
+            )
+            return
+        match message:
+            case Ping(nonce):
+                subscriber.answer(encode(Pong(nonce, wall_ms())))
+            case Hello():
+                error = Error("unexpected", "This session has already said hello.", fatal=True)
+                _end(subscriber, relay, error, CLOSE_POLICY)
+                return
+            case Write(request_id, register):
+                refusal_text = _write_refusal(subscriber, register.archer_id)
+                if refusal_text is not None:
+                    relay.metrics.errors += 1
+                    subscriber.answer(
+                        encode(Error(refusal_text[0], refusal_text[1], id=request_id))
+                    )
+                elif not writes.try_take(trio.current_time()):
+                    refused_in_a_row += 1
+                    error = Error("rate_limited", "Too many writes; resend later.", id=request_id)
+                    if refused_in_a_row > MAX_RATE_LIMITED:
+                        _end(subscriber, relay, error, CLOSE_RATE_LIMITED)
+                        return
+                    relay.metrics.errors += 1
+                    subscriber.answer(encode(error))
+                else:
+                    refused_in_a_row = 0
+                    await relay.registry.send(code, Submit(register, request_id, subscriber))
+
+
+def _write_refusal(subscriber: Subscriber, archer_id: str) -> tuple[str, str] | None:
+    if subscriber.archer_id is None:
+        return ("read_only", "Viewers cannot write; join as an archer to score.")
+    if archer_id != subscriber.archer_id:
+        return ("not_your_register", "An archer can only write their own scores.")
+    return None
+
+
+async def _send_loop(socket: FrameSocket, subscriber: Subscriber, scope: trio.CancelScope) -> None:
+    """Drain the subscriber's queue onto the socket; after a close, end the session."""
+    while True:
+        batch = await subscriber.next_batch()
+        for item in batch:
+            if isinstance(item, Close):
+                await socket.close(item.code, item.reason)
+                scope.cancel()
+                return
+            await socket.send(item)
+        # A send to a vanished peer may return without yielding (hypercorn): make sure
+        # the reader gets to run and notice the disconnect.
+        await trio.lowlevel.checkpoint()

@@ -1,0 +1,310 @@
+"""The HTTP side of the relay: the JSON API, QR codes, health and metrics.
+
+Every error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status, raised
+as :class:`ApiError` and rendered in one place. Lookups by code (join, read, QR) count
+unknown codes against the caller's address, like WebSocket hellos do.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import uuid
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from sync.clock import Stamp
+from sync.errors import SyncError
+from sync.models import (
+    ArcherState,
+    Profile,
+    Shoot,
+    end_of_local_day,
+    validate_code,
+    validate_name,
+    validate_state,
+    validate_title,
+)
+from sync.register import Register
+from sync.rounds import all_rounds, arrow_value
+
+from .actor import Read, Reply, Submit, WriteResult, wall_ms
+from .auth import Throttled, hash_token, new_token, token_matches
+from .context import RelayContext
+from .qr import qr_png, qr_svg
+from .registry import ShootExpired, UnknownShoot
+from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
+
+__all__ = ["ApiError", "build_http_app"]
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _api_error(exc: Exception) -> ApiError:
+    """The single place where the relay's exceptions become HTTP errors."""
+    match exc:
+        case ApiError():
+            return exc
+        case SyncError():
+            return ApiError(400, exc.code, exc.message)
+        case UnknownShoot():
+            return ApiError(404, "unknown_shoot", "There is no shoot with that code.")
+        case ShootExpired():
+            return ApiError(410, "expired", "This shoot has ended.")
+        case Throttled():
+            retry = str(max(1, round(exc.retry_after_s)))
+            return ApiError(
+                429,
+                "throttled",
+                "Too many failed attempts; wait and try again.",
+                {"Retry-After": retry},
+            )
+        case NoCodeAvailable():
+            return ApiError(503, "no_code_available", str(exc))
+        case StoreUnavailable():
+            return ApiError(503, "unavailable", "The relay's store is unavailable; try again soon.")
+    raise exc
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    body = {"error": {"code": error.code, "message": error.message}}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", "The request body is too large.")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, "malformed", "The request body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed", "The request body must be a JSON object.")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_field", f"Field {name!r} must be a string.")
+    return value
+
+
+def _origin(relay: RelayContext, request: Request) -> str:
+    if relay.settings.public_url:
+        return relay.settings.public_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
+    return {
+        "code": shoot.code,
+        "shoot_id": shoot.shoot_id,
+        "title": shoot.title,
+        "creator": shoot.creator,
+        "created_ms": shoot.created_ms,
+        "expires_ms": shoot.expires_ms,
+        "time_zone": shoot.time_zone,
+        "join_url": f"{origin}/join/{shoot.code}",
+        "viewer_url": f"{origin}/view/{shoot.code}",
+        "qr_svg_url": f"{origin}/api/shoots/{shoot.code}/qr.svg",
+        "qr_png_url": f"{origin}/api/shoots/{shoot.code}/qr.png",
+    }
+
+
+async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
+    """The shoot named in the path, checked for existence and expiry (throttled)."""
+    address = _client(request)
+    relay.throttle.check(address)
+    code = validate_code(request.path_params["code"])
+    shoot = await relay.store.call(relay.store.load_meta, code)
+    if shoot is None:
+        relay.throttle.failed(address)
+        raise UnknownShoot(code)
+    if shoot.expires_ms <= wall_ms():
+        raise ShootExpired(code)
+    return shoot
+
+
+def build_http_app(relay: RelayContext) -> Starlette:
+    async def create_shoot(request: Request) -> Response:
+        data = await _json_body(request)
+        creator = validate_name(_text(data, "creator"))
+        title = validate_title(_text(data, "title", ""))
+        time_zone = _text(data, "time_zone", "UTC")
+        now = wall_ms()
+        expires = end_of_local_day(now, time_zone)
+
+        def make(code: str) -> Shoot:
+            return Shoot(code, uuid.uuid4().hex, title, creator, now, expires, time_zone)
+
+        shoot = await relay.store.call(relay.store.create_shoot, make)
+        return JSONResponse(shoot_json(shoot, _origin(relay, request)), status_code=201)
+
+    async def join_shoot(request: Request) -> Response:
+        shoot = await _live_shoot(relay, request)
+        data = await _json_body(request)
+        address = _client(request)
+        if "archer_id" in data:  # another device of an archer who has joined
+            archer_id, token = _text(data, "archer_id"), _text(data, "token")
+            record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
+            if record is None or not token_matches(token, record.token_sha256):
+                relay.throttle.failed(address)
+                raise ApiError(401, "unauthorized", "That archer id and token do not match.")
+            return JSONResponse(
+                {
+                    "archer_id": archer_id,
+                    "token": token,
+                    "shoot": shoot_json(shoot, _origin(relay, request)),
+                }
+            )
+        state = ArcherState(
+            name=validate_name(_text(data, "name")),
+            round=_text(data, "round"),
+            profile=Profile(
+                _text(data, "bowstyle", "recurve"),
+                _text(data, "age_group", "adult"),
+                _text(data, "gender", "open"),
+            ),
+        )
+        validate_state(state)
+        archer_id, token = secrets.token_urlsafe(9), new_token()
+        record = ArcherRecord(hash_token(token), state.name, wall_ms())
+        await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+        # The archer appears on the leaderboard at once. The smallest possible stamp means
+        # any write from the archer's own device wins over this one.
+        reply: Reply[WriteResult] = Reply()
+        initial = Register(archer_id, Stamp(0, 0, "join"), state)
+        await relay.registry.send(shoot.code, Submit(initial, reply=reply))
+        with trio.move_on_after(2):
+            await reply.wait()
+        body = {
+            "archer_id": archer_id,
+            "token": token,
+            "shoot": shoot_json(shoot, _origin(relay, request)),
+        }
+        return JSONResponse(body)
+
+    async def read_shoot(request: Request) -> Response:
+        shoot = await _live_shoot(relay, request)
+        read = Read()
+        await relay.registry.send(shoot.code, read)
+        view = await read.reply.wait()
+        archers = {
+            archer_id: {
+                "name": register.state.name,
+                "round": register.state.round,
+                "profile": {
+                    "bowstyle": register.state.profile.bowstyle,
+                    "age_group": register.state.profile.age_group,
+                    "gender": register.state.profile.gender,
+                },
+                "arrows": list(register.state.arrows),
+                "finished": register.state.finished,
+                "left": register.state.left,
+            }
+            for archer_id, register in view.registers.items()
+        }
+        body = {
+            "shoot": shoot_json(view.shoot, _origin(relay, request)),
+            "leaderboard": view.leaderboard.to_dict(),
+            "archers": archers,
+        }
+        return JSONResponse(body)
+
+    async def qr(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind not in ("svg", "png"):
+            raise ApiError(404, "not_found", "QR codes come as qr.svg or qr.png.")
+        shoot = await _live_shoot(relay, request)
+        url = shoot_json(shoot, _origin(relay, request))["join_url"]
+        if kind == "svg":
+            return Response(qr_svg(url), media_type="image/svg+xml")
+        return Response(qr_png(url), media_type="image/png")
+
+    async def rounds(request: Request) -> Response:
+        body = [
+            {
+                "codename": info.codename,
+                "name": info.name,
+                "location": info.location,
+                "total_arrows": info.total_arrows,
+                "end_size": info.end_size,
+                "max_score": info.max_score,
+                "values": [
+                    str(v) if isinstance(v, str) else v
+                    for v in sorted(info.allowed_at(0), key=lambda a: (a != "X", -arrow_value(a)))
+                ],
+            }
+            for info in all_rounds()
+        ]
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+
+    async def health(request: Request) -> Response:
+        try:
+            with trio.fail_after(1):
+                redis_ok = await relay.store.call(relay.store.ping)
+        except (StoreUnavailable, trio.TooSlowError):
+            redis_ok = False
+        degraded = relay.metrics.redis_degraded_shoots
+        status = "ok" if redis_ok and not degraded else "degraded"
+        body = {
+            "status": status,
+            "redis": redis_ok,
+            "degraded_shoots": degraded,
+            "live_shoots": relay.registry.live_shoots,
+            "connections": relay.metrics.connections,
+        }
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def join_page(request: Request) -> Response:
+        shoot = await _live_shoot(relay, request)
+        title = html.escape(shoot.title or f"{shoot.creator}'s shoot")
+        page = (
+            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<title>{title}</title><h1>{title}</h1><p>Shoot code <strong>{shoot.code}</strong></p>"
+            f"<img alt='QR code to join' src='/api/shoots/{shoot.code}/qr.svg' width=240>"
+        )
+        return HTMLResponse(page)
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            except Exception as exc:
+                return _error_response(_api_error(exc))
+
+        return endpoint
+
+    routes = [
+        Route("/api/shoots", guarded(create_shoot), methods=["POST"]),
+        Route("/api/shoots/{code}/join", guarded(join_shoot), methods=["POST"]),
+        Route("/api/shoots/{code}", guarded(read_shoot), methods=["GET"]),
+        Route("/api/shoots/{code}/qr.{kind:str}", guarded(qr), methods=["GET"]),
+        Route("/api/rounds", guarded(rounds), methods=["GET"]),
+        Route("/health", guarded(health), methods=["GET"]),
+        Route("/metrics", guarded(metrics), methods=["GET"]),
+        Route("/join/{code}", guarded(join_page), methods=["GET"]),
+        Route("/view/{code}", guarded(join_page), methods=["GET"]),
+    ]
+    return Starlette(routes=routes)

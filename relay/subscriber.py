@@ -1,0 +1,145 @@
+"""One connected client as the shoot's actor sees it: a bounded queue of frames.
+
+Backpressure: the actor must never wait for a slow phone, so it only ever calls the
+non-blocking :meth:`Subscriber.offer`. Each subscriber has one sender task (in the
+connection's nursery) draining the queue onto its socket. When the queue is full the
+subscriber has fallen behind: its queued *updates* are dropped and replaced by one frame
+holding the whole document (a *resync*; Yjs updates are idempotent, so a replica that
+already had some of it is fine). Answers to the client's own writes (acks, errors) are
+never dropped: the client is waiting for them. A subscriber that needs resyncing again and again is
+closed with ``CLOSE_TOO_SLOW``; it will reconnect and catch up from its state vector.
+Either way its memory stays bounded by the queue size.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from sync.protocol import CLOSE_TOO_SLOW
+
+__all__ = ["Close", "Subscriber", "SubscriberStats"]
+
+#: Resyncs allowed before a subscriber is closed instead.
+MAX_RESYNCS: Final = 3
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Queued after the last frame: the sender closes the socket with this code."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberStats:
+    queued: int
+    resyncs: int
+    closed: bool
+
+
+class Subscriber:
+    """A client connection's outgoing frames.
+
+    Args:
+        limit: Frames held before the subscriber counts as fallen behind.
+        role: ``"archer"`` or ``"viewer"``.
+        archer_id: The archer this connection may write for, if any.
+    """
+
+    def __init__(self, limit: int, *, role: str = "viewer", archer_id: str | None = None) -> None:
+        self.id = next(_ids)
+        self.limit = limit
+        self.role = role
+        self.archer_id = archer_id
+        self.resyncs = 0
+        self._frames: deque[bytes | Close] = deque()
+        # Which queued frames are answers (kept through a resync), as opposed to updates.
+        self._answer_frames: set[bytes] = set()
+        self._wakeup = trio.Event()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> SubscriberStats:
+        return SubscriberStats(len(self._frames), self.resyncs, self._closed)
+
+    def offer(self, frame: bytes, resync: Callable[[], bytes]) -> bool:
+        """Queue a document update without waiting.
+
+        Args:
+            frame: The encoded frame (the same bytes object for every subscriber).
+            resync: Builds the full-state frame, called only if the queue is full.
+
+        Returns:
+            ``False`` when the subscriber is closed (or has just been closed).
+        """
+        if self._closed:
+            return False
+        if len(self._frames) < self.limit:
+            self._frames.append(frame)
+        elif self.resyncs < MAX_RESYNCS:
+            self.resyncs += 1
+            kept = [f for f in self._frames if f in self._answer_frames]
+            self._frames.clear()
+            self._frames.append(resync())
+            self._frames.extend(kept)
+        else:
+            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+            return False
+        self._wakeup.set()
+        return True
+
+    def answer(self, frame: bytes) -> bool:
+        """Queue an answer meant for this client alone (ack, superseded, error, pong).
+
+        Answers are never dropped by a resync; a client that lets more than twice the
+        queue's size of them pile up is closed.
+        """
+        if self._closed:
+            return False
+        if len(self._frames) >= 2 * self.limit:
+            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+            return False
+        self._frames.append(frame)
+        self._answer_frames.add(frame)
+        self._wakeup.set()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Drop anything unsent and queue the close (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._frames.clear()
+        self._answer_frames.clear()
+        self._frames.append(Close(code, reason))
+        self._wakeup.set()
+
+    def finish(self, code: int, reason: str) -> None:
+        """Queue the close after what is already queued (a graceful close)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._frames.append(Close(code, reason))
+        self._wakeup.set()
+
+    async def next_batch(self) -> list[bytes | Close]:
+        """Wait for frames, then take everything queued."""
+        while not self._frames:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+        batch = list(self._frames)
+        self._frames.clear()
+        self._answer_frames.clear()
+        return batch
