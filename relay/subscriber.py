@@ -27,6 +27,9 @@ __all__ = ["Close", "Subscriber", "SubscriberStats"]
 
 #: Resyncs allowed before a subscriber is closed instead.
 MAX_RESYNCS: Final = 3
+#: Answers (acks, errors) held for one client. After a Redis outage a whole backlog of
+#: acks is released at once, so this is far above any queue of updates.
+MAX_QUEUED_ANSWERS: Final = 4096
 
 _ids = itertools.count(1)
 
@@ -103,12 +106,13 @@ class Subscriber:
     def answer(self, frame: bytes) -> bool:
         """Queue an answer meant for this client alone (ack, superseded, error, pong).
 
-        Answers are never dropped by a resync; a client that lets more than twice the
-        queue's size of them pile up is closed.
+        Answers are never dropped by a resync. Their number is bounded by the client's own
+        write rate; a client that lets more than :data:`MAX_QUEUED_ANSWERS` pile up
+        (writing without reading) is closed.
         """
         if self._closed:
             return False
-        if len(self._frames) >= 2 * self.limit:
+        if len(self._answer_frames) >= MAX_QUEUED_ANSWERS:
             self.close(CLOSE_TOO_SLOW, "too slow to keep up")
             return False
         self._frames.append(frame)

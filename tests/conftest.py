@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import trio
 
 from relay.redis_server import RedisServer
 
@@ -36,3 +37,14 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server for this test alone, free to be stopped, killed and restarted."""
     with RedisServer(tmp_path / "redis") as server:
         yield server
+
+
+@pytest.fixture
+async def relay_url(redis_url: str, nursery: trio.Nursery) -> str:
+    """A real relay on a free loopback port, using the session's Redis."""
+    from relay.config import Settings
+    from relay.server import serve_relay
+
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    url: str = await nursery.start(serve_relay, settings)
+    return url

@@ -1,0 +1,610 @@
+"""The live client: a replica of one shoot, a durable outbox, and the connection loop.
+
+Theory of operation
+-------------------
+A :class:`ShootClient` holds three things:
+
+* a **replica** of the shoot's document (:class:`~sync.document.ShootDocument`), changed
+  only by updates from the relay;
+* the **outbox** (:mod:`clients._outbox`): this device's writes the relay has not yet
+  acknowledged, newest per register, on disk;
+* a **hybrid clock** that stamps writes and observes every stamp the device sees.
+
+What the user sees (:attr:`ShootClient.registers`, :attr:`ShootClient.leaderboard`) is the
+replica overlaid with the outbox, register by register, by the merge: a write shows at
+once, online or not, and disappears into the replica's copy once the relay has it.
+
+The connection loop (:meth:`ShootClient.run`) repeats: open the WebSocket, send ``hello``
+with the replica's state vector, apply the ``welcome`` (starting a fresh replica when
+``reset``), resend the whole outbox, then read until the connection ends. Two helper tasks
+run beside the reader: the heartbeat (a ``ping`` after ``ping_interval_s`` without
+sending; the connection is dead if nothing arrives within ``pong_timeout_s`` of it) and
+the resender (a write unanswered for ``resend_after_s`` is sent again). Between attempts
+the loop waits a delay from :class:`~clients._backoff.Backoff` (full jitter); it stops
+for good after the relay closes with 4401, 4404 or 4410.
+
+Answers to writes: ``ack`` with the pending write's stamp removes it from the outbox;
+``superseded`` adopts the winner (an event says so) and drops the pending write if the
+winner is at least as new; ``error`` ``clock_skew`` corrects the clock from the relay's
+time and re-stamps the same state; ``rate_limited`` leaves the write for the resender;
+any other error drops the write and reports it.
+
+Cancellation: writes are saved to the outbox in a worker thread that is not abandoned on
+cancel, so a write the caller saw return is on disk, and one cancelled mid-save is either
+wholly there or not.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+import trio_websocket
+
+from sync.clock import HybridClock, Stamp
+from sync.codec import decode_server, encode
+from sync.document import ShootDocument
+from sync.leaderboard import Leaderboard, build_leaderboard
+from sync.models import ArcherState, Shoot
+from sync.protocol import (
+    MAX_SERVER_FRAME_BYTES,
+    Ack,
+    ClientMessage,
+    Error,
+    Hello,
+    Notice,
+    Ping,
+    Pong,
+    ServerMessage,
+    Superseded,
+    Update,
+    Welcome,
+    Write,
+)
+from sync.register import Register, merge
+from sync.rounds import Arrow
+
+from ._backoff import Backoff
+from ._errors import (
+    NotJoined,
+    RelayUnreachable,
+    ShootError,
+    ShootExpired,
+    Unauthorized,
+    UnknownShoot,
+    error_for_code,
+    translate,
+)
+from ._events import (
+    ConnectionChanged,
+    ConnectionState,
+    Event,
+    EventQueue,
+    NoticeReceived,
+    RegistersChanged,
+    WriteAcked,
+    WriteRefused,
+    WriteSuperseded,
+)
+from ._identity import Identity, new_device_id
+from ._outbox import Outbox
+from ._scoring import add_arrows, checked, without_last_arrow
+
+__all__ = ["ClientOptions", "ShootClient", "connect", "system_wall_ms"]
+
+_FATAL: Final = (UnknownShoot, ShootExpired, Unauthorized)
+
+
+def system_wall_ms() -> int:
+    """The device's wall clock in milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """Timings of the connection loop; the defaults follow ``docs/protocol.md``."""
+
+    ping_interval_s: float = 15.0
+    """Send a ``ping`` after this long without sending anything."""
+    pong_timeout_s: float = 10.0
+    """The connection is dead if nothing arrives this long after a ``ping``."""
+    resend_after_s: float = 10.0
+    """Send an unanswered write again after this long."""
+    connect_timeout_s: float = 10.0
+    """Give up on one attempt (WebSocket handshake, then ``welcome``) after this long."""
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    event_queue_size: int = 256
+    """Events kept for the user before the oldest are dropped (see :attr:`ShootClient.events`)."""
+
+
+def websocket_url(relay_url: str) -> str:
+    """The relay's WebSocket endpoint for its HTTP origin."""
+    base = relay_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    return base + "/ws"
+
+
+class ShootClient:
+    """A live replica of one shoot, as a viewer or as one archer's device.
+
+    Use :func:`connect`, which runs the connection loop in the background::
+
+        async with connect(url, "4821", identity=me, outbox_path=path) as client:
+            await client.score_end([9, 9, 7, 7, 5, "M"])   # shows at once, even offline
+            await client.wait_synced()                       # acked by the relay
+
+    Args:
+        relay_url: The relay's HTTP origin.
+        code: The shoot's code.
+        identity: The archer this device writes as; ``None`` for a read-only viewer.
+        outbox_path: The file that keeps unacknowledged writes across restarts; ``None``
+            keeps them in memory only.
+        options: Timings of the connection loop.
+        wall_clock: The device's wall clock in ms (inject a skewed one in tests).
+        rng: Random source for the backoff jitter.
+
+    Raises:
+        ShootError: ``outbox_corrupt`` if the outbox file cannot be read.
+    """
+
+    def __init__(
+        self,
+        relay_url: str,
+        code: str,
+        *,
+        identity: Identity | None = None,
+        outbox_path: Path | None = None,
+        options: ClientOptions | None = None,
+        wall_clock: Callable[[], int] = system_wall_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.relay_url = relay_url
+        self.code = code
+        self.identity = identity
+        self.options = options or ClientOptions()
+        self._wall = wall_clock
+        self._ws_url = websocket_url(relay_url)
+        self._doc = ShootDocument()
+        self._outbox = Outbox(outbox_path)
+        device_id = identity.device_id if identity else new_device_id("viewer")
+        self._clock = HybridClock(device_id)
+        for stamp in self._known_stamps():
+            self._clock.observe(stamp)
+        self.events = EventQueue(self.options.event_queue_size)
+        """Changes and notices, oldest first; bounded (see :class:`EventQueue`)."""
+        self.backoff = Backoff(self.options.backoff_base_s, self.options.backoff_cap_s)
+        if rng is not None:
+            self.backoff.rng = rng
+        self.shoot: Shoot | None = None
+        """The shoot's metadata, once a ``welcome`` has arrived."""
+        self.state = ConnectionState.WAITING
+        self.error: ShootError | None = None
+        """Why the last connection attempt ended (or why the client stopped)."""
+        self.connections = 0
+        """Sessions that reached ``welcome`` so far."""
+        self._scope = trio.CancelScope()
+        self._changed = trio.Event()
+        self._ws: Any = None
+        self._send_lock = trio.Lock()
+        self._write_lock = trio.Lock()
+        self._save_lock = trio.Lock()
+        self._next_id = 0
+        self._nonce = 0
+        self._inflight: dict[int, Register] = {}
+        self._sent_at: dict[str, float] = {}
+        self._last_sent = self._last_received = 0.0
+
+    # -- what the user reads -------------------------------------------------------------
+
+    @property
+    def archer_id(self) -> str | None:
+        return self.identity.archer_id if self.identity else None
+
+    @property
+    def registers(self) -> dict[str, Register]:
+        """Every archer's register: the replica, overlaid with this device's newer writes."""
+        registers = self._doc.registers()
+        if self.archer_id is not None:
+            own = self._outbox.seen(self.archer_id)
+            registers[self.archer_id] = merge(registers.get(self.archer_id), own)  # type: ignore[assignment]
+        for pending in self._outbox.pending():
+            registers[pending.archer_id] = merge(registers.get(pending.archer_id), pending)  # type: ignore[assignment]
+        return {k: v for k, v in registers.items() if v is not None}
+
+    def register(self, archer_id: str | None = None) -> Register | None:
+        """One archer's visible register (this device's archer by default)."""
+        archer_id = archer_id or self.archer_id
+        return None if archer_id is None else self.registers.get(archer_id)
+
+    @property
+    def leaderboard(self) -> Leaderboard:
+        """The leaderboard as this device sees it, its own pending writes included."""
+        return build_leaderboard(self.registers.values())
+
+    @property
+    def pending(self) -> list[Register]:
+        """Writes not yet acknowledged by the relay, oldest first."""
+        return self._outbox.pending()
+
+    @property
+    def reconnect_delays(self) -> list[float]:
+        """The most recent backoff delays drawn, newest last."""
+        return list(self.backoff.history)
+
+    async def wait_until(self, predicate: Callable[[ShootClient], bool]) -> None:
+        """Wait until ``predicate(self)`` holds; it is re-checked after every change."""
+        while not predicate(self):
+            await self._changed.wait()
+
+    async def wait_connected(self) -> None:
+        """Wait for a ``welcome``.
+
+        Raises:
+            ShootError: the client stopped for good (e.g. :class:`UnknownShoot`).
+        """
+        await self.wait_until(
+            lambda c: c.state in (ConnectionState.CONNECTED, ConnectionState.CLOSED)
+        )
+        self._raise_if_closed()
+
+    async def wait_synced(self) -> None:
+        """Wait until connected with an empty outbox (every write acknowledged).
+
+        Raises:
+            ShootError: the client stopped for good before that.
+        """
+        await self.wait_until(
+            lambda c: (
+                (c.state is ConnectionState.CONNECTED and not len(c._outbox))
+                or c.state is ConnectionState.CLOSED
+            )
+        )
+        self._raise_if_closed()
+
+    def _raise_if_closed(self) -> None:
+        if self.state is ConnectionState.CLOSED:
+            raise self.error or ShootError("closed", "The client is closed.")
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def score_end(self, arrows: Sequence[Arrow | str]) -> Register:
+        """Score one end (``[9, 9, 7, 7, 5, "M"]``; strings such as ``"x"`` are accepted).
+
+        The write shows at once in :attr:`leaderboard` and is in the outbox when this
+        returns; it reaches the relay when the client is connected.
+
+        Raises:
+            InvalidScore: an arrow the round does not allow, more arrows than fit in the
+                end or the round, or the score sheet is finished.
+            NotJoined: a viewer, or a device that has never seen its archer's state.
+        """
+        return await self._write(lambda s: add_arrows(s, arrows, whole_end=True))
+
+    async def score_arrow(self, value: Arrow | str) -> Register:
+        """Score one arrow. Raises as :meth:`score_end`."""
+        return await self._write(lambda s: add_arrows(s, [value], whole_end=False))
+
+    async def undo(self) -> Register:
+        """Take back the last arrow."""
+        return await self._write(without_last_arrow)
+
+    async def change_round(self, round: str, *, keep_arrows: bool = True) -> Register:
+        """Switch to another round (archeryutils code name, e.g. ``"york"``).
+
+        Raises:
+            InvalidScore: ``unknown_round``, or arrows the new round does not allow
+                (pass ``keep_arrows=False`` to start the new round afresh).
+        """
+        return await self._write(
+            lambda s: checked(replace(s, round=round, arrows=s.arrows if keep_arrows else ()))
+        )
+
+    async def finish(self) -> Register:
+        """Mark the score sheet final."""
+        return await self._write(lambda s: replace(s, finished=True))
+
+    async def leave(self) -> Register:
+        """Leave the shoot (the archer disappears from the leaderboard)."""
+        return await self._write(lambda s: replace(s, left=True))
+
+    async def _write(self, change: Callable[[ArcherState], ArcherState]) -> Register:
+        identity = self.identity
+        if identity is None:
+            raise NotJoined("read_only", "Viewers cannot score; join the shoot as an archer.")
+        async with self._write_lock:
+            current = self.register()
+            base = current.state if current is not None else identity.initial
+            if base is None:
+                raise NotJoined(
+                    "no_state",
+                    "This device has not seen the archer's scores yet; connect to the relay once.",
+                )
+            state = change(base)
+            register = Register(identity.archer_id, self._clock.now(self._wall()), state)
+            self._outbox.put(register)
+            await self._save()
+            self._emit(RegistersChanged(frozenset({identity.archer_id}), "local"))
+            ws = self._ws
+            if ws is not None and self.state is ConnectionState.CONNECTED:
+                await self._try_send_write(ws, register)
+            return register
+
+    # -- the connection loop -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the connection loop; pending writes stay in the outbox file."""
+        self._scope.cancel()
+        self._set_state(ConnectionState.CLOSED, self.error)
+
+    async def run(self) -> None:
+        """Connect, stay connected, reconnect with backoff; until closed or refused."""
+        attempt = 0
+        with self._scope:
+            while True:
+                self._set_state(ConnectionState.CONNECTING, self.error)
+                connections = self.connections
+                try:
+                    await self._session()
+                except Exception as exc:
+                    error = translate(exc, self.relay_url)
+                    if error is None:
+                        raise
+                else:  # pragma: no cover - a session only ends by an exception
+                    error = RelayUnreachable("disconnected", "The connection ended.")
+                if self.connections > connections:
+                    attempt = 0
+                if isinstance(error, _FATAL):
+                    self._set_state(ConnectionState.CLOSED, error)
+                    return
+                self._set_state(ConnectionState.WAITING, error)
+                await trio.sleep(self.backoff.delay(attempt))
+                attempt += 1
+
+    async def _session(self) -> None:
+        options = self.options
+        async with trio_websocket.open_websocket_url(
+            self._ws_url,
+            max_message_size=MAX_SERVER_FRAME_BYTES,
+            connect_timeout=options.connect_timeout_s,
+            disconnect_timeout=2,
+        ) as ws:
+            identity = self.identity
+            hello = Hello(
+                shoot=self.code,
+                role="archer" if identity else "viewer",
+                sv=self._doc.state_vector(),
+                archer=identity.archer_id if identity else None,
+                token=identity.token if identity else None,
+            )
+            await self._send(ws, hello)
+            with trio.move_on_after(options.connect_timeout_s):
+                first = await self._receive(ws)
+            if not self._last_received:
+                raise RelayUnreachable("timeout", "The relay did not answer hello in time.")
+            match first:
+                case Welcome():
+                    await self._on_welcome(first)
+                case Error(code=code, message=message):
+                    raise error_for_code(code, message)
+                case _:
+                    raise ShootError("unexpected", "The relay did not answer hello.")
+            try:
+                self._ws = ws
+                self.connections += 1
+                self._set_state(ConnectionState.CONNECTED, None)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._heartbeat, ws)
+                    nursery.start_soon(self._resender, ws)
+                    for register in self._outbox.pending():
+                        await self._send_write(ws, register)
+                    while True:
+                        await self._handle(ws, await self._receive(ws))
+            finally:
+                self._ws = None
+                self._inflight.clear()
+                self._sent_at.clear()
+
+    async def _send(self, ws: Any, message: ClientMessage) -> None:
+        async with self._send_lock:
+            await ws.send_message(encode(message))
+            self._last_sent = trio.current_time()
+
+    async def _receive(self, ws: Any) -> ServerMessage:
+        frame = await ws.get_message()
+        self._last_received = trio.current_time()
+        if isinstance(frame, str):
+            raise ShootError("malformed", "The relay sent a text frame.")
+        return decode_server(frame)
+
+    async def _send_write(self, ws: Any, register: Register) -> None:
+        self._next_id += 1
+        self._inflight[self._next_id] = register
+        self._sent_at[register.archer_id] = trio.current_time()
+        await self._send(ws, Write(self._next_id, register))
+
+    async def _try_send_write(self, ws: Any, register: Register) -> None:
+        """Send from a user's task: a broken socket is the reader's business, not theirs."""
+        try:
+            await self._send_write(ws, register)
+        except Exception as exc:
+            if translate(exc, self.relay_url) is None:
+                raise
+
+    async def _heartbeat(self, ws: Any) -> None:
+        options = self.options
+        while True:
+            idle_until = self._last_sent + options.ping_interval_s
+            if trio.current_time() < idle_until:
+                await trio.sleep_until(idle_until)
+                continue
+            self._nonce += 1
+            await self._send(ws, Ping(self._nonce))
+            pinged = self._last_sent
+            await trio.sleep_until(pinged + options.pong_timeout_s)
+            if self._last_received < pinged:
+                raise RelayUnreachable(
+                    "heartbeat_timeout", "The relay stopped answering; reconnecting."
+                )
+
+    async def _resender(self, ws: Any) -> None:
+        period = self.options.resend_after_s
+        while True:
+            await trio.sleep(period / 4)
+            now = trio.current_time()
+            for register in self._outbox.pending():
+                sent = self._sent_at.get(register.archer_id)
+                if sent is None or now - sent >= period:
+                    await self._send_write(ws, register)
+
+    # -- what arrives --------------------------------------------------------------------
+
+    async def _on_welcome(self, welcome: Welcome) -> None:
+        before = self._doc.registers()
+        if welcome.reset:
+            self._doc = ShootDocument()
+        self._doc.apply_update(welcome.update)
+        self.shoot = welcome.shoot
+        await self._after_replica_change(before)
+
+    async def _after_replica_change(self, before: dict[str, Register]) -> None:
+        after = self._doc.registers()
+        changed = frozenset(
+            a for a in after.keys() | before.keys() if after.get(a) != before.get(a)
+        )
+        own = self._doc.register(self.archer_id) if self.archer_id else None
+        if own is not None:
+            self._clock.observe(own.stamp)
+            if self._outbox.see(own):
+                await self._save()
+        if changed:
+            self._emit(RegistersChanged(changed, "relay"))
+        else:
+            self._notify()
+
+    async def _handle(self, ws: Any, message: ServerMessage) -> None:
+        match message:
+            case Update(update=update):
+                before = self._doc.registers()
+                self._doc.apply_update(update)
+                await self._after_replica_change(before)
+            case Ack(id=request_id, archer=archer, stamp=stamp):
+                self._inflight.pop(request_id, None)
+                self._clock.observe(stamp)
+                acked = self._outbox.acknowledge(archer, stamp)
+                if acked is not None:
+                    await self._save()
+                    self._emit(WriteAcked(acked))
+                else:
+                    self._notify()
+            case Superseded(id=request_id, winner=winner):
+                sent = self._inflight.pop(request_id, None)
+                self._clock.observe(winner.stamp)
+                dropped = self._outbox.adopt(winner)
+                await self._save()
+                lost = sent or dropped
+                if lost is not None:
+                    self._emit(WriteSuperseded(lost, winner))
+                self._emit(RegistersChanged(frozenset({winner.archer_id}), "relay"))
+            case Error(id=None, code=code, message=text):
+                self.error = error_for_code(code, text)
+                self._notify()
+            case Error(id=int(request_id)):
+                await self._on_write_error(ws, request_id, message)
+            case Notice():
+                self._emit(NoticeReceived(message))
+            case Pong() | Welcome():
+                pass
+
+    async def _on_write_error(self, ws: Any, request_id: int, error: Error) -> None:
+        sent = self._inflight.pop(request_id, None)
+        if sent is None:
+            return
+        pending = self._outbox.get(sent.archer_id)
+        still_pending = pending is not None and pending.stamp == sent.stamp
+        if error.code == "rate_limited":
+            self._sent_at[sent.archer_id] = trio.current_time()  # the resender retries
+        elif error.code == "clock_skew" and error.server_ms is not None:
+            self._clock.correct(self._wall(), error.server_ms)
+            if still_pending:
+                restamped = Register(sent.archer_id, self._clock.now(self._wall()), sent.state)
+                self._outbox.replace(restamped)
+                await self._save()
+                await self._send_write(ws, restamped)
+        elif still_pending:
+            self._outbox.discard(sent.archer_id, sent.stamp)
+            await self._save()
+            self._emit(WriteRefused(sent, error_for_code(error.code, error.message)))
+            self._emit(RegistersChanged(frozenset({sent.archer_id}), "relay"))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _known_stamps(self) -> list[Stamp]:
+        stamps = [r.stamp for r in self._outbox.pending()]
+        if self.archer_id is not None and (seen := self._outbox.seen(self.archer_id)):
+            stamps.append(seen.stamp)
+        if self._outbox.clock is not None:
+            stamps.append(self._outbox.clock)
+        return stamps
+
+    async def _save(self) -> None:
+        async with self._save_lock:
+            self._outbox.clock = self._clock.last
+            await trio.to_thread.run_sync(self._outbox.save)
+
+    def _set_state(self, state: ConnectionState, error: ShootError | None) -> None:
+        changed = state is not self.state
+        self.state, self.error = state, error
+        if changed:
+            self._emit(ConnectionChanged(state, error))
+
+    def _emit(self, event: Event) -> None:
+        self.events.put(event)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+@asynccontextmanager
+async def connect(
+    relay_url: str,
+    code: str,
+    *,
+    identity: Identity | None = None,
+    outbox_path: Path | None = None,
+    options: ClientOptions | None = None,
+    wall_clock: Callable[[], int] = system_wall_ms,
+    rng: random.Random | None = None,
+) -> AsyncIterator[ShootClient]:
+    """Open a :class:`ShootClient` and run its connection loop until the block ends.
+
+    The block starts at once, connected or not: writes queue in the outbox and go out when
+    the relay is reachable. Use :meth:`ShootClient.wait_connected` to wait for it.
+    Arguments are :class:`ShootClient`'s.
+    """
+    client = ShootClient(
+        relay_url,
+        code,
+        identity=identity,
+        outbox_path=outbox_path,
+        options=options,
+        wall_clock=wall_clock,
+        rng=rng,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.run)
+        try:
+            yield client
+        finally:
+            client.close()

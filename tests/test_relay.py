@@ -1,0 +1,83 @@
+"""The relay end to end: real sockets on loopback, a real redis-server."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from sync.protocol import Ack, Update, Welcome
+from tests.wire import create_shoot, join, peer, register
+
+
+async def test_shoot_lifecycle_reaches_everyone(relay_url: str) -> None:
+    with trio.fail_after(15):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            shoot = await create_shoot(http, title="Club night", time_zone="Europe/London")
+            code = shoot["code"]
+            assert shoot["join_url"].endswith(f"/join/{code}")
+            chris, chris_token = await join(http, code, "Chris")
+            alex, alex_token = await join(http, code, "Alex")
+            async with (
+                peer(relay_url, code, archer=chris, token=chris_token) as a,
+                peer(relay_url, code, archer=alex, token=alex_token) as b,
+                peer(relay_url, code) as viewer,
+            ):
+                for p in (a, b, viewer):
+                    welcome = await p.expect(Welcome)
+                    assert welcome.shoot.code == code
+                    assert set(p.doc.registers()) == {chris, alex}
+
+                await a.write(1, register(chris, (9, 9, 7, 7, 5, 3), device="a"))
+                ack = await a.expect(Ack)
+                assert ack.id == 1
+                for p in (b, viewer):
+                    await p.expect(Update)
+                    assert p.doc.register(chris) == a.doc.register(chris)
+
+                await b.write(1, register(alex, (9, 9, 9, 9, 9, 9), device="b", name="Alex"))
+                await b.expect(Ack)
+                await viewer.expect(Update)
+                board = (await http.get(f"/api/shoots/{code}")).json()["leaderboard"]
+                standings = board["groups"][0]["standings"]
+                assert [(s["name"], s["total"], s["position"]) for s in standings] == [
+                    ("Alex", 54, 1),
+                    ("Chris", 40, 2),
+                ]
+                assert standings[1]["behind"] == 14
+
+                # Chris leaves, Alex finishes.
+                await a.write(2, register(chris, (9, 9, 7, 7, 5, 3), device="a", left=True))
+                await a.expect(Ack)
+                await b.write(2, register(alex, (9,) * 72, device="b", name="Alex", finished=True))
+                await b.expect(Ack)
+                body = (await http.get(f"/api/shoots/{code}")).json()
+                standings = body["leaderboard"]["groups"][0]["standings"]
+                assert [s["name"] for s in standings] == ["Alex"]
+                assert standings[0]["finished"] is True
+                assert standings[0]["classification_status"] == "achieved"
+                assert body["archers"][chris]["left"] is True
+
+
+async def test_two_shoots_never_see_each_other(relay_url: str) -> None:
+    with trio.fail_after(15):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            first = (await create_shoot(http))["code"]
+            second = (await create_shoot(http))["code"]
+            assert first != second
+            chris, token = await join(http, first, "Chris")
+            alex, _ = await join(http, second, "Alex")
+            async with (
+                peer(relay_url, first, archer=chris, token=token) as writer,
+                peer(relay_url, second) as other,
+            ):
+                await writer.expect(Welcome)
+                await other.expect(Welcome)
+                await writer.write(1, register(chris, (9,) * 6, device="a"))
+                await writer.expect(Ack)
+                # Anything the second shoot's viewer received is about its own archer.
+                async with peer(relay_url, second) as late:
+                    await late.expect(Welcome)
+                    assert set(late.doc.registers()) == {alex}
+                assert set(other.doc.registers()) == {alex}
+                second_json = (await http.get(f"/api/shoots/{second}")).json()
+                assert set(second_json["archers"]) == {alex}

@@ -1,0 +1,111 @@
+"""A bare protocol peer for relay tests: raw frames over a real WebSocket, no SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+import trio
+import trio_websocket
+
+from sync.clock import Stamp
+from sync.codec import decode_server, encode
+from sync.document import ShootDocument
+from sync.models import ArcherState
+from sync.protocol import Hello, Message, ServerMessage, Update, Welcome, Write
+from sync.register import Register
+
+M = TypeVar("M")
+
+
+class Peer:
+    """One client connection with its replica, reading frames only when asked to."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self.ws = ws
+        self.doc = ShootDocument()
+        self.seen: list[ServerMessage] = []
+
+    async def send(self, message: Message) -> None:
+        await self.ws.send_message(encode(message))
+
+    async def receive(self) -> ServerMessage:
+        message = decode_server(await self.ws.get_message())
+        self.seen.append(message)
+        if isinstance(message, Update):
+            self.doc.apply_update(message.update)
+        if isinstance(message, Welcome):
+            if message.reset:
+                self.doc = ShootDocument()
+            self.doc.apply_update(message.update)
+        return message
+
+    async def expect(self, kind: type[M]) -> M:
+        """Read until a message of ``kind`` arrives (updates on the way are applied)."""
+        while True:
+            message = await self.receive()
+            if isinstance(message, kind):
+                return message
+
+    async def write(self, request_id: int, register: Register) -> None:
+        await self.send(Write(request_id, register))
+
+
+@asynccontextmanager
+async def peer(
+    relay_url: str,
+    code: str,
+    *,
+    archer: str | None = None,
+    token: str | None = None,
+    sv: bytes = b"\x00",
+) -> AsyncIterator[Peer]:
+    ws_url = relay_url.replace("http://", "ws://") + "/ws"
+    async with trio_websocket.open_websocket_url(ws_url) as ws:
+        p = Peer(ws)
+        role = "archer" if archer else "viewer"
+        await p.send(Hello(code, role, sv, archer, token))
+        yield p
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def register(
+    archer: str,
+    arrows: tuple[Any, ...],
+    *,
+    device: str = "dev",
+    ms: int | None = None,
+    **state: Any,
+) -> Register:
+    fields: dict[str, Any] = {"name": "Chris", "round": "national", "arrows": arrows, **state}
+    return Register(
+        archer, Stamp(ms if ms is not None else now_ms(), 0, device), ArcherState(**fields)
+    )
+
+
+async def create_shoot(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/api/shoots", json={"creator": "Sam", **body})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def join(
+    client: httpx.AsyncClient, code: str, name: str, round_: str = "national"
+) -> tuple[str, str]:
+    response = await client.post(f"/api/shoots/{code}/join", json={"name": name, "round": round_})
+    assert response.status_code == 200, response.text
+    return response.json()["archer_id"], response.json()["token"]
+
+
+async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll a condition with a deadline (for state that has no event to wait on)."""
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
