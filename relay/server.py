@@ -55,7 +55,7 @@ async def serve_relay(
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled or ``shutdown`` is set; ``started`` with the relay's URL."""
-    shutdown = shutdown or trio.Event()
+    shutdown = trio.Event() if shutdown is None else shutdown
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
