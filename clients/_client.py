@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
-import trio_websocket
 
 from sync.clock import HybridClock, Stamp
 from sync.codec import decode_server, encode
@@ -95,6 +94,7 @@ from ._events import (
 from ._identity import Identity, new_device_id
 from ._outbox import Outbox
 from ._scoring import add_arrows, checked, without_last_arrow
+from ._transport import open_socket
 
 __all__ = ["ClientOptions", "ShootClient", "connect", "system_wall_ms"]
 
@@ -372,11 +372,10 @@ class ShootClient:
 
     async def _session(self) -> None:
         options = self.options
-        async with trio_websocket.open_websocket_url(
+        async with open_socket(
             self._ws_url,
-            max_message_size=MAX_SERVER_FRAME_BYTES,
             connect_timeout=options.connect_timeout_s,
-            disconnect_timeout=2,
+            max_message_size=MAX_SERVER_FRAME_BYTES,
         ) as ws:
             identity = self.identity
             hello = Hello(

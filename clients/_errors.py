@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 import httpx
+import trio
 
 from sync.errors import SyncError
 from sync.protocol import CLOSE_EXPIRED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
@@ -130,6 +131,8 @@ def translate(exc: BaseException, relay_url: str) -> ShootError | None:
     if isinstance(exc, SyncError):
         return error_for_code(exc.code, exc.message)
     unreachable = f"Cannot reach the relay at {relay_url}."
+    if isinstance(exc, trio.TooSlowError):
+        return RelayUnreachable("timeout", f"The relay at {relay_url} did not answer in time.")
     if isinstance(exc, httpx.TimeoutException):
         return RelayUnreachable("timeout", f"The relay at {relay_url} did not answer in time.")
     if isinstance(exc, httpx.TransportError | OSError):

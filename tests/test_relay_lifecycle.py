@@ -12,10 +12,17 @@ from relay.actor import ShootActor
 from relay.config import Settings
 from relay.server import serve_relay
 from sync.protocol import CLOSE_GOING_AWAY, Ack, Welcome
-from tests.wire import create_shoot, join, peer, register
+from tests.wire import Peer, create_shoot, join, peer, register
 
 
-async def test_shutdown_closes_sessions_with_going_away(redis_url: str, nursery: trio.Nursery) -> None:
+async def _read_until_closed(p: Peer) -> None:
+    while True:
+        await p.receive()
+
+
+async def test_shutdown_closes_sessions_with_going_away(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
     with trio.fail_after(15):
         shutdown = trio.Event()
         done = trio.Event()
@@ -78,8 +85,7 @@ async def test_a_crashing_shoot_restarts_from_redis_and_others_never_notice(
                 monkeypatch.setattr(ShootActor, "_submit", crash_on_m)
                 await a.write(2, register(chris, (9,) * 6 + ("M",), device="a"))
                 with pytest.raises(trio_websocket.ConnectionClosed):
-                    while True:
-                        await a.receive()
+                    await _read_until_closed(a)
 
                 # The other shoot carries on, undisturbed.
                 await b.write(1, register(alex, (7,) * 6, device="b", name="Alex"))
