@@ -601,9 +601,26 @@ async def connect(
         wall_clock=wall_clock,
         rng=rng,
     )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client.run)
-        try:
-            yield client
-        finally:
-            client.close()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.run)
+            try:
+                yield client
+            finally:
+                client.close()
+    except BaseExceptionGroup as group:
+        # The block's own exception comes back wrapped by the nursery; give it back as
+        # the caller raised it (the loop itself raises nothing the caller must see).
+        single = _single(group)
+        if single is None:
+            raise
+        raise single from None
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return None

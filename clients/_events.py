@@ -34,6 +34,8 @@ __all__ = [
 
 
 class ConnectionState(enum.Enum):
+    """Where the connection loop is."""
+
     CONNECTING = "connecting"
     """Opening the WebSocket and waiting for ``welcome``."""
     CONNECTED = "connected"
@@ -47,6 +49,8 @@ class ConnectionState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionChanged:
+    """The connection loop moved to another :class:`ConnectionState`."""
+
     state: ConnectionState
     error: ShootError | None = None
     """Why the connection ended or could not open, when it did."""
@@ -54,6 +58,8 @@ class ConnectionChanged:
 
 @dataclass(frozen=True, slots=True)
 class RegistersChanged:
+    """Some archers' visible registers changed: redraw the leaderboard."""
+
     archers: frozenset[str]
     """The archers whose visible state changed."""
     source: Literal["local", "relay"]
@@ -62,6 +68,8 @@ class RegistersChanged:
 
 @dataclass(frozen=True, slots=True)
 class WriteAcked:
+    """A write of this device's is durable on the relay and left the outbox."""
+
     register: Register
     """The write, now durable on the relay."""
 
@@ -88,6 +96,8 @@ class WriteRefused:
 
 @dataclass(frozen=True, slots=True)
 class NoticeReceived:
+    """A ``notice`` from the relay (a lead change, a digest), ready to show."""
+
     notice: Notice
 
 

@@ -24,6 +24,17 @@ __all__ = ["open_socket"]
 CLOSE_TIMEOUT_S = 2.0
 
 
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
+
+
+async def _close(ws: Any) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+        await ws.aclose()
+
+
 @asynccontextmanager
 async def open_socket(
     ws_url: str, *, connect_timeout: float, max_message_size: int
@@ -56,9 +67,14 @@ async def open_socket(
                 )
             try:
                 yield ws
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-                    await ws.aclose()
+            except BaseException as exc:
+                # Cancelled, the reader task is gone too: a close handshake would only
+                # wait out its timeout, so the socket is just closed below.
+                if not _only_cancelled(exc):
+                    await _close(ws)
+                raise
+            else:
+                await _close(ws)
         finally:
             await trio.aclose_forcefully(stream)
             nursery.cancel_scope.cancel()
