@@ -2,6 +2,8 @@
 
 Example::
 
+    from pathlib import Path
+
     import trio
     from clients import connect, create_shoot, join_shoot
 

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 import trio
 
@@ -53,11 +53,22 @@ from sync.protocol import (
 from sync.register import Applied, Duplicate, Outcome, Register
 
 from .config import Settings
+from .credentials import token_matches
 from .metrics import Metrics
-from .store import RedisStore, StoredShoot, StoreUnavailable
+from .store import ArcherRecord, RedisStore, StoredShoot, StoreUnavailable
 from .subscriber import Subscriber
 
-__all__ = ["Read", "ShootActor", "ShootView", "Submit", "Subscribe", "Unsubscribe", "WriteResult"]
+__all__ = [
+    "AddArcher",
+    "CheckAccess",
+    "Read",
+    "ShootActor",
+    "ShootView",
+    "Submit",
+    "Subscribe",
+    "Unsubscribe",
+    "WriteResult",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +145,28 @@ class Read:
     reply: Reply[ShootView] = field(default_factory=Reply)
 
 
-Message = Subscribe | Unsubscribe | Submit | Read
+@dataclass(frozen=True, slots=True)
+class AddArcher:
+    """A new archer joined (their record is already in Redis)."""
+
+    archer_id: str
+    record: ArcherRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAccess:
+    """May this session write as ``archer_id``? Answered from memory, so the archers of a
+    loaded shoot can reconnect while Redis is away."""
+
+    archer_id: str | None
+    """``None`` for a viewer, who only needs the shoot to be live."""
+    token: str | None
+    reply: Reply[Access] = field(default_factory=Reply)
+
+
+Access = Literal["granted", "denied", "expired"]
+
+Message = Subscribe | Unsubscribe | Submit | Read | AddArcher | CheckAccess
 
 
 @dataclass(slots=True)
@@ -183,6 +215,7 @@ class ShootActor:
         updates += [update for _, update in stored.log]
         self.doc = ShootDocument.load(updates, client_id=client_id)
         self._log_length = len(stored.log)
+        self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._board = build_leaderboard(self.doc.registers().values())
         self._notifier = NotifierState()
@@ -259,6 +292,20 @@ class ShootActor:
                 self.subscribers.discard(subscriber)
             case Read(reply):
                 reply.set(ShootView(self.shoot, self._board, self.doc.registers()))
+            case AddArcher(archer_id, record):
+                self._archers[archer_id] = record
+            case CheckAccess(archer_id, token, reply):
+                reply.set(self._access(archer_id, token))
+
+    def _access(self, archer_id: str | None, token: str | None) -> Access:
+        if self._now_ms() >= self.shoot.expires_ms:
+            return "expired"
+        if archer_id is None:
+            return "granted"
+        record = self._archers.get(archer_id)
+        if record is None or not token_matches(token, record.token_sha256):
+            return "denied"
+        return "granted"
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
         reset = not self.doc.knows(state_vector)

@@ -1,9 +1,9 @@
-"""Who may do what: write tokens, and the throttle that makes guessing codes slow.
+"""Who may do what: sessions' access, and the throttle that makes guessing codes slow.
 
-Joining a shoot issues a random write token for the archer; Redis keeps only its SHA-256,
-so a leaked database does not leak the right to write. A second device of the same archer
-presents the archer id and token it was given (shared by the first device, e.g. via the
-join link) and gets the same rights.
+Joining a shoot issues a random write token for the archer (:mod:`relay.credentials`). A
+second device of the same archer presents the archer id and token it was given and gets
+the same rights. The check is made by the shoot's actor, from memory, so the archers of a
+loaded shoot can reconnect even while Redis is away.
 
 Four-digit codes are easy to guess, so failed attempts (an unknown code, a wrong token)
 are throttled per client address, over HTTP joins and WebSocket hellos alike.
@@ -11,9 +11,6 @@ are throttled per client address, over HTTP joins and WebSocket hellos alike.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Final
 
@@ -22,13 +19,13 @@ import trio
 from sync.limits import JOIN_FAILURES_BURST, JOIN_FAILURES_PER_S, TokenBucket
 from sync.protocol import Hello
 
-from .actor import wall_ms
+from .actor import CheckAccess
 from .registry import ShootExpired, UnknownShoot
 
 if TYPE_CHECKING:
     from .context import RelayContext
 
-__all__ = ["AccessDenied", "JoinThrottle", "Throttled", "authorize", "hash_token", "new_token"]
+__all__ = ["AccessDenied", "JoinThrottle", "Throttled", "authorize"]
 
 #: Addresses remembered by the throttle; the least recently seen are forgotten first.
 MAX_TRACKED_ADDRESSES: Final = 50_000
@@ -44,18 +41,6 @@ class Throttled(Exception):
 
 class AccessDenied(Exception):
     """The archer id and token do not match."""
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(token: str | None, token_sha256: str) -> bool:
-    return token is not None and hmac.compare_digest(hash_token(token), token_sha256)
 
 
 class JoinThrottle:
@@ -93,16 +78,17 @@ async def authorize(relay: RelayContext, hello: Hello, address: str) -> str | No
         Throttled, UnknownShoot, ShootExpired, AccessDenied, StoreUnavailable.
     """
     relay.throttle.check(address)
-    shoot = await relay.store.call(relay.store.load_meta, hello.shoot)
-    if shoot is None:
+    archer = hello.archer if hello.role == "archer" else None
+    check = CheckAccess(archer, hello.token)
+    try:
+        await relay.registry.send(hello.shoot, check)
+    except UnknownShoot:
         relay.throttle.failed(address)
-        raise UnknownShoot(hello.shoot)
-    if shoot.expires_ms <= wall_ms():
+        raise
+    access = await check.reply.wait()
+    if access == "expired":
         raise ShootExpired(hello.shoot)
-    if hello.role == "viewer" or hello.archer is None:
-        return None
-    record = await relay.store.call(relay.store.get_archer, hello.shoot, hello.archer)
-    if record is None or not token_matches(hello.token, record.token_sha256):
+    if access == "denied":
         relay.throttle.failed(address)
-        raise AccessDenied(hello.archer)
-    return hello.archer
+        raise AccessDenied(archer)
+    return archer

@@ -34,9 +34,10 @@ from sync.models import (
 from sync.register import Register
 from sync.rounds import all_rounds, arrow_value
 
-from .actor import Read, Reply, Submit, WriteResult, wall_ms
-from .auth import Throttled, hash_token, new_token, token_matches
+from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
+from .auth import Throttled
 from .context import RelayContext
+from .credentials import hash_token, new_token, token_matches
 from .qr import qr_png, qr_svg
 from .registry import ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
@@ -188,6 +189,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         archer_id, token = secrets.token_urlsafe(9), new_token()
         record = ArcherRecord(hash_token(token), state.name, wall_ms())
         await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+        await relay.registry.send(shoot.code, AddArcher(archer_id, record))
         # The archer appears on the leaderboard at once. The smallest possible stamp means
         # any write from the archer's own device wins over this one.
         reply: Reply[WriteResult] = Reply()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Final, ParamSpec, TypeVar
 
 import redis
@@ -63,6 +63,8 @@ class StoredShoot:
     snapshot: bytes | None
     log: list[tuple[str, bytes]]
     """``(stream id, update)`` pairs in order."""
+    archers: dict[str, ArcherRecord] = field(default_factory=dict)
+    """Who may write, so a loaded shoot can admit its archers while Redis is away."""
 
 
 def _key(code: str, part: str) -> str:
@@ -143,12 +145,14 @@ class RedisStore:
         pipe.get(_key(code, "meta"))
         pipe.get(_key(code, "snapshot"))
         pipe.xrange(_key(code, "log"))
-        meta, snapshot, entries = pipe.execute()
+        pipe.hgetall(_key(code, "archers"))
+        meta, snapshot, entries, archers = pipe.execute()
         if meta is None:
             return None
         shoot = Shoot(**json.loads(meta))
         log = [(entry_id.decode(), fields[b"u"]) for entry_id, fields in entries]
-        return StoredShoot(shoot, snapshot, log)
+        records = {aid.decode(): ArcherRecord(**json.loads(raw)) for aid, raw in archers.items()}
+        return StoredShoot(shoot, snapshot, log, records)
 
     def load_meta(self, code: str) -> Shoot | None:
         meta = self._redis.get(_key(code, "meta"))

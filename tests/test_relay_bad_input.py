@@ -143,16 +143,35 @@ async def test_wrong_codes_tokens_and_expired_shoots(relay_url: str, redis_url: 
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "unknown_shoot"
 
-            # A shoot whose day is over (its keys not yet expired by Redis).
-            client = redis.Redis.from_url(redis_url)
-            meta = json.loads(client.get(f"shoot:{{{code}}}:meta"))  # type: ignore[arg-type]
-            meta["expires_ms"] = now_ms() - 1
-            client.set(f"shoot:{{{code}}}:meta", json.dumps(meta))
-            client.close()
-            assert (await http.get(f"/api/shoots/{code}")).status_code == 410
-            async with peer(relay_url, code) as p:
+            # A shoot whose day is over (its keys not yet expired by Redis), loaded fresh.
+            over = (await create_shoot(http))["code"]
+            _set_expiry(redis_url, over, now_ms() - 1)
+            assert (await http.get(f"/api/shoots/{over}")).status_code == 410
+            async with peer(relay_url, over) as p:
                 errors, close = await _closed_with(p.ws)
             assert ([e.code for e in errors], close) == (["expired"], 4410)
+
+
+async def test_a_live_shoot_ends_its_sessions_when_its_day_ends(
+    relay_url: str, redis_url: str
+) -> None:
+    with trio.fail_after(15):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+        _set_expiry(redis_url, code, now_ms() + 1_500)
+        async with peer(relay_url, code) as viewer:
+            await viewer.expect(Welcome)
+            errors, close = await _closed_with(viewer.ws)
+        assert ([e.code for e in errors], close) == (["expired"], 4410)
+
+
+def _set_expiry(redis_url: str, code: str, expires_ms: int) -> None:
+    client = redis.Redis.from_url(redis_url)
+    key = f"shoot:{{{code}}}:meta"
+    meta = json.loads(client.get(key))  # type: ignore[arg-type]
+    meta["expires_ms"] = expires_ms
+    client.set(key, json.dumps(meta))
+    client.close()
 
 
 async def test_guessing_codes_is_throttled(relay_url: str) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
+import redis
 import trio
+import trio_websocket
 
 from relay.config import Settings
 from relay.redis_server import RedisServer
@@ -15,13 +20,13 @@ from tests.wire import create_shoot, join, peer, register
 
 
 async def _start(
-    nursery: trio.Nursery, redis_url: str, port: int = 0
+    nursery: trio.Nursery, redis_url: str, port: int = 0, **tuning: Any
 ) -> tuple[str, trio.CancelScope]:
     scope = trio.CancelScope()
 
     async def run(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         with scope:
-            settings = Settings(host="127.0.0.1", port=port, redis_url=redis_url)
+            settings = Settings(host="127.0.0.1", port=port, redis_url=redis_url, **tuning)
             await serve_relay(settings, task_status=task_status)
 
     url: str = await nursery.start(run)
@@ -102,3 +107,71 @@ async def test_redis_outage_keeps_the_shoot_live_and_loses_nothing(
         updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
         persisted = ShootDocument.load(updates)
         assert persisted.register(chris).state.arrows == (9,) * 18  # type: ignore[union-attr]
+
+
+async def test_archers_of_a_loaded_shoot_reconnect_while_redis_is_away(
+    own_redis: RedisServer, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(20):
+        url, _ = await _start(nursery, own_redis.url)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+        await trio.to_thread.run_sync(own_redis.stop)
+        async with peer(url, code, archer=chris, token=token) as archer:
+            assert (await archer.expect(Welcome)).archer == chris
+            await archer.write(1, register(chris, (9,) * 6, device="a"))
+            await archer.expect(Update)
+            async with peer(url, code, archer=chris, token="wrong") as intruder:
+                with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                    await intruder.expect(Welcome)
+                assert closed.value.reason.code == 4401
+            await trio.to_thread.run_sync(own_redis.start)
+            assert (await archer.expect(Ack)).id == 1
+
+
+async def test_idle_shoots_are_unloaded_and_come_back(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(20):
+        url, _ = await _start(nursery, redis_url, idle_timeout_s=0.2)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+            async with peer(url, code, archer=chris, token=token) as archer:
+                await archer.expect(Welcome)
+                await archer.write(1, register(chris, (9,) * 6, device="a"))
+                await archer.expect(Ack)
+                # A connected shoot stays loaded past the idle timeout.
+                await trio.sleep(0.5)  # the behaviour under test is "nothing happens"
+                assert (await http.get("/health")).json()["live_shoots"] == 1
+            while (await http.get("/health")).json()["live_shoots"] != 0:
+                await trio.sleep(0.05)
+            body = (await http.get(f"/api/shoots/{code}")).json()
+            assert body["archers"][chris]["arrows"] == [9] * 6
+
+
+async def test_the_log_is_compacted_into_the_snapshot(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(20):
+        url, scope = await _start(nursery, redis_url, compact_every=5)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+        async with peer(url, code, archer=chris, token=token) as archer:
+            await archer.expect(Welcome)
+            for n in range(1, 13):
+                await archer.write(n, register(chris, (9,) * n, device="a", ms=n))
+                await archer.expect(Ack)
+        client = redis.Redis.from_url(redis_url)
+        assert client.exists(f"shoot:{{{code}}}:snapshot")
+        assert client.xlen(f"shoot:{{{code}}}:log") < 5
+        assert client.pttl(f"shoot:{{{code}}}:snapshot") > 0  # expires with the shoot
+        client.close()
+        scope.cancel()
+        port = int(url.rsplit(":", 1)[1])
+        await _start(nursery, redis_url, port)
+        async with peer(url, code) as viewer:
+            await viewer.expect(Welcome)
+            assert viewer.doc.register(chris).state.arrows == (9,) * 12  # type: ignore[union-attr]
