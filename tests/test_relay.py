@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import trio
 
-from sync.protocol import Ack, Update, Welcome
+from sync.protocol import Ack, Notice, Update, Welcome
 from tests.wire import create_shoot, join, peer, register
 
 
@@ -81,3 +81,31 @@ async def test_two_shoots_never_see_each_other(relay_url: str) -> None:
                 assert set(other.doc.registers()) == {alex}
                 second_json = (await http.get(f"/api/shoots/{second}")).json()
                 assert set(second_json["archers"]) == {alex}
+
+
+async def test_lead_changes_and_two_end_digests_reach_subscribers(relay_url: str) -> None:
+    with trio.fail_after(15):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, chris_token = await join(http, code, "Chris")
+            alex, alex_token = await join(http, code, "Alex")
+        async with (
+            peer(relay_url, code, archer=chris, token=chris_token) as a,
+            peer(relay_url, code, archer=alex, token=alex_token) as b,
+            peer(relay_url, code) as viewer,
+        ):
+            for p in (a, b, viewer):
+                await p.expect(Welcome)
+            await a.write(1, register(chris, (7,) * 12, device="a"))
+            await a.expect(Ack)
+            await b.write(1, register(alex, (9,) * 12, device="b", name="Alex"))
+            await b.expect(Ack)
+            notices: list[Notice] = []
+            while len([n for n in notices if n.kind == "digest"]) < 2:
+                notices.append(await viewer.expect(Notice))
+            leads = [n for n in notices if n.kind == "lead"]
+            assert leads[0].archer == chris
+            assert leads[0].text == "Chris has taken the lead!"
+            digests = {n.archer: n for n in notices if n.kind == "digest"}
+            assert (digests[alex].position, digests[alex].of, digests[alex].ends) == (1, 2, 2)
+            assert (digests[chris].position, digests[chris].of) == (2, 2)
