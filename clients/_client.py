@@ -16,18 +16,29 @@ once, online or not, and disappears into the replica's copy once the relay has i
 
 The connection loop (:meth:`ShootClient.run`) repeats: open the WebSocket, send ``hello``
 with the replica's state vector, apply the ``welcome`` (starting a fresh replica when
-``reset``), resend the whole outbox, then read until the connection ends. Two helper tasks
-run beside the reader: the heartbeat (a ``ping`` after ``ping_interval_s`` without
-sending; the connection is dead if nothing arrives within ``pong_timeout_s`` of it) and
-the resender (a write unanswered for ``resend_after_s`` is sent again). Between attempts
-the loop waits a delay from :class:`~clients._backoff.Backoff` (full jitter); it stops
-for good after the relay closes with 4401, 4404 or 4410.
+``reset``, counted in :attr:`ShootClient.resets`), then read until the connection ends.
+Two helper tasks run beside the reader:
+
+* the **heartbeat**: a ``ping`` once nothing has been sent, *or* nothing received, for
+  ``ping_interval_s``; the connection is dead if nothing arrives within
+  ``pong_timeout_s`` of it. So a connection silent for ``ping_interval_s +
+  pong_timeout_s`` is noticed even while writes keep going out.
+* the **sender**, the only task that sends writes: it sends every pending write that is
+  due (never sent on this connection, re-stamped, or unanswered for ``resend_after_s``),
+  oldest first, through a token bucket that mirrors the relay's (a burst of
+  :data:`~sync.limits.WRITES_BURST`, then :data:`~sync.limits.WRITES_PER_S`), so
+  replaying a long outbox after a reconnect is paced instead of refused. The replay runs
+  beside the reader, which keeps reading answers and updates meanwhile.
+
+Between attempts the loop waits a delay from :class:`~clients._backoff.Backoff` (full
+jitter); it stops for good after the relay closes with 4401, 4404 or 4410.
 
 Answers to writes: ``ack`` with the pending write's stamp removes it from the outbox;
 ``superseded`` adopts the winner (an event says so) and drops the pending write if the
 winner is at least as new; ``error`` ``clock_skew`` corrects the clock from the relay's
-time and re-stamps the same state; ``rate_limited`` leaves the write for the resender;
-any other error drops the write and reports it.
+time and re-stamps the same state; ``rate_limited`` keeps the write, empties the sender's
+bucket (the relay's is empty) and sends it again when a token is back; any other error
+drops the write and reports it.
 
 Cancellation: writes are saved to the outbox in a worker thread that is not abandoned on
 cancel, so a write the caller saw return is on disk, and one cancelled mid-save is either
@@ -36,6 +47,7 @@ wholly there or not.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -50,6 +62,7 @@ from sync.clock import HybridClock, Stamp
 from sync.codec import decode_server, encode
 from sync.document import ShootDocument
 from sync.leaderboard import Leaderboard, build_leaderboard
+from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
 from sync.models import ArcherState, Shoot
 from sync.protocol import (
     MAX_SERVER_FRAME_BYTES,
@@ -92,7 +105,7 @@ from ._events import (
     WriteSuperseded,
 )
 from ._identity import Identity, new_device_id
-from ._outbox import Outbox
+from ._outbox import Outbox, write_atomically
 from ._scoring import add_arrows, checked, without_last_arrow
 from ._transport import open_socket
 
@@ -111,11 +124,11 @@ class ClientOptions:
     """Timings of the connection loop; the defaults follow ``docs/protocol.md``."""
 
     ping_interval_s: float = 15.0
-    """Send a ``ping`` after this long without sending anything."""
+    """Send a ``ping`` after this long without sending, or without receiving, anything."""
     pong_timeout_s: float = 10.0
     """The connection is dead if nothing arrives this long after a ``ping``."""
     resend_after_s: float = 10.0
-    """Send an unanswered write again after this long."""
+    """Send an unanswered write again after this long (on the same connection)."""
     connect_timeout_s: float = 10.0
     """Give up on one attempt (WebSocket handshake, then ``welcome``) after this long."""
     backoff_base_s: float = 0.5
@@ -192,16 +205,22 @@ class ShootClient:
         """Why the last connection attempt ended (or why the client stopped)."""
         self.connections = 0
         """Sessions that reached ``welcome`` so far."""
+        self.resets = 0
+        """Welcomes that said ``reset``: the relay had lost items this replica held (it
+        stopped before Redis had them), so the replica was replaced by the relay's full
+        state. Pending writes are resent as after any reconnect, so nothing is lost."""
         self._scope = trio.CancelScope()
         self._changed = trio.Event()
-        self._ws: Any = None
         self._send_lock = trio.Lock()
         self._write_lock = trio.Lock()
         self._save_lock = trio.Lock()
         self._next_id = 0
         self._nonce = 0
         self._inflight: dict[int, Register] = {}
-        self._sent_at: dict[str, float] = {}
+        # Per connection: archer id -> (stamp sent, when), and the sender's token bucket.
+        self._sent: dict[str, tuple[Stamp, float]] = {}
+        self._bucket = TokenBucket(WRITES_BURST, WRITES_PER_S)
+        self._sender_wake = trio.Event()
         self._last_sent = self._last_received = 0.0
 
     # -- what the user reads -------------------------------------------------------------
@@ -334,9 +353,7 @@ class ShootClient:
             self._outbox.put(register)
             await self._save()
             self._emit(RegistersChanged(frozenset({identity.archer_id}), "local"))
-            ws = self._ws
-            if ws is not None and self.state is ConnectionState.CONNECTED:
-                await self._try_send_write(ws, register)
+            self._sender_wake.set()  # the sender sends it at once when connected
             return register
 
     # -- the connection loop -------------------------------------------------------------
@@ -386,9 +403,10 @@ class ShootClient:
                 token=identity.token if identity else None,
             )
             await self._send(ws, hello)
+            first: ServerMessage | None = None
             with trio.move_on_after(options.connect_timeout_s):
                 first = await self._receive(ws)
-            if not self._last_received:
+            if first is None:
                 raise RelayUnreachable("timeout", "The relay did not answer hello in time.")
             match first:
                 case Welcome():
@@ -398,20 +416,16 @@ class ShootClient:
                 case _:
                     raise ShootError("unexpected", "The relay did not answer hello.")
             try:
-                self._ws = ws
                 self.connections += 1
                 self._set_state(ConnectionState.CONNECTED, None)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._heartbeat, ws)
-                    nursery.start_soon(self._resender, ws)
-                    for register in self._outbox.pending():
-                        await self._send_write(ws, register)
+                    nursery.start_soon(self._sender, ws)
                     while True:
-                        await self._handle(ws, await self._receive(ws))
+                        await self._handle(await self._receive(ws))
             finally:
-                self._ws = None
                 self._inflight.clear()
-                self._sent_at.clear()
+                self._sent.clear()
 
     async def _send(self, ws: Any, message: ClientMessage) -> None:
         async with self._send_lock:
@@ -428,23 +442,45 @@ class ShootClient:
     async def _send_write(self, ws: Any, register: Register) -> None:
         self._next_id += 1
         self._inflight[self._next_id] = register
-        self._sent_at[register.archer_id] = trio.current_time()
+        self._sent[register.archer_id] = (register.stamp, trio.current_time())
         await self._send(ws, Write(self._next_id, register))
 
-    async def _try_send_write(self, ws: Any, register: Register) -> None:
-        """Send from a user's task: a broken socket is the reader's business, not theirs."""
-        try:
-            await self._send_write(ws, register)
-        except Exception as exc:
-            if translate(exc, self.relay_url) is None:
-                raise
+    def _due_at(self, register: Register) -> float:
+        """When a pending write should go (again) on this connection."""
+        sent = self._sent.get(register.archer_id)
+        if sent is None or sent[0] != register.stamp:
+            return -math.inf  # not sent on this connection yet, or re-stamped since
+        return sent[1] + self.options.resend_after_s
+
+    async def _sender(self, ws: Any) -> None:
+        """Send due writes, oldest first, never faster than the relay's rate limit."""
+        bucket = self._bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=trio.current_time())
+        while True:
+            # Anything that may make a write due sets this event; the state is re-read
+            # after every wait, so a wake-up that came while sending is not lost.
+            self._sender_wake = trio.Event()
+            now = trio.current_time()
+            pending = self._outbox.pending()
+            due = [register for register in pending if self._due_at(register) <= now]
+            if not due:
+                next_due = min((self._due_at(register) for register in pending), default=math.inf)
+                with trio.move_on_at(next_due):
+                    await self._sender_wake.wait()
+                continue
+            if not bucket.try_take(now):
+                await trio.sleep(bucket.retry_after(now))
+                continue
+            await self._send_write(ws, due[0])
 
     async def _heartbeat(self, ws: Any) -> None:
         options = self.options
         while True:
-            idle_until = self._last_sent + options.ping_interval_s
-            if trio.current_time() < idle_until:
-                await trio.sleep_until(idle_until)
+            # Quiet in either direction counts: a client that keeps resending writes into
+            # a dead connection must still find out that nothing comes back.
+            quiet_since = min(self._last_sent, self._last_received)
+            ping_at = quiet_since + options.ping_interval_s
+            if trio.current_time() < ping_at:
+                await trio.sleep_until(ping_at)
                 continue
             self._nonce += 1
             await self._send(ws, Ping(self._nonce))
@@ -455,22 +491,13 @@ class ShootClient:
                     "heartbeat_timeout", "The relay stopped answering; reconnecting."
                 )
 
-    async def _resender(self, ws: Any) -> None:
-        period = self.options.resend_after_s
-        while True:
-            await trio.sleep(period / 4)
-            now = trio.current_time()
-            for register in self._outbox.pending():
-                sent = self._sent_at.get(register.archer_id)
-                if sent is None or now - sent >= period:
-                    await self._send_write(ws, register)
-
     # -- what arrives --------------------------------------------------------------------
 
     async def _on_welcome(self, welcome: Welcome) -> None:
         before = self._doc.registers()
         if welcome.reset:
             self._doc = ShootDocument()
+            self.resets += 1
         self._doc.apply_update(welcome.update)
         self.shoot = welcome.shoot
         await self._after_replica_change(before)
@@ -490,7 +517,7 @@ class ShootClient:
         else:
             self._notify()
 
-    async def _handle(self, ws: Any, message: ServerMessage) -> None:
+    async def _handle(self, message: ServerMessage) -> None:
         match message:
             case Update(update=update):
                 before = self._doc.registers()
@@ -518,27 +545,32 @@ class ShootClient:
                 self.error = error_for_code(code, text)
                 self._notify()
             case Error(id=int(request_id)):
-                await self._on_write_error(ws, request_id, message)
+                await self._on_write_error(request_id, message)
             case Notice():
                 self._emit(NoticeReceived(message))
             case Pong() | Welcome():
                 pass
 
-    async def _on_write_error(self, ws: Any, request_id: int, error: Error) -> None:
+    async def _on_write_error(self, request_id: int, error: Error) -> None:
         sent = self._inflight.pop(request_id, None)
         if sent is None:
             return
         pending = self._outbox.get(sent.archer_id)
         still_pending = pending is not None and pending.stamp == sent.stamp
         if error.code == "rate_limited":
-            self._sent_at[sent.archer_id] = trio.current_time()  # the resender retries
+            # The relay's bucket is empty: empty ours too, so the sender waits for the
+            # next token, and make the write due again at once.
+            self._bucket.tokens, self._bucket.updated = 0.0, trio.current_time()
+            if self._sent.get(sent.archer_id, (None,))[0] == sent.stamp:
+                del self._sent[sent.archer_id]
+            self._sender_wake.set()
         elif error.code == "clock_skew" and error.server_ms is not None:
             self._clock.correct(self._wall(), error.server_ms)
             if still_pending:
                 restamped = Register(sent.archer_id, self._clock.now(self._wall()), sent.state)
                 self._outbox.replace(restamped)
                 await self._save()
-                await self._send_write(ws, restamped)
+                self._sender_wake.set()  # a new stamp: due at once
         elif still_pending:
             self._outbox.discard(sent.archer_id, sent.stamp)
             await self._save()
@@ -557,8 +589,14 @@ class ShootClient:
 
     async def _save(self) -> None:
         async with self._save_lock:
+            path = self._outbox.path
+            if path is None:
+                return
             self._outbox.clock = self._clock.last
-            await trio.to_thread.run_sync(self._outbox.save)
+            # Serialised here, on Trio's thread: other tasks change the outbox while the
+            # worker thread writes, so the worker must only ever see these bytes.
+            payload = self._outbox.encode()
+            await trio.to_thread.run_sync(write_atomically, path, payload)
 
     def _set_state(self, state: ConnectionState, error: ShootError | None) -> None:
         changed = state is not self.state

@@ -23,7 +23,7 @@ from ._errors import NotJoined, RelayUnreachable, ShootError
 from ._events import ConnectionState
 from ._http import add_device, create_shoot, join_shoot
 from ._identity import Identity
-from ._outbox import _atomic_write
+from ._outbox import write_atomically
 from ._render import CLEAR_SCREEN, render_leaderboard
 from .cli import relay_url, state_home
 
@@ -50,7 +50,7 @@ def load_identity(home: Path) -> Identity:
 
 def save_identity(home: Path, identity: Identity) -> Path:
     path = home / IDENTITY_FILE
-    _atomic_write(path, json.dumps(identity.to_json(), indent=2).encode("utf-8"))
+    write_atomically(path, json.dumps(identity.to_json(), indent=2).encode("utf-8"))
     path.chmod(0o600)  # it holds the write token
     return path
 

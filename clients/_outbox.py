@@ -35,7 +35,7 @@ from sync.register import Register, merge
 
 from ._errors import ShootError
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "write_atomically"]
 
 _VERSION: Final = 1
 
@@ -162,15 +162,24 @@ class Outbox:
                 f"The outbox file {path} cannot be read ({exc}); it was left as it is.",
             ) from exc
 
+    def encode(self) -> bytes:
+        """The file's contents now. Take it on the thread that changes the outbox: only
+        the bytes may go to a worker thread (see :meth:`save`)."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+
     def save(self) -> None:
-        """Write the file atomically and durably (blocking: run it in a thread)."""
-        if self.path is None:
-            return
-        payload = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
-        _atomic_write(self.path, payload)
+        """Write the file atomically and durably (blocking).
+
+        From async code, take :meth:`encode` on the event loop's thread and hand only the
+        bytes to :func:`write_atomically` in a worker thread: serialising in the worker
+        would read the outbox while the loop changes it.
+        """
+        if self.path is not None:
+            write_atomically(self.path, self.encode())
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Replace ``path`` with ``payload``: a crash leaves the old file or the new, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 import clients
-from clients import Backoff, InvalidScore, ShootError, parse_arrow
+from clients import Backoff, ClientOptions, InvalidScore, ShootError, parse_arrow
 from clients._events import EventQueue, RegistersChanged
 from clients._outbox import Outbox
+from clients.cli import build_parser
 from sync.clock import Stamp
 from sync.models import ArcherState
 from sync.register import Register
@@ -21,6 +25,30 @@ def test_everything_exported_exists_and_is_documented() -> None:
         obj = getattr(clients, name)
         assert getattr(obj, "__doc__", None) or name == "Event", name
     assert issubclass(InvalidScore, ShootError)
+
+
+SDK_DOC = Path(__file__).resolve().parent.parent / "docs" / "sdk.md"
+
+
+def _documented(name: str, text: str) -> bool:
+    """Named in code style: `name`, `name(...)`, `name.attr` or `fast-shoot name ...`."""
+    return re.search(rf"`(fast-shoot )?{re.escape(name)}\b", text) is not None
+
+
+def test_docs_name_every_public_name_option_and_subcommand() -> None:
+    text = SDK_DOC.read_text("utf-8")
+    missing = [name for name in clients.__all__ if not _documented(name, text)]
+    assert missing == [], f"docs/sdk.md does not mention {missing}"
+    options = [f.name for f in dataclasses.fields(ClientOptions)]
+    assert [o for o in options if not _documented(o, text)] == []
+    (subparsers,) = [
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    assert [c for c in subparsers.choices if not _documented(c, text)] == []
+    for variable in ("FAST_SHOOT_HOME", "FAST_SHOOT_RELAY"):
+        assert _documented(variable, text), variable
 
 
 @pytest.mark.parametrize(
