@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the relay (HOST, PORT, REDIS_URL... from the environment; see the README)",
     )
+    commands.add_parser(
+        "bench", add_help=False, help="run the benchmarks (see `fast-shoot bench --help`)"
+    )
     relay_help = f"the relay's URL (default: $FAST_SHOOT_RELAY or {DEFAULT_RELAY})"
 
     create = commands.add_parser("create", help="create a shoot and show its join code")
@@ -81,6 +84,11 @@ def relay_url(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own options: handed over whole
+        from benchmarks.cli import main as bench  # loaded only when benchmarking
+
+        return bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

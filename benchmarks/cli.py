@@ -1,0 +1,157 @@
+"""``fast-shoot bench``: run the benchmarks and write the report.
+
+Quick mode (the default) finishes in under a minute; ``--full`` runs the sizes the goals
+are stated for (10 to 200 subscribers, 1,000 shoots x 10 clients, a 5,000-client
+reconnect storm) and takes a few minutes. Every size can be overridden, which is how the
+smoke test runs it in seconds. Everything runs on 127.0.0.1, bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .limits import raise_fd_limit
+from .progress import Progress
+from .report import machine, write_report
+from .scenarios import Bench, Config
+
+__all__ = ["build_parser", "main"]
+
+SCENARIOS = ("fanout", "throughput", "many", "wire", "storm")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fast-shoot bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the quick preset (default)")
+    mode.add_argument("--full", action="store_true", help="the full preset")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where the report goes (default: %(default)s)"
+    )
+    parser.add_argument("--name", help="report file name prefix (default: the mode)")
+    parser.add_argument(
+        "--only", help=f"comma-separated scenarios to run, of: {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument("--workers", type=int, help="load worker processes (default 2)")
+    parser.add_argument("--duration", type=float, help="seconds of writing per measurement")
+    parser.add_argument("--subscribers", type=_ints, help="fan-out sizes, e.g. 10,50,100,200")
+    parser.add_argument("--shoot-rate", type=float, help="writes/s in one shoot (default 20)")
+    parser.add_argument("--throughput-rate", type=float, help="writes/s offered (0 skips)")
+    parser.add_argument("--many-shoots", type=int, help="shoots in the many-shoots run")
+    parser.add_argument("--many-clients", type=int, help="clients per shoot there")
+    parser.add_argument("--many-rate", type=float, help="writes/s per shoot there")
+    parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the servers with py-spy during each load window into this folder",
+    )
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    config = Config.full() if args.full else Config.quick()
+    overrides: dict[str, Any] = {
+        "workers": args.workers,
+        "duration_s": args.duration,
+        "subscribers": args.subscribers,
+        "shoot_rate": args.shoot_rate,
+        "throughput_rate": args.throughput_rate,
+        "many_shoots": args.many_shoots,
+        "many_clients": args.many_clients,
+        "many_rate": args.many_rate,
+        "storm_clients": args.storm_clients,
+        "profile_dir": args.profile,
+    }
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if args.no_baseline:
+        changes["baseline"] = False
+    return dataclasses.replace(config, **changes)
+
+
+async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
+    steps = {
+        "fanout": bench.fanout,
+        "throughput": bench.throughput,
+        "many": bench.many_shoots,
+        "wire": bench.wire_bytes,
+        "storm": bench.storm,  # last: it restarts the relay
+    }
+    for name in SCENARIOS:
+        if name in scenarios:
+            try:
+                await steps[name]()
+            except Exception as exc:  # one scenario's failure must not lose the others
+                bench.errors.append(f"Scenario {name} failed: {exc!r}")
+
+
+def _steps(config: Config, scenarios: Sequence[str]) -> int:
+    per_load = 2 if config.baseline else 1
+    count = 0
+    if "fanout" in scenarios:
+        count += per_load * len(config.subscribers)
+    if "throughput" in scenarios and config.throughput_rate > 0:
+        count += per_load
+    if "many" in scenarios:
+        count += per_load
+    return count + ("wire" in scenarios) + ("storm" in scenarios)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    config = config_from(args)
+    scenarios = tuple(args.only.split(",")) if args.only else SCENARIOS
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        print(f"fast-shoot bench: unknown scenario {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 1
+    _soft, hard = raise_fd_limit()
+    mode = "full" if args.full else "quick"
+    notes = []
+    if hard < 2 * config.many_shoots * config.many_clients:
+        notes.append(f"The open-file hard limit ({hard}) is below what the many-shoots run needs.")
+    started = time.monotonic()
+    progress = Progress(_steps(config, scenarios))
+    with tempfile.TemporaryDirectory(prefix="fast-shoot-bench-") as tmp:
+        bench = Bench(config, Path(tmp), progress)
+        try:
+            bench.start()
+            trio.run(_run, bench, scenarios)
+        finally:
+            bench.stop()
+            progress.close()
+    info = {
+        "mode": args.name or mode,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": shlex.join(["fast-shoot", "bench", *argv]),
+        "machine": machine(),
+        "workers": config.workers,
+        "config": dataclasses.asdict(config),
+        "seconds": time.monotonic() - started,
+        "notes": notes + bench.errors,
+    }
+    path = write_report(bench.results, info, args.out)
+    print(f"report: {path}")
+    for error in bench.errors:
+        print(f"fast-shoot bench: {error}", file=sys.stderr)
+    return 1 if bench.errors else 0

@@ -1,0 +1,37 @@
+"""The relay under test, in its own process so its CPU time and memory can be read.
+
+``python -m benchmarks.relay_proc --port N --redis-url URL`` runs the real relay
+(``relay.server.run``: hypercorn, the registry, graceful shutdown on SIGTERM) on
+127.0.0.1 with the file-descriptor limit raised for thousands of connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from relay.config import Settings
+from relay.server import run
+
+from .limits import raise_fd_limit
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args()
+    raise_fd_limit()
+    settings = Settings(
+        host="127.0.0.1", port=args.port, redis_url=args.redis_url, data_dir=args.data_dir
+    )
+    run(settings)
+    logging.shutdown()
+
+
+if __name__ == "__main__":
+    main()

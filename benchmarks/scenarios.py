@@ -1,0 +1,443 @@
+"""The benchmark scenarios, each measured on the relay and, where it applies, the baseline.
+
+One :class:`Bench` holds the run's processes: a real redis-server, the relay (its own
+process, ``benchmarks.relay_proc``) and the bare broadcast baseline (its own process,
+``benchmarks.baseline``). Every load scenario builds a list of connections (shoots are
+created and archers joined over the relay's HTTP API), runs it through load worker
+processes against the relay and then, unchanged, against the baseline, reading each
+server's CPU time around the same measurement window.
+
+Definitions used in the results:
+
+- *delivered message*: one write's update frame arriving at one subscriber (the writer's
+  own connection included, as the relay sends an archer its own update). Other frames
+  (acks, notices) are counted as frames but not as delivered messages: they are work
+  the relay does per write, and it is charged to the delivered messages.
+- *CPU per delivered message*: server process CPU time (user + system, all its threads)
+  during the window, divided by delivered messages.
+- *fan-out latency*: a delivered message's arrival time minus its write's send time,
+  both ``time.monotonic_ns()`` on this machine.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import trio
+
+from relay.redis_server import RedisServer
+from sync.clock import Stamp
+from sync.codec import decode_server, encode
+from sync.models import ArcherState
+from sync.protocol import Hello, Notice, Update, Welcome, Write
+from sync.register import Register
+from sync.rounds import Arrow
+
+from .load import ConnSpec, ws_overhead
+from .procs import Server, WorkerPool
+from .progress import Progress
+from .stats import merge_reports, summarize_latency
+from .wsclient import ConnectionClosed, connect
+
+__all__ = ["Bench", "Config"]
+
+ROUND: Final = "wa1440_90"
+#: Writes per second per writer connection, safely under the relay's 10/s limit.
+MAX_WRITER_RATE: Final = 9.0
+HTTP_CONCURRENCY: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What to run; :meth:`quick` and :meth:`full` are the two presets."""
+
+    subscribers: tuple[int, ...]
+    duration_s: float
+    shoot_rate: float = 20.0
+    """Writes per second in the single-shoot fan-out runs."""
+    writer_rate: float = 5.0
+    """Writes per second per writer in those runs (so 20/s is four archers)."""
+    throughput_subscribers: int = 100
+    throughput_rate: float = 100.0
+    """Writes per second for the throughput run (0 skips it)."""
+    many_shoots: int = 100
+    many_clients: int = 10
+    many_rate: float = 0.2
+    """Writes per second per shoot in the many-shoots run."""
+    storm_clients: int = 500
+    storm_per_shoot: int = 10
+    storm_timeout_s: float = 60.0
+    workers: int = 2
+    baseline: bool = True
+    profile_dir: Path | None = None
+    """Record the servers with py-spy (collapsed stacks) during every load window."""
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            subscribers=(10, 100),
+            duration_s=3.0,
+            throughput_rate=0.0,
+            many_shoots=50,
+            storm_clients=300,
+        )
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls(
+            subscribers=(10, 50, 100, 200),
+            duration_s=15.0,
+            many_shoots=1000,
+            storm_clients=5000,
+        )
+
+
+@dataclass(slots=True)
+class Bench:
+    config: Config
+    work_dir: Path
+    progress: Progress
+    redis: RedisServer | None = None
+    relay: Server | None = None
+    baseline: Server | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    # -- processes -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.redis = RedisServer(self.work_dir / "redis")
+        self.redis.start()
+        self.relay = Server(
+            "relay",
+            "benchmarks.relay_proc",
+            ["--redis-url", self.redis.url, "--data-dir", str(self.work_dir / "relay")],
+            self.work_dir,
+        )
+        self.results["relay_start_s"] = self.relay.start("/health")
+        if self.config.baseline:
+            self.baseline = Server("baseline", "benchmarks.baseline", [], self.work_dir)
+            self.baseline.start("/")
+
+    def stop(self) -> None:
+        for server in (self.relay, self.baseline):
+            if server is not None:
+                server.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+    # -- shoots --------------------------------------------------------------------------
+
+    async def _create_shoots(
+        self, count: int, writers_per_shoot: int
+    ) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Create shoots and join archers over HTTP: ``(code, [(archer, token)...])``."""
+        assert self.relay is not None
+        shoots: list[tuple[str, list[tuple[str, str]]]] = []
+        limiter = trio.CapacityLimiter(HTTP_CONCURRENCY)
+        async with httpx.AsyncClient(base_url=self.relay.http_url, timeout=30) as http:
+
+            async def one() -> None:
+                async with limiter:
+                    created = await http.post(
+                        "/api/shoots", json={"creator": "Bench", "title": "Benchmark"}
+                    )
+                    created.raise_for_status()
+                    code = created.json()["code"]
+                    archers = []
+                    for index in range(writers_per_shoot):
+                        joined = await http.post(
+                            f"/api/shoots/{code}/join",
+                            json={"name": f"Archer {index}", "round": ROUND},
+                        )
+                        joined.raise_for_status()
+                        archers.append((joined.json()["archer_id"], joined.json()["token"]))
+                    shoots.append((code, archers))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(count):
+                    nursery.start_soon(one)
+        return shoots
+
+    async def _shoot_conns(
+        self, shoots: int, per_shoot: int, shoot_rate: float, writer_rate: float
+    ) -> list[ConnSpec]:
+        writers = max(1, math.ceil(shoot_rate / writer_rate)) if shoot_rate > 0 else 0
+        writers = min(writers, per_shoot)
+        rate = shoot_rate / writers if writers else 0.0
+        conns: list[ConnSpec] = []
+        for code, archers in await self._create_shoots(shoots, writers):
+            offset = random.random() / shoot_rate if shoot_rate > 0 else 0.0
+            for index, (archer, token) in enumerate(archers):
+                phase = offset + index / shoot_rate
+                conns.append(ConnSpec(code, archer, token, f"Archer {index}", rate, phase))
+            conns += [ConnSpec(code) for _ in range(per_shoot - len(archers))]
+        return conns
+
+    # -- one measurement -----------------------------------------------------------------
+
+    async def measure(
+        self, server: Server, conns: list[ConnSpec], per_shoot: int, label: str
+    ) -> dict[str, Any]:
+        """Connect ``conns`` to ``server``, write for the configured time, and summarize."""
+        duration = self.config.duration_s
+        self.progress.step(f"{label}: connecting {len(conns)}")
+        rss_before = server.rss()
+        started = time.monotonic()
+        pool, ready = await WorkerPool.start(
+            "127.0.0.1", server.port, conns, self.config.workers, self.work_dir
+        )
+        try:
+            connect_s = time.monotonic() - started
+            connected = sum(r["connected"] for r in ready)
+            rss_connected = server.rss()
+            self.progress.label = f"{label}: writing for {duration:g} s"
+            cpu_before, wall_before = server.cpu_s(), time.monotonic()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.progress.tick_for, duration + 1.0)
+                if self.config.profile_dir is not None:
+                    nursery.start_soon(self._profile, server, duration, label)
+                await pool.broadcast(f"go {duration}")
+                reports = await pool.read_all("done")
+                nursery.cancel_scope.cancel()
+            cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
+        finally:
+            await pool.close()
+        self.progress.finish_step()
+        merged = merge_reports(reports)
+        delivered = merged["marked_frames"]
+        expected = merged["writes"] * per_shoot
+        return {
+            "server": server.name,
+            "connections": connected,
+            "failed": sum(r["failed"] for r in ready),
+            "connect_s": connect_s,
+            "writes": merged["writes"],
+            "writes_per_s": merged["writes"] / duration,
+            "delivered": delivered,
+            "expected": expected,
+            "delivered_ratio": delivered / expected if expected else math.nan,
+            "delivered_per_s": delivered / duration,
+            "frames": merged["frames"],
+            "acks": merged["acks"],
+            "rate_limited": merged["rate_limited"],
+            "cpu_s": cpu_s,
+            "cpu_util": cpu_s / wall_s,
+            "cpu_us_per_msg": cpu_s / delivered * 1e6 if delivered else math.nan,
+            "bytes_per_msg": merged["marked_bytes"] / delivered if delivered else math.nan,
+            "rss_before": rss_before,
+            "rss_connected": rss_connected,
+            **summarize_latency(merged["latencies_us"]),
+        }
+
+    async def _profile(self, server: Server, duration: float, label: str) -> None:
+        """py-spy's collapsed stacks of the server for the window (py-spy must be on PATH)."""
+        assert self.config.profile_dir is not None
+        self.config.profile_dir.mkdir(parents=True, exist_ok=True)
+        name = label.replace(" ", "-").replace("/", "-")
+        out = self.config.profile_dir / f"{name}.txt"
+        command = ["py-spy", "record", "--pid", str(server.pid), "--duration"]
+        command += [str(max(1, int(duration))), "--format", "raw", "--rate", "200"]
+        await trio.run_process([*command, "--output", str(out)], capture_stdout=True, check=False)
+
+    async def compare(self, conns: list[ConnSpec], per_shoot: int, label: str) -> dict[str, Any]:
+        assert self.relay is not None
+        result = {"relay": await self.measure(self.relay, conns, per_shoot, f"{label} relay")}
+        if self.baseline is not None:
+            result["baseline"] = await self.measure(
+                self.baseline, conns, per_shoot, f"{label} baseline"
+            )
+        return result
+
+    # -- scenarios -----------------------------------------------------------------------
+
+    async def fanout(self) -> None:
+        cfg = self.config
+        rows = []
+        for subscribers in cfg.subscribers:
+            conns = await self._shoot_conns(1, subscribers, cfg.shoot_rate, cfg.writer_rate)
+            row = await self.compare(conns, subscribers, f"fan-out {subscribers}")
+            row.update(subscribers=subscribers, shoots=1, rate=cfg.shoot_rate)
+            rows.append(row)
+        self.results["fanout"] = rows
+
+    async def throughput(self) -> None:
+        cfg = self.config
+        if cfg.throughput_rate <= 0:
+            return
+        conns = await self._shoot_conns(
+            1, cfg.throughput_subscribers, cfg.throughput_rate, MAX_WRITER_RATE
+        )
+        row = await self.compare(conns, cfg.throughput_subscribers, "throughput")
+        row.update(subscribers=cfg.throughput_subscribers, shoots=1, rate=cfg.throughput_rate)
+        self.results["throughput"] = row
+
+    async def many_shoots(self) -> None:
+        """Many shoots at once; also connections held and memory per shoot/connection."""
+        cfg = self.config
+        assert self.relay is not None
+        self.progress.step(f"many shoots: creating {cfg.many_shoots}")
+        rss_empty = self.relay.rss()
+        conns = await self._shoot_conns(
+            cfg.many_shoots, cfg.many_clients, cfg.many_rate, MAX_WRITER_RATE
+        )
+        rss_shoots = self.relay.rss()
+        row = await self.compare(conns, cfg.many_clients, "many shoots")
+        relay = row["relay"]
+        row.update(
+            shoots=cfg.many_shoots,
+            clients_per_shoot=cfg.many_clients,
+            rate=cfg.many_rate,
+            target_connections=len(conns),
+            rss_empty=rss_empty,
+            rss_shoots=rss_shoots,
+            bytes_per_live_shoot=(rss_shoots - rss_empty) / cfg.many_shoots,
+            bytes_per_connection=(relay["rss_connected"] - rss_shoots)
+            / max(1, relay["connections"]),
+        )
+        if "baseline" in row:
+            base = row["baseline"]
+            row["baseline_bytes_per_connection"] = (
+                base["rss_connected"] - base["rss_before"]
+            ) / max(1, base["connections"])
+        self.results["many"] = row
+
+    async def storm(self) -> None:
+        """Restart the relay under connected clients; time until all are back in sync."""
+        cfg = self.config
+        assert self.relay is not None
+        per_shoot = cfg.storm_per_shoot
+        shoots = max(1, cfg.storm_clients // per_shoot)
+        self.progress.step(f"storm: creating {shoots} shoots")
+        conns = await self._shoot_conns(shoots, per_shoot, 1.0, MAX_WRITER_RATE)
+        self.progress.label = f"storm: connecting {len(conns)}"
+        pool, ready = await WorkerPool.start(
+            "127.0.0.1",
+            self.relay.port,
+            conns,
+            cfg.workers,
+            self.work_dir,
+            replica=True,
+        )
+        try:
+            connected = sum(r["connected"] for r in ready)
+            # A few arrows per shoot first, so every replica holds some state.
+            self.progress.label = "storm: scoring before the restart"
+            await pool.broadcast("go 2")
+            await pool.read_all("done")
+            self.progress.label = f"storm: restarting the relay under {connected} clients"
+            await pool.broadcast(f"storm {cfg.storm_timeout_s}")
+            await pool.read_all("armed")
+            killed_ns = time.monotonic_ns()
+            await trio.to_thread.run_sync(self.relay.stop)
+            stopped_ns = time.monotonic_ns()
+            await trio.to_thread.run_sync(self.relay.start)
+            listening_ns = time.monotonic_ns()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.progress.tick_for, 10.0)
+                reports = await pool.read_all("synced")
+                nursery.cancel_scope.cancel()
+            relay_cpu_s = self.relay.cpu_s()
+        finally:
+            await pool.close()
+        self.progress.finish_step()
+        synced = sorted(ns for r in reports for ns in r["synced_ns"])
+        total_bytes = sum(r["bytes"] for r in reports)
+        after_kill = [(ns - killed_ns) / 1e9 for ns in synced]
+        after_listen = [(ns - listening_ns) / 1e9 for ns in synced]
+        self.results["storm"] = {
+            "clients": connected,
+            "failed_to_connect": sum(r["failed"] for r in ready),
+            "synced": len(synced),
+            "unsynced": sum(r["unsynced"] for r in reports),
+            "resets": sum(r["resets"] for r in reports),
+            "attempts": sum(r["attempts"] for r in reports),
+            "stop_s": (stopped_ns - killed_ns) / 1e9,
+            "start_s": (listening_ns - stopped_ns) / 1e9,
+            "all_synced_after_restart_s": max(after_kill) if after_kill else math.nan,
+            "all_synced_after_listening_s": max(after_listen) if after_listen else math.nan,
+            "median_after_restart_s": after_kill[len(after_kill) // 2] if after_kill else math.nan,
+            "bytes_total": total_bytes,
+            "bytes_per_client": total_bytes / max(1, len(synced)),
+            "relay_cpu_s_start_and_catch_up": relay_cpu_s,
+        }
+
+    async def wire_bytes(self, archers: int = 20, arrows: int = 36) -> None:
+        """Bytes one subscriber receives for a one-arrow update, in a realistic shoot.
+
+        ``archers`` archers have each shot ``arrows`` arrows; a viewer joins (its welcome
+        is the whole shoot, what the original app sent on every arrow), then one archer
+        scores one more arrow with a realistic device id.
+        """
+        assert self.relay is not None
+        self.progress.step("bytes on the wire")
+        (code, joined), *_ = await self._create_shoots(1, archers)
+        port = self.relay.port
+        values: tuple[Arrow, ...] = ("X", 10, 9, 9, 8, 7)
+
+        def register(archer: str, count: int) -> Register:
+            state = ArcherState(
+                name="Archer",
+                round=ROUND,
+                arrows=tuple(values[i % len(values)] for i in range(count)),
+            )
+            return Register(archer, Stamp(time.time_ns() // 1_000_000, 0, "phone-3f9c"), state)
+
+        async def score(archer: str, token: str, count: int) -> None:
+            ws = await connect("127.0.0.1", port)
+            try:
+                await ws.send(encode(Hello(code, "archer", b"\x00", archer, token)))
+                await ws.receive()  # the welcome: nothing may be sent before it
+                await ws.send(encode(Write(1, register(archer, count))))
+                while b"dtypecack" not in await ws.receive():
+                    pass
+            finally:
+                await ws.aclose()
+
+        for archer, token in joined:
+            await score(archer, token, arrows)
+        viewer = await connect("127.0.0.1", port)
+        try:
+            await viewer.send(encode(Hello(code, "viewer")))
+            welcome = decode_server(first := await viewer.receive())
+            assert isinstance(welcome, Welcome)
+            await score(*joined[0], arrows + 1)
+            updates: list[tuple[int, int]] = []
+            notices: list[int] = []
+            with trio.move_on_after(1.0):
+                while True:
+                    frame = await viewer.receive()
+                    message = decode_server(frame)
+                    if isinstance(message, Update):
+                        updates.append((len(frame), len(message.update)))
+                    elif isinstance(message, Notice):
+                        notices.append(len(frame))
+        except ConnectionClosed as exc:
+            raise RuntimeError(f"the relay closed the viewer ({exc.code})") from exc
+        finally:
+            await viewer.aclose()
+        async with httpx.AsyncClient(base_url=self.relay.http_url) as http:
+            shoot_json = await http.get(f"/api/shoots/{code}")
+        update_frame = sum(size + ws_overhead(size) for size, _ in updates)
+        notice_frames = sum(size + ws_overhead(size) for size in notices)
+        self.results["wire"] = {
+            "archers": archers,
+            "arrows_each": arrows,
+            "update_frames": len(updates),
+            "update_ws_bytes": update_frame,
+            "update_cbor_bytes": sum(size for size, _ in updates),
+            "update_yjs_bytes": sum(yjs for _, yjs in updates),
+            "notice_frames": len(notices),
+            "notice_ws_bytes": notice_frames,
+            "per_subscriber_ws_bytes": update_frame + notice_frames,
+            "whole_shoot_yjs_bytes": len(welcome.update),
+            "whole_shoot_welcome_ws_bytes": len(first) + ws_overhead(len(first)),
+            "whole_shoot_json_bytes": len(shoot_json.content),
+        }
+        self.progress.finish_step()

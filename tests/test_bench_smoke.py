@@ -1,0 +1,62 @@
+"""``fast-shoot bench`` runs end to end with tiny sizes and writes its report.
+
+Speed is never asserted here (the machine is shared and noisy): only that every scenario
+runs, against the real relay and the baseline, and that the report has its sections.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEADINGS = (
+    "## Goals",
+    "## Fan-out latency",
+    "## Many shoots at once",
+    "## Connections and memory",
+    "## Reconnect storm",
+    "## Bytes on the wire",
+)
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--workers",
+        "1",
+        "--duration",
+        "0.5",
+        "--subscribers",
+        "3",
+        "--many-shoots",
+        "2",
+        "--many-clients",
+        "3",
+        "--storm-clients",
+        "6",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = (tmp_path / "quick.md").read_text()
+    for heading in HEADINGS:
+        assert heading in report
+    assert "fast-shoot bench --quick" in report
+    results = json.loads((tmp_path / "quick.json").read_text())["results"]
+    assert results["fanout"][0]["relay"]["delivered"] > 0
+    assert results["fanout"][0]["baseline"]["delivered"] > 0
+    assert results["storm"]["synced"] == results["storm"]["clients"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "quick-latency.png").stat().st_size > 0
+        assert (tmp_path / "quick-cpu.png").stat().st_size > 0
