@@ -130,7 +130,7 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
         await socket.close(refused.close_code, refused.code)
         return
     subscriber = Subscriber(relay.settings.subscriber_queue, role=hello.role, archer_id=archer_id)
-    relay.metrics.connections += 1
+    relay.session_opened()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
@@ -153,7 +153,7 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
             if socket_gone(socket):
                 nursery.cancel_scope.cancel()
     finally:
-        relay.metrics.connections -= 1
+        relay.session_closed()
 
 
 def socket_gone(socket: FrameSocket) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import trio
+
 from .auth import JoinThrottle
 from .config import Settings
 from .metrics import Metrics
@@ -21,4 +23,18 @@ class RelayContext:
     metrics: Metrics
     throttle: JoinThrottle = field(default_factory=JoinThrottle)
     closing: bool = False
-    redis_ok: bool = True
+    no_sessions: trio.Event = field(default_factory=trio.Event)
+    """Set while no WebSocket session is open; shutdown waits on it."""
+
+    def __post_init__(self) -> None:
+        self.no_sessions.set()
+
+    def session_opened(self) -> None:
+        self.metrics.connections += 1
+        if self.no_sessions.is_set():
+            self.no_sessions = trio.Event()
+
+    def session_closed(self) -> None:
+        self.metrics.connections -= 1
+        if self.metrics.connections == 0:
+            self.no_sessions.set()
