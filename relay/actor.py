@@ -260,6 +260,7 @@ class ShootActor:
                 message = await self._inbox.receive()
                 self._handle(message)
                 continue
+            self.subscribers = {s for s in self.subscribers if not s.closed}
             if self.subscribers or self._now_ms() >= self.shoot.expires_ms:
                 continue
             await self._flushed()

@@ -148,8 +148,11 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
                     refused.close_code,
                 )
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await _unsubscribe(relay, hello.shoot, subscriber)
+                # A closed subscriber is dropped by the actor at its next fan-out anyway;
+                # telling it matters only for a session that ends while the shoot goes on.
+                if not relay.closing:
+                    with trio.CancelScope(shield=True), trio.move_on_after(1):
+                        await _unsubscribe(relay, hello.shoot, subscriber)
             if socket_gone(socket):
                 nursery.cancel_scope.cancel()
     finally:

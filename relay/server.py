@@ -87,12 +87,19 @@ async def serve_relay(
 
                 async def close_sessions() -> None:
                     await shutdown.wait()
+                    started = trio.current_time()
                     relay.closing = True
+                    log.info("closing %d sessions", relay.metrics.connections)
                     for actor in registry.actors():
                         for subscriber in list(actor.subscribers):
                             subscriber.close(CLOSE_GOING_AWAY, "relay shutting down")
                     with trio.move_on_after(settings.shutdown_grace_s):
                         await relay.no_sessions.wait()
+                    log.info(
+                        "sessions closed in %.2f s (%d left); stopping the server",
+                        trio.current_time() - started,
+                        relay.metrics.connections,
+                    )
                     sessions_closed.set()
 
                 nursery.start_soon(close_sessions)
@@ -106,6 +113,8 @@ async def serve_relay(
                 url = str(binds[0]).replace("0.0.0.0", "127.0.0.1")
                 log.info("relay listening on %s", url)
                 task_status.started(url)
+            log.info("server stopped; flushing %d shoots to Redis", registry.live_shoots)
+        log.info("every shoot flushed")
     finally:
         store.close()
         if embedded is not None:
