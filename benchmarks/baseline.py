@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import cbor2
 import hypercorn.config
 import hypercorn.trio
 import trio
 
+from relay.asgi import Receive, Scope, Send, serve_lifespan
 from relay.config import Settings
 from sync.protocol import MAX_CLIENT_FRAME_BYTES
 
@@ -36,9 +36,6 @@ from .limits import raise_fd_limit
 
 __all__ = ["build_baseline_app", "main"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: The stand-in for ``welcome``: an empty CBOR map.
 JOINED = b"\xa0"
@@ -76,13 +73,7 @@ def build_baseline_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         if kind == "websocket":
             await websocket(receive, send)
         elif kind == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
         else:  # any HTTP request: the readiness probe
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok"})

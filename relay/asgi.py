@@ -17,7 +17,7 @@ from .connection import serve_session
 from .context import RelayContext
 from .http import build_http_app
 
-__all__ = ["AsgiSocket", "build_app"]
+__all__ = ["AsgiSocket", "build_app", "serve_lifespan"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -56,6 +56,17 @@ class AsgiSocket:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer the server's lifespan scope; the relay sets itself up outside ASGI."""
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     http = build_http_app(relay)
 
@@ -71,13 +82,7 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
             await send({"type": "websocket.accept"})
             await serve_session(AsgiSocket(scope, receive, send), relay)
         elif kind == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
         else:
             await http(scope, receive, send)
 

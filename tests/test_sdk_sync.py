@@ -10,6 +10,7 @@ import trio
 
 from clients import (
     ConnectionState,
+    Identity,
     InvalidScore,
     ShootClient,
     WriteSuperseded,
@@ -35,6 +36,13 @@ def arrows_of(client: ShootClient, archer_id: str) -> int:
 
 def skewed(offset_ms: int) -> Callable[[], int]:
     return lambda: system_wall_ms() + offset_ms
+
+
+async def phone_and_tablet(url: str, code: str) -> tuple[Identity, Identity]:
+    """One archer joined on a phone, with a tablet added as their second device."""
+    phone = await new_archer(url, code)
+    tablet = await add_device(url, code, archer_id=phone.archer_id, token=phone.token)
+    return phone, tablet
 
 
 async def test_three_ends_scored_while_the_relay_is_down_arrive_exactly_once(
@@ -75,10 +83,7 @@ async def test_same_archer_on_two_devices_converges_and_the_loser_is_told(
     with trio.fail_after(25):
         url = await relay.start()
         shoot = await create_shoot(url, creator="Sam")
-        phone_id = await new_archer(url, shoot.code)
-        tablet_id = await add_device(
-            url, shoot.code, archer_id=phone_id.archer_id, token=phone_id.token
-        )
+        phone_id, tablet_id = await phone_and_tablet(url, shoot.code)
         assert tablet_id.device_id != phone_id.device_id
         aid = phone_id.archer_id
         phone_box, tablet_box = tmp_path / "phone.json", tmp_path / "tablet.json"
@@ -131,10 +136,7 @@ async def test_device_clock_behind_still_wins_with_a_newer_write(
     with trio.fail_after(20):
         url = await relay.start()
         shoot = await create_shoot(url, creator="Sam")
-        phone_id = await new_archer(url, shoot.code)
-        tablet_id = await add_device(
-            url, shoot.code, archer_id=phone_id.archer_id, token=phone_id.token
-        )
+        phone_id, tablet_id = await phone_and_tablet(url, shoot.code)
         aid = phone_id.archer_id
         async with (
             connect(url, shoot.code, identity=phone_id, options=FAST) as phone,
@@ -186,10 +188,7 @@ async def test_stale_device_coming_back_after_a_newer_write_does_not_win(
     with trio.fail_after(20):
         url = await relay.start()
         shoot = await create_shoot(url, creator="Sam")
-        phone_id = await new_archer(url, shoot.code)
-        tablet_id = await add_device(
-            url, shoot.code, archer_id=phone_id.archer_id, token=phone_id.token
-        )
+        phone_id, tablet_id = await phone_and_tablet(url, shoot.code)
         aid = phone_id.archer_id
         stale_box = tmp_path / "stale.json"
         # The stale device scores while it cannot reach the relay (a wrong port)...
