@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +20,7 @@ from sync.models import summarize
 
 from ._client import ClientOptions, ShootClient, connect
 from ._errors import NotJoined, RelayUnreachable, ShootError
-from ._events import ConnectionState
+from ._events import ConnectionState, Event, NoticeReceived
 from ._http import add_device, create_shoot, join_shoot
 from ._identity import Identity
 from ._outbox import write_atomically
@@ -28,6 +28,9 @@ from ._render import CLEAR_SCREEN, render_leaderboard
 from .cli import relay_url, state_home
 
 __all__ = ["create", "join", "score", "sync", "watch"]
+
+#: Latest notices shown under the live leaderboard ("Chris has taken the lead!").
+WATCH_NOTICES = 5
 
 IDENTITY_FILE = "identity.json"
 
@@ -167,23 +170,26 @@ async def sync(args: argparse.Namespace, out: TextIO) -> int:
 async def watch(args: argparse.Namespace, out: TextIO) -> int:
     url = relay_url(args)
     options = ClientOptions(connect_timeout_s=max(0.5, args.wait))
+    notices: deque[str] = deque(maxlen=WATCH_NOTICES)
     async with connect(url, args.code, options=options) as client:
         if not await _wait_for(client, args.wait, synced=False):
             raise client.error or RelayUnreachable(
                 "unreachable", f"Cannot reach the relay at {url}."
             )
-        tty = out is sys.stdout and out.isatty()
+        in_place = out.isatty()
         while True:
             shoot = client.shoot
             title = f"{shoot.title or 'Shoot'} {shoot.code}" if shoot else args.code
             if client.state is not ConnectionState.CONNECTED:
                 title += f"  [{client.state.value}]"
-            board = render_leaderboard(client.leaderboard, title)
-            print((CLEAR_SCREEN if tty else "") + board, file=out, end="", flush=True)
+            board = render_leaderboard(client.leaderboard, title, notices)
+            print((CLEAR_SCREEN if in_place else "") + board, file=out, end="", flush=True)
             if args.once:
                 return 0
             if client.state is ConnectionState.CLOSED:
                 raise client.error or ShootError("closed", "The connection ended.")
-            await client.events.get()
-            while client.events.get_nowait() is not None:
-                pass  # redraw once for a burst of changes
+            event: Event | None = await client.events.get()
+            while event is not None:  # redraw once for a burst of changes
+                if isinstance(event, NoticeReceived):
+                    notices.append(event.notice.text)
+                event = client.events.get_nowait()

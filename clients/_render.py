@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sync.leaderboard import Leaderboard, Standing
 
 __all__ = ["CLEAR_SCREEN", "render_leaderboard"]
@@ -23,8 +25,8 @@ def _line(s: Standing) -> str:
     ).rstrip()
 
 
-def render_leaderboard(board: Leaderboard, title: str = "") -> str:
-    """Plain text: one block per round, archers in ranking order."""
+def render_leaderboard(board: Leaderboard, title: str = "", notices: Iterable[str] = ()) -> str:
+    """Plain text: one block per round, archers in ranking order, then recent notices."""
     lines = [title] if title else []
     if not board.groups:
         lines.append("No archers yet.")
@@ -32,4 +34,8 @@ def render_leaderboard(board: Leaderboard, title: str = "") -> str:
         lines.append("")
         lines.append(f"{group.round_name} ({len(group.standings)})")
         lines.extend(_line(s) for s in group.standings)
+    recent = list(notices)
+    if recent:
+        lines.append("")
+        lines.extend(f"* {text}" for text in reversed(recent))
     return "\n".join(lines) + "\n"

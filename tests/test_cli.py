@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from clients import read_shoot
-from clients.cli import main
+from clients import _commands, connect, create_shoot, join_shoot, read_shoot
+from clients._render import CLEAR_SCREEN
+from clients.cli import build_parser, main
 from tests.sdk_fixtures import RelayHandle, free_port, relay
 
 __all__ = ["relay"]
@@ -128,3 +130,39 @@ async def test_bad_code_and_unreachable_relay_are_one_line_errors(
         assert "Cannot reach the relay" in one_line_error(capsys.readouterr().err)
         assert await run_cli("score", "9") == 1  # never joined on this device
         assert "join" in one_line_error(capsys.readouterr().err)
+
+
+class Terminal(io.StringIO):
+    """Captured output that says it is a terminal, as `watch` sees a real one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
+    with trio.fail_after(30):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam")
+        chris = await join_shoot(url, shoot.code, name="Chris", round="national")
+        alex = await join_shoot(url, shoot.code, name="Alex", round="national")
+        screen = Terminal()
+        args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_commands.watch, args, screen)
+            async with (
+                connect(url, shoot.code, identity=chris) as c,
+                connect(url, shoot.code, identity=alex) as a,
+            ):
+                await c.score_end([9, 9, 9, 7, 7, 7])
+                await a.score_end([7, 7, 5, 5, 3, 3])
+                await c.wait_synced()
+                await a.wait_synced()
+                while "Chris has taken the lead!" not in screen.getvalue():
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        frames = screen.getvalue().split(CLEAR_SCREEN)
+        assert len(frames) > 2  # redrawn, not appended
+        last = frames[-1]
+        assert re.search(r"1\s+Chris\s+48", last), last
+        assert re.search(r"2\s+Alex\s+30", last), last
+        assert "* Chris has taken the lead!" in last
