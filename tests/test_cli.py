@@ -153,9 +153,11 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,
             ):
+                # Chris's end lands first, so the lead is his (the next lead notice
+                # may come only two ends later).
                 await c.score_end([9, 9, 9, 7, 7, 7])
-                await a.score_end([7, 7, 5, 5, 3, 3])
                 await c.wait_synced()
+                await a.score_end([7, 7, 5, 5, 3, 3])
                 await a.wait_synced()
                 while "Chris has taken the lead!" not in screen.getvalue():
                     await trio.sleep(0.05)
