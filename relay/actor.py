@@ -469,12 +469,3 @@ class ShootActor:
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
-
-    def statistics(self) -> dict[str, int | bool]:
-        return {
-            "subscribers": len(self.subscribers),
-            "unpersisted": len(self._unpersisted),
-            "held_answers": len(self._held),
-            "degraded": self.degraded,
-            "inbox": self._inbox.statistics().current_buffer_used,
-        }

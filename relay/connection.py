@@ -23,6 +23,7 @@ Frames that cannot be decoded are fatal (``docs/protocol.md``): an ``error`` wit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -33,13 +34,10 @@ from sync.codec import decode_client, encode
 from sync.errors import ProtocolError
 from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
 from sync.protocol import (
-    CLOSE_EXPIRED,
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_BIG,
-    CLOSE_UNAUTHORIZED,
-    CLOSE_UNKNOWN_SHOOT,
     ClientMessage,
     Error,
     Hello,
@@ -49,10 +47,9 @@ from sync.protocol import (
 )
 
 from .actor import Submit, Subscribe, Unsubscribe, wall_ms
-from .auth import AccessDenied, Throttled, authorize
+from .auth import authorize
 from .context import RelayContext
-from .registry import ShootExpired, UnknownShoot
-from .store import StoreUnavailable
+from .refusals import REFUSALS, refusal_for
 from .subscriber import Close, Subscriber
 
 __all__ = ["FrameSocket", "Refused", "refusal", "serve_session"]
@@ -61,14 +58,14 @@ log = logging.getLogger(__name__)
 
 #: Writes refused for rate in a row before the connection is closed.
 MAX_RATE_LIMITED: Final = 50
-#: "Try again later" (RFC 6455 registry).
-CLOSE_TRY_AGAIN_LATER: Final = 1013
 
 
 class FrameSocket(Protocol):
     """What a session needs from a WebSocket."""
 
     client_address: str
+    gone: bool
+    """Set once the peer has disconnected."""
 
     async def receive(self) -> bytes | str | None:
         """The next message, or ``None`` once the peer is gone."""
@@ -88,32 +85,17 @@ class Refused(Exception):
 
 
 def refusal(exc: Exception) -> Refused:
-    """Map the relay's reasons for refusing a session to protocol terms, in one place."""
-    match exc:
-        case Refused():
-            return exc
-        case Throttled():
-            return Refused(
-                "throttled", "Too many failed attempts; wait and try again.", CLOSE_RATE_LIMITED
-            )
-        case AccessDenied():
-            return Refused(
-                "unauthorized", "That archer id and token do not match.", CLOSE_UNAUTHORIZED
-            )
-        case UnknownShoot():
-            return Refused(
-                "unknown_shoot", "There is no shoot with that code.", CLOSE_UNKNOWN_SHOOT
-            )
-        case ShootExpired():
-            return Refused("expired", "This shoot has ended.", CLOSE_EXPIRED)
-        case StoreUnavailable():
-            return Refused(
-                "unavailable", "The relay cannot load this shoot right now.", CLOSE_TRY_AGAIN_LATER
-            )
-    raise exc
+    """Map the relay's reasons for refusing a session to protocol terms."""
+    if isinstance(exc, Refused):
+        return exc
+    known = refusal_for(exc)
+    if known is None:
+        raise exc
+    return Refused(known.code, known.message, known.close_code)
 
 
-_REFUSALS = (Refused, Throttled, AccessDenied, UnknownShoot, ShootExpired, StoreUnavailable)
+_REFUSALS: tuple[type[Exception], ...] = (Refused, *REFUSALS)
+_GONE: tuple[type[Exception], ...] = (*_REFUSALS, trio.BrokenResourceError)
 
 
 async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
@@ -153,21 +135,16 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
                 if not relay.closing:
                     with trio.CancelScope(shield=True), trio.move_on_after(1):
                         await _unsubscribe(relay, hello.shoot, subscriber)
-            if socket_gone(socket):
+            if socket.gone:
                 nursery.cancel_scope.cancel()
     finally:
         relay.session_closed()
 
 
-def socket_gone(socket: FrameSocket) -> bool:
-    return bool(getattr(socket, "gone", False))
-
-
 async def _unsubscribe(relay: RelayContext, code: str, subscriber: Subscriber) -> None:
-    try:
+    # When no actor is running for this shoot, none holds the subscriber.
+    with contextlib.suppress(*_GONE):
         await relay.registry.send(code, Unsubscribe(subscriber))
-    except (*_REFUSALS, trio.BrokenResourceError):
-        pass  # no actor is running for this shoot, so none holds the subscriber
 
 
 def _end(subscriber: Subscriber, relay: RelayContext, error: Error, close_code: int) -> None:

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from sync.clock import Stamp
+from sync.codec import register_to_wire
 from sync.errors import SyncError
 from sync.models import (
     ArcherState,
@@ -32,13 +33,14 @@ from sync.models import (
     validate_title,
 )
 from sync.register import Register
-from sync.rounds import all_rounds, arrow_value
+from sync.rounds import all_rounds, display_order
 
 from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
-from .auth import Throttled
+from .auth import AccessDenied, Throttled
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
 from .qr import qr_png, qr_svg
+from .refusals import refusal_for
 from .registry import ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
 
@@ -60,23 +62,15 @@ def _api_error(exc: Exception) -> ApiError:
             return exc
         case SyncError():
             return ApiError(400, exc.code, exc.message)
-        case UnknownShoot():
-            return ApiError(404, "unknown_shoot", "There is no shoot with that code.")
-        case ShootExpired():
-            return ApiError(410, "expired", "This shoot has ended.")
-        case Throttled():
-            retry = str(max(1, round(exc.retry_after_s)))
-            return ApiError(
-                429,
-                "throttled",
-                "Too many failed attempts; wait and try again.",
-                {"Retry-After": retry},
-            )
         case NoCodeAvailable():
             return ApiError(503, "no_code_available", str(exc))
-        case StoreUnavailable():
-            return ApiError(503, "unavailable", "The relay's store is unavailable; try again soon.")
-    raise exc
+    known = refusal_for(exc)
+    if known is None:
+        raise exc
+    headers = None
+    if isinstance(exc, Throttled):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+    return ApiError(known.http_status, known.code, known.message, headers)
 
 
 def _error_response(error: ApiError) -> JSONResponse:
@@ -168,7 +162,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
             record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
             if record is None or not token_matches(token, record.token_sha256):
                 relay.throttle.failed(address)
-                raise ApiError(401, "unauthorized", "That archer id and token do not match.")
+                raise AccessDenied(archer_id)
             return JSONResponse(
                 {
                     "archer_id": archer_id,
@@ -210,18 +204,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         await relay.registry.send(shoot.code, read)
         view = await read.reply.wait()
         archers = {
-            archer_id: {
-                "name": register.state.name,
-                "round": register.state.round,
-                "profile": {
-                    "bowstyle": register.state.profile.bowstyle,
-                    "age_group": register.state.profile.age_group,
-                    "gender": register.state.profile.gender,
-                },
-                "arrows": list(register.state.arrows),
-                "finished": register.state.finished,
-                "left": register.state.left,
-            }
+            archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
         }
         body = {
@@ -250,10 +233,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
                 "total_arrows": info.total_arrows,
                 "end_size": info.end_size,
                 "max_score": info.max_score,
-                "values": [
-                    str(v) if isinstance(v, str) else v
-                    for v in sorted(info.allowed_at(0), key=lambda a: (a != "X", -arrow_value(a)))
-                ],
+                "values": display_order(info.allowed_at(0)),
             }
             for info in all_rounds()
         ]

@@ -20,7 +20,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import InvalidState
-from .rounds import Arrow, RoundInfo, arrow_value, get_round
+from .rounds import Arrow, RoundInfo, arrow_value, display_order, get_round
 
 __all__ = [
     "AGE_GROUPS",
@@ -195,17 +195,13 @@ def validate_state(state: ArcherState) -> RoundInfo:
     for index, arrow in enumerate(state.arrows):
         # bool is an int subclass; True is not an arrow.
         if isinstance(arrow, bool) or arrow not in info.allowed_at(index):
-            allowed = ", ".join(str(a) for a in _display_order(info.allowed_at(index)))
+            allowed = ", ".join(str(a) for a in display_order(info.allowed_at(index)))
             raise InvalidState(
                 "invalid_arrow",
                 f"Arrow {index + 1} scores {arrow!r}, which a {info.name} does not allow "
                 f"there (allowed: {allowed}).",
             )
     return info
-
-
-def _display_order(values: frozenset[Arrow]) -> list[Arrow]:
-    return sorted(values, key=lambda a: (a != "X", -arrow_value(a), str(a)))
 
 
 def summarize(state: ArcherState, info: RoundInfo | None = None) -> ScoreSummary:

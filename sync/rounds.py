@@ -28,6 +28,7 @@ __all__ = [
     "RoundInfo",
     "all_rounds",
     "arrow_value",
+    "display_order",
     "get_round",
 ]
 
@@ -67,6 +68,11 @@ def arrow_value(arrow: Arrow) -> int:
     if arrow == "M":
         return 0
     return arrow
+
+
+def display_order(values: frozenset[Arrow]) -> list[Arrow]:
+    """Arrow values as a score sheet lists them: X first, then highest to lowest, M last."""
+    return sorted(values, key=lambda a: (a != "X", -arrow_value(a), str(a)))
 
 
 @dataclass(frozen=True, slots=True)
