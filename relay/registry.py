@@ -57,8 +57,8 @@ class ShootUnreadable(Exception):
     """The shoot's data in Redis cannot be decoded (logged for the operator)."""
 
 
-#: What decoding stored data raises when it is not what the relay wrote (JSON, bytes,
-#: fields, Yjs updates: the last arrive as ``ProtocolError``, a ``ValueError`` cause).
+#: What parsing the stored shoot raises when it is not what the relay wrote (JSON, bytes,
+#: missing or unexpected fields); no expected refusal is one of these.
 _DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
@@ -171,6 +171,11 @@ class ShootRegistry:
         self._forget(code, slot)
         slot.ready.set()
 
+    def _unreadable(self, code: str, slot: _Slot, exc: Exception) -> None:
+        log.error("shoot %s: its data in Redis cannot be decoded", code, exc_info=exc)
+        self._metrics.shoots_unreadable += 1
+        self._refuse(code, slot, ShootUnreadable(code))
+
     async def _supervise(self, code: str, slot: _Slot) -> None:
         """Run one actor for the shoot, from load to stop or crash.
 
@@ -181,6 +186,13 @@ class ShootRegistry:
         send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
         try:
             stored = await self._load(code)
+        except _DECODING_ERRORS as exc:  # raised while parsing what Redis held
+            self._unreadable(code, slot, exc)
+            return
+        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable...
+            self._refuse(code, slot, exc)
+            return
+        try:
             actor = ShootActor(
                 stored,
                 self._store,
@@ -190,13 +202,8 @@ class ShootRegistry:
                 client_id=secrets.randbits(31) + 1,
                 on_close=lambda: self._forget(code, slot),
             )
-        except _DECODING_ERRORS as exc:
-            log.error("shoot %s: its data in Redis cannot be decoded", code, exc_info=exc)
-            self._metrics.shoots_unreadable += 1
-            self._refuse(code, slot, ShootUnreadable(code))
-            return
-        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable...
-            self._refuse(code, slot, exc)
+        except Exception as exc:  # building is pure: whatever fails is in the stored data
+            self._unreadable(code, slot, exc)
             return
         slot.inbox, slot.actor = send, actor
         slot.ready.set()
