@@ -36,7 +36,16 @@ from sync.models import (
 from sync.register import Register
 from sync.rounds import all_rounds, display_order
 
-from .actor import AddArcher, ForgetArcher, Read, Reply, Submit, WriteResult, wall_ms
+from .actor import (
+    AddArcher,
+    ForgetArcher,
+    Read,
+    Reply,
+    ShootUnavailable,
+    Submit,
+    WriteResult,
+    wall_ms,
+)
 from .auth import AccessDenied, Throttled
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
@@ -188,11 +197,12 @@ def build_http_app(relay: RelayContext) -> Starlette:
         # The shoot's actor admits the archer first (it is where the archer limit holds
         # exactly; a full shoot refuses with nothing stored), then the record is stored.
         admit = AddArcher(archer_id, record)
-        await relay.registry.request(shoot.code, admit, admit.reply)
         try:
+            await relay.registry.request(shoot.code, admit, admit.reply)
             await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
-        except StoreUnavailable:
-            with contextlib.suppress(*REFUSALS):
+        except (ShootUnavailable, StoreUnavailable):
+            # No token was handed out, so the seat is only freed: best effort, briefly.
+            with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
                 await relay.registry.send(shoot.code, ForgetArcher(archer_id))
             raise
         # The archer appears on the leaderboard at once. The smallest possible stamp means
