@@ -51,7 +51,7 @@ from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
 from .qr import qr_png, qr_svg
 from .refusals import REFUSALS, refusal_for
-from .registry import ShootExpired, UnknownShoot
+from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
 
 __all__ = ["ApiError", "build_http_app"]
@@ -141,7 +141,10 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     address = _client(request)
     relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
-    shoot = await relay.store.call(relay.store.load_meta, code)
+    try:
+        shoot = await relay.store.call(relay.store.load_meta, code)
+    except DECODING_ERRORS as exc:
+        raise relay.registry.unreadable(code, exc) from exc
     if shoot is None:
         relay.throttle.failed(address)
         raise UnknownShoot(code)

@@ -38,7 +38,14 @@ from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
 from .store import RedisStore, StoredShoot
 
-__all__ = ["ShootExpired", "ShootRegistry", "ShootUnreadable", "UnknownShoot", "open_registry"]
+__all__ = [
+    "DECODING_ERRORS",
+    "ShootExpired",
+    "ShootRegistry",
+    "ShootUnreadable",
+    "UnknownShoot",
+    "open_registry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ class ShootUnreadable(Exception):
 
 #: What parsing the stored shoot raises when it is not what the relay wrote (JSON, bytes,
 #: missing or unexpected fields); no expected refusal is one of these.
-_DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 @dataclass(slots=True)
@@ -171,10 +178,15 @@ class ShootRegistry:
         self._forget(code, slot)
         slot.ready.set()
 
-    def _unreadable(self, code: str, slot: _Slot, exc: Exception) -> None:
+    def unreadable(self, code: str, exc: Exception) -> ShootUnreadable:
+        """Log and count a shoot whose stored data failed to decode with ``exc``; the
+        error to refuse its callers with."""
         log.error("shoot %s: its data in Redis cannot be decoded", code, exc_info=exc)
         self._metrics.shoots_unreadable += 1
-        self._refuse(code, slot, ShootUnreadable(code))
+        return ShootUnreadable(code)
+
+    def _unreadable(self, code: str, slot: _Slot, exc: Exception) -> None:
+        self._refuse(code, slot, self.unreadable(code, exc))
 
     async def _supervise(self, code: str, slot: _Slot) -> None:
         """Run one actor for the shoot, from load to stop or crash.
@@ -186,7 +198,7 @@ class ShootRegistry:
         send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
         try:
             stored = await self._load(code)
-        except _DECODING_ERRORS as exc:  # raised while parsing what Redis held
+        except DECODING_ERRORS as exc:  # raised while parsing what Redis held
             self._unreadable(code, slot, exc)
             return
         except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable...

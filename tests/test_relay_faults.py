@@ -128,6 +128,8 @@ def _poison(redis_url: str, code: str, kind: str) -> None:
             client.xadd(f"shoot:{{{code}}}:log", {"x": b"1"})
         elif kind == "snapshot-garbage":
             client.set(f"shoot:{{{code}}}:snapshot", b"\xff" * 40)
+        elif kind == "meta-garbage":
+            client.set(f"shoot:{{{code}}}:meta", b"\x00not json", keepttl=True)
         elif kind == "archer-garbage":
             client.hset(f"shoot:{{{code}}}:archers", "mallory", "{not json")
         elif kind == "archer-fields":
@@ -140,7 +142,14 @@ def _poison(redis_url: str, code: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["log-garbage", "log-no-update", "snapshot-garbage", "archer-garbage", "archer-fields"],
+    [
+        "log-garbage",
+        "log-no-update",
+        "snapshot-garbage",
+        "meta-garbage",
+        "archer-garbage",
+        "archer-fields",
+    ],
 )
 async def test_poison_data_in_redis_refuses_that_shoot_and_nothing_else(
     relay_url: str, redis_url: str, kind: str
