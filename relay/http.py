@@ -213,7 +213,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         # if this write is not durable in time: the device's first write carries the state.
         reply: Reply[WriteResult] = Reply()
         initial = Register(archer_id, Stamp(0, 0, "join"), state)
-        with contextlib.suppress(*REFUSALS):
+        with contextlib.suppress(*REFUSALS), trio.move_on_after(2):
             await relay.registry.request(shoot.code, Submit(initial, reply=reply), reply)
         body = {
             "archer_id": archer_id,
