@@ -1,6 +1,6 @@
 """The registry: starts shoot actors on demand and supervises them.
 
-Each live shoot has one supervising task in the registry's actor nursery. It loads the
+Each live shoot has one supervising task in the registry's nursery. It loads the
 shoot from Redis, builds its :class:`~relay.actor.ShootActor` (which decodes the stored
 document: poison data fails *here*, inside the boundary), runs it, and:
 
@@ -10,7 +10,9 @@ document: poison data fails *here*, inside the boundary), runs it, and:
   shoot. Its subscribers were closed and reconnect, which starts the shoot again from
   Redis; writes it had not persisted were never acknowledged, so their devices resend;
 - when the stored shoot cannot be decoded, logs and counts it and refuses that shoot's
-  callers with :class:`ShootUnreadable`; the next request tries Redis again.
+  callers with :class:`ShootUnreadable`; requests in the next :data:`UNREADABLE_RETRY_S`
+  get the same answer without loading it again (its clients retrying cannot flood Redis
+  and the log), and the first one after that tries Redis again.
 
 Callers never hold an actor, only its inbox; :meth:`ShootRegistry.send` retries with a
 fresh actor when the one it found has just stopped.
@@ -28,7 +30,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import trio
 
@@ -40,6 +42,7 @@ from .store import RedisStore, StoredShoot
 
 __all__ = [
     "DECODING_ERRORS",
+    "UNREADABLE_RETRY_S",
     "ShootExpired",
     "ShootRegistry",
     "ShootUnreadable",
@@ -68,6 +71,9 @@ class ShootUnreadable(Exception):
 #: missing or unexpected fields); no expected refusal is one of these.
 DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
+#: How long a shoot whose data could not be decoded is refused before it is loaded again.
+UNREADABLE_RETRY_S: Final = 10.0
+
 
 @dataclass(slots=True)
 class _Slot:
@@ -89,6 +95,8 @@ class ShootRegistry:
         self._metrics = metrics
         self._slots: dict[str, _Slot] = {}
         self._closing = False
+        # Codes whose data failed to decode, and until when they are refused unloaded.
+        self._unreadable_until: dict[str, float] = {}
         self._all_stopped = trio.Event()
         self._all_stopped.set()
 
@@ -148,6 +156,8 @@ class ShootRegistry:
     async def _slot(self, code: str) -> _Slot:
         if self._closing:
             raise ShootUnavailable("the relay is shutting down")
+        if self._unreadable_until.get(code, -1.0) > trio.current_time():
+            raise ShootUnreadable(code)
         slot = self._slots.get(code)
         if slot is None:
             slot = self._slots[code] = _Slot()
@@ -186,6 +196,11 @@ class ShootRegistry:
         return ShootUnreadable(code)
 
     def _unreadable(self, code: str, slot: _Slot, exc: Exception) -> None:
+        now = trio.current_time()
+        expired = [c for c, until in self._unreadable_until.items() if until <= now]
+        for stale in expired:  # at most one entry per code: 9,000
+            del self._unreadable_until[stale]
+        self._unreadable_until[code] = now + UNREADABLE_RETRY_S
         self._refuse(code, slot, self.unreadable(code, exc))
 
     async def _supervise(self, code: str, slot: _Slot) -> None:
