@@ -245,7 +245,7 @@ async def test_http_requests_to_a_stuck_shoot_time_out_with_a_json_error(
 async def test_a_repaired_shoot_is_served_again(
     relay_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("relay.registry.UNREADABLE_RETRY_S", 0.5)
+    monkeypatch.setattr("relay.registry.UNREADABLE_RETRY_S", 2.0)
     with trio.fail_after(15):
         async with httpx.AsyncClient(base_url=relay_url) as http:
             code = (await create_shoot(http))["code"]
