@@ -26,9 +26,10 @@ Error handling: every message is answered exactly once, whatever happens.
   no waiter is left hanging on an actor that is gone.
 
 Lifetime: the registry starts the actor on first use, loading snapshot and log from Redis.
-It stops when nobody is subscribed and no message came for ``idle_timeout_s`` (after
-flushing to Redis), when the shoot expires, or when the registry closes its inbox (the
-relay is shutting down): then it handles what is buffered, flushes and returns.
+It stops when nobody is subscribed, no message came for ``idle_timeout_s`` and Redis has
+every update (until then it stays loaded and keeps answering), when the shoot expires, or
+when the registry closes its inbox (the relay is shutting down): then it handles what is
+buffered, flushes and returns.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ class ShootActor:
             self.subscribers = {s for s in self.subscribers if not s.closed}
             if self.subscribers or self._now_ms() >= self.shoot.expires_ms:
                 continue
-            await self._durability.flushed()
+            if self._durability.pending:
+                continue  # unload only once Redis has everything; meanwhile keep serving
             # Nothing can slip in between this check and closing the inbox: no checkpoint.
             if self._inbox.statistics().current_buffer_used == 0:
                 return

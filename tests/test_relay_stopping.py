@@ -120,3 +120,31 @@ async def test_health_recovers_after_a_degraded_shoot_crashes(
             body = (await http.get("/health")).json()
             assert body["degraded_shoots"] == 0
             assert "fastshoot_actor_crashes_total 1" in (await http.get("/metrics")).text
+
+
+async def test_an_idle_shoot_waiting_for_redis_stays_loaded_and_keeps_answering(
+    own_redis: RedisServer, nursery: trio.Nursery
+) -> None:
+    """An idle shoot with writes Redis has not taken is neither unloaded (the writes would
+    be gone) nor deaf while it waits: a viewer arriving meanwhile is welcomed at once."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=own_redis.url, idle_timeout_s=0.1)
+    url: str = await nursery.start(serve_relay, settings)
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+            _refuse_writes(own_redis.url, True)
+            async with peer(url, code, archer=chris, token=token) as archer:
+                await archer.expect(Welcome)
+                await archer.write(1, register(chris, (9,) * 6, device="a"))
+                await archer.expect(Update)
+            await trio.sleep(0.5)  # several idle timeouts pass: the behaviour under test
+            with trio.fail_after(3):
+                async with peer(url, code) as viewer:
+                    await viewer.expect(Welcome)
+                    assert viewer.doc.register(chris).state.arrows == (9,) * 6  # type: ignore[union-attr]
+            assert (await http.get("/health")).json()["live_shoots"] == 1
+            _refuse_writes(own_redis.url, False)
+            while (await http.get("/health")).json()["live_shoots"] != 0:
+                await trio.sleep(0.05)
+    assert _persisted_arrows(own_redis.url, code, chris) == (9,) * 6
