@@ -208,6 +208,11 @@ def build_http_app(relay: RelayContext) -> Starlette:
             with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
                 await relay.registry.send(shoot.code, ForgetArcher(archer_id))
             raise
+        # Tell the shoot again, now that the record is stored: if its actor restarted in
+        # between, the new one loaded Redis before the record was there (a repeat for the
+        # same actor changes nothing, and its answer is not needed).
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
         # The archer appears on the leaderboard at once. The smallest possible stamp means
         # any write from the archer's own device wins over this one. The join stands even
         # if this write is not durable in time: the device's first write carries the state.
