@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sync.clock import Stamp
 from sync.document import ShootDocument
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget, TokenBucket
@@ -64,3 +69,33 @@ def test_no_single_write_needs_more_than_the_write_headroom() -> None:
         outcome, update = doc.write(Register("a" * MAX_ID_LENGTH, stamp, state))
         assert isinstance(outcome, Applied)
         assert len(update) < MAX_WRITE_UPDATE_BYTES / 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4),
+            st.lists(st.sampled_from([9, 7, 5, 3, 1, "M", "X", 10]), max_size=300),
+        ),
+        max_size=60,
+    )
+)
+def test_the_size_budget_keeps_a_document_under_its_cap(
+    writes: list[tuple[int, list[Any]]],
+) -> None:
+    """Writes admitted by the budget (as the actor admits them) never take the document
+    over the cap, however they grow and churn it."""
+    cap = MAX_WRITE_UPDATE_BYTES + 4 * 1024  # small: refusals are common
+    doc = ShootDocument(client_id=1)
+    budget = SizeBudget(cap=cap, estimate=len(doc.diff()))
+    for n, (archer, arrows) in enumerate(writes, start=1):
+        write = Register(
+            f"a{archer}", Stamp(n, 0, "d"), ArcherState("N", "r", arrows=tuple(arrows))
+        )
+        if budget.has_room(MAX_WRITE_UPDATE_BYTES, lambda: len(doc.diff())):
+            _, update = doc.write(write)
+            budget.grew(len(update))
+        size = len(doc.diff())
+        assert size <= budget.estimate  # an upper bound, so measuring can wait
+        assert size <= cap
