@@ -5,73 +5,13 @@ import "fake-indexeddb/auto";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as Y from "yjs";
-import { decodeFrame, encodeFrame } from "../src/protocol/codec";
 import { type Session, openShoot } from "../src/protocol/session";
 import type { ArcherState, Stamp } from "../src/protocol/types";
+import { type Frame, SHOOT, docWith, fakeRelay, until } from "./fake-relay";
 
 const fast = { pingIntervalMs: 5_000, pongTimeoutMs: 5_000, tickMs: 50, backoffBaseMs: 10, backoffCapMs: 20, resendAfterMs: 5_000 };
 const me = { code: "4821", archerId: "a1", token: "t".repeat(20) };
-const SHOOT = { code: "4821", shoot_id: "s1", title: "T", creator: "Sam", created_ms: 1, expires_ms: 2 ** 53 - 1, time_zone: "UTC" };
 
-function docWith(arrows: (number | string)[], stamp: Stamp): Y.Doc {
-  const doc = new Y.Doc();
-  doc.transact(() => {
-    const m = new Y.Map<unknown>();
-    doc.getMap("archers").set("a1", m);
-    for (const [k, v] of Object.entries({ name: "Chris", round: "national", bowstyle: "recurve", age_group: "adult", gender: "open", finished: false, left: false, stamp })) m.set(k, v);
-    m.set("arrows", Y.Array.from(arrows));
-  });
-  return doc;
-}
-
-type Frame = Record<string, unknown>;
-type Handler = (msg: Frame, socket: number) => Frame[] | "close";
-
-/** A WebSocket class whose peer is `handler`: each client frame gets the frames it returns. */
-function fakeRelay(handler: Handler) {
-  let sockets = 0;
-  class FakeSocket {
-    readyState = 0;
-    binaryType = "arraybuffer";
-    onopen: ((e: Event) => void) | null = null;
-    onmessage: ((e: MessageEvent) => void) | null = null;
-    onclose: ((e: CloseEvent) => void) | null = null;
-    onerror: ((e: Event) => void) | null = null;
-    private readonly n = ++sockets;
-    constructor() {
-      setTimeout(() => {
-        this.readyState = 1;
-        this.onopen?.({} as Event);
-      }, 1);
-    }
-    send(data: Uint8Array): void {
-      const answer = handler(decodeFrame(data), this.n);
-      setTimeout(() => {
-        if (answer === "close") {
-          this.readyState = 3;
-          this.onclose?.({ code: 1006 } as CloseEvent);
-          return;
-        }
-        for (const f of answer) {
-          const bytes = encodeFrame({ v: 1, ...f });
-          this.onmessage?.({ data: bytes.buffer } as MessageEvent);
-        }
-      }, 1);
-    }
-    close(): void {
-      this.readyState = 3;
-    }
-  }
-  return { socket: FakeSocket as unknown as typeof WebSocket, sockets: () => sockets };
-}
-
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const welcome = (doc: Y.Doc, reset = false): Frame => ({ type: "welcome", shoot: SHOOT, reset, update: Y.encodeStateAsUpdate(doc), server_ms: Date.now(), role: "archer", archer: "a1" });
 const more = (state: ArcherState, arrows: ArcherState["arrows"]): ArcherState => ({ ...state, arrows: [...state.arrows, ...arrows] });
