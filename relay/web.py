@@ -136,7 +136,11 @@ class _BuildCache:
 
 
 def _send(request: Request, asset: Asset, cache_control: str) -> Response:
-    headers = {"Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    headers = {
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
     accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
     if asset.gzipped is not None and accepts_gzip:
         headers["Content-Encoding"] = "gzip"
