@@ -39,6 +39,7 @@ from collections.abc import Callable
 
 import trio
 
+from sync.classification import derived_values
 from sync.clock import check_skew
 from sync.codec import encode
 from sync.document import ShootDocument
@@ -142,7 +143,7 @@ class ShootActor:
         self._on_close = on_close
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
-        self.doc = ShootDocument.load(updates, client_id=client_id)
+        self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._board = build_leaderboard(self.doc.registers().values())

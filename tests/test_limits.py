@@ -5,12 +5,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync.classification import derived_values
 from sync.clock import Stamp
 from sync.document import ShootDocument
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget, TokenBucket
 from sync.models import ArcherState, Profile
 from sync.protocol import MAX_ARROWS_PER_WRITE, MAX_ID_LENGTH, MAX_REQUEST_ID
 from sync.register import Applied, Register
+from sync.rounds import all_rounds, get_round
 
 
 def test_burst_then_rate() -> None:
@@ -99,3 +101,21 @@ def test_the_size_budget_keeps_a_document_under_its_cap(
         size = len(doc.diff())
         assert size <= budget.estimate  # an upper bound, so measuring can wait
         assert size <= cap
+
+
+def test_the_write_headroom_covers_the_derived_values_the_relay_adds() -> None:
+    longest = get_round("york")  # 144 arrows, the most of any round
+    assert longest.total_arrows == max(info.total_arrows for info in all_rounds())
+    doc = ShootDocument(client_id=1, derive=derived_values)
+    for n, value in enumerate([9, 7, 5, 3, 1]):  # every arrow scores: derived values exist
+        state = ArcherState(
+            name="N" * 40,
+            round=longest.codename,
+            profile=Profile("compoundbarebow", "under_21", "female"),
+            arrows=(value,) * longest.total_arrows,
+            finished=bool(n % 2),
+        )
+        outcome, update = doc.write(Register("a" * MAX_ID_LENGTH, Stamp(n, 0, "d"), state))
+        assert isinstance(outcome, Applied)
+        assert doc.derived("a" * MAX_ID_LENGTH) is not None
+        assert len(update) < MAX_WRITE_UPDATE_BYTES / 2
