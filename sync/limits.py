@@ -35,9 +35,10 @@ JOIN_FAILURES_PER_S: Final = 0.5
 #: Archers who may join one shoot. A club shoot has a few dozen; every write rebuilds the
 #: shoot's leaderboard, so this also bounds what one write costs.
 MAX_ARCHERS_PER_SHOOT: Final = 200
-#: Largest encoded Yjs document of a shoot. 200 archers with 300 arrows each come to about
-#: 0.5 MiB; the cap keeps every welcome (the whole document, for a new replica) at a
-#: quarter of the 8 MiB a client accepts in one frame, whatever a shoot's history.
+#: Largest encoded Yjs document of a shoot. 200 archers who each shot a York (144 arrows,
+#: the longest round) end by end come to under 0.3 MiB, 300 arrows each to about 0.5 MiB;
+#: the cap keeps every welcome (the whole document, for a new replica) at a quarter of the
+#: 8 MiB a client accepts in one frame, whatever a shoot's history.
 MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
 #: More than the Yjs update of any one write can be (a whole register at the structural
 #: limits, every field changed, is under 3 KiB): a write is refused when the document is
