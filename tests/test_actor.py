@@ -228,3 +228,23 @@ async def test_a_shoot_that_expires_while_redis_is_away_leaves_the_degraded_coun
             await send.send(Read())  # wakes the actor, which then notices
         assert metrics.redis_degraded_shoots == 0
     store.close()
+
+
+async def test_a_write_still_waiting_for_redis_when_the_actor_stops_is_answered(
+    own_redis: RedisServer,
+) -> None:
+    """The HTTP join waits for its write to be durable: if the actor stops first (Redis
+    away past the grace period), the waiter is told, not left hanging."""
+    actor, send, store = _actor(own_redis.url, shutdown_grace_s=0.2)
+    write: Reply[WriteResult] = Reply()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            await trio.to_thread.run_sync(own_redis.stop)
+            await send.send(Submit(register("a1", (9,), ms=now_ms()), reply=write))
+            await send.send(read := Read())
+            assert (await read.reply.wait()).registers["a1"].state.arrows == (9,)  # applied
+            send.close()  # the relay shuts down
+        with pytest.raises(ShootUnavailable):
+            await write.wait()
+    store.close()
