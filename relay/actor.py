@@ -9,7 +9,10 @@ writer: the last-writer-wins decision and the Yjs write happen with nothing in b
 
 A write goes: validate -> check the clock skew -> decide and write (:mod:`sync.document`)
 -> encode the Yjs update **once** and offer the same bytes to every subscriber -> append
-it to the list waiting for Redis -> rebuild the leaderboard and offer any notices.
+it to the list waiting for Redis -> offer any notices once the update is durable. The
+leaderboard is rebuilt and the notices decided inside the write's transaction, so the
+notifier's memory (:mod:`sync.notifications`) is stored in the document with the write
+that changed it, and a restarted or reloaded actor never announces a lead twice.
 
 Durability: a companion task, the persister, moves waiting updates to Redis in batches
 (one pipeline per batch). Every answer about a register (``ack``, and ``superseded`` which
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Generic, Literal, TypeVar
 
@@ -39,7 +42,8 @@ from sync.document import ShootDocument
 from sync.errors import SyncError
 from sync.leaderboard import Leaderboard, build_leaderboard
 from sync.models import Shoot, validate_state
-from sync.notifications import NotifierState, next_notices
+from sync.notifications import Notice as RuleNotice
+from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
@@ -218,7 +222,13 @@ class ShootActor:
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._board = build_leaderboard(self.doc.registers().values())
-        self._notifier = NotifierState()
+        stored_memory = NotifierState.from_doc(self.doc.notices_memory())
+        self._notifier = assume_announced(stored_memory, self._board)
+        self._due: tuple[RuleNotice, ...] = ()
+        # Notices wait, like answers, until the write behind them is durable: a relay
+        # crash before that loses the write's memory too, and the resent write would
+        # announce the same thing again.
+        self._held_notices: list[tuple[int, bytes]] = []
         # Durability bookkeeping: updates are numbered as applied; `_durable` is the
         # highest number Redis has; `_register_seq` the number that set each register.
         self._applied = 0
@@ -333,7 +343,7 @@ class ShootActor:
             self._metrics.writes_rejected += 1
             self._refuse(submit, exc)
             return
-        outcome, update = self.doc.write(register)
+        outcome, update = self.doc.write(register, self._remember)
         if isinstance(outcome, Applied):
             self._metrics.writes_applied += 1
             self._record(update)
@@ -391,24 +401,30 @@ class ShootActor:
         self.subscribers.difference_update(closed)
         self._metrics.frames_fanned_out += len(self.subscribers)
 
+    def _remember(self, registers: dict[str, Register]) -> Mapping[str, object]:
+        """Inside the write's transaction: decide its notices; return the memory to store."""
+        before, self._board = self._board, build_leaderboard(registers.values())
+        notifier, self._due = next_notices(self._notifier, before, self._board)
+        changes = notifier.doc_changes(self._notifier)
+        self._notifier = notifier
+        return changes
+
     def _announce(self) -> None:
-        before, self._board = self._board, build_leaderboard(self.doc.registers().values())
-        self._notifier, notices = next_notices(self._notifier, before, self._board)
-        for notice in notices:
-            self._fan_out(
-                encode(
-                    Notice(
-                        kind=notice.kind,
-                        round=notice.round,
-                        archer=notice.archer_id,
-                        text=notice.text,
-                        position=notice.position,
-                        of=notice.of,
-                        change=notice.change,
-                        ends=notice.ends,
-                    )
+        for notice in self._due:
+            frame = encode(
+                Notice(
+                    kind=notice.kind,
+                    round=notice.round,
+                    archer=notice.archer_id,
+                    text=notice.text,
+                    position=notice.position,
+                    of=notice.of,
+                    change=notice.change,
+                    ends=notice.ends,
                 )
             )
+            self._held_notices.append((self._applied, frame))
+        self._due = ()
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -461,6 +477,8 @@ class ShootActor:
         self._held = [held for held in self._held if held.needs > self._durable]
         for held in ready:
             self._release(held)
+        while self._held_notices and self._held_notices[0][0] <= self._durable:
+            self._fan_out(self._held_notices.pop(0)[1])
 
     async def _compact(self, through_id: str) -> None:
         snapshot = self.doc.diff()

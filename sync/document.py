@@ -2,10 +2,13 @@
 
 Theory of operation
 -------------------
-The document has two root maps. ``meta`` holds the shoot's metadata, written once.
+The document has three root maps. ``meta`` holds the shoot's metadata, written once.
 ``archers`` maps each archer id to a nested map of that archer's register: the fields of
 :class:`~sync.models.ArcherState`, the stamp as ``[wall_ms, counter, device_id]``, and the
-arrows as a Yjs array.
+arrows as a Yjs array. ``notices`` holds the relay's memory of what it has announced, by
+round (:class:`~sync.notifications.NotifierState` as plain data); replicas ignore it.
+It lives here rather than in the relay's memory so that it is persisted, compacted,
+expired and handed to a restarted actor exactly as the scores it is about are.
 
 There is exactly **one writer**: the shoot's actor in the relay. It decides the
 last-writer-wins merge itself (:func:`sync.register.decide`) and writes only winners, so
@@ -30,8 +33,8 @@ collects updates is registered at construction and lives as long as the document
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
 
@@ -41,7 +44,12 @@ from .models import ArcherState, Profile, Shoot
 from .register import Applied, Outcome, Register, decide
 from .rounds import Arrow
 
-__all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector"]
+__all__ = ["EMPTY_STATE_VECTOR", "Remember", "ShootDocument", "decode_state_vector"]
+
+#: Called inside a write's transaction with every register after the write; returns the
+#: ``notices`` entries to store with it (by round; ``None`` for a round removes it), or
+#: ``None`` when nothing changed.
+Remember: TypeAlias = Callable[[dict[str, Register]], Mapping[str, object] | None]
 
 #: The state vector of an empty document: "send me everything".
 EMPTY_STATE_VECTOR = b"\x00"
@@ -128,6 +136,7 @@ class ShootDocument:
         self._doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
         self._meta: Map[Any] = self._doc.get("meta", type=Map)
         self._archers: Map[Any] = self._doc.get("archers", type=Map)
+        self._notices: Map[Any] = self._doc.get("notices", type=Map)
         self._registers: dict[str, Register] | None = {}
         self._updates: list[bytes] = []
         self._doc.observe(self._collect)  # never unobserved: see the module docstring
@@ -214,6 +223,11 @@ class ShootDocument:
             self._registers = {aid: _register_from_map(aid, fields) for aid, fields in raw.items()}
         return dict(self._registers)
 
+    def notices_memory(self) -> dict[str, object]:
+        """The relay's stored memory of its notices, by round (see :meth:`write`)."""
+        memory: dict[str, object] = self._notices.to_py() or {}
+        return memory
+
     def register(self, archer_id: str) -> Register | None:
         if self._registers is None:
             self.registers()
@@ -229,8 +243,16 @@ class ShootDocument:
                 self._meta[name] = getattr(shoot, name)
         return self._take_update()
 
-    def write(self, register: Register) -> tuple[Outcome, bytes]:
+    def write(self, register: Register, remember: Remember | None = None) -> tuple[Outcome, bytes]:
         """Merge a write into the document.
+
+        Args:
+            register: The write.
+            remember: Only when the write is applied: called in the same transaction,
+                with the registers as the write leaves them, for the memory the write
+                changes (the relay's notices). Written in one transaction, the write and
+                that memory reach Redis and every replica in one update: a crash keeps
+                both or neither, so a notice cannot be forgotten while its cause is kept.
 
         Returns:
             The outcome, and the Yjs update to persist and fan out: empty unless the
@@ -241,9 +263,19 @@ class ShootDocument:
             return outcome, b""
         with self._doc.transaction():
             self._write_fields(register)
-        if self._registers is not None:
-            self._registers[register.archer_id] = register
+            if self._registers is not None:
+                self._registers[register.archer_id] = register
+            if remember is not None:
+                self._write_notices(remember(self.registers()))
         return outcome, self._take_update()
+
+    def _write_notices(self, entries: Mapping[str, object] | None) -> None:
+        for name, value in (entries or {}).items():
+            if value is None:
+                if name in self._notices:
+                    del self._notices[name]
+            elif self._notices.get(name) != value:
+                self._notices[name] = value
 
     def _write_fields(self, register: Register) -> None:
         fields = _scalar_fields(register)

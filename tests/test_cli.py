@@ -168,3 +168,33 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         assert re.search(r"1\s+Chris\s+48", last), last
         assert re.search(r"2\s+Alex\s+30", last), last
         assert "* Chris has taken the lead!" in last
+
+
+async def test_watch_shows_the_new_leader_after_an_overtake(relay: RelayHandle) -> None:
+    # Regression: after an overtake the screen still showed the old leader's notice.
+    with trio.fail_after(30):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam")
+        chris = await join_shoot(url, shoot.code, name="Chris", round="national")
+        alex = await join_shoot(url, shoot.code, name="Alex", round="national")
+        screen = Terminal()
+        args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_commands.watch, args, screen)
+            async with (
+                connect(url, shoot.code, identity=chris) as c,
+                connect(url, shoot.code, identity=alex) as a,
+            ):
+                await c.score_end([9, 9, 9, 7, 7, 7])
+                await c.wait_synced()
+                while "Chris has taken the lead!" not in screen.getvalue():
+                    await trio.sleep(0.05)
+                await a.score_end([9, 9, 9, 9, 9, 9])
+                await a.wait_synced()
+                while "Alex has taken the lead!" not in screen.getvalue().split(CLEAR_SCREEN)[-1]:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        last = screen.getvalue().split(CLEAR_SCREEN)[-1]
+        assert re.search(r"1\s+Alex\s+54", last), last
+        assert "* Alex has taken the lead!" in last
+        assert "Chris has taken the lead!" not in last

@@ -1,8 +1,10 @@
-"""Notification rules: lead changes at most every 2 ends, digests for everyone every 2 ends."""
+"""Notification rules: leads at once but at most every 2 ends per archer, digests for
+everyone every 2 ends, nothing for an archer alone, and nothing repeated after a restart."""
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,6 +19,7 @@ from sync.notifications import (
     Notice,
     NotifierState,
     RoundMemory,
+    assume_announced,
     next_notices,
     ordinal,
 )
@@ -51,6 +54,16 @@ class Shoot:
         self.board = board
         return notices
 
+    def restart(self) -> None:
+        """What a relay restart or an idle unload does: the memory comes back from the
+        document's plain data (numbers as floats, as Yjs returns them), the board is
+        rebuilt from the loaded registers."""
+        stored = json.loads(json.dumps(self.notifier.to_doc()), parse_int=float)
+        self.notifier = assume_announced(NotifierState.from_doc(stored), self.board)
+        self.board = build_leaderboard(
+            Register(aid, Stamp(self.tick, 0, aid), s) for aid, s in self.states.items()
+        )
+
 
 def texts(notices: Sequence[Notice]) -> list[str]:
     return [n.text for n in notices]
@@ -81,27 +94,53 @@ def test_first_lead_is_announced_at_once() -> None:
     )
 
 
-def test_lead_changes_are_announced_at_most_every_two_ends() -> None:
+def test_an_overtake_is_announced_at_once() -> None:
+    # Regression: one throttle per round held the overtake back (the last lead notice
+    # was less than 2 ends before), and the screen went on showing the old leader's.
     shoot = Shoot()
     shoot.set("ann")
-    assert texts(shoot.shoot("bob", 7)) == ["Bob has taken the lead!"]  # ends 0
-    assert shoot.shoot("ann", 9) == ()  # Ann leads, but the last lead notice was at 0 ends
-    shoot.shoot("ann", *(9,) * 11)  # Ann: 2 ends
-    shoot.shoot("bob", *(5,) * 5, *END_OF_5)  # Bob: 2 ends, behind
-    # Ann leads and 2 ends have passed since Bob's notice: announced with the digest.
+    shoot.set("bob")
+    assert texts(shoot.shoot("ann", *END_OF_7)) == ["Ann has taken the lead!"]
+    assert texts(shoot.shoot("bob", *END_OF_9)) == ["Bob has taken the lead!"]
+    assert shoot.notifier.rounds["national"].leader == "bob"
+
+
+def test_one_archer_is_announced_as_leader_at_most_every_two_of_their_ends() -> None:
+    shoot = Shoot()
+    shoot.set("ann")
+    shoot.set("bob")
+    assert texts(shoot.shoot("ann", *END_OF_7)) == ["Ann has taken the lead!"]  # Ann: 1 end
+    assert texts(shoot.shoot("bob", *END_OF_9)) == ["Bob has taken the lead!"]  # Bob: 1 end
+    # Ann retakes it after 2 ends of hers: 1 end since her notice, held back.
+    assert shoot.shoot("ann", *END_OF_9) == ()
     assert shoot.board.standing("ann").position == 1  # type: ignore[union-attr]
-    assert shoot.notifier.rounds["national"].leader == "ann"
-    assert shoot.notifier.rounds["national"].lead_ends == 2
-    # Bob retakes the lead within the same 2 ends: silence.
-    assert [n.kind for n in shoot.shoot("bob", *(9,) * 6)] == []  # Bob 3 ends, Ann 2
-    assert shoot.board.standing("bob").position == 1  # type: ignore[union-attr]
-    assert shoot.shoot("ann", "M", "M", "M", "M", "M", "M") == ()  # ends 3, Bob leads
-    # Both reach 4 ends with Bob ahead: 2 ends since the last lead notice.
-    shoot.shoot("bob", *END_OF_5)
+    # Bob completes 2 ends: the digest, still no lead notice for Ann.
+    assert [n.kind for n in shoot.shoot("bob", *END_OF_5)] == ["digest", "digest"]
+    # Ann's third end: 2 ends since her last lead notice and she still leads.
     notices = shoot.shoot("ann", *END_OF_5)
-    assert [n.kind for n in notices if n.kind == "lead"] == ["lead"]
-    assert notices[0].text == "Bob has taken the lead!"
-    assert notices[0].ends == 4
+    assert texts(notices) == ["Ann has taken the lead!"]
+    assert notices[0].ends == 2  # the group's progress
+    assert dict(shoot.notifier.rounds["national"].lead_ends) == {"ann": 3, "bob": 1}
+    # Bob overtakes in his 4th end, 3 ends after his own last lead notice.
+    assert texts(shoot.shoot("bob", *END_OF_9, *END_OF_5)) == ["Bob has taken the lead!"]
+    # Ann back in front at once (1 end later for her): held back again; only the digest.
+    notices = shoot.shoot("ann", *END_OF_9)
+    assert shoot.board.standing("ann").position == 1  # type: ignore[union-attr]
+    assert [n.kind for n in notices] == ["digest", "digest"]
+
+
+def test_a_lead_held_back_is_not_announced_once_it_is_lost_again() -> None:
+    shoot = Shoot()
+    shoot.set("ann")
+    shoot.set("bob")
+    shoot.shoot("ann", *END_OF_7)
+    shoot.shoot("bob", *END_OF_9)  # Bob announced
+    assert shoot.shoot("ann", *END_OF_9) == ()  # Ann leads, held back
+    # Bob leads again before Ann's 2 ends are up: he was the last announced, so nothing.
+    assert [n.kind for n in shoot.shoot("bob", *END_OF_9)] == ["digest", "digest"]
+    assert shoot.shoot("ann", "M", "M", "M", "M", "M", "M") == ()  # Ann's 3rd end: behind
+    assert shoot.shoot("bob", *END_OF_5) == ()
+    assert shoot.notifier.rounds["national"].leader == "bob"
 
 
 def test_the_lead_announced_with_the_digest_comes_first() -> None:
@@ -129,6 +168,38 @@ def test_no_lead_notice_for_a_shared_lead_or_a_lone_archer() -> None:
     assert shoot.shoot("ann", 9) == ()  # alone in the round
     assert shoot.shoot("bob", 9) == ()  # tied on score, hits and golds
     assert [n.archer_id for n in shoot.shoot("bob", 1)] == ["bob"]
+
+
+def test_a_lone_archer_gets_no_notices() -> None:
+    # Regression: "Pat is 1st of 1 after 4 ends (no change)."
+    shoot = Shoot()
+    for _ in range(4):
+        assert shoot.shoot("pat", *END_OF_9) == ()
+    assert (
+        "national" not in shoot.notifier.rounds
+        or shoot.notifier.rounds["national"] == RoundMemory()
+    )
+
+
+def test_an_archer_joined_by_others_has_not_taken_the_lead() -> None:
+    shoot = Shoot()
+    shoot.shoot("pat", *END_OF_9, *END_OF_9)
+    assert shoot.set("sam") == ()  # Pat led alone; Sam joining takes nothing from anyone
+    assert shoot.notifier.rounds["national"].leader == "pat"
+    assert shoot.shoot("sam", *END_OF_5) == ()
+    # Sam reaches 2 ends: the first digest, for two.
+    assert texts(shoot.shoot("sam", *END_OF_5)) == [
+        "Pat is 1st of 2 after 2 ends.",
+        "Sam is 2nd of 2 after 2 ends.",
+    ]
+    assert texts(shoot.shoot("sam", *END_OF_9 * 4)) == ["Sam has taken the lead!"]
+
+
+def test_an_archer_arriving_in_front_has_taken_the_lead() -> None:
+    shoot = Shoot()
+    shoot.shoot("pat", *END_OF_5)
+    # Sam's first register already has arrows (scored offline before joining): a real lead.
+    assert texts(shoot.shoot("sam", *END_OF_9)) == ["Sam has taken the lead!"]
 
 
 def test_no_lead_notice_for_a_leader_who_has_scored_nothing() -> None:
@@ -241,7 +312,7 @@ def test_an_archer_who_changes_round_moves_to_the_other_group() -> None:
     shoot.shoot("ann", *END_OF_9, *END_OF_9)
     shoot.shoot("bob", *END_OF_7, *END_OF_7)
     assert len(shoot.shoot("cat", *END_OF_5, *END_OF_5)) == 3
-    assert texts(shoot.set("cat", round="york")) == ["Cat is 1st of 1 after 2 ends."]
+    assert shoot.set("cat", round="york") == ()  # alone on the York: nothing to tell
     assert [g.round for g in shoot.board.groups] == ["national", "york"]
     shoot.shoot("ann", *END_OF_9, *END_OF_9)
     notices = shoot.shoot("bob", *END_OF_7, *END_OF_7)
@@ -287,6 +358,113 @@ def test_a_change_in_one_round_says_nothing_about_another() -> None:
     assert notices == ()
 
 
+# -- restarts --------------------------------------------------------------------------------
+
+
+def test_a_restart_announces_no_lead_again() -> None:
+    # Regression: the memory lived only in the actor; a restart or an idle unload started
+    # afresh and the next write announced the current leader again.
+    shoot = Shoot()
+    shoot.set("chris")
+    shoot.set("alex")
+    assert texts(shoot.shoot("chris", *END_OF_9)) == ["Chris has taken the lead!"]
+    shoot.restart()
+    assert shoot.shoot("alex", *END_OF_5) == ()  # Chris still leads: nothing new
+    shoot.restart()
+    assert shoot.shoot("chris", *END_OF_9) == ()  # ends 1 for Alex: no digest either
+    notices = shoot.shoot("alex", *END_OF_5)  # 2 ends each
+    assert [n.kind for n in notices] == ["digest", "digest"]
+    shoot.restart()
+    # The digest for ends 2 is not repeated when the progress comes back to 2.
+    shoot.set("alex", arrows=shoot.states["alex"].arrows[:-1])
+    shoot.restart()
+    assert shoot.shoot("alex", 5) == ()
+
+
+def test_a_restart_keeps_the_lead_throttle_and_the_digest_changes() -> None:
+    shoot = Shoot()
+    shoot.set("ann")
+    shoot.set("bob")
+    assert texts(shoot.shoot("ann", *END_OF_7)) == ["Ann has taken the lead!"]  # her end 1
+    assert texts(shoot.shoot("bob", *END_OF_9)) == ["Bob has taken the lead!"]
+    shoot.restart()
+    # Ann's 2nd end puts her in front: 1 end since her notice, so held back (a fresh
+    # memory would have announced it).
+    assert shoot.shoot("ann", *END_OF_9) == ()
+    shoot.restart()
+    digest = shoot.shoot("bob", *END_OF_5)
+    assert texts(digest) == ["Ann is 1st of 2 after 2 ends.", "Bob is 2nd of 2 after 2 ends."]
+    shoot.restart()
+    assert texts(shoot.shoot("ann", *END_OF_7)) == ["Ann has taken the lead!"]  # her end 3
+    shoot.restart()
+    assert texts(shoot.shoot("bob", *END_OF_9, *END_OF_9)) == ["Bob has taken the lead!"]
+    shoot.restart()
+    notices = shoot.shoot("ann", *END_OF_5)  # the 4-end digest knows the 2-end one
+    assert texts(notices) == [
+        "Bob is 1st of 2 after 4 ends (up 1).",
+        "Ann is 2nd of 2 after 4 ends (down 1).",
+    ]
+
+
+def test_a_shoot_loaded_without_a_memory_takes_its_board_as_told() -> None:
+    registers = [
+        Register("ann", Stamp(1, 0, "a"), ArcherState("Ann", "national", arrows=END_OF_9 * 3)),
+        Register("bob", Stamp(1, 0, "b"), ArcherState("Bob", "national", arrows=END_OF_7 * 2)),
+        Register("cat", Stamp(1, 0, "c"), ArcherState("Cat", "york", arrows=END_OF_9)),
+    ]
+    board = build_leaderboard(registers)
+    state = assume_announced(NotifierState(), board)
+    assert state.rounds["national"] == RoundMemory(
+        digest_ends=2, digest_positions={"ann": 1, "bob": 2}, leader="ann", lead_ends={"ann": 3}
+    )
+    assert "york" not in state.rounds  # alone: nothing was told
+    # A round it remembers keeps its memory.
+    kept = NotifierState(rounds={"national": RoundMemory(leader="bob")})
+    assert assume_announced(kept, board).rounds["national"] == RoundMemory(leader="bob")
+    # Bob's next end: no lead for Ann again, no digest for ends 2 again.
+    bob = registers[1]
+    after = build_leaderboard(
+        [registers[0], replace(bob, state=replace(bob.state, arrows=END_OF_7 * 3))]
+    )
+    assert next_notices(state, board, after)[1] == ()
+
+
+def test_the_memory_survives_malformed_stored_data_as_a_fresh_one() -> None:
+    stored = {
+        "national": {
+            "digest_ends": 4.0,
+            "digest_positions": {"ann": 1.0, "bob": "2", "cat": -1, "dan": 1.5},
+            "leader": 7,
+            "lead_ends": {"ann": 3.0, "bob": float("nan"), "cat": True},
+        },
+        "york": "garbage",
+        "worcester": {},
+    }
+    state = NotifierState.from_doc(stored)
+    assert state.rounds["national"] == RoundMemory(
+        digest_ends=4, digest_positions={"ann": 1}, leader=None, lead_ends={"ann": 3}
+    )
+    assert state.rounds["york"] == RoundMemory()
+    assert state.rounds["worcester"] == RoundMemory()
+
+
+def test_only_changed_and_forgotten_rounds_are_stored_again() -> None:
+    old = NotifierState(rounds={"national": RoundMemory(leader="a"), "york": RoundMemory()})
+    new = NotifierState(
+        rounds={"national": RoundMemory(leader="a"), "worcester": RoundMemory(leader="b")}
+    )
+    assert new.doc_changes(old) == {
+        "worcester": {
+            "digest_ends": 0,
+            "digest_positions": {},
+            "leader": "b",
+            "lead_ends": {},
+        },
+        "york": None,
+    }
+    assert new.doc_changes(new) == {}
+
+
 def test_rounds_nobody_shoots_any_more_are_forgotten() -> None:
     shoot = Shoot()
     shoot.shoot("ann", *END_OF_9, *END_OF_9)
@@ -320,7 +498,7 @@ def test_throttles_hold_for_any_shoot(writes: list[tuple[str, Arrow, bool]]) -> 
     shoot = Shoot()
     for aid in ARCHERS:
         shoot.set(aid)
-    leads: list[Notice] = []
+    leads: list[tuple[Notice, int]] = []  # with the leader's own ends at the time
     digest_ends: list[int] = []
     for aid, arrow, undo in writes:
         arrows = shoot.states[aid].arrows
@@ -336,19 +514,69 @@ def test_throttles_hold_for_any_shoot(writes: list[tuple[str, Arrow, bool]]) -> 
         lead = [n for n in notices if n.kind == "lead"]
         digest = [n for n in notices if n.kind == "digest"]
         assert len(lead) <= 1
-        leads += lead
+        for n in lead:
+            standing = shoot.board.standing(n.archer_id)
+            assert standing is not None
+            assert standing.position == 1
+            leads.append((n, standing.ends_completed))
         if digest:
             assert sorted(n.archer_id for n in digest) == sorted(ARCHERS)
             assert [n.position for n in digest] == [s.position for s in group.standings]
             digest_ends.append(ends)
-    # At most one lead notice per 2 ends, never the same leader twice in a row.
-    for earlier, later in itertools.pairwise(leads):
-        assert later.ends >= earlier.ends + 2
+    # Never the same leader twice in a row; one archer at most once per 2 of their ends.
+    for (earlier, _), (later, _) in itertools.pairwise(leads):
         assert later.archer_id != earlier.archer_id
+    for archer in ARCHERS:
+        own = [ends for n, ends in leads if n.archer_id == archer]
+        assert all(b >= a + 2 for a, b in itertools.pairwise(own))
     # Each digest is for a later pair of ends than the one before.
     halves = [e // 2 for e in digest_ends]
     assert halves == sorted(set(halves))
     assert all(e >= 2 for e in digest_ends)
+
+
+ACTIONS = st.tuples(
+    st.sampled_from(ARCHERS),
+    st.sampled_from(["arrow", "end", "undo", "leave", "york", "restart"]),
+    st.sampled_from([10, 9, 7, 5, 1, "M"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ACTIONS, max_size=120))
+def test_restarts_change_nothing_that_is_announced(
+    actions: list[tuple[str, str, Arrow]],
+) -> None:
+    """A shoot restarted anywhere (memory through plain data) tells exactly what an
+    uninterrupted one tells; and no notice is ever about a round of one archer."""
+    steady, restarted = Shoot(), Shoot()
+    for aid in ARCHERS:
+        steady.set(aid)
+        restarted.set(aid)
+    for aid, action, arrow in actions:
+        if action == "restart":
+            restarted.restart()
+            continue
+        state = steady.states[aid]
+        info = get_round(state.round)
+        changes: dict[str, object]
+        if action == "undo":
+            changes = {"arrows": state.arrows[:-1]}
+        elif action == "leave":
+            changes = {"left": not state.left}
+        elif action == "york":
+            changes = {"round": "york" if state.round == "national" else "national", "arrows": ()}
+        else:
+            count = 1 if action == "arrow" else info.end_size
+            arrows = (*state.arrows, *(arrow,) * count)[: info.total_arrows]
+            changes = {"arrows": arrows}
+        told = steady.set(aid, **changes)
+        assert restarted.set(aid, **changes) == told
+        for notice in told:
+            group = steady.board.group(notice.round)
+            assert group is not None
+            assert len(group.standings) >= 2
+            assert notice.of == len(group.standings)
 
 
 def test_notifier_state_is_immutable() -> None:
