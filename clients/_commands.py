@@ -167,6 +167,10 @@ async def sync(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def watch(args: argparse.Namespace, out: TextIO) -> int:
+    """The live board. On a terminal it is redrawn in place with the notices still true
+    under it; into a file or a pipe each board is appended with only the notices that
+    arrived since the one before (a log repeating them under every board reads as if the
+    relay had sent them again)."""
     url = relay_url(args)
     options = ClientOptions(connect_timeout_s=max(0.5, args.wait))
     notices = RecentNotices(WATCH_NOTICES)
@@ -176,14 +180,17 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
                 "unreachable", f"Cannot reach the relay at {url}."
             )
         in_place = out.isatty()
+        arrived: list[str] = []
         while True:
             shoot = client.shoot
             title = f"{shoot.title or 'Shoot'} {shoot.code}" if shoot else args.code
             if client.state is not ConnectionState.CONNECTED:
                 title += f"  [{client.state.value}]"
             leaderboard = client.leaderboard
-            board = render_leaderboard(leaderboard, title, notices.texts(leaderboard))
+            shown = notices.texts(leaderboard) if in_place else arrived
+            board = render_leaderboard(leaderboard, title, shown)
             print((CLEAR_SCREEN if in_place else "") + board, file=out, end="", flush=True)
+            arrived = []
             if args.once:
                 return 0
             if client.state is ConnectionState.CLOSED:
@@ -192,4 +199,5 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
             while event is not None:  # redraw once for a burst of changes
                 if isinstance(event, NoticeReceived):
                     notices.add(event.notice)
+                    arrived.append(event.notice.text)
                 event = client.events.get_nowait()
