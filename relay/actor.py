@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Generic, Literal, TypeVar
@@ -228,7 +229,7 @@ class ShootActor:
         # Notices wait, like answers, until the write behind them is durable: a relay
         # crash before that loses the write's memory too, and the resent write would
         # announce the same thing again.
-        self._held_notices: list[tuple[int, bytes]] = []
+        self._held_notices: deque[tuple[int, bytes]] = deque()
         # Durability bookkeeping: updates are numbered as applied; `_durable` is the
         # highest number Redis has; `_register_seq` the number that set each register.
         self._applied = 0
@@ -478,7 +479,7 @@ class ShootActor:
         for held in ready:
             self._release(held)
         while self._held_notices and self._held_notices[0][0] <= self._durable:
-            self._fan_out(self._held_notices.pop(0)[1])
+            self._fan_out(self._held_notices.popleft()[1])
 
     async def _compact(self, through_id: str) -> None:
         snapshot = self.doc.diff()

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import trio
 
-from sync.protocol import Ack, Notice, Welcome
+from relay.redis_server import RedisServer
+from sync.protocol import Ack, Notice, Ping, Pong, Update, Welcome
 from tests.test_relay_durability import _start
 from tests.wire import Peer, create_shoot, join, peer, register
 
@@ -96,3 +97,33 @@ async def test_an_idle_unload_announces_nothing_again(
                 await write(url, code, chris, "Chris", END_OF_9 * 2 + END_OF_5, ms=2_000)
                 await write(url, code, alex, "Alex", END_OF_5 * 2 + END_OF_9 * 3, ms=2_000)
                 assert await notices_until(viewer, 1) == ["Alex has taken the lead!"]
+
+
+async def test_a_notice_waits_until_its_write_is_durable(
+    own_redis: RedisServer, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(30):
+        url, _ = await _start(nursery, own_redis.url)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris_id, token = await join(http, code, "Chris")
+            await join(http, code, "Alex")
+        async with (
+            peer(url, code) as viewer,
+            peer(url, code, archer=chris_id, token=token) as chris,
+        ):
+            await viewer.expect(Welcome)
+            await chris.expect(Welcome)
+            # Let the actor's Redis work so far finish before Redis goes away.
+            await chris.write(1, register(chris_id, (), device="phone", ms=1_000))
+            await chris.expect(Ack)
+            await trio.to_thread.run_sync(own_redis.stop)
+            await chris.write(2, register(chris_id, END_OF_9, device="phone", ms=2_000))
+            await viewer.expect(Update)  # fan-out goes on while Redis is away...
+            await viewer.send(Ping(1))
+            await viewer.expect(Pong)
+            # ...but the notice, which would have been queued before the pong, is not.
+            assert not any(isinstance(m, Notice) for m in viewer.seen)
+            await trio.to_thread.run_sync(own_redis.start)
+            assert (await chris.expect(Ack)).id == 2
+            assert (await viewer.expect(Notice)).text == "Chris has taken the lead!"
