@@ -153,8 +153,7 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,
             ):
-                # Chris's end lands first, so the lead is his (the next lead notice
-                # may come only two ends later).
+                # Chris's end lands first, so the lead is his and stays his.
                 await c.score_end([9, 9, 9, 7, 7, 7])
                 await c.wait_synced()
                 await a.score_end([7, 7, 5, 5, 3, 3])
