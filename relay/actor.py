@@ -9,10 +9,11 @@ writer: the last-writer-wins decision and the Yjs write happen with nothing in b
 
 A write goes: validate -> check the clock skew -> decide and write (:mod:`sync.document`)
 -> encode the Yjs update **once** and offer the same bytes to every subscriber -> append
-it to the list waiting for Redis -> offer any notices once the update is durable. The
-leaderboard is rebuilt and the notices decided inside the write's transaction, so the
-notifier's memory (:mod:`sync.notifications`) is stored in the document with the write
-that changed it, and a restarted or reloaded actor never announces a lead twice.
+it to the list waiting for Redis -> rebuild the leaderboard and decide the notices (after
+the fan-out, so they never delay it). What the notifier remembers
+(:mod:`sync.notifications`) is written to the document as the next update, so a
+restarted or reloaded actor never announces a lead twice; the notices go out only once
+that update is durable (see :meth:`ShootActor._announce`).
 
 Durability: a companion task, the persister, moves waiting updates to Redis in batches
 (one pipeline per batch). Every answer about a register (``ack``, and ``superseded`` which
@@ -31,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, Literal, TypeVar
 
@@ -43,7 +44,6 @@ from sync.document import ShootDocument
 from sync.errors import SyncError
 from sync.leaderboard import Leaderboard, build_leaderboard
 from sync.models import Shoot, validate_state
-from sync.notifications import Notice as RuleNotice
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
@@ -225,10 +225,7 @@ class ShootActor:
         self._board = build_leaderboard(self.doc.registers().values())
         stored_memory = NotifierState.from_doc(self.doc.notices_memory())
         self._notifier = assume_announced(stored_memory, self._board)
-        self._due: tuple[RuleNotice, ...] = ()
-        # Notices wait, like answers, until the write behind them is durable: a relay
-        # crash before that loses the write's memory too, and the resent write would
-        # announce the same thing again.
+        # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes]] = deque()
         # Durability bookkeeping: updates are numbered as applied; `_durable` is the
         # highest number Redis has; `_register_seq` the number that set each register.
@@ -344,7 +341,7 @@ class ShootActor:
             self._metrics.writes_rejected += 1
             self._refuse(submit, exc)
             return
-        outcome, update = self.doc.write(register, self._remember)
+        outcome, update = self.doc.write(register)
         if isinstance(outcome, Applied):
             self._metrics.writes_applied += 1
             self._record(update)
@@ -402,16 +399,26 @@ class ShootActor:
         self.subscribers.difference_update(closed)
         self._metrics.frames_fanned_out += len(self.subscribers)
 
-    def _remember(self, registers: dict[str, Register]) -> Mapping[str, object]:
-        """Inside the write's transaction: decide its notices; return the memory to store."""
-        before, self._board = self._board, build_leaderboard(registers.values())
-        notifier, self._due = next_notices(self._notifier, before, self._board)
-        changes = notifier.doc_changes(self._notifier)
-        self._notifier = notifier
-        return changes
-
     def _announce(self) -> None:
-        for notice in self._due:
+        """Decide the notices the write just applied calls for, and remember them.
+
+        This runs after the write's update is fanned out: rebuilding the board costs
+        milliseconds in a big shoot, and no subscriber should wait for it. The memory is
+        a document update of its own, persisted right after the write's (updates reach
+        Redis in order), and the notices wait until it is durable, as answers do. So a
+        notice is never out while Redis lacks the memory of it: a crash before that
+        loses the memory and the unsent notice together, and the next write in the round
+        (or the resent one) announces it, once. Replicas get the update too, to stay in
+        step with the writer's clock.
+        """
+        before, self._board = self._board, build_leaderboard(self.doc.registers().values())
+        notifier, notices = next_notices(self._notifier, before, self._board)
+        memory = self.doc.remember_notices(notifier.doc_changes(self._notifier))
+        self._notifier = notifier
+        if memory:
+            self._record(memory)
+            self._fan_out(encode(Update(memory)))
+        for notice in notices:
             frame = encode(
                 Notice(
                     kind=notice.kind,
@@ -425,7 +432,6 @@ class ShootActor:
                 )
             )
             self._held_notices.append((self._applied, frame))
-        self._due = ()
 
     # -- persistence ---------------------------------------------------------------------
 

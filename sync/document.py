@@ -33,8 +33,8 @@ collects updates is registered at construction and lives as long as the document
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
 
@@ -44,12 +44,7 @@ from .models import ArcherState, Profile, Shoot
 from .register import Applied, Outcome, Register, decide
 from .rounds import Arrow
 
-__all__ = ["EMPTY_STATE_VECTOR", "Remember", "ShootDocument", "decode_state_vector"]
-
-#: Called inside a write's transaction with every register after the write; returns the
-#: ``notices`` entries to store with it (by round; ``None`` for a round removes it), or
-#: ``None`` when nothing changed.
-Remember: TypeAlias = Callable[[dict[str, Register]], Mapping[str, object] | None]
+__all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector"]
 
 #: The state vector of an empty document: "send me everything".
 EMPTY_STATE_VECTOR = b"\x00"
@@ -224,7 +219,7 @@ class ShootDocument:
         return dict(self._registers)
 
     def notices_memory(self) -> dict[str, object]:
-        """The relay's stored memory of its notices, by round (see :meth:`write`)."""
+        """The relay's stored memory of its notices, by round (see :meth:`remember_notices`)."""
         memory: dict[str, object] = self._notices.to_py() or {}
         return memory
 
@@ -243,16 +238,8 @@ class ShootDocument:
                 self._meta[name] = getattr(shoot, name)
         return self._take_update()
 
-    def write(self, register: Register, remember: Remember | None = None) -> tuple[Outcome, bytes]:
+    def write(self, register: Register) -> tuple[Outcome, bytes]:
         """Merge a write into the document.
-
-        Args:
-            register: The write.
-            remember: Only when the write is applied: called in the same transaction,
-                with the registers as the write leaves them, for the memory the write
-                changes (the relay's notices). Written in one transaction, the write and
-                that memory reach Redis and every replica in one update: a crash keeps
-                both or neither, so a notice cannot be forgotten while its cause is kept.
 
         Returns:
             The outcome, and the Yjs update to persist and fan out: empty unless the
@@ -263,19 +250,25 @@ class ShootDocument:
             return outcome, b""
         with self._doc.transaction():
             self._write_fields(register)
-            if self._registers is not None:
-                self._registers[register.archer_id] = register
-            if remember is not None:
-                self._write_notices(remember(self.registers()))
+        if self._registers is not None:
+            self._registers[register.archer_id] = register
         return outcome, self._take_update()
 
-    def _write_notices(self, entries: Mapping[str, object] | None) -> None:
-        for name, value in (entries or {}).items():
-            if value is None:
-                if name in self._notices:
-                    del self._notices[name]
-            elif self._notices.get(name) != value:
-                self._notices[name] = value
+    def remember_notices(self, entries: Mapping[str, object]) -> bytes:
+        """Store the relay's memory of its notices: plain data by round, ``None`` removing
+        a round; a value equal to the stored one is not written again.
+
+        Returns:
+            The update to fan out and persist, empty when nothing changed.
+        """
+        with self._doc.transaction():
+            for name, value in entries.items():
+                if value is None:
+                    if name in self._notices:
+                        del self._notices[name]
+                elif self._notices.get(name) != value:
+                    self._notices[name] = value
+        return self._take_update()
 
     def _write_fields(self, register: Register) -> None:
         fields = _scalar_fields(register)

@@ -8,12 +8,12 @@ pure, so the relay can call it after every applied write and tests can replay a 
 
 The memory must outlive the relay's actor: kept only in the actor, a relay restart, an
 idle unload or a new owner started from a fresh memory and announced every lead again.
-So :meth:`NotifierState.to_doc` turns it into plain data that the actor stores in the
-shoot's document, in the same transaction as the write that changed it (see
-:meth:`sync.document.ShootDocument.write`), and :meth:`NotifierState.from_doc` reads it
-back when the shoot is loaded: the memory is exactly as durable as the scores it is about.
-A shoot saved before the memory was kept is handled by :func:`assume_announced`, which
-takes the loaded board as already told.
+So :meth:`NotifierState.doc_changes` turns what changed into plain data that the actor
+stores in the shoot's document right after the write that changed it (see
+:meth:`sync.document.ShootDocument.remember_notices`; the relay sends the notices only
+once that is durable), and :meth:`NotifierState.from_doc` reads it back when the shoot
+is loaded. A shoot saved before the memory was kept is handled by
+:func:`assume_announced`, which takes the loaded board as already told.
 
 The rules are per round group, because positions only mean something within a round:
 
@@ -164,11 +164,14 @@ class NotifierState:
 
     def doc_changes(self, previous: NotifierState) -> dict[str, dict[str, Any] | None]:
         """What to store to go from ``previous`` to this state: changed rounds, and
-        ``None`` for each round forgotten since. Empty when nothing changed."""
+        ``None`` for each round forgotten since. Empty when nothing changed.
+
+        A round with nothing told yet is not stored (nothing stored reads as that), so a
+        write that only moves archers around costs no extra document update."""
         changes: dict[str, dict[str, Any] | None] = {
             name: memory.to_doc()
             for name, memory in self.rounds.items()
-            if previous.rounds.get(name) != memory
+            if previous.rounds.get(name, RoundMemory()) != memory
         }
         changes.update((name, None) for name in previous.rounds if name not in self.rounds)
         return changes

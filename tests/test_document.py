@@ -97,34 +97,20 @@ def test_malformed_input_is_a_protocol_error() -> None:
     assert decode_state_vector(b"\x01\x07\x12") == {7: 18}
 
 
-def test_the_notices_memory_travels_in_the_same_update_as_the_write() -> None:
+def test_the_notices_memory_is_stored_and_reaches_replicas() -> None:
     writer, replica = ShootDocument(client_id=1), ShootDocument()
-    seen: list[dict[str, Register]] = []
-
-    def remember(registers: dict[str, Register]) -> dict[str, object]:
-        seen.append(registers)
-        return {"national": {"leader": "a1", "digest_ends": len(seen)}}
-
-    first = reg(1, (9,))
-    outcome, update = writer.write(first, remember)
-    assert isinstance(outcome, Applied)
-    assert seen == [{"a1": first}]  # called with the registers as the write leaves them
-    replica.apply_update(update)  # one update: the register and the memory together
-    assert replica.register("a1") == first
-    assert replica.notices_memory() == {"national": {"leader": "a1", "digest_ends": 1.0}}
-
-    # Writes that change nothing do not ask for the memory.
-    assert writer.write(first, remember)[1] == b""
-    assert writer.write(reg(0, (7,)), remember)[1] == b""
-    assert len(seen) == 1
-
-    # None removes a round; an unchanged value is not written again.
-    _, update = writer.write(reg(2, (9, 9)), lambda _: {"national": None, "york": {"a": 1}})
+    replica.apply_update(writer.write(reg(1, (9,)))[1])
+    update = writer.remember_notices({"national": {"leader": "a1", "lead_ends": {"a1": 1}}})
     replica.apply_update(update)
-    assert replica.notices_memory() == {"york": {"a": 1.0}}
-    _, nothing = writer.write(reg(3, (9,) * 3), lambda _: None)
-    _, unchanged = writer.write(reg(4, (9,) * 4), lambda _: {"york": {"a": 1}})
-    assert len(unchanged) == len(nothing)  # one arrow each; the memory was not rewritten
-    _, changed = writer.write(reg(5, (9,) * 5), lambda _: {"york": {"a": 2}})
-    assert len(changed) > len(nothing)
-    assert ShootDocument.load([writer.diff()]).notices_memory() == {"york": {"a": 2.0}}
+    expected = {"national": {"leader": "a1", "lead_ends": {"a1": 1.0}}}
+    assert replica.notices_memory() == expected
+    assert ShootDocument.load([writer.diff()]).notices_memory() == expected
+    assert replica.registers() == writer.registers()  # the registers are not touched
+
+    # An unchanged value is not written again; None removes a round.
+    assert writer.remember_notices({"national": {"leader": "a1", "lead_ends": {"a1": 1}}}) == b""
+    assert writer.remember_notices({}) == b""
+    assert writer.remember_notices({"york": None}) == b""  # nothing to remove
+    replica.apply_update(writer.remember_notices({"national": None, "york": {"leader": None}}))
+    assert replica.notices_memory() == {"york": {"leader": None}}
+    assert replica.state_vector() == writer.state_vector()

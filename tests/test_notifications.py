@@ -34,6 +34,8 @@ class Shoot:
         self.states: dict[str, ArcherState] = {}
         self.board = build_leaderboard([])
         self.notifier = NotifierState()
+        self.stored: dict[str, object] = {}
+        """The memory as the relay stores it in the document (what survives a restart)."""
         self.tick = 0
 
     def set(self, archer_id: str, **changes: object) -> tuple[Notice, ...]:
@@ -50,16 +52,19 @@ class Shoot:
         board = build_leaderboard(
             Register(aid, Stamp(self.tick, 0, aid), s) for aid, s in self.states.items()
         )
-        self.notifier, notices = next_notices(self.notifier, self.board, board)
-        self.board = board
+        notifier, notices = next_notices(self.notifier, self.board, board)
+        for name, value in notifier.doc_changes(self.notifier).items():
+            if value is None:
+                self.stored.pop(name, None)
+            else:  # through JSON with numbers as floats, as Yjs gives them back
+                self.stored[name] = json.loads(json.dumps(value), parse_int=float)
+        self.notifier, self.board = notifier, board
         return notices
 
     def restart(self) -> None:
-        """What a relay restart or an idle unload does: the memory comes back from the
-        document's plain data (numbers as floats, as Yjs returns them), the board is
-        rebuilt from the loaded registers."""
-        stored = json.loads(json.dumps(self.notifier.to_doc()), parse_int=float)
-        self.notifier = assume_announced(NotifierState.from_doc(stored), self.board)
+        """What a relay restart or an idle unload does: the memory comes back from what
+        was stored, the board is rebuilt from the loaded registers."""
+        self.notifier = assume_announced(NotifierState.from_doc(self.stored), self.board)
         self.board = build_leaderboard(
             Register(aid, Stamp(self.tick, 0, aid), s) for aid, s in self.states.items()
         )

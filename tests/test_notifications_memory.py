@@ -121,6 +121,8 @@ def test_only_changed_and_forgotten_rounds_are_stored_again() -> None:
         "york": None,
     }
     assert new.doc_changes(new) == {}
+    # A round appearing with nothing told yet is not worth a document update.
+    assert NotifierState(rounds={"york": RoundMemory()}).doc_changes(NotifierState()) == {}
 
 
 #: Mostly scoring (whole ends, so leads change hands and digests come), with corrections,
