@@ -49,13 +49,14 @@ async def test_a_relay_restart_announces_no_lead_again(
             await viewer.expect(Welcome)
             await write(url, code, chris, "Chris", END_OF_9, ms=1_000)
             assert await notices_until(viewer, 1) == ["Chris has taken the lead!"]
+            seen = viewer.doc.state_vector()  # including the relay's memory of that notice
             await write(url, code, alex, "Alex", END_OF_5, ms=1_000)
         scope.cancel()
 
         port = int(url.rsplit(":", 1)[1])
         await _start(nursery, redis_url, port)
-        async with peer(url, code) as viewer:
-            await viewer.expect(Welcome)
+        async with peer(url, code, sv=seen) as viewer:
+            assert (await viewer.expect(Welcome)).reset is False  # all of it was persisted
             # Chris still leads after his second end: nothing to announce (a relay that
             # forgot what it told announced "Chris has taken the lead!" again here).
             await write(url, code, chris, "Chris", END_OF_9 * 2, ms=2_000)
