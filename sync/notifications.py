@@ -45,6 +45,7 @@ The rules are per round group, because positions only mean something within a ro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -140,7 +141,7 @@ def _count(value: object) -> int | None:
     """A non-negative whole number from stored data, or ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if value != value or value < 0 or value != int(value):  # NaN, negative, fractional
+    if not math.isfinite(value) or value < 0 or value != int(value):
         return None
     return int(value)
 

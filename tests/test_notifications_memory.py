@@ -93,7 +93,7 @@ def test_the_memory_survives_malformed_stored_data_as_a_fresh_one() -> None:
             "digest_ends": 4.0,
             "digest_positions": {"ann": 1.0, "bob": "2", "cat": -1, "dan": 1.5},
             "leader": 7,
-            "lead_ends": {"ann": 3.0, "bob": float("nan"), "cat": True},
+            "lead_ends": {"ann": 3.0, "bob": float("nan"), "cat": True, "dan": float("inf")},
         },
         "york": "garbage",
         "worcester": {},
