@@ -27,8 +27,8 @@ def _line(s: Standing) -> str:
 
 
 def render_leaderboard(board: Leaderboard, title: str = "", notices: Iterable[str] = ()) -> str:
-    """Plain text: one block per round, archers in ranking order, then ``notices`` as
-    given (newest first: see :class:`RecentNotices`)."""
+    """Plain text: one block per round, archers in ranking order, then ``notices`` in the
+    order given (:meth:`RecentNotices.texts` gives the ones still true, newest first)."""
     lines = [title] if title else []
     if not board.groups:
         lines.append("No archers yet.")
