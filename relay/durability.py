@@ -67,6 +67,8 @@ class Durability:
         shoot: The shoot whose log the updates go to.
         snapshot: Builds the full document state, for compaction.
         log_length: Entries already in the shoot's log (from loading).
+        on_durable: Called with the durable number each time it advances, after the held
+            answers are released (the actor releases its held notices there).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Durability:
         *,
         snapshot: Callable[[], bytes],
         log_length: int,
+        on_durable: Callable[[int], None] = lambda durable: None,
     ) -> None:
         self._shoot = shoot
         self._store = store
@@ -85,6 +88,7 @@ class Durability:
         self._metrics = metrics
         self._snapshot = snapshot
         self._log_length = log_length
+        self._on_durable = on_durable
         # Updates are numbered as applied; `durable` is the highest number Redis has.
         self.applied = 0
         self.durable = 0
@@ -178,6 +182,7 @@ class Durability:
         self._held = [held for held in self._held if held.needs > self.durable]
         for held in ready:
             held.release()
+        self._on_durable(self.durable)
 
     async def _compact(self, through_id: str) -> None:
         snapshot = self._snapshot()
