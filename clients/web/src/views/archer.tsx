@@ -1,0 +1,85 @@
+/**
+ * `/shoot/{code}`: an archer's own screen in a joined shoot. Scoring comes first (the
+ * keypad, big enough for one thumb), then the live leaderboard. Every tap is written
+ * through the protocol module, which puts it in the IndexedDB outbox and shows it at once,
+ * so nothing here waits for the network.
+ */
+import { useEffect, useState } from "preact/hooks";
+import type { Identity } from "../protocol/index";
+import { loadIdentity } from "../protocol/index";
+import { Board } from "./board";
+import { useRounds } from "./data";
+import { describe } from "./errors";
+import { useShoot } from "./hooks";
+import { deviceLink } from "./join";
+import { linkTo, navigate } from "./router";
+import { Scorer } from "./scorer";
+import { SharePanel, ShareButton } from "./share";
+import { ReplacedBanner, ShootHeader, StatusBar } from "./status";
+import { Message } from "./ui";
+
+export function ArcherScreen(props: { code: string }) {
+  const { code } = props;
+  const [identity, setIdentity] = useState<Identity | null | undefined>(undefined);
+  useEffect(() => {
+    let live = true;
+    loadIdentity(code)
+      .then((found) => {
+        if (!live) return;
+        if (found) setIdentity(found);
+        else navigate(`/join/${code}`, true); // not joined on this device yet
+      })
+      .catch(() => live && navigate(`/join/${code}`, true));
+    return () => {
+      live = false;
+    };
+  }, [code]);
+
+  const shoot = useShoot(code, identity ?? undefined);
+  const rounds = useRounds();
+  const { client } = shoot;
+
+  if (shoot.problem) {
+    return (
+      <Message title={`Shoot ${code}`} text={describe(shoot.problem, code)}>
+        <a class="button secondary" {...linkTo("/")}>
+          Back to the start
+        </a>
+      </Message>
+    );
+  }
+  if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" />;
+
+  const info = client.shoot();
+  return (
+    <main class="page">
+      <ShootHeader code={code} info={info} />
+      <StatusBar client={client} rounds={rounds} code={code} />
+      {shoot.replaced && (
+        <ReplacedBanner replaced={shoot.replaced} rounds={rounds} onClose={shoot.dismissReplaced} />
+      )}
+      <Scorer client={client} rounds={rounds} />
+      <Board client={client} rounds={rounds} />
+      <details class="card more">
+        <summary>Continue on another device</summary>
+        <p>
+          Open this link on your other phone or tablet to score as yourself there too. It is your
+          secret: send it only to yourself.
+        </p>
+        <p class="link" data-testid="device-link">
+          {deviceLink(code, identity.archerId, identity.token)}
+        </p>
+        <ShareButton
+          url={deviceLink(code, identity.archerId, identity.token)}
+          title="Continue scoring"
+          text="Continue scoring on this device"
+          label="Share this link"
+        />
+      </details>
+      <details class="card more">
+        <summary>Invite others to this shoot</summary>
+        <SharePanel code={code} title={info?.title ?? ""} />
+      </details>
+    </main>
+  );
+}

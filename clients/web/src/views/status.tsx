@@ -1,0 +1,118 @@
+/**
+ * What the screen says about the connection: online, connecting, or offline with how many
+ * ends wait on this phone; the relay's refusals as sentences; and, when the archer's other
+ * device wrote newer, what this device's score was replaced by.
+ */
+import type { ArcherState, Replaced, ShootClient, ShootInfo } from "../protocol/index";
+import type { Rounds } from "./data";
+import { summaryOf } from "./data";
+import { describe } from "./errors";
+
+export function ShootHeader(props: { code: string; info: ShootInfo | null }) {
+  const { info } = props;
+  const title = info ? info.title || `${info.creator}'s shoot` : `Shoot ${props.code}`;
+  return (
+    <header class="top">
+      <a class="brand" href="/">
+        fast-shoot
+      </a>
+      <h1>{title}</h1>
+      <p class="subtitle">
+        Code <strong data-testid="shoot-code">{props.code}</strong>
+        {info && <> · by {info.creator}</>}
+      </p>
+    </header>
+  );
+}
+
+/** Ends completed in `mine` that the relay's copy (`theirs`) does not have yet. */
+export function endsWaiting(mine: ArcherState | null, theirs: ArcherState | null, rounds: Rounds | null): number {
+  if (!mine || !rounds) return 0;
+  const endsMine = summaryOf(mine, rounds)?.endsCompleted ?? 0;
+  const endsTheirs = theirs && theirs.round === mine.round ? (summaryOf(theirs, rounds)?.endsCompleted ?? 0) : 0;
+  return Math.max(0, endsMine - endsTheirs);
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+export function StatusBar(props: { client: ShootClient; rounds: Rounds | null; code: string }) {
+  const { client } = props;
+  const status = client.status();
+  const me = client.me;
+  let waiting = "";
+  if (me && status.pending > 0) {
+    const ends = endsWaiting(client.myState(), client.archers().get(me)?.state ?? null, props.rounds);
+    waiting =
+      ends > 0
+        ? `${plural(ends, "end waits", "ends wait")} to be sent.`
+        : "Your latest arrows wait to be sent.";
+  }
+  const error = status.lastError;
+  return (
+    <div class="status-area">
+      {status.connection === "offline" ? (
+        <p class="banner offline" role="status" data-testid="connection" data-state="offline">
+          <strong>Offline.</strong>{" "}
+          <span data-testid="pending">
+            {waiting || (me ? "Everything you scored is sent; new scores stay on this phone until you have signal." : "The leaderboard updates when you have signal again.")}
+          </span>
+          {waiting && " They are safe on this phone and go out when you have signal."}
+        </p>
+      ) : (
+        <p
+          class={`banner ${status.connection}`}
+          role="status"
+          data-testid="connection"
+          data-state={status.connection}
+        >
+          {status.connection === "online" ? "● Live" : "Connecting…"}
+          {waiting && (
+            <span data-testid="pending">
+              {" "}
+              · {waiting}
+            </span>
+          )}
+        </p>
+      )}
+      {error && (
+        <p class="banner error" role="alert" data-testid="relay-error">
+          {describe(error, props.code)}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function scoreLine(state: ArcherState, rounds: Rounds | null): string {
+  const summary = rounds ? summaryOf(state, rounds) : null;
+  if (!summary) return `${plural(state.arrows.length, "arrow", "arrows")}`;
+  const parts = [
+    plural(summary.endsCompleted, "end", "ends"),
+    plural(summary.arrowsShot, "arrow", "arrows"),
+    `total ${summary.total}`,
+  ];
+  if (state.finished) parts.push("finished");
+  if (state.left) parts.push("left the shoot");
+  return parts.join(", ");
+}
+
+export function ReplacedBanner(props: { replaced: Replaced; rounds: Rounds | null; onClose: () => void }) {
+  const { mine, winner } = props.replaced;
+  return (
+    <div class="banner replaced card" role="alert" data-testid="replaced">
+      <p>
+        <strong>Your other device saved a newer score.</strong> This device's score was replaced.
+      </p>
+      <p>
+        Replaced: <span data-testid="replaced-mine">{scoreLine(mine, props.rounds)}</span>
+        <br />
+        Now: <span data-testid="replaced-winner">{scoreLine(winner, props.rounds)}</span>
+      </p>
+      <button type="button" class="button secondary" onClick={props.onClose}>
+        OK
+      </button>
+    </div>
+  );
+}
