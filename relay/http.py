@@ -7,7 +7,6 @@ unknown codes against the caller's address, like WebSocket hellos do.
 
 from __future__ import annotations
 
-import html
 import json
 import secrets
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync.clock import Stamp
@@ -43,6 +42,7 @@ from .qr import qr_png, qr_svg
 from .refusals import refusal_for
 from .registry import ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
+from .web import web_routes
 
 __all__ = ["ApiError", "build_http_app"]
 
@@ -259,16 +259,6 @@ def build_http_app(relay: RelayContext) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    async def join_page(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
-        title = html.escape(shoot.title or f"{shoot.creator}'s shoot")
-        page = (
-            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>{title}</title><h1>{title}</h1><p>Shoot code <strong>{shoot.code}</strong></p>"
-            f"<img alt='QR code to join' src='/api/shoots/{shoot.code}/qr.svg' width=240>"
-        )
-        return HTMLResponse(page)
-
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
@@ -286,7 +276,6 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/api/rounds", guarded(rounds), methods=["GET"]),
         Route("/health", guarded(health), methods=["GET"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
-        Route("/join/{code}", guarded(join_page), methods=["GET"]),
-        Route("/view/{code}", guarded(join_page), methods=["GET"]),
+        *web_routes(),
     ]
     return Starlette(routes=routes)
