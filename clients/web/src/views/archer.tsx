@@ -6,7 +6,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import type { Identity } from "../protocol/index";
-import { loadIdentity } from "../protocol/index";
+import { identityFor } from "../protocol/index";
 import { Board } from "./board";
 import { useRounds } from "./data";
 import { describe } from "./errors";
@@ -23,7 +23,7 @@ export function ArcherScreen(props: { code: string }) {
   const [identity, setIdentity] = useState<Identity | null | undefined>(undefined);
   useEffect(() => {
     let live = true;
-    loadIdentity(code)
+    identityFor(code)
       .then((found) => {
         if (!live) return;
         if (found) setIdentity(found);

@@ -32,7 +32,7 @@ export function describe(problem: Problem, shootCode?: string): string {
     case "invalid_arrow":
     case "too_many_arrows":
       return `That score is not possible on this round: ${problem.message}`;
-    case "network":
+    case "offline":
       return "You are offline or the relay cannot be reached. Try again when you have signal.";
     case "no_code_available":
       return "Every shoot code is in use right now. Try again later.";
@@ -52,7 +52,7 @@ export function toProblem(error: unknown): Problem {
     if (typeof e.code === "string" && typeof e.message === "string") {
       return { code: e.code, message: e.message };
     }
-    if (e.name === "TypeError") return { code: "network", message: GENERIC };
+    if (e.name === "TypeError") return { code: "offline", message: GENERIC };
   }
   return { code: "internal", message: GENERIC };
 }

@@ -5,17 +5,10 @@
  * that archer instead; the secret is in the fragment, so it never reaches a server log.
  */
 import { useEffect, useMemo, useState } from "preact/hooks";
-import {
-  fetchRounds,
-  joinShoot,
-  loadIdentity,
-  loadProfile,
-  readShoot,
-  saveIdentity,
-  saveProfile,
-} from "../protocol/index";
-import type { RoundSummary, SavedProfile } from "./data";
-import { roundLabel, toRoundSummaries } from "./data";
+import type { RememberedProfile } from "../protocol/index";
+import { identityFor, joinShoot, readShoot, rememberedProfile, rememberIdentity, rememberProfile } from "../protocol/index";
+import type { RoundSummary } from "./data";
+import { loadRoundList, roundLabel, toRoundSummaries } from "./data";
 import { describe, toProblem } from "./errors";
 import { AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
 import { linkTo, navigate } from "./router";
@@ -52,13 +45,13 @@ export function JoinScreen(props: { code: string }) {
       try {
         if (handoff) {
           const identity = await joinShoot(code, handoff);
-          await saveIdentity(identity);
+          await rememberIdentity(identity);
           if (live) navigate(`/shoot/${code}`, true);
           return;
         }
-        const [info, existing] = await Promise.all([readShoot(code), loadIdentity(code)]);
+        const [info, existing] = await Promise.all([readShoot(code), identityFor(code)]);
         if (!live) return;
-        setShoot({ title: info.title, creator: info.creator });
+        setShoot({ title: info.shoot.title, creator: info.shoot.creator });
         setJoined(existing !== null);
       } catch (error) {
         if (live) setProblem(describe(toProblem(error), code));
@@ -100,7 +93,7 @@ export function JoinScreen(props: { code: string }) {
 
 function ProfileForm(props: { code: string; again: boolean }) {
   const [rounds, setRounds] = useState<RoundSummary[] | null>(null);
-  const [profile, setProfile] = useState<SavedProfile>({
+  const [profile, setProfile] = useState<RememberedProfile>({
     name: "",
     round: "",
     bowstyle: "recurve",
@@ -113,10 +106,10 @@ function ProfileForm(props: { code: string; again: boolean }) {
 
   useEffect(() => {
     let live = true;
-    fetchRounds()
+    loadRoundList()
       .then((list) => live && setRounds(toRoundSummaries(list)))
       .catch((err) => live && setError(describe(toProblem(err))));
-    loadProfile()
+    rememberedProfile()
       .then((saved) => live && saved && setProfile((p) => ({ ...p, ...saved })))
       .catch(() => undefined); // nothing remembered: the defaults stand
     return () => {
@@ -133,7 +126,7 @@ function ProfileForm(props: { code: string; again: boolean }) {
     return chosen && !found.includes(chosen) ? [chosen, ...found] : found;
   }, [rounds, search, profile.round]);
 
-  const set = (key: keyof SavedProfile) => (e: Event) =>
+  const set = (key: keyof RememberedProfile) => (e: Event) =>
     setProfile({ ...profile, [key]: (e.currentTarget as HTMLInputElement).value });
 
   const onSearch = (value: string) => {
@@ -153,9 +146,9 @@ function ProfileForm(props: { code: string; again: boolean }) {
     setError(null);
     try {
       const chosen = { ...profile, name };
-      await saveProfile(chosen);
+      await rememberProfile(chosen);
       const identity = await joinShoot(props.code, chosen);
-      await saveIdentity(identity);
+      await rememberIdentity(identity);
       navigate(`/shoot/${props.code}`, true);
     } catch (err) {
       setError(describe(toProblem(err), props.code));

@@ -22,11 +22,11 @@ const CODE = /^\d{4}$/;
 export function parseRoute(pathname: string): Route {
   const parts = pathname.split("/").filter((p) => p !== "");
   if (parts.length === 0) return { screen: "home" };
-  if (parts.length === 2 && CODE.test(parts[1])) {
-    const code = parts[1];
-    if (parts[0] === "join") return { screen: "join", code };
-    if (parts[0] === "shoot") return { screen: "shoot", code };
-    if (parts[0] === "view") return { screen: "view", code };
+  const [kind, code] = parts;
+  if (parts.length === 2 && code !== undefined && CODE.test(code)) {
+    if (kind === "join") return { screen: "join", code };
+    if (kind === "shoot") return { screen: "shoot", code };
+    if (kind === "view") return { screen: "view", code };
   }
   return { screen: "unknown", path: pathname };
 }
