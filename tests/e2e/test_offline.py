@@ -1,0 +1,136 @@
+"""Scoring without signal: nothing waits for the network, nothing is lost or doubled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .app import (
+    Signal,
+    open_as_archer,
+    open_as_viewer,
+    row,
+    score,
+    wait_for_service_worker,
+    wait_online,
+)
+from .conftest import Phone
+from .harness import Api, RelayProcess
+
+END_A = [9, 7, 7, 5, 5, 3]  # 36
+END_B = [9, 9, 7, 5, 3, 1]  # 34
+
+
+def _arrows(api: Api, code: str, archer_id: str) -> list[object]:
+    arrows: list[object] = api.read(code)["archers"][archer_id]["arrows"]
+    return arrows
+
+
+def test_offline_ends_survive_a_reload_and_arrive_once(phone: Phone, api: Api) -> None:
+    code = api.create_shoot()["code"]
+    chris = api.join(code, "Chris", "national")
+    context = phone()
+    signal = Signal(context)
+    archer = open_as_archer(context, code, chris)
+    wait_online(archer)
+    wait_for_service_worker(archer)
+    viewer = open_as_viewer(phone(), code)
+
+    signal.cut()
+    score(archer, END_A + END_B)
+    expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
+
+    archer.reload()  # no signal: the shell comes from the service worker's cache
+    expect(archer.get_by_test_id("my-arrows")).to_have_text("12/72")
+    expect(archer.get_by_test_id("my-total")).to_have_text("70")
+    expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
+    expect(row(viewer, "Chris")).to_contain_text("0/72 arrows")  # nothing left the phone
+
+    signal.restore()
+    wait_online(archer)
+    line = row(viewer, "Chris")
+    expect(line.get_by_test_id("total")).to_have_text("70")
+    expect(line).to_contain_text("12/72 arrows")
+    expect(archer.get_by_test_id("pending")).to_have_count(0)
+    assert _arrows(api, code, chris["archer_id"]) == END_A + END_B  # exactly once, in order
+    line.click()
+    expect(viewer.get_by_test_id("scorecard-end")).to_have_count(2)
+
+
+@pytest.fixture
+def own_relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    """A relay for this test alone, free to be killed and restarted."""
+    process = RelayProcess(tmp_path / "relay")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_ends_scored_while_the_relay_is_down_arrive_once(
+    phone: Phone, own_relay: RelayProcess
+) -> None:
+    api = Api(own_relay.url)
+    try:
+        code = api.create_shoot()["code"]
+        chris = api.join(code, "Chris", "national")
+        archer = open_as_archer(phone(base_url=own_relay.url), code, chris)
+        viewer = open_as_viewer(phone(base_url=own_relay.url), code)
+        wait_for_service_worker(archer)
+        score(archer, [1])
+        expect(row(viewer, "Chris").get_by_test_id("total")).to_have_text("1")
+        archer.get_by_role("button", name="Undo").click()
+        expect(row(viewer, "Chris").get_by_test_id("total")).to_have_text("0")
+
+        own_relay.kill()  # the relay and its Redis die at once
+        expect(archer.get_by_test_id("connection")).not_to_have_attribute("data-state", "online")
+        score(archer, END_A + END_B)
+        expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
+        archer.reload()  # the relay is gone: the shell comes from the service worker
+        expect(archer.get_by_test_id("my-arrows")).to_have_text("12/72")
+
+        own_relay.start()  # same port, same data directory
+        wait_online(archer)
+        line = row(viewer, "Chris")
+        expect(line.get_by_test_id("total")).to_have_text("70")
+        expect(line).to_contain_text("12/72 arrows")
+        expect(archer.get_by_test_id("pending")).to_have_count(0)
+        assert _arrows(api, code, chris["archer_id"]) == END_A + END_B
+    finally:
+        api.close()
+
+
+def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replaced(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot()["code"]
+    chris = api.join(code, "Chris", "national")
+    phone_context, tablet_context = phone(), phone()
+    phone_signal, tablet_signal = Signal(phone_context), Signal(tablet_context)
+    on_phone = open_as_archer(phone_context, code, chris)
+    on_tablet = open_as_archer(tablet_context, code, chris)
+    wait_online(on_phone)
+    wait_online(on_tablet)
+
+    phone_signal.cut()
+    tablet_signal.cut()
+    score(on_phone, END_A)  # older
+    score(on_tablet, END_A + END_B)  # newer: it wins
+
+    tablet_signal.restore()
+    wait_online(on_tablet)
+    expect(on_tablet.get_by_test_id("pending")).to_have_count(0)
+    phone_signal.restore()
+
+    replaced = on_phone.get_by_test_id("replaced")
+    expect(replaced).to_be_visible()
+    expect(replaced.get_by_test_id("replaced-mine")).to_have_text("1 end, 6 arrows, total 36")
+    expect(replaced.get_by_test_id("replaced-winner")).to_have_text("2 ends, 12 arrows, total 70")
+    for page in (on_phone, on_tablet):
+        expect(page.get_by_test_id("my-arrows")).to_have_text("12/72")
+        expect(page.get_by_test_id("my-total")).to_have_text("70")
+    assert _arrows(api, code, chris["archer_id"]) == END_A + END_B
+    replaced.get_by_role("button", name="OK").click()
+    expect(replaced).to_have_count(0)
