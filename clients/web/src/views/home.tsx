@@ -45,8 +45,9 @@ function JoinByCode() {
   return (
     <form class="card" onSubmit={onSubmit} aria-labelledby="join-heading">
       <h2 id="join-heading">Join a shoot</h2>
-      <Field label="Shoot code" hint="The four digits the organiser shared.">
+      <Field id="code" label="Shoot code" hint="The four digits the organiser shared.">
         <input
+          id="code"
           name="code"
           inputMode="numeric"
           autoComplete="off"
@@ -92,8 +93,9 @@ function CreateForm(props: { onCreated: (shoot: { code: string; title: string })
   return (
     <form class="card" onSubmit={onSubmit} aria-labelledby="create-heading">
       <h2 id="create-heading">Create a shoot</h2>
-      <Field label="Your name">
+      <Field id="creator" label="Your name">
         <input
+          id="creator"
           name="creator"
           autoComplete="name"
           maxLength={40}
@@ -101,8 +103,9 @@ function CreateForm(props: { onCreated: (shoot: { code: string; title: string })
           onInput={(e) => setCreator(e.currentTarget.value)}
         />
       </Field>
-      <Field label="Title (optional)" hint="For example: Club night, Tuesday">
+      <Field id="title" label="Title (optional)" hint="For example: Club night, Tuesday">
         <input
+          id="title"
           name="title"
           maxLength={100}
           value={title}

@@ -159,11 +159,12 @@ function ProfileForm(props: { code: string; again: boolean }) {
   return (
     <form class="card" onSubmit={onSubmit} aria-labelledby="profile-heading">
       <h2 id="profile-heading">{props.again ? "Join as another archer" : "Join this shoot"}</h2>
-      <Field label="Your name" hint="As it should appear on the leaderboard.">
-        <input name="name" autoComplete="name" maxLength={40} value={profile.name} onInput={set("name")} />
+      <Field id="name" label="Your name" hint="As it should appear on the leaderboard.">
+        <input id="name" name="name" autoComplete="name" maxLength={40} value={profile.name} onInput={set("name")} />
       </Field>
-      <Field label="Find your round" hint="Type part of its name, e.g. national, york, wa 70.">
+      <Field id="round-search" label="Find your round" hint="Type part of its name, e.g. national, york, wa 70.">
         <input
+          id="round-search"
           name="round-search"
           type="search"
           autoComplete="off"
@@ -171,8 +172,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
           onInput={(e) => onSearch(e.currentTarget.value)}
         />
       </Field>
-      <Field label="Round">
-        <select name="round" value={profile.round} onChange={set("round")} disabled={!rounds}>
+      <Field id="round" label="Round">
+        <select id="round" name="round" value={profile.round} onChange={set("round")} disabled={!rounds}>
           <option value="" disabled>
             {rounds ? (matches.length ? "Pick a round" : "No round matches") : "Loading rounds…"}
           </option>
@@ -184,8 +185,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
         </select>
       </Field>
       <div class="row">
-        <Field label="Bowstyle">
-          <select name="bowstyle" value={profile.bowstyle} onChange={set("bowstyle")}>
+        <Field id="bowstyle" label="Bowstyle">
+          <select id="bowstyle" name="bowstyle" value={profile.bowstyle} onChange={set("bowstyle")}>
             {BOWSTYLES.map(([value, label]) => (
               <option key={value} value={value}>
                 {label}
@@ -193,8 +194,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
             ))}
           </select>
         </Field>
-        <Field label="Age group">
-          <select name="age_group" value={profile.age_group} onChange={set("age_group")}>
+        <Field id="age_group" label="Age group">
+          <select id="age_group" name="age_group" value={profile.age_group} onChange={set("age_group")}>
             {AGE_GROUPS.map(([value, label]) => (
               <option key={value} value={value}>
                 {label}
@@ -202,8 +203,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
             ))}
           </select>
         </Field>
-        <Field label="Gender">
-          <select name="gender" value={profile.gender} onChange={set("gender")}>
+        <Field id="gender" label="Gender">
+          <select id="gender" name="gender" value={profile.gender} onChange={set("gender")}>
             {GENDERS.map(([value, label]) => (
               <option key={value} value={value}>
                 {label}

@@ -19,13 +19,20 @@ export function Page(props: { title: string; subtitle?: string; children: Compon
   );
 }
 
-export function Field(props: { label: string; hint?: string; children: ComponentChildren }) {
+/** A labelled control; `id` must be the control's id (the label names it, the hint describes it). */
+export function Field(props: { id: string; label: string; hint?: string; children: ComponentChildren }) {
   return (
-    <label class="field">
-      <span class="field-label">{props.label}</span>
+    <div class="field">
+      <label class="field-label" for={props.id}>
+        {props.label}
+      </label>
       {props.children}
-      {props.hint && <span class="hint">{props.hint}</span>}
-    </label>
+      {props.hint && (
+        <span class="hint" id={`${props.id}-hint`}>
+          {props.hint}
+        </span>
+      )}
+    </div>
   );
 }
 
