@@ -25,12 +25,36 @@ export function ShootHeader(props: { code: string; info: ShootInfo | null }) {
   );
 }
 
-/** Ends completed in `mine` that the relay's copy (`theirs`) does not have yet. */
-export function endsWaiting(mine: ArcherState | null, theirs: ArcherState | null, rounds: Rounds | null): number {
-  if (!mine || !rounds) return 0;
-  const endsMine = summaryOf(mine, rounds)?.endsCompleted ?? 0;
-  const endsTheirs = theirs && theirs.round === mine.round ? (summaryOf(theirs, rounds)?.endsCompleted ?? 0) : 0;
-  return Math.max(0, endsMine - endsTheirs);
+const FATAL = new Set(["unauthorized", "unknown_shoot", "expired"]);
+
+/**
+ * Ends this device scored that the relay has not acknowledged yet. The protocol module
+ * reports pending writes, not ends (a write is the whole state), so the screen remembers
+ * how many ends were complete the last time nothing was pending; kept in localStorage so
+ * the count is still right after a reload without signal.
+ */
+export function endsWaiting(client: ShootClient, rounds: Rounds | null): number {
+  const me = client.me;
+  const mine = client.myState();
+  if (!me || !mine || !rounds) return 0;
+  const ends = summaryOf(mine, rounds)?.endsCompleted ?? 0;
+  const key = `fast-shoot:sent-ends:${client.code}:${me}`;
+  if (client.status().pending === 0) {
+    try {
+      localStorage.setItem(key, JSON.stringify({ round: mine.round, ends }));
+    } catch {
+      // Storage unavailable: the banner falls back to "your latest arrows".
+    }
+    return 0;
+  }
+  let sent = 0;
+  try {
+    const kept = JSON.parse(localStorage.getItem(key) ?? "null") as { round: string; ends: number } | null;
+    if (kept && kept.round === mine.round) sent = kept.ends;
+  } catch {
+    sent = 0;
+  }
+  return Math.max(0, ends - sent);
 }
 
 function plural(n: number, one: string, many: string): string {
@@ -42,14 +66,17 @@ export function StatusBar(props: { client: ShootClient; rounds: Rounds | null; c
   const status = client.status();
   const me = client.me;
   let waiting = "";
+  const ends = endsWaiting(client, props.rounds); // also notes what is sent
   if (me && status.pending > 0) {
-    const ends = endsWaiting(client.myState(), client.archers().get(me)?.state ?? null, props.rounds);
     waiting =
       ends > 0
         ? `${plural(ends, "end waits", "ends wait")} to be sent.`
         : "Your latest arrows wait to be sent.";
   }
-  const error = status.lastError;
+  // Transient errors (the socket dropped, a timeout) are what the offline banner already
+  // says; refusals and a shoot that is gone or ended are shown as they are.
+  const error =
+    status.lastError && (FATAL.has(status.lastError.code) || status.connection === "online") ? status.lastError : null;
   return (
     <div class="status-area">
       {status.connection === "offline" ? (
