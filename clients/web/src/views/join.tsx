@@ -85,7 +85,9 @@ export function JoinScreen(props: { code: string }) {
       )}
       <ProfileForm code={code} again={joined} />
       <p class="center">
-        <a {...linkTo(`/view/${code}`)}>Only watch the leaderboard</a>
+        <a class="button secondary" {...linkTo(`/view/${code}`)}>
+          Only watch the leaderboard
+        </a>
       </p>
     </Page>
   );
