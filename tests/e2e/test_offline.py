@@ -22,6 +22,8 @@ from .harness import Api, RelayProcess
 
 END_A = [9, 7, 7, 5, 5, 3]  # 36
 END_B = [9, 9, 7, 5, 3, 1]  # 34
+#: A reconnect after an outage waits for the next backoff step (30 s at most) plus jitter.
+RECONNECT_MS = 45_000
 
 
 def _arrows(api: Api, code: str, archer_id: str) -> list[object]:
@@ -92,9 +94,12 @@ def test_ends_scored_while_the_relay_is_down_arrive_once(
         expect(archer.get_by_test_id("my-arrows")).to_have_text("12/72")
 
         own_relay.start()  # same port, same data directory
-        wait_online(archer)
+        # Both phones retry with jittered backoff (capped at 30 s) while the relay is down.
+        expect(archer.get_by_test_id("connection")).to_have_attribute(
+            "data-state", "online", timeout=RECONNECT_MS
+        )
         line = row(viewer, "Chris")
-        expect(line.get_by_test_id("total")).to_have_text("70")
+        expect(line.get_by_test_id("total")).to_have_text("70", timeout=RECONNECT_MS)
         expect(line).to_contain_text("12/72 arrows")
         expect(archer.get_by_test_id("pending")).to_have_count(0)
         assert _arrows(api, code, chris["archer_id"]) == END_A + END_B

@@ -15,7 +15,7 @@ import { deviceLink } from "./join";
 import { linkTo, navigate } from "./router";
 import { Scorer } from "./scorer";
 import { SharePanel, ShareButton } from "./share";
-import { ReplacedBanner, ShootHeader, StatusBar } from "./status";
+import { Notices, ReplacedBanner, ShootHeader, StatusBar } from "./status";
 import { Message } from "./ui";
 
 export function ArcherScreen(props: { code: string }) {
@@ -59,6 +59,7 @@ export function ArcherScreen(props: { code: string }) {
         <ReplacedBanner replaced={shoot.replaced} rounds={rounds} onClose={shoot.dismissReplaced} />
       )}
       <Scorer client={client} rounds={rounds} />
+      <Notices notices={shoot.notices} />
       <Board client={client} rounds={rounds} />
       <details class="card more">
         <summary>Continue on another device</summary>

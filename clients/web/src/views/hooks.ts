@@ -4,7 +4,7 @@
  * object itself is the single source of truth; the hooks only count changes.
  */
 import { useEffect, useState } from "preact/hooks";
-import type { Identity, Replaced, ShootClient } from "../protocol/index";
+import type { Identity, NoticeEvent, Replaced, ShootClient } from "../protocol/index";
 import { openShoot } from "../protocol/index";
 import type { Problem } from "./errors";
 import { toProblem } from "./errors";
@@ -16,13 +16,19 @@ export interface OpenShoot {
   /** The last time the archer's other device replaced this device's write. */
   replaced: Replaced | null;
   dismissReplaced: () => void;
+  /** The relay's latest notices ("Chris leads the National"), newest first. */
+  notices: NoticeEvent[];
 }
+
+/** How many notices the screen keeps. */
+const NOTICES_KEPT = 3;
 
 /** Open the shoot while the screen is shown; `identity` null opens it as a viewer. */
 export function useShoot(code: string, identity: Identity | null | undefined): OpenShoot {
   const [client, setClient] = useState<ShootClient | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [replaced, setReplaced] = useState<Replaced | null>(null);
+  const [notices, setNotices] = useState<NoticeEvent[]>([]);
   const [, setTick] = useState(0);
 
   useEffect(() => {
@@ -40,6 +46,7 @@ export function useShoot(code: string, identity: Identity | null | undefined): O
         opened = c;
         offs.push(c.on("change", bump), c.on("status", bump));
         offs.push(c.on("replaced", (r: Replaced) => live && setReplaced(r)));
+        offs.push(c.on("notice", (n: NoticeEvent) => live && setNotices((old) => [n, ...old].slice(0, NOTICES_KEPT))));
         setClient(c);
       })
       .catch((error) => live && setProblem(toProblem(error)));
@@ -50,5 +57,5 @@ export function useShoot(code: string, identity: Identity | null | undefined): O
     };
   }, [code, identity]);
 
-  return { client, problem, replaced, dismissReplaced: () => setReplaced(null) };
+  return { client, problem, replaced, dismissReplaced: () => setReplaced(null), notices };
 }

@@ -3,7 +3,7 @@
  * ends wait on this phone; the relay's refusals as sentences; and, when the archer's other
  * device wrote newer, what this device's score was replaced by.
  */
-import type { ArcherState, Replaced, ShootClient, ShootInfo } from "../protocol/index";
+import type { ArcherState, NoticeEvent, Replaced, ShootClient, ShootInfo } from "../protocol/index";
 import type { Rounds } from "./data";
 import { summaryOf } from "./data";
 import { describe } from "./errors";
@@ -141,5 +141,17 @@ export function ReplacedBanner(props: { replaced: Replaced; rounds: Rounds | nul
         OK
       </button>
     </div>
+  );
+}
+
+/** The relay's notices (lead changes, digests) as they arrive; sentences ready to show. */
+export function Notices(props: { notices: NoticeEvent[] }) {
+  if (props.notices.length === 0) return null;
+  return (
+    <ul class="notices" aria-live="polite" data-testid="notices">
+      {props.notices.map((n, i) => (
+        <li key={`${i}-${n.text}`}>{n.text}</li>
+      ))}
+    </ul>
   );
 }

@@ -9,7 +9,7 @@ import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { linkTo } from "./router";
 import { SharePanel } from "./share";
-import { ShootHeader, StatusBar } from "./status";
+import { Notices, ShootHeader, StatusBar } from "./status";
 import { Message } from "./ui";
 
 export function ViewerScreen(props: { code: string }) {
@@ -32,6 +32,7 @@ export function ViewerScreen(props: { code: string }) {
     <main class="page">
       <ShootHeader code={code} info={info} />
       <StatusBar client={client} rounds={rounds} code={code} />
+      <Notices notices={shoot.notices} />
       <Board client={client} rounds={rounds} />
       <p class="center">
         <a class="button secondary" {...linkTo(`/join/${code}`)}>
