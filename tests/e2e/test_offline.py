@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import BrowserContext, Playwright, expect
 
 from .app import (
     Signal,
@@ -17,13 +17,21 @@ from .app import (
     wait_for_service_worker,
     wait_online,
 )
-from .conftest import Phone
+from .conftest import PHONE, Phone, chromium_path
 from .harness import Api, RelayProcess
 
 END_A = [9, 7, 7, 5, 5, 3]  # 36
 END_B = [9, 9, 7, 5, 3, 1]  # 34
 #: A reconnect after an outage waits for the next backoff step (30 s at most) plus jitter.
 RECONNECT_MS = 45_000
+CACHED_URLS = """async () => {
+  const urls = [];
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) urls.push(request.url);
+  }
+  return urls;
+}"""
 
 
 def _arrows(api: Api, code: str, archer_id: str) -> list[object]:
@@ -31,7 +39,9 @@ def _arrows(api: Api, code: str, archer_id: str) -> list[object]:
     return arrows
 
 
-def test_offline_ends_survive_a_reload_and_arrive_once(phone: Phone, api: Api) -> None:
+def test_offline_ends_survive_a_reload_and_arrive_once(
+    phone: Phone, api: Api, relay: RelayProcess
+) -> None:
     code = api.create_shoot()["code"]
     chris = api.join(code, "Chris", "national")
     context = phone()
@@ -60,6 +70,56 @@ def test_offline_ends_survive_a_reload_and_arrive_once(phone: Phone, api: Api) -
     assert _arrows(api, code, chris["archer_id"]) == END_A + END_B  # exactly once, in order
     line.click()
     expect(viewer.get_by_test_id("scorecard-end")).to_have_count(2)
+    # The worker cached the shell and its files, and nothing of the API.
+    cached = archer.evaluate(CACHED_URLS)
+    assert f"{relay.url}/" in cached
+    assert any("/static/main-" in url for url in cached)
+    assert not [url for url in cached if "/api/" in url or "/ws" in url]
+
+
+def test_a_browser_restart_without_signal_loses_nothing(
+    playwright: Playwright, relay: RelayProcess, api: Api, tmp_path: Path
+) -> None:
+    code = api.create_shoot()["code"]
+    chris = api.join(code, "Chris", "national")
+    path = chromium_path()
+    assert path is not None
+    device = {k: v for k, v in playwright.devices[PHONE].items() if k != "default_browser_type"}
+
+    def launch(offline: bool) -> BrowserContext:
+        return playwright.chromium.launch_persistent_context(
+            tmp_path / "profile",
+            executable_path=path,
+            base_url=relay.url,
+            offline=offline,
+            **device,  # type: ignore[arg-type]
+        )
+
+    context = launch(offline=False)
+    try:
+        signal = Signal(context)
+        archer = open_as_archer(context, code, chris)
+        wait_online(archer)
+        wait_for_service_worker(archer)
+        signal.cut()
+        score(archer, END_A)
+        expect(archer.get_by_test_id("pending")).to_contain_text("1 end waits to be sent")
+    finally:
+        context.close()  # the browser quits with the end still unsent
+
+    context = launch(offline=True)
+    try:
+        archer = context.pages[0] if context.pages else context.new_page()
+        archer.goto(f"/shoot/{code}")
+        expect(archer.get_by_test_id("my-arrows")).to_have_text("6/72")
+        expect(archer.get_by_test_id("pending")).to_contain_text("1 end waits to be sent")
+        assert _arrows(api, code, chris["archer_id"]) == []
+        context.set_offline(False)
+        wait_online(archer)
+        expect(archer.get_by_test_id("pending")).to_have_count(0)
+        assert _arrows(api, code, chris["archer_id"]) == END_A
+    finally:
+        context.close()
 
 
 @pytest.fixture
