@@ -4,8 +4,9 @@ import "fake-indexeddb/auto";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createShoot, joinShoot } from "../src/protocol/api";
+import { encodeFrame } from "../src/protocol/codec";
 import { type Session, openShoot } from "../src/protocol/session";
-import type { ArcherState, Identity, Replaced, ShootClient } from "../src/protocol/types";
+import type { ArcherState, Identity, Replaced } from "../src/protocol/types";
 
 const origin = process.env.FAST_SHOOT_RELAY_URL;
 const live = { skip: origin ? false : "needs FAST_SHOOT_RELAY_URL (a running relay)" };
@@ -88,6 +89,11 @@ test("an archer's writes reach a viewer, and are acknowledged", live, async () =
     await until("the ack", () => archer.status().pending === 0);
     await until("the viewer's copy", () => viewer.archers().get(me.archerId)?.state.arrows.length === 12);
     assert.deepEqual(viewer.archers().get(me.archerId)?.state.arrows, [9, 9, 7, 7, 5, "M", 9, 9, 7, 5, 3, 1]);
+    // The relay wrote what only it can compute beside the state, in the same update.
+    const derived = viewer.archers().get(me.archerId)?.derived;
+    assert.equal(derived?.status, "on_track");
+    assert.equal(typeof derived?.handicap, "number");
+    assert.equal(typeof derived?.predicted, "number");
     // A score the round does not allow (a National has no 10s) is refused with a sentence
     // and dropped; the archer's state goes back to the relay's.
     await archer.write(withArrows(archer.myState()!, [10]));
@@ -150,13 +156,66 @@ test("a write made offline loses to a newer one from another device: replaced", 
   }
 });
 
-test("a wrong code stops the client with the relay's sentence", live, async () => {
-  // Find an unused code: creating one and never using another is not guaranteed, so ask for 1000..
-  const client: ShootClient = await openShoot({ origin, code: "1000", deviceId: "viewer-x", timings: fast, watchNetwork: false });
+/** A socket that answers `hello` from a script, to check the loop's decisions exactly. */
+function scripted(answer: (opened: number) => { frames: Record<string, unknown>[]; close: number }) {
+  let opened = 0;
+  class Scripted {
+    readyState = 0;
+    binaryType = "arraybuffer";
+    onopen: ((e: Event) => void) | null = null;
+    onmessage: ((e: MessageEvent) => void) | null = null;
+    onclose: ((e: CloseEvent) => void) | null = null;
+    onerror: ((e: Event) => void) | null = null;
+    constructor() {
+      opened += 1;
+      setTimeout(() => {
+        this.readyState = 1;
+        this.onopen?.({} as Event);
+      }, 1);
+    }
+    send(): void {
+      const { frames, close } = answer(opened);
+      setTimeout(() => {
+        for (const f of frames) {
+          const bytes = encodeFrame(f);
+          this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) } as MessageEvent);
+        }
+        this.readyState = 3;
+        this.onclose?.({ code: close } as CloseEvent);
+      }, 1);
+    }
+    close(): void {
+      this.readyState = 3;
+    }
+  }
+  return { socket: Scripted as unknown as typeof WebSocket, opened: () => opened };
+}
+
+test("a refused hello stops the client with the relay's sentence", async () => {
+  const refusal = { v: 1, type: "error", code: "unknown_shoot", message: "There is no shoot with that code.", id: null, fatal: true };
+  const script = scripted(() => ({ frames: [refusal], close: 4404 }));
+  const client = await openShoot({ origin: "http://relay.invalid", code: "1000", deviceId: "v", timings: fast, webSocket: script.socket, watchNetwork: false });
   try {
-    await until("the refusal", () => client.status().lastError !== null && client.status().connection === "offline");
-    assert.equal(client.status().lastError?.code, "unknown_shoot");
+    await until("the refusal", () => client.status().lastError !== null);
+    await new Promise((r) => setTimeout(r, 300)); // several backoff delays: no retry comes
+    assert.equal(script.opened(), 1);
+    assert.deepEqual(client.status().lastError, { code: "unknown_shoot", message: "There is no shoot with that code." });
+    assert.equal(client.status().connection, "offline");
   } finally {
     client.close();
   }
+});
+
+test("abnormal closes are retried with backoff; a going-away relay too", async () => {
+  const script = scripted((n) => ({ frames: [], close: n % 2 ? 1006 : 1001 }));
+  const client = await openShoot({ origin: "http://relay.invalid", code: "1001", deviceId: "v", timings: fast, webSocket: script.socket, watchNetwork: false });
+  try {
+    await until("three attempts", () => script.opened() >= 3);
+    assert.equal(client.status().connection === "online", false);
+  } finally {
+    client.close();
+  }
+  const after = script.opened();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(script.opened(), after); // closed: no more attempts
 });

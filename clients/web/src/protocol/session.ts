@@ -75,6 +75,8 @@ const FATAL_CLOSES: Record<number, { code: string; message: string }> = {
   4410: { code: "expired", message: "This shoot has ended." },
 };
 
+const FATAL_CODES = new Set(Object.values(FATAL_CLOSES).map((f) => f.code));
+
 /** Extra options for tests and embedders; all optional. */
 export interface SessionOptions extends OpenShootOptions {
   timings?: Partial<Timings>;
@@ -392,15 +394,23 @@ export class Session implements ShootClient {
     this.scheduleReconnect(now);
   }
 
-  private closedBy(closeCode: number): void {
+  /** Stop for good: only a person can fix this (a new code, a new join). */
+  private stopFor(error: { code: string; message: string }): void {
     this.dropSocket(1000, "");
+    this.clearTimer("reconnect");
+    this.fatal = true;
+    this.lastError = error;
+    this.setConnection("offline");
+    this.emit("status");
+  }
+
+  private closedBy(closeCode: number): void {
     const fatal = FATAL_CLOSES[closeCode];
     if (fatal) {
-      this.fatal = true;
-      this.lastError = this.lastErrorFrame ?? fatal;
-      this.setConnection("offline");
+      this.stopFor(this.lastErrorFrame ?? fatal);
       return;
     }
+    this.dropSocket(1000, "");
     if (this.lastErrorFrame) this.lastError = this.lastErrorFrame;
     this.setConnection("offline");
     this.scheduleReconnect(false);
@@ -431,7 +441,12 @@ export class Session implements ShootClient {
   private handle(message: ServerMessage): void {
     if (!this.welcomed) {
       if (message.type === "welcome") this.onWelcome(message);
-      else if (message.type === "error") this.lastErrorFrame = { code: message.code, message: message.message };
+      else if (message.type === "error") {
+        this.lastErrorFrame = { code: message.code, message: message.message };
+        // As the SDK does, the refusal of `hello` decides, whatever close code follows
+        // (or fails to arrive).
+        if (FATAL_CODES.has(message.code)) this.stopFor(this.lastErrorFrame);
+      }
       return;
     }
     switch (message.type) {
