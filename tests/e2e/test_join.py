@@ -94,6 +94,11 @@ def test_join_through_the_join_link(phone: Phone, api: Api) -> None:
     page.goto(f"/join/{code}")
     page.get_by_role("button", name="Continue scoring").click()
     expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))
+    # So does the front page, e.g. after the tab was closed.
+    page.goto("/")
+    page.get_by_role("link", name=f"Sam's shoot ({code})").click()
+    expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))
+    expect(row(page, "Alex")).to_contain_text("(you)")
 
 
 def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:

@@ -166,3 +166,7 @@ def test_tap_an_archer_for_the_scorecard(phone: Phone, api: Api) -> None:
     expect(card.get_by_test_id("scorecard-total")).to_have_text("38")
     card.get_by_role("button", name="Close").click()
     expect(card).to_have_count(0)
+    row(viewer, "Chris").click()
+    expect(card).to_be_visible()
+    viewer.keyboard.press("Escape")
+    expect(card).to_have_count(0)

@@ -12,6 +12,7 @@ import { useRounds } from "./data";
 import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { deviceLink } from "./join";
+import { rememberRecent } from "./recent";
 import { linkTo, navigate } from "./router";
 import { Scorer } from "./scorer";
 import { SharePanel, ShareButton } from "./share";
@@ -51,6 +52,7 @@ export function ArcherScreen(props: { code: string }) {
   if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" />;
 
   const info = client.shoot();
+  if (info) rememberRecent(code, info.title || `${info.creator}'s shoot`);
   return (
     <main class="page">
       <ShootHeader code={code} info={info} />

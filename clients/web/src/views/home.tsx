@@ -6,7 +6,8 @@
 import { useState } from "preact/hooks";
 import { createShoot } from "../protocol/index";
 import { describe, toProblem } from "./errors";
-import { navigate } from "./router";
+import { recentShoots } from "./recent";
+import { linkTo, navigate } from "./router";
 import { SharePanel } from "./share";
 import { ErrorText, Field, Page, SubmitButton } from "./ui";
 
@@ -22,11 +23,31 @@ export function HomeScreen(props: { notice?: string }) {
   const [created, setCreated] = useState<{ code: string; title: string } | null>(null);
   if (created) return <CreatedScreen code={created.code} title={created.title} />;
   return (
-    <Page title="fast-shoot" subtitle="Live scores for archers, even without signal">
+    <Page title="fast-shoot" subtitle="Live scores for archers, even without signal" home={false}>
       {props.notice && <p class="notice">{props.notice}</p>}
+      <Recent />
       <JoinByCode />
       <CreateForm onCreated={setCreated} />
     </Page>
+  );
+}
+
+function Recent() {
+  const recent = recentShoots();
+  if (recent.length === 0) return null;
+  return (
+    <section class="card" aria-labelledby="recent-heading">
+      <h2 id="recent-heading">Carry on</h2>
+      <ul class="recent">
+        {recent.map((shoot) => (
+          <li key={shoot.code}>
+            <a class="button secondary" {...linkTo(`/shoot/${shoot.code}`)}>
+              {shoot.title} ({shoot.code})
+            </a>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 

@@ -2,7 +2,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import type { ArcherEntry } from "../protocol/index";
 import type { Rounds } from "./data";
-import { roundOf, summaryOf } from "./data";
+import { arrowScore, roundOf, summaryOf } from "./data";
 import { labelOf, AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
 import { arrowClass, arrowLabel } from "./scorer";
 
@@ -11,14 +11,19 @@ export function Scorecard(props: { entry: ArcherEntry; rounds: Rounds; mine: boo
   const round = roundOf(state.round, props.rounds);
   const summary = summaryOf(state, props.rounds);
   const close = useRef<HTMLButtonElement>(null);
-  useEffect(() => close.current?.focus(), []);
+  useEffect(() => {
+    close.current?.focus();
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && props.onClose();
+    addEventListener("keydown", onKey);
+    return () => removeEventListener("keydown", onKey);
+  }, []);
   const endSize = round?.endSize ?? 6;
   const ends: Array<typeof state.arrows> = [];
   for (let i = 0; i < state.arrows.length; i += endSize) ends.push(state.arrows.slice(i, i + endSize));
   let running = 0;
   const p = state.profile;
   return (
-    <div class="overlay" role="dialog" aria-modal="true" aria-label={`Scorecard of ${state.name}`} data-testid="scorecard">
+    <div class="overlay" onClick={(e) => e.target === e.currentTarget && props.onClose()} role="dialog" aria-modal="true" aria-label={`Scorecard of ${state.name}`} data-testid="scorecard">
       <div class="sheet">
         <header class="sheet-head">
           <div>
@@ -50,7 +55,7 @@ export function Scorecard(props: { entry: ArcherEntry; rounds: Rounds; mine: boo
             </thead>
             <tbody>
               {ends.map((arrows, index) => {
-                const total = arrows.reduce((sum: number, a) => sum + (a === "X" ? 10 : a === "M" ? 0 : a), 0);
+                const total = arrows.reduce((sum: number, a) => sum + arrowScore(a), 0);
                 running += total;
                 return (
                   <tr key={index} data-testid="scorecard-end">
