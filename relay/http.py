@@ -32,7 +32,7 @@ from sync.models import (
     validate_title,
 )
 from sync.register import Register
-from sync.rounds import all_rounds, display_order
+from sync.rounds import RoundInfo, all_rounds, display_order
 
 from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
 from .auth import AccessDenied, Throttled
@@ -138,6 +138,21 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     return shoot
 
 
+def _passes_json(info: RoundInfo) -> list[dict[str, Any]]:
+    """Each pass of a round: its arrows, the values allowed and the top ring's value."""
+    passes, first = [], 0
+    for arrows, _system in info.passes:
+        passes.append(
+            {
+                "arrows": arrows,
+                "values": display_order(info.allowed_at(first)),
+                "gold": info.gold_value(first),
+            }
+        )
+        first += arrows
+    return passes
+
+
 def build_http_app(relay: RelayContext) -> Starlette:
     async def create_shoot(request: Request) -> Response:
         data = await _json_body(request)
@@ -234,6 +249,9 @@ def build_http_app(relay: RelayContext) -> Starlette:
                 "end_size": info.end_size,
                 "max_score": info.max_score,
                 "values": display_order(info.allowed_at(0)),
+                # Per pass, for clients that score and rank (a round may change faces).
+                "tie_break": info.tie_break,
+                "passes": _passes_json(info),
             }
             for info in all_rounds()
         ]

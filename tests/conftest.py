@@ -67,3 +67,15 @@ def web_dist() -> Path:
     spec.loader.exec_module(hook)
     hook.build_web_client(root)
     return root / "relay" / "static" / "dist"
+
+
+@pytest.fixture(scope="session")
+def web_tests_built(web_dist: Path) -> Path:
+    """The web client's Node tests and tools (``clients/web/test``) bundled by esbuild into
+    ``clients/web/.test-build`` (``web_dist`` has installed the npm packages)."""
+    import subprocess
+
+    from .web_tools import WEB, node_path
+
+    subprocess.run([str(node_path()), "build.mjs", "--tests"], cwd=WEB, check=True)
+    return WEB / ".test-build"

@@ -5,22 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import trio
 
-from .web_tools import WEB, run_node
-
-
-@pytest.fixture(scope="session")
-def web_tests_built(web_dist: Path) -> Path:
-    """``test/*.test.ts`` bundled for Node by esbuild (needs the npm packages ``web_dist``
-    installed)."""
-    import subprocess
-
-    from .web_tools import node_path
-
-    subprocess.run([str(node_path()), "build.mjs", "--tests"], cwd=WEB, check=True)
-    return WEB / ".test-build"
+from .web_tools import run_node
 
 
 async def test_typescript_check_passes(web_dist: Path) -> None:

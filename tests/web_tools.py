@@ -32,3 +32,20 @@ async def run_node(*args: str, env: dict[str, str] | None = None) -> str:
     output = result.stdout.decode("utf-8", "replace")
     assert result.returncode == 0, f"node {' '.join(args)} failed:\n{output}"
     return output
+
+
+def run_tool(name: str, payload: object) -> object:
+    """Run one of ``clients/web/test/tools`` (built by the ``web_tests_built`` fixture):
+    JSON in on stdin, JSON out on stdout."""
+    import json
+
+    result = subprocess.run(
+        [str(node_path()), f".test-build/tools/{name}.mjs"],
+        cwd=WEB,
+        input=json.dumps(payload).encode("utf-8"),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+    return json.loads(result.stdout)

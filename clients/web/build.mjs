@@ -32,11 +32,17 @@ async function buildTests() {
   const entries = readdirSync(join(here, "test"))
     .filter((name) => name.endsWith(".test.ts"))
     .map((name) => join(here, "test", name));
+  // Command-line tools the Python tests drive (interop and ranking parity).
+  for (const name of readdirSync(join(here, "test/tools"))) {
+    if (name.endsWith(".ts")) entries.push(join(here, "test/tools", name));
+  }
   await esbuild.build({
     ...common,
     minify: false,
+    target: "node24",
     entryPoints: entries,
     outdir: dir,
+    outbase: join(here, "test"),
     outExtension: { ".js": ".mjs" },
     platform: "node",
     format: "esm",

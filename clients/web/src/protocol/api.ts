@@ -34,7 +34,12 @@ export interface RoundInfo {
   totalArrows: number;
   endSize: number;
   maxScore: number;
+  /** The values allowed for the first arrow, best first (see `passes` for the rest). */
   values: (number | "X" | "M")[];
+  /** How equal scores are split: "hits" then golds (imperial), or "tens" then Xs (metric). */
+  tieBreak: "hits" | "tens";
+  /** The round's passes in shooting order: arrows, values allowed, the top ring's value. */
+  passes: { arrows: number; values: (number | "X" | "M")[]; gold: number }[];
 }
 
 export interface ShootRead {
@@ -135,6 +140,12 @@ export async function fetchRounds(options?: Options): Promise<RoundInfo[]> {
     endSize: Number(r.end_size),
     maxScore: Number(r.max_score),
     values: r.values as (number | "X" | "M")[],
+    tieBreak: r.tie_break === "hits" ? "hits" : "tens",
+    passes: (r.passes as { arrows: number; values: (number | "X" | "M")[]; gold: number }[]).map((p) => ({
+      arrows: Number(p.arrows),
+      values: p.values,
+      gold: Number(p.gold),
+    })),
   }));
 }
 
