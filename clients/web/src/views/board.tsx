@@ -12,9 +12,8 @@ import { buildBoard } from "./data";
 import { Scorecard } from "./scorecard";
 
 export function classificationText(row: BoardRow): string | null {
-  const d = row.derived;
-  if (!d || !d.classification || !d.status) return null;
-  return d.status === "achieved" ? `Achieved ${d.classification}` : `On track for ${d.classification}`;
+  if (!row.classification || !row.status) return null;
+  return row.status === "achieved" ? `Achieved ${row.classification}` : `On track for ${row.classification}`;
 }
 
 export function Board(props: { client: ShootClient; rounds: Rounds | null }) {
@@ -41,13 +40,13 @@ export function Board(props: { client: ShootClient; rounds: Rounds | null }) {
           </h3>
           <ol class="rows">
             {group.rows.map((row) => (
-              <li key={row.id}>
+              <li key={row.archerId}>
                 <button
                   type="button"
                   class={`row${row.mine ? " mine" : ""}`}
                   data-testid="board-row"
-                  data-archer={row.id}
-                  onClick={() => setOpen(row.id)}
+                  data-archer={row.archerId}
+                  onClick={() => setOpen(row.archerId)}
                   aria-label={`${row.name}: open scorecard`}
                 >
                   <span class="pos" data-testid="position">
@@ -69,7 +68,7 @@ export function Board(props: { client: ShootClient; rounds: Rounds | null }) {
                       {row.behind !== null && <span data-testid="behind"> · {row.behind} behind</span>}
                     </span>
                     {classificationText(row) && (
-                      <span class={`class ${row.derived?.status ?? ""}`} data-testid="classification">
+                      <span class={`class ${row.status ?? ""}`} data-testid="classification">
                         {classificationText(row)}
                       </span>
                     )}
@@ -89,14 +88,14 @@ export function Board(props: { client: ShootClient; rounds: Rounds | null }) {
           <p class="hint">A lower handicap is the better performance, whatever the round.</p>
           <ol class="rows">
             {board.overall.map((row) => (
-              <li key={row.id} class={`overall-row${row.mine ? " mine" : ""}`} data-testid="overall-row" data-archer={row.id}>
+              <li key={row.archerId} class={`overall-row${row.mine ? " mine" : ""}`} data-testid="overall-row" data-archer={row.archerId}>
                 <span class="pos">{row.overallPosition ?? "–"}</span>
                 <span class="who">
                   <span class="name">{row.name}</span>
                   {row.mine && <span class="you"> (you)</span>}
                   <span class="meta">{row.roundName}</span>
                 </span>
-                <span class="score">{row.derived?.handicap != null ? `HC ${Math.round(row.derived.handicap)}` : "–"}</span>
+                <span class="score">{row.handicap !== null ? `HC ${Math.round(row.handicap)}` : "–"}</span>
               </li>
             ))}
           </ol>

@@ -1,14 +1,20 @@
 /**
  * What the screens derive from the replica: the round catalogue (kept on the device so
  * scoring works after an offline reload; the service worker never caches the API), score
- * summaries and the ranked board. The rules themselves live in `src/model/` (the same as
- * `sync/leaderboard.py`); this module only shapes their results for display.
+ * summaries and the ranked board. The rules live in `src/model/` (the same as
+ * `sync/leaderboard.py`, checked by tests on shared fixtures); this module only loads the
+ * catalogue and shapes the results for display.
  */
 import { useEffect, useState } from "preact/hooks";
-import type { ArcherEntry, ArcherState, Arrow, Derived, RoundInfo } from "../protocol/index";
+import type { Round, Standing, Summary } from "../model/index";
+import { rankRounds, roundsById, summarize } from "../model/index";
+import type { ArcherEntry, ArcherState, RoundInfo } from "../protocol/index";
 import { fetchRounds } from "../protocol/index";
 
-export type Rounds = ReadonlyMap<string, RoundInfo>;
+export { arrowValue as arrowScore } from "../model/index";
+export type { Round, Standing, Summary };
+
+export type Rounds = ReadonlyMap<string, Round>;
 
 const ROUNDS_KEY = "fast-shoot:rounds";
 
@@ -23,8 +29,9 @@ export async function loadRoundList(): Promise<RoundInfo[]> {
     }
     return list;
   } catch (error) {
-    const kept = localStorage.getItem(ROUNDS_KEY);
-    if (kept) return JSON.parse(kept) as RoundInfo[];
+    const kept = JSON.parse(localStorage.getItem(ROUNDS_KEY) ?? "null") as RoundInfo[] | null;
+    // A copy from an older build may lack what this one needs; then only signal helps.
+    if (kept && kept.length > 0 && Array.isArray(kept[0]?.passes)) return kept;
     throw error;
   }
 }
@@ -37,7 +44,7 @@ export function useRounds(): Rounds | null {
   useEffect(() => {
     let live = true;
     if (!shared) {
-      shared = loadRoundList().then((list) => new Map(list.map((r) => [r.codename, r])));
+      shared = loadRoundList().then((list) => roundsById(list));
       shared.catch(() => {
         shared = null; // try again on the next screen
       });
@@ -71,144 +78,30 @@ export function roundLabel(r: { name: string; location: string }): string {
   return r.location ? `${r.name} (${r.location})` : r.name;
 }
 
-export function roundOf(code: string, rounds: Rounds): RoundInfo | null {
+export function roundOf(code: string, rounds: Rounds): Round | null {
   return rounds.get(code) ?? null;
-}
-
-export function arrowScore(arrow: Arrow): number {
-  return arrow === "X" ? 10 : arrow === "M" ? 0 : arrow;
-}
-
-/** The values the archer may score at arrow `position` (0-based), best first. */
-export function valuesAt(round: RoundInfo, position: number): Arrow[] {
-  void position;
-  return round.values;
-}
-
-export interface Summary {
-  total: number;
-  hits: number;
-  golds: number;
-  xs: number;
-  arrowsShot: number;
-  endsCompleted: number;
-  endTotals: number[];
 }
 
 export function summaryOf(state: ArcherState, rounds: Rounds): Summary | null {
   const round = rounds.get(state.round);
-  if (!round) return null;
-  const gold = Math.max(...round.values.map(arrowScore));
-  let total = 0;
-  let hits = 0;
-  let golds = 0;
-  let xs = 0;
-  let end = 0;
-  const endTotals: number[] = [];
-  state.arrows.forEach((arrow, index) => {
-    const value = arrowScore(arrow);
-    total += value;
-    end += value;
-    if (arrow !== "M") hits += 1;
-    if (arrow !== "M" && value === gold) golds += 1;
-    if (arrow === "X") xs += 1;
-    if ((index + 1) % round.endSize === 0) {
-      endTotals.push(end);
-      end = 0;
-    }
-  });
-  return {
-    total,
-    hits,
-    golds,
-    xs,
-    arrowsShot: state.arrows.length,
-    endsCompleted: Math.floor(state.arrows.length / round.endSize),
-    endTotals,
-  };
+  return round ? summarize(state, round) : null;
 }
 
-export interface BoardRow {
-  id: string;
-  name: string;
+export interface BoardRow extends Standing {
   mine: boolean;
-  round: string;
-  roundName: string;
-  position: number;
-  /** Points behind the archer listed above; null for the first. */
-  behind: number | null;
-  total: number;
-  arrowsShot: number;
-  totalArrows: number;
-  finished: boolean;
-  derived: Derived | null;
-  overallPosition: number | null;
-}
-
-export interface BoardGroup {
-  round: string;
-  roundName: string;
-  rows: BoardRow[];
 }
 
 export interface BoardView {
-  groups: BoardGroup[];
+  groups: { round: string; roundName: string; rows: BoardRow[] }[];
   /** Everyone, by handicap (lower first); those without one last. */
   overall: BoardRow[];
 }
 
 export function buildBoard(archers: ReadonlyMap<string, ArcherEntry>, rounds: Rounds, me: string | null): BoardView {
-  const byRound = new Map<string, { entry: ArcherEntry; summary: Summary; round: RoundInfo }[]>();
-  for (const entry of archers.values()) {
-    if (entry.state.left) continue;
-    const round = rounds.get(entry.state.round);
-    const summary = summaryOf(entry.state, rounds);
-    if (!round || !summary) continue;
-    const list = byRound.get(round.codename) ?? [];
-    list.push({ entry, summary, round });
-    byRound.set(round.codename, list);
-  }
-  const groups: BoardGroup[] = [];
-  for (const [code, list] of byRound) {
-    const round = list[0]!.round;
-    const tens = round.values.includes("X") || round.values.includes(10);
-    const key = (x: { summary: Summary }): [number, number, number] =>
-      tens ? [x.summary.total, x.summary.golds, x.summary.xs] : [x.summary.total, x.summary.hits, x.summary.golds];
-    list.sort((a, b) => {
-      const ka = key(a);
-      const kb = key(b);
-      for (let i = 0; i < 3; i++) if (ka[i] !== kb[i]) return kb[i]! - ka[i]!;
-      return a.entry.state.name < b.entry.state.name ? -1 : a.entry.state.name > b.entry.state.name ? 1 : a.entry.id < b.entry.id ? -1 : 1;
-    });
-    const rows: BoardRow[] = [];
-    list.forEach((x, i) => {
-      const prev = list[i - 1];
-      const same = prev !== undefined && key(prev).every((v, j) => v === key(x)[j]);
-      rows.push({
-        id: x.entry.id,
-        name: x.entry.state.name,
-        mine: x.entry.id === me,
-        round: code,
-        roundName: round.name,
-        position: same ? rows[i - 1]!.position : i + 1,
-        behind: prev ? prev.summary.total - x.summary.total : null,
-        total: x.summary.total,
-        arrowsShot: x.summary.arrowsShot,
-        totalArrows: round.totalArrows,
-        finished: x.entry.state.finished,
-        derived: x.entry.derived,
-        overallPosition: null,
-      });
-    });
-    groups.push({ round: code, roundName: round.name, rows });
-  }
-  groups.sort((a, b) => b.rows.length - a.rows.length || (a.roundName < b.roundName ? -1 : 1));
-  const everyone = groups.flatMap((g) => g.rows);
-  const rated = everyone.filter((r) => r.derived?.handicap != null).sort((a, b) => a.derived!.handicap! - b.derived!.handicap!);
-  rated.forEach((r, i) => {
-    const prev = rated[i - 1];
-    r.overallPosition = prev && prev.derived!.handicap === r.derived!.handicap ? prev.overallPosition : i + 1;
-  });
-  const unrated = everyone.filter((r) => r.derived?.handicap == null).sort((a, b) => (a.name < b.name ? -1 : 1));
-  return { groups, overall: [...rated, ...unrated] };
+  const ranking = rankRounds(archers, rounds);
+  const mark = (s: Standing): BoardRow => ({ ...s, mine: s.archerId === me });
+  return {
+    groups: ranking.groups.map((g) => ({ round: g.round, roundName: g.roundName, rows: g.standings.map(mark) })),
+    overall: ranking.overall.map(mark),
+  };
 }

@@ -7,7 +7,7 @@
 import { useState } from "preact/hooks";
 import type { Arrow, ArcherState, ShootClient } from "../protocol/index";
 import type { Rounds } from "./data";
-import { arrowScore, roundOf, summaryOf, valuesAt } from "./data";
+import { arrowScore, roundOf, summaryOf } from "./data";
 
 type Confirming = "finish" | "leave" | null;
 
@@ -52,7 +52,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
   const currentEnd = state.arrows.slice(endStart);
   const endTotal = currentEnd.reduce((sum: number, a) => sum + arrowScore(a), 0);
   const locked = state.finished || state.left;
-  const values = complete || locked ? [] : valuesAt(round, shot);
+  const values = complete || locked ? [] : round.valuesAt(shot);
 
   if (state.left) {
     return (
@@ -79,7 +79,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
           <div>
             <dt>Ends</dt>
             <dd data-testid="my-ends">
-              {summary.endsCompleted}/{Math.ceil(round.totalArrows / round.endSize)}
+              {summary.endsCompleted}/{round.totalEnds}
             </dd>
           </div>
           <div>
