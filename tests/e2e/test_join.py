@@ -14,6 +14,7 @@ from .harness import Api, RelayProcess, end_the_day
 def test_create_a_shoot_and_share_it(phone: Phone, api: Api, relay: RelayProcess) -> None:
     context = phone()
     context.grant_permissions(["clipboard-read", "clipboard-write"])
+    context.add_init_script("delete Navigator.prototype.share")  # a browser without a share sheet
     page = context.new_page()
     page.goto("/")
     page.get_by_label("Your name").fill("Sam")
@@ -42,6 +43,23 @@ def test_create_a_shoot_and_share_it(phone: Phone, api: Api, relay: RelayProcess
     page.get_by_role("button", name="Watch the leaderboard").click()
     expect(page).to_have_url(f"{relay.url}/view/{code}")
     expect(page.get_by_test_id("shoot-code")).to_have_text(code)
+
+
+def test_share_uses_the_share_sheet_where_there_is_one(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam", "Club night")["code"]
+    context = phone()
+    context.add_init_script(
+        "navigator.share = async (data) => { window.shared = data; };"  # the phone's sheet
+    )
+    page = context.new_page()
+    page.goto(f"/view/{code}")
+    page.get_by_text("Share this shoot").click()
+    page.get_by_role("button", name="Share join link").click()
+    page.wait_for_function("window.shared !== undefined")
+    shared = page.evaluate("window.shared")
+    assert shared["url"].endswith(f"/join/{code}")
+    assert shared["title"] == "Club night"
+    assert code in shared["text"]
 
 
 def _fill_profile(page: Page, name: str, search: str, round_code: str) -> None:
