@@ -11,14 +11,6 @@ import { linkTo, navigate } from "./router";
 import { SharePanel } from "./share";
 import { ErrorText, Field, Page, SubmitButton } from "./ui";
 
-export function deviceTimeZone(): string {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  } catch {
-    return "UTC";
-  }
-}
-
 export function HomeScreen(props: { notice?: string }) {
   const [created, setCreated] = useState<{ code: string; title: string } | null>(null);
   if (created) return <CreatedScreen code={created.code} title={created.title} />;
@@ -102,7 +94,7 @@ function CreateForm(props: { onCreated: (shoot: { code: string; title: string })
       const shoot = await createShoot({
         creator: creator.trim(),
         title: title.trim() || undefined,
-        timeZone: deviceTimeZone(),
+        // No time zone given: createShoot sends the device's own.
       });
       props.onCreated({ code: shoot.code, title: shoot.title });
     } catch (err) {

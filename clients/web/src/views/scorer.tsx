@@ -42,10 +42,20 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
     );
   }
 
-  const write = (next: ArcherState) => {
+  // Each tap starts from the client's newest state, not the one this render showed: two
+  // taps faster than a re-render must both count.
+  const update = (change: (now: ArcherState) => ArcherState | null) => {
+    const now = client.myState();
+    const next = now ? change(now) : null;
     // Resolves once the write is in the outbox; the screen already shows it.
-    client.write(next).catch(() => undefined);
+    if (next) client.write(next).catch(() => undefined);
   };
+  const addArrow = (value: Arrow) =>
+    update((now) =>
+      now.finished || now.left || !round.valuesAt(now.arrows.length).includes(value)
+        ? null
+        : { ...now, arrows: [...now.arrows, value] },
+    );
   const shot = state.arrows.length;
   const complete = shot >= round.totalArrows;
   const endStart = complete ? Math.max(0, shot - round.endSize) : shot - (shot % round.endSize);
@@ -58,7 +68,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
     return (
       <section class="card scorer" aria-label="Scoring">
         <p data-testid="left-note">You have left this shoot; you are no longer on the leaderboard.</p>
-        <button type="button" class="button secondary" onClick={() => write({ ...state, left: false })}>
+        <button type="button" class="button secondary" onClick={() => update((now) => ({ ...now, left: false }))}>
           Rejoin with my score
         </button>
       </section>
@@ -123,7 +133,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
                 key={String(value)}
                 class={`key ${arrowClass(value)}`}
                 data-value={String(value)}
-                onClick={() => write({ ...state, arrows: [...state.arrows, value] })}
+                onClick={() => addArrow(value)}
               >
                 {arrowLabel(value)}
               </button>
@@ -135,7 +145,9 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
               type="button"
               class="button secondary"
               disabled={shot === 0}
-              onClick={() => write({ ...state, arrows: state.arrows.slice(0, -1) })}
+              onClick={() =>
+                update((now) => (now.finished || now.arrows.length === 0 ? null : { ...now, arrows: now.arrows.slice(0, -1) }))
+              }
             >
               Undo
             </button>
@@ -159,7 +171,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
           yes="Yes, finish"
           onYes={() => {
             setConfirming(null);
-            write({ ...state, finished: true });
+            update((now) => ({ ...now, finished: true }));
           }}
           onNo={() => setConfirming(null)}
         />
@@ -170,7 +182,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
           yes="Yes, leave"
           onYes={() => {
             setConfirming(null);
-            write({ ...state, left: true });
+            update((now) => ({ ...now, left: true }));
           }}
           onNo={() => setConfirming(null)}
         />
