@@ -168,14 +168,23 @@ def test_ends_scored_while_the_relay_is_down_arrive_once(
 
 
 def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replaced(
-    phone: Phone, api: Api
+    phone: Phone, api: Api, relay: RelayProcess
 ) -> None:
     code = api.create_shoot()["code"]
     chris = api.join(code, "Chris", "national")
     phone_context, tablet_context = phone(), phone()
     phone_signal, tablet_signal = Signal(phone_context), Signal(tablet_context)
     on_phone = open_as_archer(phone_context, code, chris)
-    on_tablet = open_as_archer(tablet_context, code, chris)
+    # The tablet joins through the link the phone shows only to this archer.
+    on_phone.get_by_text("Continue on another device").click()
+    link = on_phone.get_by_test_id("device-link").inner_text()
+    assert link.startswith(f"{relay.url}/join/{code}#archer=")
+    on_tablet = tablet_context.new_page()
+    on_tablet.goto(link)
+    expect(on_tablet).to_have_url(f"{relay.url}/shoot/{code}")
+    expect(row(on_tablet, "Chris")).to_contain_text("(you)")
+    viewer = open_as_viewer(phone(), code)
+    expect(viewer.get_by_test_id("device-link")).to_have_count(0)
     wait_online(on_phone)
     wait_online(on_tablet)
 
@@ -197,5 +206,6 @@ def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replace
         expect(page.get_by_test_id("my-arrows")).to_have_text("12/72")
         expect(page.get_by_test_id("my-total")).to_have_text("70")
     assert _arrows(api, code, chris["archer_id"]) == END_A + END_B
+    expect(row(viewer, "Chris").get_by_test_id("total")).to_have_text("70")
     replaced.get_by_role("button", name="OK").click()
     expect(replaced).to_have_count(0)
