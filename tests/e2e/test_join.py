@@ -132,6 +132,11 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
         f"There is no shoot {missing}. Check the four digits and try again."
     )
     assert "{" not in page.locator("main").inner_text()  # never raw JSON
+    page.goto(f"/view/{missing}")
+    expect(page.get_by_role("alert")).to_have_text(
+        f"There is no shoot {missing}. Check the four digits and try again."
+    )
+    expect(page.get_by_test_id("board")).to_have_count(0)
 
 
 def test_an_expired_shoot_says_it_has_ended(phone: Phone, api: Api, relay: RelayProcess) -> None:

@@ -16,7 +16,7 @@ import { rememberRecent } from "./recent";
 import { linkTo, navigate } from "./router";
 import { Scorer } from "./scorer";
 import { SharePanel, ShareButton } from "./share";
-import { Notices, ReplacedBanner, ShootHeader, StatusBar } from "./status";
+import { Notices, ReplacedBanner, ShootHeader, StatusBar, refusedShoot } from "./status";
 import { Message } from "./ui";
 
 export function ArcherScreen(props: { code: string }) {
@@ -49,8 +49,18 @@ export function ArcherScreen(props: { code: string }) {
       </Message>
     );
   }
-  if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" />;
+  if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
 
+  const refused = refusedShoot(client);
+  if (refused) {
+    return (
+      <Message title={`Shoot ${code}`} text={describe(refused, code)}>
+        <a class="button secondary" {...linkTo("/")}>
+          Back to the start
+        </a>
+      </Message>
+    );
+  }
   const info = client.shoot();
   if (info) rememberRecent(code, info.title || `${info.creator}'s shoot`);
   return (

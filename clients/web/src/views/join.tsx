@@ -71,7 +71,7 @@ export function JoinScreen(props: { code: string }) {
       </Message>
     );
   }
-  if (!shoot) return <Message title={`Shoot ${code}`} text="Loading…" />;
+  if (!shoot) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
   const heading = shoot.title || `${shoot.creator}'s shoot`;
   return (
     <Page title={heading} subtitle={`Shoot ${code}, created by ${shoot.creator}`}>

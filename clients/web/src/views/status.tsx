@@ -27,6 +27,12 @@ export function ShootHeader(props: { code: string; info: ShootInfo | null }) {
 
 const FATAL = new Set(["unauthorized", "unknown_shoot", "expired"]);
 
+/** The relay refused the shoot itself (gone, ended, not ours) before it was ever shown. */
+export function refusedShoot(client: ShootClient): { code: string; message: string } | null {
+  const error = client.status().lastError;
+  return error && FATAL.has(error.code) && client.shoot() === null ? error : null;
+}
+
 /**
  * Ends this device scored that the relay has not acknowledged yet. The protocol module
  * reports pending writes, not ends (a write is the whole state), so the screen remembers

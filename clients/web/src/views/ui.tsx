@@ -54,11 +54,11 @@ export function SubmitButton(props: { label: string; busy?: boolean }) {
 }
 
 /** A full-screen sentence while something loads or when a screen cannot be shown. */
-export function Message(props: { title: string; text: string | null; children?: ComponentChildren }) {
+export function Message(props: { title: string; text: string | null; loading?: boolean; children?: ComponentChildren }) {
   return (
     <Page title={props.title}>
       {props.text && (
-        <p class="card message" role={props.title === "Loading" ? "status" : "alert"}>
+        <p class="card message" role={props.loading ? "status" : "alert"}>
           {props.text}
         </p>
       )}

@@ -9,7 +9,7 @@ import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { linkTo } from "./router";
 import { SharePanel } from "./share";
-import { Notices, ShootHeader, StatusBar } from "./status";
+import { Notices, ShootHeader, StatusBar, refusedShoot } from "./status";
 import { Message } from "./ui";
 
 export function ViewerScreen(props: { code: string }) {
@@ -26,7 +26,17 @@ export function ViewerScreen(props: { code: string }) {
     );
   }
   const { client } = shoot;
-  if (!client) return <Message title={`Shoot ${code}`} text="Loading…" />;
+  if (!client) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
+  const refused = refusedShoot(client);
+  if (refused) {
+    return (
+      <Message title={`Shoot ${code}`} text={describe(refused, code)}>
+        <a class="button secondary" {...linkTo("/")}>
+          Back to the start
+        </a>
+      </Message>
+    );
+  }
   const info = client.shoot();
   return (
     <main class="page">
