@@ -100,7 +100,8 @@ def test_join_by_typing_the_code(phone: Phone, api: Api) -> None:
 def test_join_through_the_join_link(phone: Phone, api: Api) -> None:
     code = api.create_shoot("Sam")["code"]
     page = phone().new_page()
-    page.goto(f"/join/{code}")
+    page.goto(f"/shoot/{code}")  # not joined on this phone yet: the join form instead
+    expect(page).to_have_url(re.compile(rf"/join/{code}$"))
     expect(page.get_by_role("heading", name="Sam's shoot")).to_be_visible()
     _fill_profile(page, "Alex", "national", "national")
     expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))

@@ -112,6 +112,8 @@ def test_leave_takes_the_archer_off_the_board(phone: Phone, api: Api) -> None:
     expect(row(viewer, "Alex")).to_be_visible()
     expect(row(archer, "Chris")).to_have_count(0)
     assert api.read(code)["archers"][chris["archer_id"]]["left"] is True
+    archer.get_by_role("button", name="Rejoin with my score").click()
+    expect(row(viewer, "Chris")).to_be_visible()
 
 
 def test_archers_on_different_rounds_are_ranked_by_handicap(phone: Phone, api: Api) -> None:
