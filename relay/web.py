@@ -75,6 +75,7 @@ class WebBuild:
     shell: bytes
     assets: dict[str, Asset]
     manifest: dict[str, str]
+    shell_asset: Asset
 
 
 def _asset(path: Path) -> Asset:
@@ -113,7 +114,8 @@ def load_build(dist: Path) -> WebBuild | None:
         }
     except (OSError, ValueError, KeyError, AttributeError):
         return None
-    return WebBuild(shell, assets, manifest)
+    page = Asset(shell, gzip.compress(shell, compresslevel=9, mtime=0), "text/html; charset=utf-8")
+    return WebBuild(shell, assets, manifest, page)
 
 
 class _BuildCache:
@@ -136,7 +138,11 @@ class _BuildCache:
 
 
 def _send(request: Request, asset: Asset, cache_control: str) -> Response:
-    headers = {"Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    headers = {
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
     accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
     if asset.gzipped is not None and accepts_gzip:
         headers["Content-Encoding"] = "gzip"
@@ -154,8 +160,7 @@ def web_routes(dist: Path = DIST) -> list[Route]:
             return HTMLResponse(
                 NOT_BUILT_PAGE, status_code=503, headers={"Cache-Control": NO_CACHE}
             )
-        page = Asset(build.shell, gzip.compress(build.shell, mtime=0), "text/html; charset=utf-8")
-        return _send(request, page, NO_CACHE)
+        return _send(request, build.shell_asset, NO_CACHE)
 
     async def static(request: Request) -> Response:
         build = cache.get()

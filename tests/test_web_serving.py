@@ -66,6 +66,7 @@ async def test_hashed_files_are_immutable_and_gzipped(relay_url: str, web_dist: 
     assert js.headers["cache-control"] == IMMUTABLE
     assert js.headers["content-type"].startswith("text/javascript")
     assert js.headers["content-encoding"] == "gzip"
+    assert js.headers["x-content-type-options"] == "nosniff"
     assert js.content == on_disk  # httpx undid the gzip
     assert raw.content == on_disk
     assert "content-encoding" not in raw.headers

@@ -137,6 +137,8 @@ export class Outbox {
 /** Where one outbox lives: the IndexedDB store `outbox`, under a key naming its shoot. */
 export class OutboxStore {
   private chain: Promise<void> = Promise.resolve();
+  /** True when IndexedDB could not be opened: writes are kept in memory only. */
+  memoryOnly = false;
 
   constructor(readonly key: string) {}
 
@@ -146,6 +148,7 @@ export class OutboxStore {
 
   /** Save a snapshot of the outbox; saves complete in the order they were asked for. */
   save(outbox: Outbox): Promise<void> {
+    if (this.memoryOnly) return Promise.resolve();
     const record = outbox.toRecord(); // taken now: later changes belong to later saves
     const next = this.chain.then(() => idbPut("outbox", this.key, record));
     this.chain = next.catch(() => undefined);

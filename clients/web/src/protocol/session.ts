@@ -29,7 +29,7 @@ import { idbGet, idbPut } from "./idb";
 import { type ServerMessage, type WireRegister, helloFrame, pingFrame, readServerFrame, writeFrame } from "./messages";
 import { Outbox, OutboxStore, mergeRegisters } from "./outbox";
 import { Replica } from "./replica";
-import { deviceId as rememberedDeviceId } from "./storage";
+import { newDeviceId, deviceId as rememberedDeviceId } from "./storage";
 import type {
   ArcherEntry,
   ArcherState,
@@ -293,6 +293,15 @@ export class Session implements ShootClient {
 
   // -- the connection loop ---------------------------------------------------------------
 
+  /** IndexedDB is unavailable: keep writes in memory, and say what that risks. */
+  keepInMemory(): void {
+    this.store.memoryOnly = true;
+    this.lastError = {
+      code: "storage",
+      message: "This browser does not let the app save scores on the device: keep the page open until they are sent.",
+    };
+  }
+
   /** Start connecting (openShoot calls it). */
   start(): void {
     this.connect();
@@ -506,7 +515,7 @@ export class Session implements ShootClient {
     this.shootInfo = welcome.shoot;
     this.welcomed = true;
     this.attempt = 0;
-    this.lastError = null;
+    if (!this.store.memoryOnly) this.lastError = null;
     this.bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, performance.now());
     this.lastSentAt = this.lastReceivedAt = performance.now();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.timings.tickMs);
@@ -662,10 +671,24 @@ export class Session implements ShootClient {
  * offline too), then the connection loop in the background. A viewer without `identity`.
  */
 export async function openShoot(options: SessionOptions): Promise<ShootClient> {
-  const device = options.deviceId ?? (await rememberedDeviceId());
-  const store = new OutboxStore(outboxKey(options.code, options.identity?.archerId ?? null, device));
-  const outbox = await store.load();
-  const saved = (await idbGet("replicas", options.code).catch(() => undefined)) as { update?: Uint8Array } | undefined;
+  let storage = true;
+  let device = options.deviceId;
+  if (!device) {
+    try {
+      device = await rememberedDeviceId();
+    } catch {
+      storage = false; // no IndexedDB (a private window, say): a device id for this page only
+      device = newDeviceId();
+    }
+  }
+  let outbox: Outbox;
+  try {
+    outbox = await new OutboxStore(outboxKey(options.code, options.identity?.archerId ?? null, device)).load();
+  } catch {
+    storage = false;
+    outbox = new Outbox();
+  }
+  const saved = storage ? ((await idbGet("replicas", options.code).catch(() => undefined)) as { update?: Uint8Array } | undefined) : undefined;
   let replica: Replica;
   try {
     replica = new Replica(saved?.update ?? null);
@@ -673,6 +696,7 @@ export async function openShoot(options: SessionOptions): Promise<ShootClient> {
     replica = new Replica(); // a damaged cache: the relay sends everything again
   }
   const session = new Session({ ...options, deviceId: device }, replica, outbox);
+  if (!storage) session.keepInMemory();
   session.start();
   return session;
 }
