@@ -1,5 +1,5 @@
 /** One archer's scorecard: every end, every arrow, end and running totals, tie-break counts. */
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import type { ArcherEntry } from "../protocol/index";
 import type { Rounds } from "./data";
 import { arrowScore, roundOf, summaryOf } from "./data";
@@ -11,7 +11,8 @@ export function Scorecard(props: { entry: ArcherEntry; rounds: Rounds; mine: boo
   const round = roundOf(state.round, props.rounds);
   const summary = summaryOf(state, props.rounds);
   const close = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
+  // A layout effect: Escape works from the moment the card is on screen.
+  useLayoutEffect(() => {
     close.current?.focus();
     const onKey = (e: KeyboardEvent) => e.key === "Escape" && props.onClose();
     addEventListener("keydown", onKey);
