@@ -148,13 +148,17 @@ class Api:
         raise AssertionError("ten codes in a row are taken")
 
 
-def end_the_day(relay: RelayProcess, code: str) -> None:
-    """Move a shoot's end of day into the past (as if its day were over), before it is loaded."""
+def end_the_day(relay: RelayProcess, code: str, in_s: float = 0.0) -> None:
+    """Move a shoot's end of day to ``in_s`` seconds from now (the past by default).
+
+    The relay reads it when it loads the shoot (at the first join or connection), so call
+    this before anything touches the shoot.
+    """
     client = redis.Redis.from_url(relay.redis_url)
     try:
         key = f"shoot:{{{code}}}:meta"
         meta = json.loads(client.get(key))  # type: ignore[arg-type]
-        meta["expires_ms"] = int(time.time() * 1000) - 1
+        meta["expires_ms"] = int((time.time() + in_s) * 1000) - 1
         client.set(key, json.dumps(meta))
     finally:
         client.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
-from .app import row
+from .app import open_as_archer, row, score
 from .conftest import Phone
 from .harness import Api, RelayProcess, end_the_day
 
@@ -60,6 +61,10 @@ def test_share_uses_the_share_sheet_where_there_is_one(phone: Phone, api: Api) -
     assert shared["url"].endswith(f"/join/{code}")
     assert shared["title"] == "Club night"
     assert code in shared["text"]
+
+
+#: How long the shoot that ends during a test lives: time to open the archer's page.
+DAY_LEFT_S = 12
 
 
 def _fill_profile(page: Page, name: str, search: str, round_code: str) -> None:
@@ -151,6 +156,23 @@ def test_an_expired_shoot_says_it_has_ended(phone: Phone, api: Api, relay: Relay
     viewer = context.new_page()
     viewer.goto(f"/view/{code}")
     expect(viewer.get_by_role("alert")).to_have_text(ended)
+
+
+def test_a_shoot_ending_while_scoring_stops_the_keypad(
+    phone: Phone, api: Api, relay: RelayProcess
+) -> None:
+    code = api.create_shoot("Sam")["code"]
+    end_the_day(relay, code, in_s=DAY_LEFT_S)
+    ends_at = time.monotonic() + DAY_LEFT_S
+    chris = api.join(code, "Chris", "national")
+    archer = open_as_archer(phone(), code, chris)
+    score(archer, [9])
+    assert time.monotonic() < ends_at, "the page opened after the shoot ended; raise DAY_LEFT_S"
+    expect(archer.get_by_test_id("ended")).to_have_text(
+        "This shoot has ended; your score stands at 9.", timeout=(DAY_LEFT_S + 15) * 1000
+    )
+    expect(archer.locator(".keypad")).to_have_count(0)
+    expect(archer.get_by_role("alert")).to_contain_text(f"Shoot {code} has ended")
 
 
 def test_markup_in_names_is_shown_as_text(phone: Phone, api: Api) -> None:

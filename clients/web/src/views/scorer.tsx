@@ -61,7 +61,9 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
   const endStart = complete ? Math.max(0, shot - round.endSize) : shot - (shot % round.endSize);
   const currentEnd = state.arrows.slice(endStart);
   const endTotal = currentEnd.reduce((sum: number, a) => sum + arrowScore(a), 0);
-  const locked = state.finished || state.left;
+  // After the shoot's day the relay takes no more writes; say so instead of queueing them.
+  const ended = client.status().lastError?.code === "expired";
+  const locked = state.finished || state.left || ended;
   const values = complete || locked ? [] : round.valuesAt(shot);
 
   if (state.left) {
@@ -123,6 +125,10 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
       {state.finished ? (
         <p class="locked" data-testid="locked">
           Score locked at {summary.total}. Well shot!
+        </p>
+      ) : ended ? (
+        <p class="locked" data-testid="ended">
+          This shoot has ended; your score stands at {summary.total}.
         </p>
       ) : (
         <>
