@@ -159,6 +159,9 @@ def test_positions_tie_breaks_and_points_behind(phone: Phone, api: Api) -> None:
     expect(rows.nth(2).get_by_test_id("behind")).to_have_text("· 0 behind")
     expect(row(ann, "Ann")).to_contain_text("(you)")
     expect(row(ann, "Cal")).not_to_contain_text("(you)")
+    expect(cal.get_by_test_id("my-place")).to_have_text("1st of 3")
+    expect(ann.get_by_test_id("my-place")).to_have_text("2nd of 3, 4 behind")
+    expect(ben.get_by_test_id("my-place")).to_have_text("3rd of 3")
 
 
 def test_tap_an_archer_for_the_scorecard(phone: Phone, api: Api) -> None:

@@ -50,7 +50,7 @@ export function Scorecard(props: { entry: ArcherEntry; rounds: Rounds; mine: boo
               <tr>
                 <th scope="col">End</th>
                 <th scope="col">Arrows</th>
-                <th scope="col">End</th>
+                <th scope="col">Score</th>
                 <th scope="col">Total</th>
               </tr>
             </thead>

@@ -7,7 +7,7 @@
 import { useState } from "preact/hooks";
 import type { Arrow, ArcherState, ShootClient } from "../protocol/index";
 import type { Rounds } from "./data";
-import { arrowScore, roundOf, summaryOf } from "./data";
+import { arrowScore, buildBoard, roundOf, summaryOf } from "./data";
 
 type Confirming = "finish" | "leave" | null;
 
@@ -57,6 +57,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
         : { ...now, arrows: [...now.arrows, value] },
     );
   const shot = state.arrows.length;
+  const place = myPlace(client, rounds);
   const complete = shot >= round.totalArrows;
   const endStart = complete ? Math.max(0, shot - round.endSize) : shot - (shot % round.endSize);
   const currentEnd = state.arrows.slice(endStart);
@@ -86,6 +87,11 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
             <span data-testid="my-total">{summary.total}</span>
             <span class="of"> / {round.maxScore}</span>
           </p>
+          {place && (
+            <p class="place" data-testid="my-place">
+              {place}
+            </p>
+          )}
         </div>
         <dl class="stats">
           <div>
@@ -195,6 +201,25 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
       )}
     </section>
   );
+}
+
+/** "2nd of 5" (and how far behind the archer above), from the same ranking as the board. */
+function myPlace(client: ShootClient, rounds: Rounds): string | null {
+  const me = client.me;
+  if (!me) return null;
+  for (const group of buildBoard(client.archers(), rounds, me).groups) {
+    const row = group.rows.find((r) => r.mine);
+    if (!row) continue;
+    const behind = row.behind ? `, ${row.behind} behind` : "";
+    return `${ordinal(row.position)} of ${group.rows.length}${behind}`;
+  }
+  return null;
+}
+
+export function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
 }
 
 function Confirm(props: { text: string; yes: string; onYes: () => void; onNo: () => void }) {
