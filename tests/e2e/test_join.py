@@ -54,6 +54,7 @@ def test_share_uses_the_share_sheet_where_there_is_one(phone: Phone, api: Api) -
     )
     page = context.new_page()
     page.goto(f"/view/{code}")
+    expect(page.get_by_role("heading", name="Club night")).to_be_visible()  # the shoot is loaded
     page.get_by_text("Share this shoot").click()
     page.get_by_role("button", name="Share join link").click()
     page.wait_for_function("window.shared !== undefined")

@@ -39,6 +39,11 @@ export function ArcherScreen(props: { code: string }) {
   const shoot = useShoot(code, identity ?? undefined);
   const rounds = useRounds();
   const { client } = shoot;
+  const info = client?.shoot() ?? null;
+  const heading = info ? info.title || `${info.creator}'s shoot` : null;
+  useEffect(() => {
+    if (heading) rememberRecent(code, heading);
+  }, [code, heading]);
 
   if (shoot.problem) {
     return (
@@ -61,8 +66,6 @@ export function ArcherScreen(props: { code: string }) {
       </Message>
     );
   }
-  const info = client.shoot();
-  if (info) rememberRecent(code, info.title || `${info.creator}'s shoot`);
   return (
     <main class="page">
       <ShootHeader code={code} info={info} />

@@ -4,7 +4,7 @@
  * with `#archer=…&token=…` (the "continue on another device" link) joins this device as
  * that archer instead; the secret is in the fragment, so it never reaches a server log.
  */
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { RememberedProfile } from "../protocol/index";
 import { identityFor, joinShoot, readShoot, rememberedProfile, rememberIdentity, rememberProfile } from "../protocol/index";
 import type { RoundSummary } from "./data";
@@ -104,6 +104,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
   });
   const [search, setSearch] = useState("");
   const [busy, setBusy] = useState(false);
+  /** Set at the first edit: a remembered profile read later must not overwrite typing. */
+  const touched = useRef(false);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -112,7 +114,7 @@ function ProfileForm(props: { code: string; again: boolean }) {
       .then((list) => live && setRounds(toRoundSummaries(list)))
       .catch((err) => live && setError(describe(toProblem(err))));
     rememberedProfile()
-      .then((saved) => live && saved && setProfile((p) => ({ ...p, ...saved })))
+      .then((saved) => live && saved && !touched.current && setProfile((p) => ({ ...p, ...saved })))
       .catch(() => undefined); // nothing remembered: the defaults stand
     return () => {
       live = false;
@@ -128,10 +130,14 @@ function ProfileForm(props: { code: string; again: boolean }) {
     return chosen && !found.includes(chosen) ? [chosen, ...found] : found;
   }, [rounds, search, profile.round]);
 
-  const set = (key: keyof RememberedProfile) => (e: Event) =>
-    setProfile({ ...profile, [key]: (e.currentTarget as HTMLInputElement).value });
+  const set = (key: keyof RememberedProfile) => (e: Event) => {
+    touched.current = true;
+    const value = (e.currentTarget as HTMLInputElement).value;
+    setProfile((p) => ({ ...p, [key]: value }));
+  };
 
   const onSearch = (value: string) => {
+    touched.current = true;
     setSearch(value);
     if (!rounds) return;
     const words = value.toLowerCase().split(/\s+/).filter(Boolean);

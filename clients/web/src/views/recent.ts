@@ -26,8 +26,6 @@ export function recentShoots(now = Date.now()): RecentShoot[] {
 
 export function rememberRecent(code: string, title: string, now = Date.now()): void {
   const others = recentShoots(now).filter((s) => s.code !== code);
-  const known = recentShoots(now).find((s) => s.code === code);
-  if (known && known.title === title && now - known.atMs < 60_000) return;
   try {
     localStorage.setItem(KEY, JSON.stringify([{ code, title, atMs: now }, ...others].slice(0, MAX)));
   } catch {
