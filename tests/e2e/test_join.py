@@ -146,6 +146,24 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
     expect(page.get_by_test_id("board")).to_have_count(0)
 
 
+def test_a_refused_join_reads_as_a_sentence(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam")["code"]
+    page = phone().new_page()
+    page.goto(f"/join/{code}")
+    page.get_by_label("Your name").fill("Chris")
+    # A round this relay does not know (e.g. remembered from another relay's list).
+    page.get_by_label("Round", exact=True).evaluate(
+        "select => { select.add(new Option('Gone', 'gone_round')); }"
+    )
+    page.get_by_label("Round", exact=True).select_option("gone_round")
+    page.get_by_role("button", name="Join and start scoring").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "That round is not one the relay knows. Pick a round from the list."
+    )
+    expect(page).to_have_url(re.compile(rf"/join/{code}$"))
+    assert api.read(code)["archers"] == {}
+
+
 def test_an_expired_shoot_says_it_has_ended(phone: Phone, api: Api, relay: RelayProcess) -> None:
     code = api.create_shoot("Sam")["code"]
     end_the_day(relay, code)
