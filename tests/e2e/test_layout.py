@@ -57,3 +57,17 @@ def test_screens_fit_a_small_phone_with_big_targets(phone: Phone, api: Api) -> N
     viewer.goto(f"/view/{code}")
     expect(row(viewer, "Alex")).to_be_visible()
     _check(viewer, "viewer")
+
+
+def test_a_desktop_shows_the_keypad_and_the_board_side_by_side(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam")["code"]
+    chris = api.join(code, "Chris", "national")
+    desktop = phone(viewport={"width": 1280, "height": 900}, is_mobile=False, has_touch=False)
+    archer = open_as_archer(desktop, code, chris)
+    expect(row(archer, "Chris")).to_be_visible()
+    _check(archer, "archer on a desktop")
+    keypad = archer.locator(".scorer").bounding_box()
+    board = archer.get_by_test_id("board").bounding_box()
+    assert keypad is not None
+    assert board is not None
+    assert board["x"] >= keypad["x"] + keypad["width"]  # beside it, not below

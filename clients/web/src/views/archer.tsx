@@ -67,7 +67,7 @@ export function ArcherScreen(props: { code: string }) {
     );
   }
   return (
-    <main class="page">
+    <main class="page archer">
       <ShootHeader code={code} info={info} />
       <StatusBar client={client} rounds={rounds} code={code} />
       {shoot.replaced && (
