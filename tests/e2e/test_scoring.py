@@ -22,6 +22,7 @@ FAST_TAPS = """keys => {
 def test_three_ends_reach_a_viewer_with_totals_and_classification(phone: Phone, api: Api) -> None:
     code = api.create_shoot()["code"]
     chris = api.join(code, "Chris", "national")
+    api.join(code, "Alex", "national")  # someone to take the lead from
     archer = open_as_archer(phone(), code, chris)
     viewer = open_as_viewer(phone(), code)
     expect(row(viewer, "Chris")).to_contain_text("0/72 arrows")
@@ -44,6 +45,8 @@ def test_three_ends_reach_a_viewer_with_totals_and_classification(phone: Phone, 
     expect(line.get_by_test_id("classification")).to_have_text(
         re.compile(r"^(On track for|Achieved) [A-Z0-9]+$")
     )
+    # The relay's notices (a lead taken, a digest every few ends) show as they arrive.
+    expect(viewer.get_by_test_id("notices")).to_contain_text("Chris")
     board = api.read(code)["leaderboard"]["groups"][0]["standings"][0]
     status = "Achieved" if board["classification_status"] == "achieved" else "On track for"
     expect(line.get_by_test_id("classification")).to_have_text(
