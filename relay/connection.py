@@ -119,8 +119,10 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
             try:
                 subscribe = Subscribe(subscriber, hello.sv)
                 await relay.registry.send(hello.shoot, subscribe)
-                await subscribe.done.wait()
-                await _read_loop(socket, relay, hello.shoot, subscriber)
+                # False: the actor refused the hello (e.g. a malformed state vector) and
+                # has queued the error and the close; the sender delivers them.
+                if await subscribe.done.wait():
+                    await _read_loop(socket, relay, hello.shoot, subscriber)
             except _REFUSALS as exc:
                 refused = refusal(exc)
                 _end(

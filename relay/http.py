@@ -7,6 +7,7 @@ unknown codes against the caller's address, like WebSocket hellos do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from sync.clock import Stamp
 from sync.codec import register_to_wire
-from sync.errors import SyncError
+from sync.errors import LimitExceeded, SyncError
 from sync.models import (
     ArcherState,
     Profile,
@@ -34,13 +35,22 @@ from sync.models import (
 from sync.register import Register
 from sync.rounds import RoundInfo, all_rounds, display_order
 
-from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
+from .actor import (
+    AddArcher,
+    ForgetArcher,
+    Read,
+    Reply,
+    ShootUnavailable,
+    Submit,
+    WriteResult,
+    wall_ms,
+)
 from .auth import AccessDenied, Throttled
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
 from .qr import qr_png, qr_svg
-from .refusals import refusal_for
-from .registry import ShootExpired, UnknownShoot
+from .refusals import REFUSALS, refusal_for
+from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
 from .web import web_routes
 
@@ -60,6 +70,8 @@ def _api_error(exc: Exception) -> ApiError:
     match exc:
         case ApiError():
             return exc
+        case LimitExceeded():
+            return ApiError(409, exc.code, exc.message)
         case SyncError():
             return ApiError(400, exc.code, exc.message)
         case NoCodeAvailable():
@@ -129,7 +141,10 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     address = _client(request)
     relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
-    shoot = await relay.store.call(relay.store.load_meta, code)
+    try:
+        shoot = await relay.store.call(relay.store.load_meta, code)
+    except DECODING_ERRORS as exc:
+        raise relay.registry.unreadable(code, exc) from exc
     if shoot is None:
         relay.throttle.failed(address)
         raise UnknownShoot(code)
@@ -197,15 +212,29 @@ def build_http_app(relay: RelayContext) -> Starlette:
         validate_state(state)
         archer_id, token = secrets.token_urlsafe(9), new_token()
         record = ArcherRecord(hash_token(token), state.name, wall_ms())
-        await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
-        await relay.registry.send(shoot.code, AddArcher(archer_id, record))
+        # The shoot's actor admits the archer first (it is where the archer limit holds
+        # exactly; a full shoot refuses with nothing stored), then the record is stored.
+        admit = AddArcher(archer_id, record)
+        try:
+            await relay.registry.request(shoot.code, admit, admit.reply)
+            await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+        except (ShootUnavailable, StoreUnavailable):
+            # No token was handed out, so the seat is only freed: best effort, briefly.
+            with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
+                await relay.registry.send(shoot.code, ForgetArcher(archer_id))
+            raise
+        # Tell the shoot again, now that the record is stored: if its actor restarted in
+        # between, the new one loaded Redis before the record was there (a repeat for the
+        # same actor changes nothing, and its answer is not needed).
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
         # The archer appears on the leaderboard at once. The smallest possible stamp means
-        # any write from the archer's own device wins over this one.
+        # any write from the archer's own device wins over this one. The join stands even
+        # if this write is not durable in time: the device's first write carries the state.
         reply: Reply[WriteResult] = Reply()
         initial = Register(archer_id, Stamp(0, 0, "join"), state)
-        await relay.registry.send(shoot.code, Submit(initial, reply=reply))
-        with trio.move_on_after(2):
-            await reply.wait()
+        with contextlib.suppress(*REFUSALS), trio.move_on_after(2):
+            await relay.registry.request(shoot.code, Submit(initial, reply=reply), reply)
         body = {
             "archer_id": archer_id,
             "token": token,
@@ -216,8 +245,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
     async def read_shoot(request: Request) -> Response:
         shoot = await _live_shoot(relay, request)
         read = Read()
-        await relay.registry.send(shoot.code, read)
-        view = await read.reply.wait()
+        view = await relay.registry.request(shoot.code, read, read.reply)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
