@@ -6,6 +6,15 @@ hypercorn's trio worker runs it. WebSocket scopes are handled here without a fra
 hypercorn traps handled here (see the design notes): after the peer is gone,
 ``websocket.send`` silently does nothing, so the adapter remembers the disconnect and
 the session watches ``receive()``; the lifespan scope is answered by hand.
+
+One more: hypercorn hands received messages to the app through a queue of 10 and stops
+reading the socket while it is full, and nothing empties it once the app has returned.
+A client that kept sending after the relay's close would then never have its close
+handshake read: its connection (socket, buffers, task) would stay forever, since even the
+end of its TCP stream is never read. So after a session the app keeps receiving, and
+dropping, until hypercorn reports the disconnect: the peer's close, the end of its
+stream, or hypercorn's read timeout for a silent peer. The drop costs what reading any
+connected client costs, one message (at most :data:`~sync.protocol.HARD_MAX_CLIENT_FRAME_BYTES`) at a time.
 """
 
 from __future__ import annotations
@@ -55,6 +64,13 @@ class AsgiSocket:
             self._closed = True
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
+    async def drain(self) -> None:
+        """Receive and drop messages until the peer has gone (see the module's notes)."""
+        while not self.gone:
+            event = await self._receive()
+            if event["type"] == "websocket.disconnect":
+                self.gone = True
+
 
 async def serve_lifespan(receive: Receive, send: Send) -> None:
     """Answer the server's lifespan scope; the relay sets itself up outside ASGI."""
@@ -80,7 +96,9 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
                 await send({"type": "websocket.close", "code": 1008})
                 return
             await send({"type": "websocket.accept"})
-            await serve_session(AsgiSocket(scope, receive, send), relay)
+            socket = AsgiSocket(scope, receive, send)
+            await serve_session(socket, relay)
+            await socket.drain()
         elif kind == "lifespan":
             await serve_lifespan(receive, send)
         else:
