@@ -1,5 +1,8 @@
 """The ASGI application: ``/ws`` to the session driver, everything else to the HTTP API.
 
+A WebSocket handshake anywhere but ``/ws`` is answered 404, and 503 while the relay shuts
+down, with the HTTP API's JSON error body.
+
 hypercorn's trio worker runs it. WebSocket scopes are handled here without a framework
 (the hot path: one dict per frame in each direction); HTTP goes to Starlette.
 
@@ -19,6 +22,7 @@ connected client costs, one message (at most :data:`~sync.protocol.HARD_MAX_CLIE
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -83,6 +87,18 @@ async def serve_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+async def _refuse_handshake(send: Send, status: int, code: str, message: str) -> None:
+    """Answer a WebSocket handshake with an HTTP error in the API's JSON format.
+
+    Uses the ASGI WebSocket denial response, which hypercorn supports; a bare close here
+    would become an empty 403.
+    """
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     http = build_http_app(relay)
 
@@ -92,8 +108,13 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
             connect = await receive()
             if connect["type"] != "websocket.connect":
                 return
-            if scope["path"] != "/ws" or relay.closing:
-                await send({"type": "websocket.close", "code": 1008})
+            if scope["path"] != "/ws":
+                await _refuse_handshake(send, 404, "not_found", "There is nothing at this address.")
+                return
+            if relay.closing:
+                await _refuse_handshake(
+                    send, 503, "unavailable", "The relay is restarting; try again soon."
+                )
                 return
             await send({"type": "websocket.accept"})
             socket = AsgiSocket(scope, receive, send)

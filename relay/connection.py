@@ -172,7 +172,9 @@ async def _receive_hello(socket: FrameSocket, relay: RelayContext) -> Hello | No
 
 def _decode(frame: bytes | str) -> ClientMessage:
     if isinstance(frame, str):
-        raise Refused("malformed", "Frames must be binary CBOR, not text.", CLOSE_POLICY)
+        raise Refused(
+            "malformed", "Frames must be binary WebSocket messages, not text.", CLOSE_PROTOCOL_ERROR
+        )
     try:
         return decode_client(frame)
     except ProtocolError as exc:
@@ -218,21 +220,19 @@ async def _read_loop(
                     relay.metrics.errors += 1
                     subscriber.answer(encode(error))
                     continue
-                refusal_text = _write_refusal(subscriber, register.archer_id)
-                if refusal_text is not None:
+                refusal_error = _write_refusal(subscriber, register.archer_id, request_id)
+                if refusal_error is not None:
                     relay.metrics.errors += 1
-                    subscriber.answer(
-                        encode(Error(refusal_text[0], refusal_text[1], id=request_id))
-                    )
+                    subscriber.answer(encode(refusal_error))
                 else:
                     await relay.registry.send(code, Submit(register, request_id, subscriber))
 
 
-def _write_refusal(subscriber: Subscriber, archer_id: str) -> tuple[str, str] | None:
+def _write_refusal(subscriber: Subscriber, archer_id: str, request_id: int) -> Error | None:
     if subscriber.archer_id is None:
-        return ("read_only", "Viewers cannot write; join as an archer to score.")
+        return Error("read_only", "Viewers cannot write; join as an archer to score.", request_id)
     if archer_id != subscriber.archer_id:
-        return ("not_your_register", "An archer can only write their own scores.")
+        return Error("not_your_register", "An archer can only write their own scores.", request_id)
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -289,4 +290,20 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/join/{code}", guarded(join_page), methods=["GET"]),
         Route("/view/{code}", guarded(join_page), methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _routing_error})
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) in the
+    API's error format rather than its plain text."""
+    assert isinstance(exc, HTTPException)
+    code = _ROUTING_CODES.get(exc.status_code, "http_error")
+    error = ApiError(exc.status_code, code, exc.detail, dict(exc.headers or {}))
+    if exc.status_code == 404:
+        error.message = "There is nothing at this address."
+    elif exc.status_code == 405:
+        error.message = f"This address does not take {request.method} requests."
+    return _error_response(error)
+
+
+_ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}

@@ -106,7 +106,7 @@ class Subscriber:
             self._frames.append(frame)
         elif self.resyncs < MAX_RESYNCS:
             self.resyncs += 1
-            kept = [f for f in self._frames if type(f) is _Answer]
+            kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
             self._frames.append(resync())
             self._frames.extend(kept)
@@ -157,7 +157,7 @@ class Subscriber:
         while not self._frames:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
-        batch = [item.frame if type(item) is _Answer else item for item in self._frames]
+        batch = [item.frame if isinstance(item, _Answer) else item for item in self._frames]
         self._frames.clear()
         self._answers = 0
         return batch

@@ -254,6 +254,24 @@ def test_malformed(data: bytes) -> None:
         assert error.message
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {**PING, b"nonce": 1},  # beside the fields, at the top
+        {**PING, "extra": {b"k": 1}},  # in an unknown field, which is otherwise ignored
+        {**PING, "extra": [1, [{"ok": {b"deep": 1}}]]},  # nested in lists and maps
+    ],
+    ids=["top", "unknown-field", "nested"],
+)
+def test_byte_string_map_keys_are_refused_anywhere(value: dict[Any, Any]) -> None:
+    for decode in (decode_client, decode_server):
+        error = refused(decode, cbor2.dumps(value))
+        assert (error.code, error.message) == (
+            "malformed",
+            "The frame has a map key that is not a text string.",
+        )
+
+
 def test_text_messages_are_malformed() -> None:
     assert refused(decode_client, "hello").code == "malformed"  # type: ignore[arg-type]
     assert refused(decode_client, None).code == "malformed"  # type: ignore[arg-type]
