@@ -20,7 +20,8 @@ Decoding is for untrusted bytes and happens in four steps, each refusing with a
 4. ``invalid_field``: the message's own fields, by small checkers that test exact types
    (``True`` is not ``1``, ``1.0`` is not ``1``), lengths and ranges, and name the field in
    their sentence (``register.state.arrows[3]``). Unknown fields are ignored, so a newer
-   peer may add optional fields without a version bump.
+   peer may add optional fields without a version bump. A ``hello``'s state vector must
+   also read as one (``invalid_state_vector``).
 
 The checks are structural. Whether an arrow value exists in the round, whether the round
 exists, whether a name is acceptable are rules of archery that
@@ -37,6 +38,7 @@ import cbor2
 
 from .cbor_frame import Frame, load_frame
 from .clock import Stamp
+from .document import decode_state_vector
 from .errors import ProtocolError
 from .models import MAX_NAME_LENGTH, MAX_TITLE_LENGTH, ArcherState, Profile, Shoot
 from .protocol import (
@@ -313,13 +315,11 @@ def _hello(m: _Map) -> Hello:
     token = _opt_id(m, "token", "")
     if (role == "archer") != (token is not None):
         raise _invalid("", "token", "is required for archers and must be absent for viewers")
-    return Hello(
-        shoot=_code(m, "shoot", ""),
-        role=role,
-        sv=_bytes(m, "sv", "", MAX_STATE_VECTOR_BYTES),
-        archer=archer,
-        token=token,
-    )
+    sv = _bytes(m, "sv", "", MAX_STATE_VECTOR_BYTES)
+    # Read here, with the rest of the frame, so that no later step (the shoot's actor
+    # comparing it with its document) can meet a state vector it cannot read.
+    decode_state_vector(sv)
+    return Hello(shoot=_code(m, "shoot", ""), role=role, sv=sv, archer=archer, token=token)
 
 
 def _welcome(m: _Map) -> Welcome:
@@ -382,8 +382,8 @@ def decode_client(data: bytes | bytearray | memoryview) -> ClientMessage:
     Raises:
         ProtocolError: ``frame_too_large`` (over :data:`~sync.protocol.MAX_CLIENT_FRAME_BYTES`,
             checked before parsing), ``malformed``, ``unsupported_version``,
-            ``unknown_type`` (including relay-only messages) or ``invalid_field``.
-            Nothing else escapes, whatever the bytes.
+            ``unknown_type`` (including relay-only messages), ``invalid_field`` or
+            ``invalid_state_vector``. Nothing else escapes, whatever the bytes.
     """
     return _decode(data, MAX_CLIENT_FRAME_BYTES, _CLIENT_READERS, "client")
 

@@ -464,6 +464,18 @@ def _case_id(case: tuple[Message, tuple[str | int, ...], object, str]) -> str:
     return f"{type(message).__name__}-{'.'.join(map(str, path))}={shown}"
 
 
+@pytest.mark.parametrize(
+    "sv", [b"", b"\x01\x80", b"\x02\x01\x01", b"\x01\x01\x01\x00", b"\xff" * 12], ids=repr
+)
+def test_a_hello_state_vector_must_read_as_one(sv: bytes) -> None:
+    # A state vector the shoot's actor could not read once crashed it: it is refused with
+    # the rest of the frame instead.
+    for hello in (ARCHER_HELLO, VIEWER_HELLO):
+        error = refused(decode_client, frame(hello, (("sv",), sv)))
+        assert error.code == "invalid_state_vector"
+        assert error.message
+
+
 @pytest.mark.parametrize("case", CLIENT_FIELD_CASES, ids=_case_id)
 def test_client_field_rules(case: tuple[Message, tuple[str | int, ...], object, str]) -> None:
     message, path, value, field = case
