@@ -16,8 +16,9 @@ A client that kept sending after the relay's close would then never have its clo
 handshake read: its connection (socket, buffers, task) would stay forever, since even the
 end of its TCP stream is never read. So after a session the app keeps receiving, and
 dropping, until hypercorn reports the disconnect: the peer's close, the end of its
-stream, or hypercorn's read timeout for a silent peer. The drop costs what reading any
-connected client costs, one message (at most :data:`~sync.protocol.HARD_MAX_CLIENT_FRAME_BYTES`) at a time.
+stream, or hypercorn's read timeout for a silent peer. Dropping costs what reading any
+connected client costs, one message at a time (each at most
+:data:`~sync.protocol.HARD_MAX_CLIENT_FRAME_BYTES`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
                 return
             if relay.closing:
                 await _refuse_handshake(
-                    send, 503, "unavailable", "The relay is restarting; try again soon."
+                    send, 503, "unavailable", "The relay is shutting down; try again soon."
                 )
                 return
             await send({"type": "websocket.accept"})

@@ -297,13 +297,10 @@ async def _routing_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, a method the route does not take) in the
     API's error format rather than its plain text."""
     assert isinstance(exc, HTTPException)
-    code = _ROUTING_CODES.get(exc.status_code, "http_error")
-    error = ApiError(exc.status_code, code, exc.detail, dict(exc.headers or {}))
     if exc.status_code == 404:
-        error.message = "There is nothing at this address."
+        code, message = "not_found", "There is nothing at this address."
     elif exc.status_code == 405:
-        error.message = f"This address does not take {request.method} requests."
-    return _error_response(error)
-
-
-_ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
+        code, message = "method_not_allowed", f"This address does not take {request.method}."
+    else:
+        code, message = "http_error", exc.detail
+    return _error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))

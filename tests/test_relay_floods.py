@@ -1,4 +1,9 @@
-"""A client flooding refused writes is throttled and closed; the shoot's others carry on."""
+"""A client flooding refused writes is throttled and closed; the shoot's others carry on.
+
+The flooder keeps sending after the relay's close, so the test also guards the close
+handshake of such a client: hypercorn stopped reading its socket once the session had
+ended, and the connection never closed.
+"""
 
 from __future__ import annotations
 
