@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -324,4 +325,17 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/metrics", guarded(metrics), methods=["GET"]),
         *web_routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _routing_error})
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) in the
+    API's error format rather than its plain text."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        code, message = "not_found", "There is nothing at this address."
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"This address does not take {request.method}."
+    else:
+        code, message = "http_error", exc.detail
+    return _error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))
