@@ -16,6 +16,7 @@ from typing import Any
 from .connection import serve_session
 from .context import RelayContext
 from .http import build_http_app
+from .proxy import ClientAddressFromProxy
 
 __all__ = ["AsgiSocket", "build_app", "serve_lifespan"]
 
@@ -86,4 +87,7 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
         else:
             await http(scope, receive, send)
 
+    header = relay.settings.proxy_client_header
+    if header is not None:  # only when configured: any client can send such headers
+        return ClientAddressFromProxy(app, header, relay.settings.proxy_hops)
     return app

@@ -20,6 +20,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, not {raw!r}") from exc
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number above 0, not {env.get(name)!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything that can be tuned without changing code."""
@@ -43,6 +63,17 @@ class Settings:
     compact_every: int = 500
     """Log entries after which a shoot's snapshot is rewritten and the log trimmed."""
     shutdown_grace_s: float = 5.0
+    shoot_creates_burst: int = 10
+    shoot_creates_per_hour: float = 20.0
+    """Shoots one client address may create at once, then per hour after that. Every shoot
+    holds one of 9,000 codes until its day ends; a club creates a handful a day, while
+    taking every code from one address at 20 an hour would take more than 18 days."""
+    proxy_client_header: str | None = None
+    """The header a trusted reverse proxy puts the client's address in (``Fly-Client-IP``,
+    ``X-Forwarded-For``); ``None`` ignores such headers, which any client can forge."""
+    proxy_hops: int = 1
+    """How many proxies of ours append to that header; the address is the one this many
+    entries from the right (entries further left were written by the client)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,4 +88,12 @@ class Settings:
             idle_timeout_s=_float(env, "SHOOT_IDLE_TIMEOUT_S", defaults.idle_timeout_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", defaults.ws_ping_interval_s),
             read_timeout_s=_float(env, "READ_TIMEOUT_S", defaults.read_timeout_s),
+            shoot_creates_burst=_positive_int(
+                env, "SHOOT_CREATES_BURST", defaults.shoot_creates_burst
+            ),
+            shoot_creates_per_hour=_positive_float(
+                env, "SHOOT_CREATES_PER_HOUR", defaults.shoot_creates_per_hour
+            ),
+            proxy_client_header=(env.get("PROXY_CLIENT_HEADER", "").strip() or None),
+            proxy_hops=_positive_int(env, "PROXY_HOPS", defaults.proxy_hops),
         )

@@ -16,6 +16,7 @@ from sync.protocol import CLOSE_EXPIRED, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED,
 from .auth import AccessDenied, Throttled
 from .registry import ShootExpired, UnknownShoot
 from .store import StoreUnavailable
+from .throttle import CreationThrottled
 
 __all__ = ["CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
 
@@ -34,6 +35,12 @@ class Refusal:
 REFUSALS: Final[dict[type[Exception], Refusal]] = {
     Throttled: Refusal(
         "throttled", "Too many failed attempts; wait and try again.", 429, CLOSE_RATE_LIMITED
+    ),
+    CreationThrottled: Refusal(
+        "throttled",
+        "Too many shoots created from this address; wait and try again.",
+        429,
+        CLOSE_RATE_LIMITED,
     ),
     AccessDenied: Refusal(
         "unauthorized", "That archer id and token do not match.", 401, CLOSE_UNAUTHORIZED
