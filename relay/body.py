@@ -16,6 +16,7 @@ could not be stored), and JSON that is not an object.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -59,11 +60,12 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
             raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    async with aclosing(request.stream()) as stream:  # closed now, not by the GC
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

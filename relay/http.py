@@ -112,7 +112,7 @@ def _origin(relay: RelayContext, request: Request) -> str:
     public = _public_origin(relay)
     if public is not None:
         return public
-    host = request.url.netloc
+    host = request.headers.get("host") or request.url.netloc  # raw: the URL would mend it
     if len(host) > 260 or not _HOST.fullmatch(host):
         raise ApiError(400, "invalid_host", "The Host header is not a valid host name.")
     return f"{request.url.scheme}://{host}"
