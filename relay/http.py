@@ -53,7 +53,7 @@ __all__ = ["ApiError", "build_http_app"]
 
 #: A Host header the relay will put into links: a host name or IP literal, maybe a port.
 _HOST = re.compile(
-    r"(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
+    r"(?:[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
 )
 
 
