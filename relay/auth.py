@@ -11,8 +11,9 @@ failures count: a club's Wi-Fi puts thirty archers behind one address, and their
 successful joins and reconnects must never lock each other out. When an address has used
 up its failures, requests without credentials are refused at once (a correct code must not
 answer differently from a wrong one), but an archer's own device presenting its archer id
-and token is still let in if they match: a 24-byte random token cannot be guessed, so this tells a
-guesser nothing, and one mistyped code at the club does not cut everyone's live scores.
+and token is still let in if they match: a 24-byte random token cannot be guessed, so
+this tells a guesser nothing, and one mistyped code at the club does not cut everyone's
+live scores.
 """
 
 from __future__ import annotations

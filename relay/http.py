@@ -43,7 +43,7 @@ from .auth import AccessDenied, Throttled
 from .body import BodyRejected, read_json_object
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
-from .qr import QrCodes
+from .qr import QrBusy, QrCodes
 from .refusals import refusal_for
 from .registry import ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
@@ -74,6 +74,9 @@ def _api_error(exc: Exception) -> ApiError:
             return ApiError(exc.status, exc.code, exc.message)
         case NoCodeAvailable():
             return ApiError(503, "no_code_available", str(exc))
+        case QrBusy():
+            message = "Too many QR codes are being drawn; try again in a moment."
+            return ApiError(503, "busy", message, {"Retry-After": "1"})
     known = refusal_for(exc)
     if known is None:
         raise exc

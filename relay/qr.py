@@ -1,9 +1,11 @@
 """QR codes of a shoot's join link: SVG for pages, PNG for sharing.
 
 Rendering one costs tens of milliseconds of pure-Python CPU, which on the Trio thread would
-stall every shoot's fan-out for that long. So renders run on worker threads, at most
-:data:`MAX_CONCURRENT_RENDERS` at once (a flood of QR requests queues for a thread instead
-of taking every core), and results are cached.
+stall every shoot's fan-out for that long. So renders run on a worker thread, one at a
+time: the render holds the GIL, so a second thread would not render any faster, it would
+only take a larger share of the interpreter from the event loop. At most
+:data:`MAX_WAITING_RENDERS` requests wait for it; more are refused with ``QrBusy`` (503)
+rather than queueing without bound. Results are cached.
 
 The cache is keyed by shoot code and image kind, and holds only codes pointing at the
 configured public origin (``PUBLIC_URL``). Without one, join links use each request's own
@@ -32,6 +34,8 @@ import trio
 __all__ = [
     "MAX_CACHED",
     "MAX_CONCURRENT_RENDERS",
+    "MAX_WAITING_RENDERS",
+    "QrBusy",
     "QrCodes",
     "QrStatistics",
     "qr_png",
@@ -43,8 +47,14 @@ Renderer = Callable[[Kind, str], bytes]
 
 #: Images kept: two kinds for each of the busiest codes.
 MAX_CACHED: Final = 512
-#: Renders running at once on worker threads.
-MAX_CONCURRENT_RENDERS: Final = 2
+#: Renders running at once on worker threads (more would only contend for the GIL).
+MAX_CONCURRENT_RENDERS: Final = 1
+#: Requests that may wait for a render; more are refused.
+MAX_WAITING_RENDERS: Final = 32
+
+
+class QrBusy(Exception):
+    """Too many QR codes are waiting to be rendered; try again in a moment."""
 
 
 def qr_svg(text: str) -> bytes:
@@ -83,8 +93,10 @@ class QrCodes:
         *,
         max_cached: int = MAX_CACHED,
         max_concurrent: int = MAX_CONCURRENT_RENDERS,
+        max_waiting: int = MAX_WAITING_RENDERS,
         renderer: Renderer = render,
     ) -> None:
+        self._max_waiting = max_waiting
         self._public_origin = public_origin
         self._max_cached = max_cached
         self._limiter = trio.CapacityLimiter(max_concurrent)
@@ -106,6 +118,8 @@ class QrCodes:
                 self._cache.move_to_end(key)
                 self._hits += 1
                 return cached
+        if self._limiter.statistics().tasks_waiting >= self._max_waiting:
+            raise QrBusy
         self._renders += 1
         image = await trio.to_thread.run_sync(
             self._render, kind, f"{origin}/join/{code}", limiter=self._limiter

@@ -54,7 +54,6 @@ def _shoot_count(redis_url: str) -> int:
     [
         b'{"creator": "\xff"}',
         b"[" * 15_000,
-        b"[" * 100_000,  # over the cap as well: 413 first
         b'{"creator": "\\ud800"}',
         b'["creator", "Sam"]',
         b"{not json",
@@ -63,19 +62,21 @@ def _shoot_count(redis_url: str) -> int:
 async def test_bad_bodies_get_json_errors_and_change_nothing(
     relay_url: str, redis_url: str, body: bytes
 ) -> None:
+    # Bodies over the cap are tested with raw sockets below: the relay closes the
+    # connection after an early 413, which a client still sending may see as a reset.
+    assert len(body) <= MAX_BODY_BYTES
     with trio.fail_after(10):
         async with httpx.AsyncClient(base_url=relay_url) as http:
             response = await http.post("/api/shoots", content=body)
-            expected = 413 if len(body) > MAX_BODY_BYTES else 400
-            assert response.status_code == expected
+            assert response.status_code == 400
             assert response.headers["content-type"] == "application/json"
             error = response.json()["error"]
-            assert error["code"] == ("too_large" if expected == 413 else "malformed")
+            assert error["code"] == "malformed"
             assert error["message"]
             code = (await create_shoot(http))["code"]
             joined = await http.post(f"/api/shoots/{code}/join", content=body)
-            assert joined.status_code == expected
-            assert joined.json()["error"]["code"] == error["code"]
+            assert joined.status_code == 400
+            assert joined.json()["error"]["code"] == "malformed"
             assert (await http.get(f"/api/shoots/{code}")).json()["archers"] == {}
             assert (await http.get("/health")).status_code == 200
         assert _shoot_count(redis_url) == 1

@@ -1,15 +1,16 @@
-"""QR codes: rendered off the event loop, a bounded number at once, cached for PUBLIC_URL."""
+"""QR codes: rendered off the event loop, one at a time, cached only for PUBLIC_URL."""
 
 from __future__ import annotations
 
 import threading
 
 import httpx
+import pytest
 import trio
 import trio.testing
 
 from relay.config import Settings
-from relay.qr import QrCodes, render
+from relay.qr import QrBusy, QrCodes, render
 from relay.server import serve_relay
 from tests.wire import create_shoot
 
@@ -41,23 +42,25 @@ class Recorder:
                 self.running -= 1
 
 
-async def test_renders_run_on_worker_threads_two_at_a_time() -> None:
+async def test_renders_run_on_a_worker_thread_one_at_a_time_and_few_may_wait() -> None:
     recorder = Recorder()
-    codes = QrCodes(None, renderer=recorder)
+    codes = QrCodes(None, max_waiting=3, renderer=recorder)
     results: list[bytes] = []
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            for n in range(6):
+            for n in range(4):
                 nursery.start_soon(_collect, results, codes, f"{1000 + n}")
             deadline = trio.current_time() + 5
-            while recorder.running < 2 and trio.current_time() < deadline:
+            while recorder.running < 1 and trio.current_time() < deadline:
                 await trio.sleep(0.01)
             await trio.testing.wait_all_tasks_blocked()
-            assert recorder.running == 2  # the other four wait for a thread
+            assert recorder.running == 1  # the other three wait for the thread
+            with pytest.raises(QrBusy):  # and a fifth is not queued behind them
+                await codes.image("svg", "2000", PUBLIC)
             recorder.release.set()
-    assert recorder.peak == 2
+    assert recorder.peak == 1
     assert threading.get_ident() not in recorder.threads
-    assert sorted(results) == [f"svg:{PUBLIC}/join/{1000 + n}".encode() for n in range(6)]
+    assert sorted(results) == [f"svg:{PUBLIC}/join/{1000 + n}".encode() for n in range(4)]
 
 
 async def _collect(results: list[bytes], codes: QrCodes, code: str) -> None:
