@@ -89,5 +89,8 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
 
     header = relay.settings.proxy_client_header
     if header is not None:  # only when configured: any client can send such headers
-        return ClientAddressFromProxy(app, header, relay.settings.proxy_hops)
+        settings = relay.settings
+        return ClientAddressFromProxy(
+            app, header, settings.proxy_hops, settings.proxy_trusted_peers
+        )
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    parts = [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+    for part in parts:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} must list IP networks such as 10.0.0.0/8, not {part!r}"
+            ) from exc
+    return tuple(parts)
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -74,6 +87,9 @@ class Settings:
     proxy_hops: int = 1
     """How many proxies of ours append to that header; the address is the one this many
     entries from the right (entries further left were written by the client)."""
+    proxy_trusted_peers: tuple[str, ...] = ()
+    """Networks (CIDR) the proxy connects from; the header is believed only from them.
+    Empty: from any peer (the relay must then be reachable through the proxy alone)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,4 +112,5 @@ class Settings:
             ),
             proxy_client_header=(env.get("PROXY_CLIENT_HEADER", "").strip() or None),
             proxy_hops=_positive_int(env, "PROXY_HOPS", defaults.proxy_hops),
+            proxy_trusted_peers=_networks(env, "PROXY_TRUSTED_PEERS"),
         )

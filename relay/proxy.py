@@ -5,8 +5,9 @@ put every phone in one bucket. The proxy says whose request it forwards in a hea
 (``Fly-Client-IP``, ``X-Real-IP``, ``X-Forwarded-For``), but any client can send that
 header too, so it is read only when the operator says which header their proxy sets
 (``PROXY_CLIENT_HEADER``) and how many proxies of theirs stand in front
-(``PROXY_HOPS``, default 1). Then, and only then, the relay must not be reachable except
-through that proxy.
+(``PROXY_HOPS``, default 1). Then the relay must not be reachable except through that
+proxy, or ``PROXY_TRUSTED_PEERS`` must name the networks the proxy connects from: the
+header is then believed only on connections from them.
 
 ``X-Forwarded-For`` is a list each proxy appends the address it saw to; anything left of
 what our own proxies appended was written by the client and is ignored: the address taken
@@ -68,13 +69,26 @@ def forwarded_address(headers: Iterable[tuple[bytes, bytes]], name: str, hops: i
 class ClientAddressFromProxy:
     """ASGI middleware: replace the scope's client address with the proxy's word for it."""
 
-    def __init__(self, app: App, header: str, hops: int = 1) -> None:
+    def __init__(
+        self, app: App, header: str, hops: int = 1, trusted_peers: Iterable[str] = ()
+    ) -> None:
         if hops < 1:
             raise ValueError("PROXY_HOPS must be at least 1")
         self.app, self.header, self.hops = app, header, hops
+        self.trusted = [ipaddress.ip_network(peer, strict=False) for peer in trusted_peers]
+
+    def _trusts(self, scope: Scope) -> bool:
+        if not self.trusted:
+            return True
+        client = scope.get("client")
+        try:
+            peer = ipaddress.ip_address(client[0]) if client else None
+        except ValueError:
+            return False
+        return peer is not None and any(peer in network for network in self.trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] in ("http", "websocket") and self._trusts(scope):
             address = forwarded_address(scope.get("headers") or (), self.header, self.hops)
             if address is not None:
                 scope = dict(scope)

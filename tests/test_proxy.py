@@ -63,6 +63,10 @@ def test_proxy_settings_come_from_the_environment() -> None:
     assert Settings.from_env({}).proxy_client_header is None
     settings = Settings.from_env({"PROXY_CLIENT_HEADER": "Fly-Client-IP", "PROXY_HOPS": "2"})
     assert (settings.proxy_client_header, settings.proxy_hops) == ("Fly-Client-IP", 2)
+    trusted = Settings.from_env({"PROXY_TRUSTED_PEERS": "10.0.0.0/8, fdaa::/16 ,"})
+    assert trusted.proxy_trusted_peers == ("10.0.0.0/8", "fdaa::/16")
+    with pytest.raises(ValueError, match="PROXY_TRUSTED_PEERS"):
+        Settings.from_env({"PROXY_TRUSTED_PEERS": "10.0.0.0/8, the proxy"})
     with pytest.raises(ValueError, match="PROXY_HOPS"):
         Settings.from_env({"PROXY_HOPS": "0"})
     with pytest.raises(ValueError, match="SHOOT_CREATES_PER_HOUR"):

@@ -136,6 +136,28 @@ async def test_a_trusted_proxy_header_gives_each_phone_its_own_throttles(
             assert (await proxy.post("/api/shoots", json=body, headers=phone_b)).status_code == 201
 
 
+async def test_the_header_is_believed_only_from_the_trusted_proxy_peers(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(20):
+        url = await _relay(
+            nursery,
+            redis_url,
+            proxy_client_header="X-Forwarded-For",
+            proxy_trusted_peers=("127.0.0.2/32",),
+        )
+        phone_a = {"X-Forwarded-For": "203.0.113.7"}
+        phone_b = {"X-Forwarded-For": "203.0.113.8"}
+        async with httpx.AsyncClient(base_url=url) as direct:  # not the proxy: 127.0.0.1
+            await _use_up_failures(direct, headers=phone_a)
+            await _keep_throttled(direct, headers=phone_a)
+            # The header was ignored: every request counted against 127.0.0.1 itself.
+            assert (await direct.get("/api/shoots/1011", headers=phone_b)).status_code == 429
+        async with httpx.AsyncClient(base_url=url, transport=_from("127.0.0.2")) as proxy:
+            await _use_up_failures(proxy, headers=phone_a)  # phone A's own, fresh budget
+            assert (await proxy.get("/api/shoots/1011", headers=phone_b)).status_code == 404
+
+
 async def test_a_fly_style_single_header_is_read_when_configured(
     redis_url: str, nursery: trio.Nursery
 ) -> None:
