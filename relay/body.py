@@ -3,9 +3,10 @@
 Every byte from outside is bounded before it is parsed. A body announced larger than the
 cap (``Content-Length``) is refused before any of it is read; a body that is not announced
 (chunked) or lies about its length is counted while it streams in, and refused as soon as
-it passes the cap, so a 50 MB upload costs the relay at most the cap plus one chunk
-(hypercorn's bounded receive queue stops reading the socket while the app is not asking
-for more, and the connection is closed after the refusal).
+it passes the cap, so a 50 MB upload costs the handler at most the cap plus one chunk,
+and the process at most that plus hypercorn's receive queue (10 chunks of at most 64 KiB:
+hypercorn stops reading the socket while the queue is full, and closes the connection
+after the refusal).
 
 Every way a body can fail to be a JSON object is one clear ``400``: bytes that are not
 UTF-8, text that is not JSON, JSON nested so deep that the parser runs out of stack
