@@ -30,7 +30,7 @@ from sync.rounds import all_rounds
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
-from .hypercorn_fixes import apply_hypercorn_fixes
+from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
 from .redis_server import RedisServer
 from .registry import open_registry
@@ -70,7 +70,7 @@ async def serve_relay(
 ) -> None:
     """Serve until cancelled or ``shutdown`` is set; ``started`` with the relay's URL."""
     shutdown = trio.Event() if shutdown is None else shutdown
-    apply_hypercorn_fixes()
+    patch_hypercorn()
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
