@@ -66,6 +66,7 @@ from sync.protocol import (
 )
 from sync.register import Applied, Duplicate, Outcome
 from sync.relay_state import ShootState
+from sync.wall import system_wall_ms
 
 from .config import Settings
 from .credentials import token_matches
@@ -110,8 +111,8 @@ __all__ = [
 INBOX_SIZE = 256
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+#: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
+wall_ms = system_wall_ms
 
 
 class ShootActor:
