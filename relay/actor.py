@@ -232,6 +232,11 @@ class ShootActor:
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
 
+    @property
+    def unpersisted(self) -> int:
+        """Updates applied in memory that Redis does not have yet (0 once flushed)."""
+        return len(self._unpersisted)
+
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> None:

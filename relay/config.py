@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds something the relay cannot use; says which and why."""
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -17,7 +21,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, not {raw!r}.") from exc
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be a port number from 0 to 65535, not {raw!r}.")
+    return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +63,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; raises :class:`ConfigError` naming a variable it cannot use."""
         env = os.environ if env is None else env
         defaults = cls()
         return cls(
             host=env.get("HOST", defaults.host),
-            port=int(env.get("PORT", defaults.port)),
+            port=_port(env, "PORT", defaults.port),
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("FAST_SHOOT_DATA_DIR", ".fast-shoot")),
             public_url=(env.get("PUBLIC_URL") or None),

@@ -10,7 +10,10 @@ from __future__ import annotations
 import html
 import json
 import secrets
+import unicodedata
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -138,7 +141,55 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     return shoot
 
 
+def name_key(name: str) -> str:
+    """What makes two display names the same to a person: case, width and spacing aside."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+class _JoinLocks:
+    """One lock per shoot code, so two joins with one name cannot both pass the check.
+
+    A lock lives only while someone holds or waits for it: the table stays as small as
+    the number of shoots being joined at this moment.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[trio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, code: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(code, (trio.Lock(), 0))
+        self._locks[code] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[code]
+            if users == 1:
+                del self._locks[code]
+            else:
+                self._locks[code] = (lock, users - 1)
+
+
+async def _refuse_taken_name(relay: RelayContext, code: str, name: str) -> None:
+    """Two archers with one name would be indistinguishable on every leaderboard."""
+    read = Read()
+    await relay.registry.send(code, read)
+    view = await read.reply.wait()
+    wanted = name_key(name)
+    for register in view.registers.values():
+        if not register.state.left and name_key(register.state.name) == wanted:
+            raise ApiError(
+                409,
+                "name_taken",
+                f"An archer called {register.state.name!r} is already in this shoot; "
+                f"add an initial to tell you apart, e.g. {name + ' B'!r}.",
+            )
+
+
 def build_http_app(relay: RelayContext) -> Starlette:
+    join_locks = _JoinLocks()
+
     async def create_shoot(request: Request) -> Response:
         data = await _json_body(request)
         creator = validate_name(_text(data, "creator"))
@@ -181,14 +232,17 @@ def build_http_app(relay: RelayContext) -> Starlette:
         )
         validate_state(state)
         archer_id, token = secrets.token_urlsafe(9), new_token()
-        record = ArcherRecord(hash_token(token), state.name, wall_ms())
-        await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
-        await relay.registry.send(shoot.code, AddArcher(archer_id, record))
-        # The archer appears on the leaderboard at once. The smallest possible stamp means
-        # any write from the archer's own device wins over this one.
-        reply: Reply[WriteResult] = Reply()
-        initial = Register(archer_id, Stamp(0, 0, "join"), state)
-        await relay.registry.send(shoot.code, Submit(initial, reply=reply))
+        # Held until the new register is in the actor, so the next join's check sees it.
+        async with join_locks.hold(shoot.code):
+            await _refuse_taken_name(relay, shoot.code, state.name)
+            record = ArcherRecord(hash_token(token), state.name, wall_ms())
+            await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
+            # The archer appears on the leaderboard at once. The smallest possible stamp
+            # means any write from the archer's own device wins over this one.
+            reply: Reply[WriteResult] = Reply()
+            initial = Register(archer_id, Stamp(0, 0, "join"), state)
+            await relay.registry.send(shoot.code, Submit(initial, reply=reply))
         with trio.move_on_after(2):
             await reply.wait()
         body = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from clients import _commands, connect, create_shoot, join_shoot, read_shoot
+from clients import _cmd_watch, connect, create_shoot, join_shoot, read_shoot
 from clients._render import CLEAR_SCREEN
 from clients.cli import build_parser, main
 from tests.sdk_fixtures import RelayHandle, free_port, relay
@@ -41,7 +41,17 @@ def one_line_error(err: str) -> str:
 
 async def create_and_join(url: str, capsys: pytest.CaptureFixture[str]) -> str:
     assert (
-        await run_cli("create", "--title", "Club night", "--tz", "Europe/London", "--relay", url)
+        await run_cli(
+            "create",
+            "--creator",
+            "Sam",
+            "--title",
+            "Club night",
+            "--tz",
+            "Europe/London",
+            "--relay",
+            url,
+        )
         == 0
     )
     out = capsys.readouterr().out
@@ -117,14 +127,18 @@ async def test_bad_code_and_unreachable_relay_are_one_line_errors(
 ) -> None:
     with trio.fail_after(30):
         url = await relay.start()
-        assert await run_cli("join", "1234", "--name", "Chris", "--relay", url) == 1
+        assert (
+            await run_cli("join", "1234", "--name", "Chris", "--round", "york", "--relay", url) == 1
+        )
         assert "no shoot with that code" in one_line_error(capsys.readouterr().err)
-        assert await run_cli("join", "12", "--name", "Chris", "--relay", url) == 1
+        assert (
+            await run_cli("join", "12", "--name", "Chris", "--round", "york", "--relay", url) == 1
+        )
         assert "four digits" in one_line_error(capsys.readouterr().err)
         assert await run_cli("watch", "4321", "--relay", url, "--once") == 1
         assert "no shoot with that code" in one_line_error(capsys.readouterr().err)
         nowhere = f"http://127.0.0.1:{free_port()}"
-        assert await run_cli("create", "--relay", nowhere) == 1
+        assert await run_cli("create", "--creator", "Sam", "--relay", nowhere) == 1
         assert f"Cannot reach the relay at {nowhere}" in one_line_error(capsys.readouterr().err)
         assert await run_cli("watch", "4321", "--relay", nowhere, "--once", "--wait", "0.5") == 1
         assert "Cannot reach the relay" in one_line_error(capsys.readouterr().err)
@@ -148,7 +162,7 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         screen = Terminal()
         args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_commands.watch, args, screen)
+            nursery.start_soon(_cmd_watch.watch, args, screen)
             async with (
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,
