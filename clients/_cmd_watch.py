@@ -49,7 +49,8 @@ def status_line(client: ShootClient, offline_s: float | None) -> str:
         return ""
     reason = client.error.message if client.error else ""
     return (
-        f"Offline: reconnecting to {client.relay_url}; last update {_ago(offline_s)} ago. {reason}"
+        f"Offline: last update {_ago(offline_s)} ago; reconnecting to {client.relay_url}. "
+        f"{reason}"
     ).rstrip()
 
 

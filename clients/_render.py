@@ -3,7 +3,7 @@
 A table per round with column headers, measured in terminal cells (:mod:`clients._cells`)
 so CJK names and emoji line up, and fitted to the terminal's width: a line that is too
 long would wrap in the middle of a number, so the archer column shrinks first, then the
-least useful columns go (hits before golds before the classification...), and what
+least useful columns go (hits, golds, the sheet's state, the classification...), and what
 still does not fit is cut at the edge. Empty values are a dash, never a blank label.
 """
 
@@ -58,12 +58,12 @@ _COLUMNS: Final = (
     _Column("Pos", lambda s: str(s.position), True, 0),
     _Column("Archer", lambda s: s.name, False, 0),
     _Column("Score", lambda s: str(s.total), True, 0),
-    _Column("Ends", lambda s: f"{s.ends_completed}/{get_round(s.round).total_ends}", True, 5),
+    _Column("Ends", lambda s: f"{s.ends_completed}/{get_round(s.round).total_ends}", True, 4),
     _Column("Hits", lambda s: str(s.hits), True, 8),
     _Column("Golds", lambda s: str(s.golds), True, 7),
-    _Column("HC", lambda s: DASH if s.handicap is None else f"{s.handicap:.0f}", True, 4),
-    _Column("Class", _classification, False, 6),
-    _Column("Sheet", lambda s: "final" if s.finished else "open", False, 3),
+    _Column("HC", lambda s: DASH if s.handicap is None else f"{s.handicap:.0f}", True, 3),
+    _Column("Class", _classification, False, 5),
+    _Column("Sheet", lambda s: "final" if s.finished else "open", False, 6),
 )
 
 

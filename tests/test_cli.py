@@ -182,3 +182,34 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         assert re.search(r"1\s+Chris\s+48", last), last
         assert re.search(r"2\s+Alex\s+30", last), last
         assert "* Chris has taken the lead!" in last
+
+
+async def test_watch_shows_an_outage_and_its_age_then_recovers(relay: RelayHandle) -> None:
+    with trio.fail_after(30):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam", title="Club night")
+        await join_shoot(url, shoot.code, name="Chris", round="national")
+        screen = Terminal()
+        args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
+
+        def last_frame() -> str:
+            return screen.getvalue().split(CLEAR_SCREEN)[-1]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cmd_watch.watch, args, screen)
+            while "Chris" not in last_frame():
+                await trio.sleep(0.05)
+            assert "Offline" not in last_frame()
+            await relay.stop()
+            # Redrawn every second while offline, so the age it shows keeps counting.
+            while not re.search(r"Offline: last update [1-9]\d* s ago", last_frame()):
+                await trio.sleep(0.05)
+            assert f"reconnecting to {url}" in last_frame()
+            assert "Chris" in last_frame()  # the board stays up meanwhile
+            await relay.start()
+            while "Offline" in last_frame():
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        lines = last_frame().splitlines()
+        assert lines[0] == f"Club night · code {shoot.code}"
+        assert "National (1 archer)" in lines
