@@ -49,8 +49,7 @@ def status_line(client: ShootClient, offline_s: float | None) -> str:
         return ""
     reason = client.error.message if client.error else ""
     return (
-        f"Offline: last update {_ago(offline_s)} ago; reconnecting to {client.relay_url}. "
-        f"{reason}"
+        f"Offline: last update {_ago(offline_s)} ago; reconnecting to {client.relay_url}. {reason}"
     ).rstrip()
 
 
