@@ -29,13 +29,16 @@ __all__ = ["create", "describe_expiry", "join", "rounds"]
 
 
 def describe_expiry(shoot: ShootInfo, now: dt.datetime | None = None) -> str:
-    """``Open until 2026-11-28 00:00 Europe/London (midnight there), in 5 h 12 min.``"""
+    """``Open until 2026-11-28 00:00 Europe/London, in 5 h 12 min.``: when the relay ends it.
+
+    Said in the creator's zone, since that is whose day the shoot lasts.
+    """
     zone = ZoneInfo(shoot.time_zone)
     ends = dt.datetime.fromtimestamp(shoot.expires_ms / 1000, tz=zone)
     now = now or dt.datetime.now(tz=zone)
     minutes = max(0, int((ends - now).total_seconds() // 60))
     return (
-        f"Open until {ends:%Y-%m-%d %H:%M} {shoot.time_zone} (midnight there), "
+        f"Open until {ends:%Y-%m-%d %H:%M} {shoot.time_zone}, "
         f"in {minutes // 60} h {minutes % 60:02d} min."
     )
 

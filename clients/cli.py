@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--tz",
         metavar="ZONE",
-        help="your IANA time zone, e.g. Europe/London; the shoot ends at midnight there "
+        help="your IANA time zone, e.g. Europe/London; the shoot ends with your day there "
         f"(default: this machine's, {zone or 'unknown here, so --tz is needed'})",
     )
     _add_relay(create)
