@@ -5,6 +5,10 @@ so CJK names and emoji line up, and fitted to the terminal's width: a line that 
 long would wrap in the middle of a number, so the archer column shrinks first, then the
 least useful columns go (hits, golds, the sheet's state, the classification...), and what
 still does not fit is cut at the edge. Empty values are a dash, never a blank label.
+
+``rich`` would draw such tables too; it was left out because the board is one plain table
+whose only hard part, cell widths, is :mod:`clients._cells`, and the redraw is one escape
+sequence: a dependency for every install (the relay's too) was not worth that.
 """
 
 from __future__ import annotations
