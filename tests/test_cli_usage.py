@@ -165,3 +165,28 @@ def test_a_closed_pipe_ends_quietly() -> None:
 def test_an_unreadable_identity_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["undo"]) == 1
     assert "fast-shoot join CODE" in one_line_error(capsys.readouterr().err)
+
+
+async def test_on_a_terminal_a_missing_creator_is_asked_for(relay: RelayHandle, home: Path) -> None:
+    """stdin is a terminal (a pseudo-terminal here): `create` asks instead of failing."""
+    url = await relay.start()
+    controller, terminal = os.openpty()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "clients.cli", "create", "--relay", url],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TZ": "Europe/London"},
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.write(controller, b"Sam\n")  # typed ahead; read when the question is asked
+        out, err = await trio.to_thread.run_sync(lambda: child.communicate(timeout=60))
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert child.returncode == 0, err.decode()
+    text = out.decode()
+    assert "Your name (the shoot's creator): " in text
+    assert "Shoot code: " in text
+    assert "Europe/London" in text
