@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -118,6 +119,9 @@ async def rounds(args: argparse.Namespace, out: TextIO) -> int:
         raise InvalidScore("unknown_round", f"No round matches {args.search!r}.{hint}")
     code_width = max(width("Code"), *(width(r.codename) for r in found))
     name_width = max(width("Round"), *(width(r.name) for r in found))
+    if out.isatty():  # long names are cut rather than wrapped on a narrow terminal
+        columns = shutil.get_terminal_size().columns
+        name_width = max(12, min(name_width, columns - code_width - len("    Arrows  Ends")))
     print(f"{pad('Code', code_width)}  {pad('Round', name_width)}  Arrows  Ends", file=out)
     for info in found:
         print(

@@ -1,4 +1,4 @@
-"""Two archers with one display name would be indistinguishable: the join refuses the second."""
+"""Joining: a display name already in the shoot is refused; refusals say what would do."""
 
 from __future__ import annotations
 
@@ -57,3 +57,17 @@ async def test_concurrent_joins_with_one_name_admit_exactly_one(relay_url: str) 
             for _ in range(5):
                 nursery.start_soon(attempt)
         assert sorted(outcomes) == ["joined"] + ["name_taken"] * 4
+
+
+async def test_an_unknown_profile_value_lists_the_choices(relay_url: str) -> None:
+    with trio.fail_after(30):
+        shoot = await create_shoot(relay_url, creator="Sam")
+        with pytest.raises(ShootError) as caught:
+            await join_shoot(relay_url, shoot.code, name="Chris", round="york", age_group="50+")
+        assert caught.value.code == "invalid_profile"
+        assert caught.value.message.startswith("Unknown age group '50+'; use one of adult, ")
+        assert "over_50" in caught.value.message
+        with pytest.raises(ShootError) as caught:
+            await join_shoot(relay_url, shoot.code, name="Chris", round="York")
+        assert caught.value.code == "unknown_round"
+        assert "Did you mean 'york'?" in caught.value.message
