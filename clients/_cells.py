@@ -7,6 +7,8 @@ split an accent from its letter. This module measures by cells and cuts only bet
 grapheme clusters (a base character with the marks, joiners and modifiers that follow
 it), the way terminals draw them. It follows the Unicode East Asian Width property, as
 ``wcwidth`` and terminal emulators do, without a dependency.
+
+(And :func:`plural`, the other thing every line the command prints needs.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Final
 
-__all__ = ["ELLIPSIS", "clusters", "fit", "pad", "width"]
+__all__ = ["ELLIPSIS", "clusters", "fit", "pad", "plural", "width"]
 
 ELLIPSIS: Final = "…"
 
@@ -93,3 +95,8 @@ def pad(text: str, cells: int, *, right: bool = False) -> str:
     text = fit(text, cells)
     gap = " " * (cells - width(text))
     return gap + text if right else text + gap
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 arrow``, ``2 arrows``; ``nouns`` for irregular plurals."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"

@@ -21,12 +21,12 @@ from sync.models import ArcherState, summarize
 from sync.register import Register
 from sync.rounds import get_round, resolve_round
 
+from ._cells import plural
 from ._cli_state import load_identity, outbox_path
 from ._client import ClientOptions, ShootClient, connect
 from ._errors import InvalidScore, RelayUnreachable
 from ._events import ConnectionState
 from ._identity import Identity
-from ._render import plural
 from .cli import state_home
 
 __all__ = ["change_round", "finish", "leave", "score", "sync", "undo"]

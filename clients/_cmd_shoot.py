@@ -19,11 +19,10 @@ import trio
 from sync.errors import InvalidState
 from sync.rounds import RoundInfo, find_rounds, resolve_round, round_suggestions
 
-from ._cells import pad, width
+from ._cells import pad, plural, width
 from ._cli_state import save_identity
 from ._errors import InvalidScore, NotJoined
 from ._http import ShootInfo, add_device, create_shoot, join_shoot
-from ._render import plural
 from .cli import relay_url, state_home
 
 __all__ = ["create", "describe_expiry", "join", "rounds"]

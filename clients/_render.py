@@ -20,9 +20,9 @@ from typing import Final
 from sync.leaderboard import Leaderboard, Standing
 from sync.rounds import get_round
 
-from ._cells import fit, pad, width
+from ._cells import fit, pad, plural, width
 
-__all__ = ["CLEAR_SCREEN", "DEFAULT_WIDTH", "plural", "render_leaderboard"]
+__all__ = ["CLEAR_SCREEN", "DEFAULT_WIDTH", "render_leaderboard"]
 
 #: Cursor home, then clear the screen: the whole board is redrawn in place.
 CLEAR_SCREEN: Final = "\x1b[H\x1b[2J"
@@ -34,11 +34,6 @@ NAME_COMFORT: Final = 12
 NAME_MIN: Final = 6
 GAP: Final = "  "
 DASH: Final = "–"
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 arrow``, ``2 arrows``; ``nouns`` for irregular plurals."""
-    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def _classification(s: Standing) -> str:
