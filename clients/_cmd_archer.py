@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -27,7 +28,7 @@ from ._client import ClientOptions, ShootClient, connect
 from ._errors import InvalidScore, RelayUnreachable
 from ._events import ConnectionState
 from ._identity import Identity
-from .cli import state_home
+from .cli import normalize_relay_url, state_home
 
 __all__ = ["change_round", "finish", "leave", "score", "sync", "undo"]
 
@@ -38,6 +39,8 @@ QUIET_WAIT_S: Final = 0.5
 async def _open_archer() -> tuple[Identity, Path]:
     home = state_home()
     identity = await trio.to_thread.run_sync(load_identity, home)
+    # Identities saved before relay URLs were normalized may lack the scheme.
+    identity = replace(identity, relay_url=normalize_relay_url(identity.relay_url))
     return identity, outbox_path(home, identity)
 
 
