@@ -167,5 +167,6 @@ def where_to_go(settings: Settings, url: str, redis: RedisDescription) -> list[s
         lines.append("  Data directory: not used (the data lives in REDIS_URL's Redis)")
     else:
         lines.append(f"  Data directory: {settings.data_dir.resolve()}")
-    lines.append(f"  Next:           fast-shoot create --creator YOUR_NAME --relay {url}")
+    lines.append(f"  Next:           open {url}/ in a browser (phones: the local network URL),")
+    lines.append(f"                  or fast-shoot create --creator YOUR_NAME --relay {url}")
     return lines
