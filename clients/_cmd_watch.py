@@ -3,15 +3,19 @@
 On a terminal the board is redrawn in place on every change, fitted to the terminal's
 width each time (a resized window redraws right). While the relay is unreachable the
 board stays up with a status line saying so and how long ago the last update came; it
-is redrawn every second so that age stays true. Piped or with ``--once`` it prints one
-board and exits.
+is redrawn every second so that age stays true. With ``--once`` it prints one board and
+exits.
+
+On a terminal the notices under the board are the ones still true (:class:`RecentNotices`);
+into a file or a pipe each board is appended with only the notices that arrived since the
+one before (a log repeating them under every board reads as if the relay had sent them
+again).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-from collections import deque
 from typing import Final, TextIO
 
 import trio
@@ -19,12 +23,12 @@ import trio
 from ._client import ClientOptions, ShootClient, connect
 from ._errors import RelayUnreachable, ShootError
 from ._events import ConnectionState, Event, NoticeReceived
-from ._render import CLEAR_SCREEN, DEFAULT_WIDTH, render_leaderboard
+from ._render import CLEAR_SCREEN, DEFAULT_WIDTH, RecentNotices, render_leaderboard
 from .cli import relay_url
 
 __all__ = ["watch"]
 
-#: Latest notices shown under the live leaderboard ("Chris has taken the lead!").
+#: Most notice lines shown under the live leaderboard ("Chris has taken the lead!").
 WATCH_NOTICES: Final = 5
 #: How often the status line's "last update ... ago" is refreshed during an outage.
 OUTAGE_REDRAW_S: Final = 1.0
@@ -67,7 +71,7 @@ def _width(out: TextIO) -> int:
 async def watch(args: argparse.Namespace, out: TextIO) -> int:
     url = relay_url(args)
     options = ClientOptions(connect_timeout_s=max(0.5, args.wait))
-    notices: deque[str] = deque(maxlen=WATCH_NOTICES)
+    notices = RecentNotices(WATCH_NOTICES)
     async with connect(url, args.code, options=options) as client:
         with trio.move_on_after(max(0.0, args.wait)):
             await client.wait_connected()
@@ -77,6 +81,7 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
             )
         in_place = out.isatty()
         offline_since: float | None = None  # when the connection was lost
+        arrived: list[str] = []  # notices since the last board (for a file or pipe)
         while True:
             now = trio.current_time()
             if _state(client) is ConnectionState.CONNECTED:
@@ -85,14 +90,16 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
                 offline_since = now
             shoot = client.shoot
             title = f"{shoot.title or 'Shoot'} · code {shoot.code}" if shoot else args.code
+            leaderboard = client.leaderboard
             board = render_leaderboard(
-                client.leaderboard,
+                leaderboard,
                 title,
-                notices,
+                notices.texts(leaderboard) if in_place else arrived,
                 status=status_line(client, None if offline_since is None else now - offline_since),
                 term_width=_width(out),
             )
             print((CLEAR_SCREEN if in_place else "") + board, file=out, end="", flush=True)
+            arrived = []
             if args.once:
                 return 0
             if _state(client) is ConnectionState.CLOSED:
@@ -105,5 +112,6 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
                     event = await client.events.get()
             while event is not None:  # redraw once for a burst of changes
                 if isinstance(event, NoticeReceived):
-                    notices.append(event.notice.text)
+                    notices.add(event.notice)
+                    arrived.append(event.notice.text)
                 event = client.events.get_nowait()
