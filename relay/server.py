@@ -33,6 +33,7 @@ from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
+from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
@@ -105,6 +106,7 @@ async def serve_relay(
             relay is and which Redis it uses (:func:`relay.startup.where_to_go`).
     """
     shutdown = trio.Event() if shutdown is None else shutdown
+    patch_hypercorn()
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
