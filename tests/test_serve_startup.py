@@ -53,10 +53,18 @@ def _refused(child: subprocess.Popen[bytes]) -> str:
     return lines[0]
 
 
-def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
-    assert "PORT must be a port number from 0 to 65535, not 'abc'" in _refused(
-        _serve(tmp_path, PORT="abc")
-    )
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("PORT", "abc", "PORT must be a port number from 0 to 65535, not 'abc'"),
+        ("READ_TIMEOUT_S", "soon", "READ_TIMEOUT_S must be a number, not 'soon'"),
+        ("PROXY_TRUSTED_PEERS", "lan", "PROXY_TRUSTED_PEERS must list IP networks"),
+    ],
+)
+def test_a_setting_it_cannot_use_is_one_line(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    assert said in _refused(_serve(tmp_path, **{variable: value}))
 
 
 def test_a_busy_port_is_one_line_and_starts_no_redis(tmp_path: Path) -> None:
