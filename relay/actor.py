@@ -55,7 +55,7 @@ from sync.register import Applied, Duplicate, Outcome, Register
 from .config import Settings
 from .credentials import token_matches
 from .metrics import Metrics
-from .store import ArcherRecord, RedisStore, StoredShoot, StoreUnavailable
+from .store import ArcherRecord, RedisStore, ShootFenced, StoredShoot, StoreUnavailable
 from .subscriber import Subscriber
 
 __all__ = [
@@ -429,6 +429,9 @@ class ShootActor:
                     last_id, self._log_length = await self._store.call(
                         self._store.append, self.shoot, batch
                     )
+                except ShootFenced as exc:
+                    self._drop_unpersisted(exc)
+                    break
                 except StoreUnavailable as exc:
                     self._signal_progress()
                     self._metrics.redis_failures += 1
@@ -452,6 +455,20 @@ class ShootActor:
                 if self._log_length >= self._settings.compact_every:
                     await self._compact(last_id)
 
+    def _drop_unpersisted(self, exc: ShootFenced) -> None:
+        """Redis refused the shoot's writes for good: it has ended (or its code belongs
+        to a newer shoot). What is not in Redis was never acknowledged and never will be;
+        the devices keep those writes and learn that the shoot ended when they reconnect.
+        """
+        log.warning(
+            "shoot %s: %s; %d updates were not persisted",
+            self.shoot.shoot_id,
+            exc,
+            len(self._unpersisted),
+        )
+        self._unpersisted.clear()
+        self._signal_progress()
+
     def _signal_progress(self) -> None:
         self._persist_progress.set()
         self._persist_progress = trio.Event()
@@ -469,3 +486,5 @@ class ShootActor:
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
+        except ShootFenced:
+            pass  # the shoot has ended: its document is kept as it is

@@ -26,7 +26,7 @@ from sync.models import (
     ArcherState,
     Profile,
     Shoot,
-    end_of_local_day,
+    shoot_expiry,
     validate_code,
     validate_name,
     validate_state,
@@ -124,8 +124,8 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
-async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
-    """The shoot named in the path, checked for existence and expiry (throttled)."""
+async def _find_shoot(relay: RelayContext, request: Request) -> Shoot:
+    """The shoot named in the path, live or ended but still kept (throttled)."""
     address = _client(request)
     relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
@@ -133,8 +133,14 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     if shoot is None:
         relay.throttle.failed(address)
         raise UnknownShoot(code)
+    return shoot
+
+
+async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
+    """The shoot named in the path, checked for existence and expiry (throttled)."""
+    shoot = await _find_shoot(relay, request)
     if shoot.expires_ms <= wall_ms():
-        raise ShootExpired(code)
+        raise ShootExpired(shoot.code)
     return shoot
 
 
@@ -145,7 +151,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         title = validate_title(_text(data, "title", ""))
         time_zone = _text(data, "time_zone", "UTC")
         now = wall_ms()
-        expires = end_of_local_day(now, time_zone)
+        expires = shoot_expiry(now, time_zone)
 
         def make(code: str) -> Shoot:
             return Shoot(code, uuid.uuid4().hex, title, creator, now, expires, time_zone)
@@ -159,7 +165,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         address = _client(request)
         if "archer_id" in data:  # another device of an archer who has joined
             archer_id, token = _text(data, "archer_id"), _text(data, "token")
-            record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
+            record = await relay.store.call(relay.store.get_archer, shoot, archer_id)
             if record is None or not token_matches(token, record.token_sha256):
                 relay.throttle.failed(address)
                 raise AccessDenied(archer_id)
@@ -199,16 +205,24 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body)
 
     async def read_shoot(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
-        read = Read()
-        await relay.registry.send(shoot.code, read)
-        view = await read.reply.wait()
+        shoot = await _find_shoot(relay, request)
+        ended = shoot.expires_ms <= wall_ms()
+        if ended:  # the final results, kept for a day after the end
+            final = await relay.ended.view(shoot)
+            if final is None:
+                raise ShootExpired(shoot.code)
+            view = final
+        else:
+            read = Read()
+            await relay.registry.send(shoot.code, read)
+            view = await read.reply.wait()
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
         }
         body = {
             "shoot": shoot_json(view.shoot, _origin(relay, request)),
+            "ended": ended,
             "leaderboard": view.leaderboard.to_dict(),
             "archers": archers,
         }
