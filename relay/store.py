@@ -354,7 +354,9 @@ class RedisStore:
         if not self._durability().waitaof:
             return
         try:
-            local, _ = self._redis.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)
+            local, _ = self._redis.execute_command(  # type: ignore[no-untyped-call]
+                "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
+            )
         except redis.ResponseError as exc:
             # The append itself went through. A server swapped for one without WAITAOF,
             # or with the append-only file turned off, must not make us append again.
