@@ -130,7 +130,7 @@ class Bench:
             if server is not None:
                 server.stop()
         if self.redis is not None:
-            self.redis.stop()
+            self.redis.close()
 
     # -- shoots --------------------------------------------------------------------------
 
