@@ -120,6 +120,9 @@ def free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As redis-server binds: connections of a server that just died linger in
+        # TIME_WAIT on this port without making it unusable.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

