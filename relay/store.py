@@ -343,16 +343,16 @@ class RedisStore:
                 entries may be there, and a retry appends them again, which is harmless
                 (applying a Yjs update twice changes nothing).
         """
-        keys = [_key(shoot.code, "meta"), _data_key(shoot, "log")]
+        waitaof = self._durability().waitaof  # asked before writing, so a failure here
+        keys = [_key(shoot.code, "meta"), _data_key(shoot, "log")]  # leaves nothing behind
         result = self._append(keys=keys, args=[shoot.shoot_id, _kept_until(shoot), *updates])
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
-        self._wait_for_fsync()
+        if waitaof:
+            self._wait_for_fsync()
         return _text(result[1]), int(result[2])
 
     def _wait_for_fsync(self) -> None:
-        if not self._durability().waitaof:
-            return
         try:
             local, _ = self._redis.execute_command(  # type: ignore[no-untyped-call]
                 "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
