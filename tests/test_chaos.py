@@ -59,6 +59,16 @@ ROUND = "york"  # 144 arrows: room for a write every half second for the whole t
 SEED = 8
 
 
+#: ``fast-shoot serve`` that prints every thread's stack to its log on SIGUSR1, so a
+#: failure shows where the relay was stuck.
+DUMPABLE_RELAY = """
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+from clients.cli import main
+sys.exit(main())
+"""
+
+
 @dataclass
 class Archer:
     identity: Identity
@@ -85,7 +95,7 @@ class Chaos:
 
     def log_tail(self) -> str:
         path = self.tmp_path / "relay.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-12000:] if path.exists() else ""
 
     def _spawn_relay(self) -> None:
         env = {
@@ -97,7 +107,7 @@ class Chaos:
         env.pop("REDIS_URL", None)
         with open(self.tmp_path / "relay.log", "ab") as log:  # the child keeps its own
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "clients.cli", "serve"],
+                [sys.executable, "-c", DUMPABLE_RELAY, "serve"],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -258,14 +268,22 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
             while not await sample():
                 await trio.sleep(0.1)
         if settling.cancelled_caught:
+            now_durable = await trio.to_thread.run_sync(_durable, chaos.redis_dir, code) or {}
             stuck = [
-                f"{a.identity.archer_id}: {a.client.state.value}, {len(a.client.pending)} "
-                f"pending, {a.client.connections} sessions, last error {a.client.error!r}"
+                f"{a.identity.archer_id}: {a.client.state.value}, pending "
+                f"{[len(r.state.arrows) for r in a.client.pending]} arrows, {a.acked} acked, "
+                f"{now_durable.get(a.identity.archer_id, (None, None))[1]} in Redis, "
+                f"{a.client.connections} sessions, last error {a.client.error!r}"
                 for a in archers
                 if a.client is not None and not synced(a.client)
             ]
+            async with httpx.AsyncClient(base_url=chaos.url) as http:
+                metrics = (await http.get("/metrics")).text
+            assert chaos.process is not None
+            chaos.process.send_signal(signal.SIGUSR1)  # the relay's threads, into its log
             raise AssertionError(
-                f"{len(stuck)} archers not synced {SETTLE_S} s after the chaos: {stuck[:5]}"
+                f"{len(stuck)} archers not synced {SETTLE_S} s after the chaos: {stuck[:5]}\n"
+                f"relay metrics:\n{metrics}"
             )
         chaos.kills.append(f"settled at {trio.current_time():.1f}")
         async with httpx.AsyncClient(base_url=chaos.url) as http:
