@@ -33,6 +33,7 @@ from typing import Final, Generic, Literal, TypeVar
 
 import trio
 
+from sync.classification import derived_values
 from sync.clock import check_skew
 from sync.codec import encode
 from sync.document import ShootDocument
@@ -213,7 +214,7 @@ class ShootActor:
         self._on_close = on_close
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
-        self.doc = ShootDocument.load(updates, client_id=client_id)
+        self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
         self._log_length = len(stored.log)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()

@@ -7,7 +7,6 @@ unknown codes against the caller's address, like WebSocket hellos do.
 
 from __future__ import annotations
 
-import html
 import json
 import secrets
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync.clock import Stamp
@@ -33,7 +32,7 @@ from sync.models import (
     validate_title,
 )
 from sync.register import Register
-from sync.rounds import all_rounds, display_order
+from sync.rounds import RoundInfo, all_rounds, display_order
 
 from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
 from .auth import AccessDenied, Throttled
@@ -43,6 +42,7 @@ from .qr import qr_png, qr_svg
 from .refusals import refusal_for
 from .registry import ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
+from .web import web_routes
 
 __all__ = ["ApiError", "build_http_app"]
 
@@ -142,6 +142,21 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     if shoot.expires_ms <= wall_ms():
         raise ShootExpired(shoot.code)
     return shoot
+
+
+def _passes_json(info: RoundInfo) -> list[dict[str, Any]]:
+    """Each pass of a round: its arrows, the values allowed and the top ring's value."""
+    passes, first = [], 0
+    for arrows, _system in info.passes:
+        passes.append(
+            {
+                "arrows": arrows,
+                "values": display_order(info.allowed_at(first)),
+                "gold": info.gold_value(first),
+            }
+        )
+        first += arrows
+    return passes
 
 
 def build_http_app(relay: RelayContext) -> Starlette:
@@ -248,6 +263,9 @@ def build_http_app(relay: RelayContext) -> Starlette:
                 "end_size": info.end_size,
                 "max_score": info.max_score,
                 "values": display_order(info.allowed_at(0)),
+                # Per pass, for clients that score and rank (a round may change faces).
+                "tie_break": info.tie_break,
+                "passes": _passes_json(info),
             }
             for info in all_rounds()
         ]
@@ -273,16 +291,6 @@ def build_http_app(relay: RelayContext) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    async def join_page(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
-        title = html.escape(shoot.title or f"{shoot.creator}'s shoot")
-        page = (
-            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>{title}</title><h1>{title}</h1><p>Shoot code <strong>{shoot.code}</strong></p>"
-            f"<img alt='QR code to join' src='/api/shoots/{shoot.code}/qr.svg' width=240>"
-        )
-        return HTMLResponse(page)
-
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
@@ -300,7 +308,6 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/api/rounds", guarded(rounds), methods=["GET"]),
         Route("/health", guarded(health), methods=["GET"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
-        Route("/join/{code}", guarded(join_page), methods=["GET"]),
-        Route("/view/{code}", guarded(join_page), methods=["GET"]),
+        *web_routes(),
     ]
     return Starlette(routes=routes)

@@ -38,15 +38,20 @@ import archeryutils as au
 from archeryutils import classifications as cf
 from archeryutils import handicaps as hc
 
-from .models import ArcherState, Profile, ScoreSummary
+from .models import ArcherState, Profile, ScoreSummary, summarize
 from .rounds import RoundInfo, get_round
+
+#: ``[handicap, predicted score, classification, status]`` as stored in the document.
+DerivedValues = list[int | str | None]
 
 __all__ = [
     "CACHE_SIZE",
+    "DerivedValues",
     "Projection",
     "age_group_enum",
     "bowstyle_enum",
     "current_handicap",
+    "derived_values",
     "gender_enum",
     "projection",
 ]
@@ -246,3 +251,22 @@ _CLASSIFIERS: Final = {
     "indoor": cf.calculate_agb_indoor_classification,
     "field": cf.calculate_agb_field_classification,
 }
+
+
+def derived_values(state: ArcherState) -> DerivedValues | None:
+    """What a browser cannot compute (archeryutils is Python), for the archer's own map.
+
+    The shoot's actor stores this beside each archer's state in the same transaction as
+    the write (``derived`` in ``docs/protocol.md``): ``[handicap, predicted score,
+    classification, status]``, each possibly ``None``, or ``None`` as a whole while
+    :func:`projection` has nothing to say (no end completed). Clients compute totals and
+    positions from the arrows themselves; only these values need the handicap tables.
+
+    The state must already be valid (the actor validates before writing).
+    """
+    info = get_round(state.round)
+    proj = projection(state, summarize(state, info), info)
+    if proj is None:
+        return None
+    handicap = None if proj.handicap is None else int(proj.handicap)
+    return [handicap, proj.predicted_score, proj.classification, proj.status]

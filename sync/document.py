@@ -30,7 +30,7 @@ collects updates is registered at construction and lives as long as the document
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
@@ -122,9 +122,18 @@ class ShootDocument:
         client_id: The Yjs client id this copy writes with. Each writer incarnation (an
             actor started on some relay) needs its own, never reused; replicas never
             write, so theirs does not matter. ``None`` lets pycrdt pick a random one.
+        derive: For the writer: computes the ``derived`` field written beside each
+            archer's state in the same transaction as the write (the relay passes
+            :func:`sync.classification.derived_values`). ``None`` writes no such field.
     """
 
-    def __init__(self, *, client_id: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: int | None = None,
+        derive: Callable[[ArcherState], Any] | None = None,
+    ) -> None:
+        self._derive = derive
         self._doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
         self._meta: Map[Any] = self._doc.get("meta", type=Map)
         self._archers: Map[Any] = self._doc.get("archers", type=Map)
@@ -144,9 +153,15 @@ class ShootDocument:
     # -- loading and replicas ------------------------------------------------------------
 
     @classmethod
-    def load(cls, updates: Iterable[bytes], *, client_id: int | None = None) -> ShootDocument:
+    def load(
+        cls,
+        updates: Iterable[bytes],
+        *,
+        client_id: int | None = None,
+        derive: Callable[[ArcherState], Any] | None = None,
+    ) -> ShootDocument:
         """Rebuild a document from a snapshot followed by the updates logged since."""
-        document = cls(client_id=client_id)
+        document = cls(client_id=client_id, derive=derive)
         for update in updates:
             document.apply_update(update)
         return document
@@ -214,6 +229,11 @@ class ShootDocument:
             self._registers = {aid: _register_from_map(aid, fields) for aid, fields in raw.items()}
         return dict(self._registers)
 
+    def derived(self, archer_id: str) -> Any:
+        """The ``derived`` values the writer stored for an archer (``None`` if none)."""
+        fields = self._archers.get(archer_id)
+        return None if fields is None else fields.get("derived")
+
     def register(self, archer_id: str) -> Register | None:
         if self._registers is None:
             self.registers()
@@ -247,6 +267,9 @@ class ShootDocument:
 
     def _write_fields(self, register: Register) -> None:
         fields = _scalar_fields(register)
+        if self._derive is not None:
+            # Same transaction as the state: one update per write, the same for everyone.
+            fields["derived"] = self._derive(register.state)
         arrows = list(register.state.arrows)
         existing = self._archers.get(register.archer_id)
         if existing is None:

@@ -49,3 +49,34 @@ async def relay_url(redis_url: str, nursery: trio.Nursery) -> str:
     settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
     url: str = await nursery.start(serve_relay, settings)
     return url
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    """The built web client in ``relay/static/dist``, rebuilt first if a source changed.
+
+    ``pip install -e .`` builds it; this catches edits made since (about a second when
+    nothing changed, a few seconds to rebuild).
+    """
+    import importlib.util
+
+    root = Path(__file__).parent.parent
+    spec = importlib.util.spec_from_file_location("hatch_build", root / "hatch_build.py")
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    hook.build_web_client(root)
+    return root / "relay" / "static" / "dist"
+
+
+@pytest.fixture(scope="session")
+def web_tests_built(web_dist: Path) -> Path:
+    """The web client's Node tests and tools (``clients/web/test``) bundled by esbuild into
+    ``clients/web/.test-build`` (``web_dist`` has installed the npm packages)."""
+    import subprocess
+
+    from .web_tools import WEB, node_path
+
+    subprocess.run([str(node_path()), "build.mjs", "--tests"], cwd=WEB, check=True)
+    return WEB / ".test-build"

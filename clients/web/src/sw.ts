@@ -1,0 +1,2 @@
+// Placeholder service worker so /sw.js is served; the views' app-shell worker replaces it.
+export {};
