@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -24,12 +23,12 @@ from ._events import ConnectionState, Event, NoticeReceived
 from ._http import add_device, create_shoot, join_shoot
 from ._identity import Identity
 from ._outbox import write_atomically
-from ._render import CLEAR_SCREEN, render_leaderboard
+from ._render import CLEAR_SCREEN, RecentNotices, render_leaderboard
 from .cli import relay_url, state_home
 
 __all__ = ["create", "join", "score", "sync", "watch"]
 
-#: Latest notices shown under the live leaderboard ("Chris has taken the lead!").
+#: Most notice lines shown under the live leaderboard ("Chris has taken the lead!").
 WATCH_NOTICES = 5
 
 IDENTITY_FILE = "identity.json"
@@ -168,22 +167,30 @@ async def sync(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def watch(args: argparse.Namespace, out: TextIO) -> int:
+    """The live board. On a terminal it is redrawn in place with the notices still true
+    under it; into a file or a pipe each board is appended with only the notices that
+    arrived since the one before (a log repeating them under every board reads as if the
+    relay had sent them again)."""
     url = relay_url(args)
     options = ClientOptions(connect_timeout_s=max(0.5, args.wait))
-    notices: deque[str] = deque(maxlen=WATCH_NOTICES)
+    notices = RecentNotices(WATCH_NOTICES)
     async with connect(url, args.code, options=options) as client:
         if not await _wait_for(client, args.wait, synced=False):
             raise client.error or RelayUnreachable(
                 "unreachable", f"Cannot reach the relay at {url}."
             )
         in_place = out.isatty()
+        arrived: list[str] = []
         while True:
             shoot = client.shoot
             title = f"{shoot.title or 'Shoot'} {shoot.code}" if shoot else args.code
             if client.state is not ConnectionState.CONNECTED:
                 title += f"  [{client.state.value}]"
-            board = render_leaderboard(client.leaderboard, title, notices)
+            leaderboard = client.leaderboard
+            shown = notices.texts(leaderboard) if in_place else arrived
+            board = render_leaderboard(leaderboard, title, shown)
             print((CLEAR_SCREEN if in_place else "") + board, file=out, end="", flush=True)
+            arrived = []
             if args.once:
                 return 0
             if client.state is ConnectionState.CLOSED:
@@ -191,5 +198,6 @@ async def watch(args: argparse.Namespace, out: TextIO) -> int:
             event: Event | None = await client.events.get()
             while event is not None:  # redraw once for a burst of changes
                 if isinstance(event, NoticeReceived):
-                    notices.append(event.notice.text)
+                    notices.add(event.notice)
+                    arrived.append(event.notice.text)
                 event = client.events.get_nowait()

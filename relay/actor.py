@@ -9,7 +9,11 @@ writer: the last-writer-wins decision and the Yjs write happen with nothing in b
 
 A write goes: validate -> check the clock skew -> decide and write (:mod:`sync.document`)
 -> encode the Yjs update **once** and offer the same bytes to every subscriber -> append
-it to the list waiting for Redis -> rebuild the leaderboard and offer any notices.
+it to the list waiting for Redis -> rebuild the leaderboard and decide the notices (after
+the fan-out, so they never delay it). What the notifier remembers
+(:mod:`sync.notifications`) is written to the document as the next update, so a
+restarted or reloaded actor never announces a lead twice; the notices go out only once
+that update is durable (see :meth:`ShootActor._announce`).
 
 Durability: a companion task, the persister, moves waiting updates to Redis in batches
 (one pipeline per batch). Every answer about a register (``ack``, and ``superseded`` which
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, Literal, TypeVar
@@ -40,7 +45,7 @@ from sync.document import ShootDocument
 from sync.errors import SyncError
 from sync.leaderboard import Leaderboard, build_leaderboard
 from sync.models import Shoot, validate_state
-from sync.notifications import NotifierState, next_notices
+from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
@@ -219,7 +224,10 @@ class ShootActor:
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._board = build_leaderboard(self.doc.registers().values())
-        self._notifier = NotifierState()
+        stored_memory = NotifierState.from_doc(self.doc.notices_memory())
+        self._notifier = assume_announced(stored_memory, self._board)
+        # Notices waiting for the update that remembers them to be durable.
+        self._held_notices: deque[tuple[int, bytes]] = deque()
         # Durability bookkeeping: updates are numbered as applied; `_durable` is the
         # highest number Redis has; `_register_seq` the number that set each register.
         self._applied = 0
@@ -393,23 +401,38 @@ class ShootActor:
         self._metrics.frames_fanned_out += len(self.subscribers)
 
     def _announce(self) -> None:
+        """Decide the notices the write just applied calls for, and remember them.
+
+        This runs after the write's update is fanned out: rebuilding the board costs
+        milliseconds in a big shoot, and no subscriber should wait for it. The memory is
+        a document update of its own, persisted right after the write's (updates reach
+        Redis in order), and the notices wait until it is durable, as answers do. So a
+        notice is never out while Redis lacks the memory of it: a crash before that
+        loses the memory and the unsent notice together, and the next write in the round
+        (or the resent one) announces it, once. Replicas get the update too, to stay in
+        step with the writer's clock.
+        """
         before, self._board = self._board, build_leaderboard(self.doc.registers().values())
-        self._notifier, notices = next_notices(self._notifier, before, self._board)
+        notifier, notices = next_notices(self._notifier, before, self._board)
+        memory = self.doc.remember_notices(notifier.doc_changes(self._notifier))
+        self._notifier = notifier
+        if memory:
+            self._record(memory)
+            self._fan_out(encode(Update(memory)))
         for notice in notices:
-            self._fan_out(
-                encode(
-                    Notice(
-                        kind=notice.kind,
-                        round=notice.round,
-                        archer=notice.archer_id,
-                        text=notice.text,
-                        position=notice.position,
-                        of=notice.of,
-                        change=notice.change,
-                        ends=notice.ends,
-                    )
+            frame = encode(
+                Notice(
+                    kind=notice.kind,
+                    round=notice.round,
+                    archer=notice.archer_id,
+                    text=notice.text,
+                    position=notice.position,
+                    of=notice.of,
+                    change=notice.change,
+                    ends=notice.ends,
                 )
             )
+            self._held_notices.append((self._applied, frame))
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -479,6 +502,8 @@ class ShootActor:
         self._held = [held for held in self._held if held.needs > self._durable]
         for held in ready:
             self._release(held)
+        while self._held_notices and self._held_notices[0][0] <= self._durable:
+            self._fan_out(self._held_notices.popleft()[1])
 
     async def _compact(self, through_id: str) -> None:
         snapshot = self.doc.diff()

@@ -2,10 +2,13 @@
 
 Theory of operation
 -------------------
-The document has two root maps. ``meta`` holds the shoot's metadata, written once.
+The document has three root maps. ``meta`` holds the shoot's metadata, written once.
 ``archers`` maps each archer id to a nested map of that archer's register: the fields of
 :class:`~sync.models.ArcherState`, the stamp as ``[wall_ms, counter, device_id]``, and the
-arrows as a Yjs array.
+arrows as a Yjs array. ``notices`` holds the relay's memory of what it has announced, by
+round (:class:`~sync.notifications.NotifierState` as plain data); replicas ignore it.
+It lives here rather than in the relay's memory so that it is persisted, compacted,
+expired and handed to a restarted actor exactly as the scores it is about are.
 
 There is exactly **one writer**: the shoot's actor in the relay. It decides the
 last-writer-wins merge itself (:func:`sync.register.decide`) and writes only winners, so
@@ -30,7 +33,7 @@ collects updates is registered at construction and lives as long as the document
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
@@ -137,6 +140,7 @@ class ShootDocument:
         self._doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
         self._meta: Map[Any] = self._doc.get("meta", type=Map)
         self._archers: Map[Any] = self._doc.get("archers", type=Map)
+        self._notices: Map[Any] = self._doc.get("notices", type=Map)
         self._registers: dict[str, Register] | None = {}
         self._updates: list[bytes] = []
         self._doc.observe(self._collect)  # never unobserved: see the module docstring
@@ -229,6 +233,11 @@ class ShootDocument:
             self._registers = {aid: _register_from_map(aid, fields) for aid, fields in raw.items()}
         return dict(self._registers)
 
+    def notices_memory(self) -> dict[str, object]:
+        """The relay's stored memory of its notices, by round (see :meth:`remember_notices`)."""
+        memory: dict[str, object] = self._notices.to_py() or {}
+        return memory
+
     def derived(self, archer_id: str) -> Any:
         """The ``derived`` values the writer stored for an archer (``None`` if none)."""
         fields = self._archers.get(archer_id)
@@ -264,6 +273,22 @@ class ShootDocument:
         if self._registers is not None:
             self._registers[register.archer_id] = register
         return outcome, self._take_update()
+
+    def remember_notices(self, entries: Mapping[str, object]) -> bytes:
+        """Store the relay's memory of its notices: plain data by round, ``None`` removing
+        a round; a value equal to the stored one is not written again.
+
+        Returns:
+            The update to fan out and persist, empty when nothing changed.
+        """
+        with self._doc.transaction():
+            for name, value in entries.items():
+                if value is None:
+                    if name in self._notices:
+                        del self._notices[name]
+                elif self._notices.get(name) != value:
+                    self._notices[name] = value
+        return self._take_update()
 
     def _write_fields(self, register: Register) -> None:
         fields = _scalar_fields(register)

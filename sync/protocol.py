@@ -227,9 +227,10 @@ class Notice:
     of: int | None
     """How many archers shoot that round, when :attr:`position` is given."""
     change: int | None
-    """Places gained (positive) or lost (negative) since the last notice, if known."""
+    """Places gained (positive) or lost (negative) since the round's previous digest, if
+    there was one (``None`` in lead notices)."""
     ends: int
-    """Ends completed by that archer when the notice was made."""
+    """Ends everyone in the round had completed when the notice was made."""
 
 
 @dataclass(frozen=True, slots=True)

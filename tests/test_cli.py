@@ -153,8 +153,7 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,
             ):
-                # Chris's end lands first, so the lead is his (the next lead notice
-                # may come only two ends later).
+                # Chris's end lands first, so the lead is his and stays his.
                 await c.score_end([9, 9, 9, 7, 7, 7])
                 await c.wait_synced()
                 await a.score_end([7, 7, 5, 5, 3, 3])
@@ -168,3 +167,43 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         assert re.search(r"1\s+Chris\s+48", last), last
         assert re.search(r"2\s+Alex\s+30", last), last
         assert "* Chris has taken the lead!" in last
+
+
+async def test_watch_shows_the_new_leader_after_an_overtake(relay: RelayHandle) -> None:
+    # Regressions: after an overtake the screen still showed the old leader's notice; a
+    # log (not a terminal) repeated every notice under every board.
+    with trio.fail_after(30):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam")
+        chris = await join_shoot(url, shoot.code, name="Chris", round="national")
+        alex = await join_shoot(url, shoot.code, name="Alex", round="national")
+        screen, log = Terminal(), io.StringIO()
+        args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
+
+        async def both_show(text: str) -> None:
+            while text not in screen.getvalue().split(CLEAR_SCREEN)[-1] or text not in (
+                log.getvalue()
+            ):
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_commands.watch, args, screen)
+            nursery.start_soon(_commands.watch, args, log)
+            async with (
+                connect(url, shoot.code, identity=chris) as c,
+                connect(url, shoot.code, identity=alex) as a,
+            ):
+                await c.score_end([9, 9, 9, 7, 7, 7])
+                await c.wait_synced()
+                await both_show("Chris has taken the lead!")
+                await a.score_end([9, 9, 9, 9, 9, 9])
+                await a.wait_synced()
+                await both_show("Alex has taken the lead!")
+            nursery.cancel_scope.cancel()
+        last = screen.getvalue().split(CLEAR_SCREEN)[-1]
+        assert re.search(r"1\s+Alex\s+54", last), last
+        assert "* Alex has taken the lead!" in last
+        assert "Chris has taken the lead!" not in last
+        assert CLEAR_SCREEN not in log.getvalue()
+        assert log.getvalue().count("Chris has taken the lead!") == 1
+        assert log.getvalue().count("Alex has taken the lead!") == 1

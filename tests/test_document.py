@@ -95,3 +95,22 @@ def test_malformed_input_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         decode_state_vector(b"\x01\x80")
     assert decode_state_vector(b"\x01\x07\x12") == {7: 18}
+
+
+def test_the_notices_memory_is_stored_and_reaches_replicas() -> None:
+    writer, replica = ShootDocument(client_id=1), ShootDocument()
+    replica.apply_update(writer.write(reg(1, (9,)))[1])
+    update = writer.remember_notices({"national": {"leader": "a1", "lead_ends": {"a1": 1}}})
+    replica.apply_update(update)
+    expected = {"national": {"leader": "a1", "lead_ends": {"a1": 1.0}}}
+    assert replica.notices_memory() == expected
+    assert ShootDocument.load([writer.diff()]).notices_memory() == expected
+    assert replica.registers() == writer.registers()  # the registers are not touched
+
+    # An unchanged value is not written again; None removes a round.
+    assert writer.remember_notices({"national": {"leader": "a1", "lead_ends": {"a1": 1}}}) == b""
+    assert writer.remember_notices({}) == b""
+    assert writer.remember_notices({"york": None}) == b""  # nothing to remove
+    replica.apply_update(writer.remember_notices({"national": None, "york": {"leader": None}}))
+    assert replica.notices_memory() == {"york": {"leader": None}}
+    assert replica.state_vector() == writer.state_vector()
