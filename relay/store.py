@@ -18,6 +18,11 @@ script answers "fenced" instead of writing when it does not, so an actor that ou
 shoot stops writing at once. An ownership lease (several relays on one Redis) will add its
 epoch check to the same fence.
 
+Shoots stored before this layout kept their data at ``shoot:{1234}:snapshot|log|archers``;
+:meth:`RedisStore.load_shoot` and :meth:`RedisStore.get_archer` still read those keys too,
+so a relay upgraded in the middle of a day keeps the shoots that are live. They expire
+with their shoots, at the latest a day after the upgrade; the reads can go after that.
+
 After the end, the claim expires and the code is free for a new shoot; the ended shoot's
 document stays readable for :data:`~sync.models.ENDED_KEPT_MS` (the final results, read
 only), found through ``latest`` until a newer shoot takes the code. Write tokens are not
@@ -323,13 +328,26 @@ class RedisStore:
         if shoot is None:
             return None
         pipe = self._redis.pipeline(transaction=True)
-        pipe.get(_data_key(shoot, "snapshot"))
-        pipe.xrange(_data_key(shoot, "log"))
-        pipe.hgetall(_data_key(shoot, "archers"))
-        snapshot, entries, archers = pipe.execute()
+        for key in (_data_key(shoot, "snapshot"), _key(code, "snapshot")):
+            pipe.get(key)
+        for key in (_data_key(shoot, "log"), _key(code, "log")):
+            pipe.xrange(key)
+        for key in (_data_key(shoot, "archers"), _key(code, "archers")):
+            pipe.hgetall(key)
+        snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
         log = [(entry_id.decode(), fields[b"u"]) for entry_id, fields in entries]
-        records = {aid.decode(): ArcherRecord(**json.loads(raw)) for aid, raw in archers.items()}
-        return StoredShoot(shoot, snapshot, log, records)
+        # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
+        # belongs to the live shoot with this code: the code could not be reused before
+        # those keys expired with it. Read it too until the last such shoot has ended
+        # (a day after this layout was deployed); Yjs updates applied twice change nothing.
+        old = [(f"old-{entry_id.decode()}", fields[b"u"]) for entry_id, fields in old_entries]
+        if old_snapshot is not None:
+            old.insert(0, ("old-snapshot", old_snapshot))
+        records = {
+            aid.decode(): ArcherRecord(**json.loads(raw))
+            for aid, raw in {**old_archers, **archers}.items()
+        }
+        return StoredShoot(shoot, snapshot, old + log, records)
 
     def append(self, shoot: Shoot, updates: Sequence[bytes]) -> tuple[str, int]:
         """Append updates to the shoot's log in one round trip, fenced by its shoot id.
@@ -394,5 +412,9 @@ class RedisStore:
         pipe.execute()
 
     def get_archer(self, shoot: Shoot, archer_id: str) -> ArcherRecord | None:
-        raw = self._redis.hget(_data_key(shoot, "archers"), archer_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(_data_key(shoot, "archers"), archer_id)
+        pipe.hget(_key(shoot.code, "archers"), archer_id)  # the layout before shoot ids
+        raw, old = pipe.execute()
+        raw = raw if raw is not None else old
         return None if raw is None else ArcherRecord(**json.loads(raw))

@@ -3,16 +3,19 @@ finds out about the Redis it talks to."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import redis
 
 from relay.redis_server import RedisServer
-from relay.store import Durability, RedisStore, ShootFenced, parse_version
+from relay.store import ArcherRecord, Durability, RedisStore, ShootFenced, parse_version
+from sync.document import ShootDocument
 from sync.models import Shoot
-from tests.wire import now_ms
+from tests.wire import now_ms, register
 
 
 def _shoot(code: str) -> Shoot:
@@ -74,3 +77,34 @@ def test_durability_sentences() -> None:
     assert "WAITAOF" in Durability("7.2.4", True, "everysec", True).describe()
     assert parse_version("7.2.4") == (7, 2, 4)
     assert parse_version("255.255.255-rc1") == (255, 255)
+
+
+def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
+    redis_url: str,
+) -> None:
+    """A relay upgraded mid-day still finds the live shoots the old layout stored."""
+    store = RedisStore(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        shoot = store.create_shoot(_shoot)
+        doc = ShootDocument(client_id=7)
+        doc.set_meta(shoot)
+        _, first = doc.write(register("a1", (9,) * 6, device="d", ms=1_000))
+        _, second = doc.write(register("a1", (9,) * 12, device="d", ms=2_000))
+        client.set(f"shoot:{{{shoot.code}}}:snapshot", first)
+        client.xadd(f"shoot:{{{shoot.code}}}:log", {"u": second})
+        record = ArcherRecord("f" * 64, "Chris", 1)
+        client.hset(f"shoot:{{{shoot.code}}}:archers", "a1", json.dumps(asdict(record)))
+
+        store.append(shoot, [doc.write(register("a1", (9,) * 18, device="d", ms=3_000))[1]])
+        stored = store.load_shoot(shoot.code)
+        assert stored is not None
+        updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
+        loaded = ShootDocument.load(updates).register("a1")
+        assert loaded is not None
+        assert loaded.state.arrows == (9,) * 18
+        assert stored.archers == {"a1": record}
+        assert store.get_archer(shoot, "a1") == record
+    finally:
+        client.close()
+        store.close()
