@@ -33,6 +33,7 @@ from sync.rounds import all_rounds
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
+from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
@@ -75,6 +76,7 @@ async def serve_relay(
 ) -> None:
     """Serve until cancelled or ``shutdown`` is set; ``started`` with the relay's URL."""
     shutdown = trio.Event() if shutdown is None else shutdown
+    patch_hypercorn()
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:

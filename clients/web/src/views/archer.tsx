@@ -1,0 +1,101 @@
+/**
+ * `/shoot/{code}`: an archer's own screen in a joined shoot. Scoring comes first (the
+ * keypad, big enough for one thumb), then the live leaderboard. Every tap is written
+ * through the protocol module, which puts it in the IndexedDB outbox and shows it at once,
+ * so nothing here waits for the network.
+ */
+import { useEffect, useState } from "preact/hooks";
+import type { Identity } from "../protocol/index";
+import { identityFor } from "../protocol/index";
+import { Board } from "./board";
+import { useRounds } from "./data";
+import { describe } from "./errors";
+import { useShoot } from "./hooks";
+import { deviceLink } from "./join";
+import { rememberRecent } from "./recent";
+import { linkTo, navigate } from "./router";
+import { Scorer } from "./scorer";
+import { SharePanel, ShareButton } from "./share";
+import { Notices, ReplacedBanner, ShootHeader, StatusBar, refusedShoot } from "./status";
+import { Message } from "./ui";
+
+export function ArcherScreen(props: { code: string }) {
+  const { code } = props;
+  const [identity, setIdentity] = useState<Identity | null | undefined>(undefined);
+  useEffect(() => {
+    let live = true;
+    identityFor(code)
+      .then((found) => {
+        if (!live) return;
+        if (found) setIdentity(found);
+        else navigate(`/join/${code}`, true); // not joined on this device yet
+      })
+      .catch(() => live && navigate(`/join/${code}`, true));
+    return () => {
+      live = false;
+    };
+  }, [code]);
+
+  const shoot = useShoot(code, identity ?? undefined);
+  const rounds = useRounds();
+  const { client } = shoot;
+  const info = client?.shoot() ?? null;
+  const heading = info ? info.title || `${info.creator}'s shoot` : null;
+  useEffect(() => {
+    if (heading) rememberRecent(code, heading);
+  }, [code, heading]);
+
+  if (shoot.problem) {
+    return (
+      <Message title={`Shoot ${code}`} text={describe(shoot.problem, code)}>
+        <a class="button secondary" {...linkTo("/")}>
+          Back to the start
+        </a>
+      </Message>
+    );
+  }
+  if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
+
+  const refused = refusedShoot(client);
+  if (refused) {
+    return (
+      <Message title={`Shoot ${code}`} text={describe(refused, code)}>
+        <a class="button secondary" {...linkTo("/")}>
+          Back to the start
+        </a>
+      </Message>
+    );
+  }
+  return (
+    <main class="page archer">
+      <ShootHeader code={code} info={info} />
+      <StatusBar client={client} rounds={rounds} code={code} />
+      {shoot.replaced && (
+        <ReplacedBanner replaced={shoot.replaced} rounds={rounds} onClose={shoot.dismissReplaced} />
+      )}
+      <Scorer client={client} rounds={rounds} />
+      <Notices notices={shoot.notices} />
+      <Board client={client} rounds={rounds} />
+      <details class="card more">
+        <summary>Continue on another device</summary>
+        <p>
+          Open this link on your other phone or tablet to score as yourself there too. It is your
+          secret: send it only to yourself.
+        </p>
+        <p class="link" data-testid="device-link">
+          {deviceLink(code, identity.archerId, identity.token)}
+        </p>
+        <ShareButton
+          url={deviceLink(code, identity.archerId, identity.token)}
+          title="Continue scoring"
+          text="Continue scoring on this device"
+          label="Share this link"
+        />
+      </details>
+      <details class="card more">
+        <summary>Invite others to this shoot</summary>
+        <SharePanel code={code} title={info?.title ?? ""} />
+      </details>
+    </main>
+  );
+}

@@ -1,0 +1,73 @@
+"""Every screen fits a 360 px phone, and everything to tap is at least 44 px square."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from .app import open_as_archer, row, score
+from .conftest import Phone
+from .harness import Api
+
+SMALL_PHONE = {"width": 360, "height": 740}
+MIN_TARGET_PX = 44
+
+#: Controls smaller than the minimum, and whether the page scrolls sideways.
+MEASURE = """min => {
+  const small = [];
+  for (const el of document.querySelectorAll("button, input, select, summary, a.button, a.brand")) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;  // not shown
+    if (box.width < min || box.height < min) {
+      small.push(`${el.tagName} "${(el.textContent || el.getAttribute("name") || "").trim()}" ${box.width}x${box.height}`);
+    }
+  }
+  return { small, overflow: document.documentElement.scrollWidth - window.innerWidth };
+}"""
+
+
+def _check(page: Page, screen: str) -> None:
+    found = page.evaluate(MEASURE, MIN_TARGET_PX)
+    assert found["overflow"] <= 0, f"{screen} scrolls sideways by {found['overflow']} px"
+    assert found["small"] == [], f"{screen} has small touch targets: {found['small']}"
+
+
+def test_screens_fit_a_small_phone_with_big_targets(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam", "A long title for a club night with many words")["code"]
+    chris = api.join(code, "Christopher Longname-Smythe", "wa1440_90")
+    api.join(code, "Alex", "national")
+    context = phone(viewport=SMALL_PHONE)
+    page = context.new_page()
+    page.goto("/")
+    _check(page, "home")
+    page.goto(f"/join/{code}")
+    expect(page.get_by_label("Round", exact=True)).to_be_enabled()
+    _check(page, "join")
+
+    archer = open_as_archer(context, code, chris)
+    score(archer, ["X", 10, 10, 9, 9, 8, 7])
+    for summary in archer.locator("summary").all():
+        summary.click()
+    _check(archer, "archer")
+    row(archer, "Alex").click()
+    expect(archer.get_by_test_id("scorecard")).to_be_visible()
+    _check(archer, "scorecard")
+    archer.get_by_role("button", name="Close").click()
+
+    viewer = context.new_page()
+    viewer.goto(f"/view/{code}")
+    expect(row(viewer, "Alex")).to_be_visible()
+    _check(viewer, "viewer")
+
+
+def test_a_desktop_shows_the_keypad_and_the_board_side_by_side(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam")["code"]
+    chris = api.join(code, "Chris", "national")
+    desktop = phone(viewport={"width": 1280, "height": 900}, is_mobile=False, has_touch=False)
+    archer = open_as_archer(desktop, code, chris)
+    expect(row(archer, "Chris")).to_be_visible()
+    _check(archer, "archer on a desktop")
+    keypad = archer.locator(".scorer").bounding_box()
+    board = archer.get_by_test_id("board").bounding_box()
+    assert keypad is not None
+    assert board is not None
+    assert board["x"] >= keypad["x"] + keypad["width"]  # beside it, not below
