@@ -88,10 +88,10 @@ async def serve_relay(
             raise
         redis_url = embedded.url
         log.info(
-            "no REDIS_URL set: started an embedded redis-server %s (%s) at %s, data in %s",
+            "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
+            redis_url,
             embedded.version,
             embedded.executable,
-            redis_url,
             embedded.data_dir,
         )
     store = RedisStore(redis_url)

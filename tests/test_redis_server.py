@@ -228,7 +228,8 @@ async def test_the_embedded_redis_dies_with_a_killed_relay(tmp_path: Path) -> No
             await _wait_dead(pid)
         log = (tmp_path / "relay.log").read_text()
         version = (data / "redis-version").read_text().strip()
-        assert f"embedded redis-server {version} ({find_redis_server()})" in log
+        assert "started an embedded redis-server at redis://127.0.0.1:" in log
+        assert f"(version {version}, {find_redis_server()})" in log
     finally:
         relay.kill()
         relay.wait()
