@@ -17,8 +17,10 @@ from __future__ import annotations
 import errno
 import gc
 import logging
+import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Final
 
@@ -58,6 +60,9 @@ HTTP_GRACE_S: Final = 1.0
 LISTEN_BACKLOG: Final = 4096
 #: How long the start-up check of an external Redis may take before it counts as down.
 REDIS_CHECK_S: Final = 3.0
+#: Pauses between attempts to restart an embedded redis-server that keeps failing.
+RESTART_MIN_S: Final = 0.5
+RESTART_MAX_S: Final = 10.0
 
 
 def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
@@ -112,24 +117,32 @@ async def serve_relay(
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
-        embedded = RedisServer(settings.data_dir / "redis")
+        embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
         try:
-            await trio.to_thread.run_sync(embedded.start)
-        except RedisServerError as exc:
-            raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
+            await start_embedded(embedded)
+        except BaseException as exc:
+            embedded.close()  # blocking for a moment, but the relay is not serving yet
+            if isinstance(exc, RedisServerError):
+                raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
+            raise
         redis_url = embedded.url
-        log.info("no REDIS_URL set: started an embedded redis-server at %s", redis_url)
+        log.info(
+            "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
+            redis_url,
+            embedded.version,
+            embedded.executable,
+            embedded.data_dir,
+        )
     store = RedisStore(redis_url)
     try:
         description = RedisDescription(
             redact_redis_url(redis_url),
             embedded_binary=None if embedded is None else embedded.executable,
-            # The version, when the embedded server's module records it.
-            embedded_version=getattr(embedded, "version", None),
+            embedded_version=None if embedded is None else embedded.version,
             reachable=await _check_redis(store, redact_redis_url(redis_url)),
         )
         metrics = Metrics()
-        async with open_registry(store, settings, metrics) as registry:
+        async with watching(embedded), open_registry(store, settings, metrics) as registry:
             relay = RelayContext(settings, store, registry, metrics)
             app = build_app(relay)
             sessions_closed = trio.Event()
@@ -176,7 +189,71 @@ async def serve_relay(
     finally:
         store.close()
         if embedded is not None:
-            await trio.to_thread.run_sync(embedded.stop)
+            # Even when cancelled: a server left running would hold the data directory.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(embedded.close)
+
+
+@asynccontextmanager
+async def watching(server: RedisServer | None) -> AsyncIterator[None]:
+    """Keep the embedded redis-server (if any) running while the block runs: entered
+    before the registry, it outlives the actors' last flush."""
+    async with trio.open_nursery() as nursery:
+        if server is not None:
+            nursery.start_soon(supervise_embedded, server)
+        yield
+        nursery.cancel_scope.cancel()
+
+
+async def start_embedded(server: RedisServer) -> None:
+    """Start the embedded redis-server: the checks on a worker thread, the spawn on this
+    (the main) thread so the kernel's parent-death signal is tied to the process, not to
+    a worker thread that trio retires when idle."""
+    await trio.to_thread.run_sync(server.prepare)
+    server.spawn()
+    await trio.to_thread.run_sync(server.wait_ready)
+
+
+async def _wait_exit(server: RedisServer) -> int | None:
+    """Wait until the server's process exits; its exit status."""
+    process = server.process
+    if process is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: a worker thread waits instead
+        return await trio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+    return process.wait()
+
+
+async def supervise_embedded(server: RedisServer) -> None:
+    """Restart the embedded redis-server whenever it dies while the relay runs.
+
+    Its death is an error worth a log line at ERROR: every shoot is degraded until it is
+    back (acks wait, nothing is lost: the persisters retry). A server that keeps dying at
+    start is retried with a growing pause instead of in a tight loop.
+    """
+    delay = RESTART_MIN_S
+    while True:
+        status = await _wait_exit(server)
+        log.error(
+            "the embedded redis-server (pid %s) exited with status %s; restarting it",
+            server.pid,
+            status,
+        )
+        try:
+            await start_embedded(server)
+        except RedisServerError as exc:
+            log.error("the embedded redis-server did not restart: %s", exc)
+            await trio.sleep(delay)  # a pause between attempts, not synchronisation
+            delay = min(delay * 2, RESTART_MAX_S)
+            continue
+        delay = RESTART_MIN_S
+        log.info("the embedded redis-server is back (pid %s)", server.pid)
 
 
 def _log_flushed(actors: list[ShootActor]) -> None:
@@ -227,6 +304,8 @@ def _startup_error(group: BaseExceptionGroup[BaseException]) -> StartupError | N
     for exc in group.exceptions:
         if isinstance(exc, StartupError):
             return exc
+        if isinstance(exc, RedisServerError):  # e.g. data written by another Redis version
+            return StartupError(str(exc))
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             return StartupError(f"The relay's port is already in use: {exc.strerror}.")
         if isinstance(exc, BaseExceptionGroup):
