@@ -7,8 +7,10 @@ bounded Trio channel, so a flood of writes waits at the door instead of growing 
 The actor handles messages one at a time, which is what makes it the document's single
 writer: the last-writer-wins decision and the Yjs write happen with nothing in between.
 
-A write goes: validate -> check the clock skew and the document's size budget -> decide
-and write (:mod:`sync.document`) -> encode the Yjs update **once** and offer the same bytes
+The protocol decisions are not made here: :class:`sync.relay_state.ShootState` decides
+each write (refuse, or apply with the register merge), numbers the updates, says when an
+answer may go out, and picks a subscriber's catch-up; this module drives it. A write
+goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
 write's answer until Redis has it -> rebuild the leaderboard and decide the notices (after
 the fan-out, so they never delay it). What the notifier remembers
@@ -45,13 +47,11 @@ from collections.abc import Callable
 import trio
 
 from sync.classification import derived_values
-from sync.clock import check_skew
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
 from sync.leaderboard import build_leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
-from sync.models import validate_state
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
@@ -64,7 +64,9 @@ from sync.protocol import (
     Update,
     Welcome,
 )
-from sync.register import Applied, Duplicate, Outcome, decide
+from sync.register import Applied, Duplicate, Outcome
+from sync.relay_state import ShootState
+from sync.wall import system_wall_ms
 
 from .config import Settings
 from .credentials import token_matches
@@ -109,8 +111,8 @@ __all__ = [
 INBOX_SIZE = 256
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+#: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
+wall_ms = system_wall_ms
 
 
 class ShootActor:
@@ -156,18 +158,18 @@ class ShootActor:
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes]] = deque()
+        self._state: ShootState[Held] = ShootState(self.doc)
         self._durability = Durability(
             self.shoot,
             store,
             settings,
             metrics,
+            state=self._state,
             snapshot=self.doc.diff,
             log_length=len(stored.log),
             on_durable=self._release_notices,
         )
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
-        # The update number that set each register (what its answers wait for).
-        self._register_seq: dict[str, int] = {}
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
 
@@ -338,12 +340,11 @@ class ShootActor:
         self._archers[archer_id] = record
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        reset = not self.doc.knows(state_vector)  # raises for a malformed state vector
-        update = self.doc.diff() if reset else self.doc.diff(state_vector)
+        catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
         welcome = Welcome(
             shoot=self.shoot,
-            reset=reset,
-            update=update,
+            reset=catchup.reset,
+            update=catchup.update,
             server_ms=self._now_ms(),
             role="archer" if subscriber.archer_id else "viewer",
             archer=subscriber.archer_id,
@@ -354,28 +355,21 @@ class ShootActor:
             self.subscribers.add(subscriber)
 
     def _submit(self, submit: Submit) -> None:
-        register = submit.register
-        validate_state(register.state)
-        check_skew(register.stamp, self._now_ms())
-        current = self.doc.register(register.archer_id)
-        if isinstance(decide(current, register), Applied) and not self._size.has_room(
-            MAX_WRITE_UPDATE_BYTES, self._measure
-        ):
-            raise LimitExceeded(
-                "document_full",
-                "This shoot has reached its size limit; the write was not applied.",
-            )
-        outcome, update = self.doc.write(register)
-        if isinstance(outcome, Applied):
+        written = self._state.write(
+            submit.register,
+            self._now_ms(),
+            lambda: self._size.has_room(MAX_WRITE_UPDATE_BYTES, self._measure),
+        )
+        outcome = written.outcome
+        if written.update is not None:
             self._metrics.writes_applied += 1
-            needs = self._register_seq[register.archer_id] = self._record(update)
-            self._fan_out(encode(Update(update)))
+            self._size.grew(len(written.update))
+            self._durability.persist(written.update)
+            self._fan_out(encode(Update(written.update)))
             self._metrics.fanout_latency.observe(time.perf_counter() - submit.received)
-        else:
-            if not isinstance(outcome, Duplicate):
-                self._metrics.writes_superseded += 1
-            needs = self._register_seq.get(register.archer_id, 0)
-        self._hold(submit, outcome, needs)
+        elif not isinstance(outcome, Duplicate):
+            self._metrics.writes_superseded += 1
+        self._hold(submit, outcome, written.needs)
         if isinstance(outcome, Applied):
             self._announce()
 
