@@ -22,6 +22,11 @@ never make a device drop a write that Redis does not have. If Redis is away, fan
 on, answers wait, the persister retries with backoff, and the shoot reports itself
 degraded; nothing is dropped while the process lives.
 
+Final results: the persister also refreshes the shoot's tombstone (the whole document,
+kept a day past the shoot's end; see :mod:`relay.store`) in the same round trip as a
+batch, at most every :data:`FINAL_EVERY_MS`, and the actor writes it once more on its way
+out, so the results of an ended shoot miss at most that much after a crash.
+
 Lifetime: the registry starts the actor on first use, loading snapshot and log from Redis.
 It stops when nobody is subscribed and no message came for ``idle_timeout_s`` (after
 flushing to Redis), when the shoot expires, or when the relay shuts down.
@@ -82,6 +87,8 @@ INBOX_SIZE: Final = 256
 MAX_BATCH: Final = 256
 RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
+#: The tombstone is refreshed at most this often while writes arrive (and on unload).
+FINAL_EVERY_MS: Final = 30_000
 
 
 def wall_ms() -> int:
@@ -237,6 +244,7 @@ class ShootActor:
         self._held: list[_Held] = []
         self._persist_wanted = trio.Event()
         self._persist_progress = trio.Event()
+        self._final_written_ms: int | None = None
         self.degraded = False
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
@@ -253,6 +261,7 @@ class ShootActor:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
                         await self._flushed()
+                        await self._write_final()
                     for subscriber in self.subscribers:
                         subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
                     self._inbox.close()
@@ -449,9 +458,10 @@ class ShootActor:
             while self._unpersisted:
                 batch = self._unpersisted[:MAX_BATCH]
                 started = time.perf_counter()
+                final = self._final_due()
                 try:
                     last_id, self._log_length = await self._store.call(
-                        self._store.append, self.shoot, batch
+                        self._store.append, self.shoot, batch, final
                     )
                 except StoreUnavailable as exc:
                     self._signal_progress()
@@ -470,11 +480,31 @@ class ShootActor:
                     self._metrics.redis_degraded_shoots -= 1
                 delay = RETRY_MIN_S
                 del self._unpersisted[: len(batch)]
+                if final is not None:
+                    self._final_written_ms = self._now_ms()
                 self._durable += len(batch)
                 self._release_durable()
                 self._signal_progress()
                 if self._log_length >= self._settings.compact_every:
                     await self._compact(last_id)
+
+    def _final_due(self) -> bytes | None:
+        """The whole document when the tombstone is due for a refresh, else ``None``."""
+        last = self._final_written_ms
+        if last is not None and self._now_ms() - last < FINAL_EVERY_MS:
+            return None
+        if not self.doc.registers():
+            return None
+        return self.doc.diff()
+
+    async def _write_final(self) -> None:
+        """Leave the final results behind (on unload and at the shoot's end)."""
+        if not self.doc.registers():
+            return  # nobody joined: nothing to show, and no code held by a tombstone
+        try:
+            await self._store.call(self._store.write_final, self.shoot, self.doc.diff())
+        except StoreUnavailable:
+            self._metrics.redis_failures += 1  # the last periodic tombstone stays
 
     def _signal_progress(self) -> None:
         self._persist_progress.set()

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from sync.clock import Stamp
 from sync.codec import register_to_wire
+from sync.document import ShootDocument
 from sync.errors import SyncError
 from sync.models import (
     ArcherState,
@@ -124,6 +125,26 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
+def _final_json(snapshot: bytes, origin: str) -> dict[str, Any] | None:
+    """The final results in a tombstone: the shoot and each archer's state and derived values.
+
+    ``None`` when the tombstone holds no shoot (it never should) or the shoot has not
+    ended (a crash left the tombstone of a shoot that is still running elsewhere).
+    """
+    document = ShootDocument.load([snapshot])
+    shoot = document.meta
+    if shoot is None or shoot.expires_ms > wall_ms():
+        return None
+    archers = {
+        archer_id: {
+            "state": register_to_wire(register)["state"],
+            "derived": document.derived(archer_id),
+        }
+        for archer_id, register in document.registers().items()
+    }
+    return {"shoot": shoot_json(shoot, origin), "archers": archers}
+
+
 async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     """The shoot named in the path, checked for existence and expiry (throttled)."""
     address = _client(request)
@@ -214,7 +235,19 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body)
 
     async def read_shoot(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
+        try:
+            shoot = await _live_shoot(relay, request)
+        except (UnknownShoot, ShootExpired):
+            # An ended shoot: its final results, kept for a day (relay/store.py), with the
+            # same 410 "expired" any client already understands.
+            code = validate_code(request.path_params["code"])
+            snapshot = await relay.store.call(relay.store.load_final, code)
+            final = None if snapshot is None else _final_json(snapshot, _origin(relay, request))
+            if final is None:
+                raise
+            refusal = _api_error(ShootExpired(code))
+            body = {"error": {"code": refusal.code, "message": refusal.message}, "final": final}
+            return JSONResponse(body, status_code=410)
         read = Read()
         await relay.registry.send(shoot.code, read)
         view = await read.reply.wait()

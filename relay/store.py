@@ -6,8 +6,13 @@ Key layout (one hash tag per shoot, so a Redis Cluster keeps a shoot on one slot
     shoot:{1234}:archers    hash  archer id -> JSON {token_sha256, name, created_ms}
     shoot:{1234}:snapshot   the compacted Yjs state
     shoot:{1234}:log        stream of Yjs updates appended since the snapshot (field "u")
+    shoot:{1234}:final      the tombstone: the whole Yjs state, kept a day past the end
 
-Every key expires at the end of the creator's local day (``PEXPIREAT``).
+Every key but the tombstone expires at the end of the creator's local day (``PEXPIREAT``),
+which frees the code for another shoot. The tombstone outlives it by
+:data:`FINAL_KEEP_MS`, so the final results can still be read (``GET /api/shoots/{code}``
+answers ``410`` with them) after the shoot has ended; a later shoot on the same code
+overwrites it once it persists.
 
 redis.asyncio does not run under Trio, so each method below is a plain blocking function
 called through ``trio.to_thread.run_sync``; the methods that write batch their commands
@@ -29,12 +34,21 @@ import trio
 
 from sync.models import Shoot
 
-__all__ = ["ArcherRecord", "NoCodeAvailable", "RedisStore", "StoreUnavailable", "StoredShoot"]
+__all__ = [
+    "FINAL_KEEP_MS",
+    "ArcherRecord",
+    "NoCodeAvailable",
+    "RedisStore",
+    "StoreUnavailable",
+    "StoredShoot",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 CODES: Final = range(1000, 10000)
+#: How long the final results of a shoot are kept after its day ends.
+FINAL_KEEP_MS: Final = 24 * 60 * 60 * 1000
 RANDOM_ATTEMPTS: Final = 16
 
 
@@ -158,8 +172,14 @@ class RedisStore:
         meta = self._redis.get(_key(code, "meta"))
         return None if meta is None else Shoot(**json.loads(meta))
 
-    def append(self, shoot: Shoot, updates: Sequence[bytes]) -> tuple[str, int]:
+    def append(
+        self, shoot: Shoot, updates: Sequence[bytes], final: bytes | None = None
+    ) -> tuple[str, int]:
         """Append updates to the shoot's log in one round trip.
+
+        Args:
+            final: When given, the whole document, stored as the tombstone in the same
+                round trip (the actor refreshes it now and then, not on every batch).
 
         Returns:
             The last entry's id and the log's length.
@@ -168,6 +188,8 @@ class RedisStore:
         pipe = self._redis.pipeline(transaction=True)
         for update in updates:
             pipe.xadd(log, {"u": update})
+        if final is not None:
+            pipe.set(_key(shoot.code, "final"), final, pxat=shoot.expires_ms + FINAL_KEEP_MS)
         pipe.pexpireat(log, shoot.expires_ms)
         pipe.xlen(log)
         results = pipe.execute()
@@ -180,6 +202,15 @@ class RedisStore:
         pipe.xtrim(_key(shoot.code, "log"), minid=through_id)
         pipe.xdel(_key(shoot.code, "log"), through_id)
         pipe.execute()
+
+    def write_final(self, shoot: Shoot, snapshot: bytes) -> None:
+        """Store the whole document as the shoot's tombstone (see the module docstring)."""
+        self._redis.set(_key(shoot.code, "final"), snapshot, pxat=shoot.expires_ms + FINAL_KEEP_MS)
+
+    def load_final(self, code: str) -> bytes | None:
+        """The tombstone of the last shoot that had this code, if still kept."""
+        raw = self._redis.get(_key(code, "final"))
+        return raw if isinstance(raw, bytes) else None
 
     def add_archer(self, shoot: Shoot, archer_id: str, record: ArcherRecord) -> None:
         key = _key(shoot.code, "archers")

@@ -11,6 +11,7 @@ import type { RoundSummary } from "./data";
 import { loadRoundList, roundLabel, toRoundSummaries } from "./data";
 import { describe, toProblem } from "./errors";
 import { AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
+import { ResultsScreen } from "./results";
 import { linkTo, navigate } from "./router";
 import { ErrorText, Field, Message, Page, SubmitButton } from "./ui";
 
@@ -36,6 +37,7 @@ export function JoinScreen(props: { code: string }) {
   const { code } = props;
   const [shoot, setShoot] = useState<ShootHeading | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const [ended, setEnded] = useState(false);
   const [joined, setJoined] = useState(false);
 
   useEffect(() => {
@@ -54,7 +56,10 @@ export function JoinScreen(props: { code: string }) {
         setShoot({ title: info.shoot.title, creator: info.shoot.creator });
         setJoined(existing !== null);
       } catch (error) {
-        if (live) setProblem(describe(toProblem(error), code));
+        const found = toProblem(error);
+        // An ended shoot: the results the relay keeps for a day, not an error.
+        if (live && found.code === "expired" && !handoff) setEnded(true);
+        else if (live) setProblem(describe(found, code));
       }
     })();
     return () => {
@@ -62,6 +67,7 @@ export function JoinScreen(props: { code: string }) {
     };
   }, [code]);
 
+  if (ended) return <ResultsScreen code={code} />;
   if (problem) {
     return (
       <Message title={`Shoot ${code}`} text={problem}>

@@ -49,6 +49,14 @@ export function ViewerScreen(props: { code: string }) {
           Join this shoot as an archer
         </a>
       </p>
+      <p class="center">
+        <a class="button secondary" {...linkTo(`/results/${code}`)}>
+          Results to print or share
+        </a>{" "}
+        <a class="button secondary" href={`/view/${code}?big`}>
+          Big screen (TV)
+        </a>
+      </p>
       <details class="card more">
         <summary>Share this shoot</summary>
         <SharePanel code={code} title={info?.title ?? ""} />
