@@ -125,6 +125,13 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
+def _derived_json(values: Any) -> dict[str, Any] | None:
+    """The document's ``[handicap, predicted, classification, status]`` as named fields."""
+    if not isinstance(values, list | tuple) or len(values) != 4:
+        return None
+    return dict(zip(("handicap", "predicted", "classification", "status"), values, strict=True))
+
+
 def _final_json(snapshot: bytes, origin: str) -> dict[str, Any] | None:
     """The final results in a tombstone: the shoot and each archer's state and derived values.
 
@@ -138,7 +145,7 @@ def _final_json(snapshot: bytes, origin: str) -> dict[str, Any] | None:
     archers = {
         archer_id: {
             "state": register_to_wire(register)["state"],
-            "derived": document.derived(archer_id),
+            "derived": _derived_json(document.derived(archer_id)),
         }
         for archer_id, register in document.registers().items()
     }
