@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from .app import open_as_archer, score
 from .conftest import Phone
 from .harness import Api, RelayProcess, end_the_day
+from .test_layout import SMALL_PHONE, _check
 
 EVIL = "<script>alert(1)</script>"
 NATIONAL_END = [9, 9, 7, 7, 5, 5]  # 42 on the National (imperial: 9 is a gold)
@@ -78,7 +79,7 @@ def test_results_print_every_archer_and_score_with_a_page_per_round(phone: Phone
     expect(metric.locator("thead")).to_contain_text("Xs")
     expect(metric.get_by_test_id("results-row")).to_contain_text("Alex")
     expect(page.get_by_test_id("results")).to_contain_text("Club night")
-    page.get_by_label("Include each archer's scorecard").check()
+    page.get_by_role("button", name="Show the scorecards").click()
     expect(page.locator(".results-card")).to_have_count(3)
 
     for paper in ("A4", "Letter"):
@@ -91,7 +92,7 @@ def test_results_print_every_archer_and_score_with_a_page_per_round(phone: Phone
         for expected in (*rows, "Clubnight"):
             assert expected in text, f"{paper}: {expected!r} is not in the printed results"
         assert "Shareasimage" not in text  # no buttons on paper
-        assert "Includeeach" not in text
+        assert "Hidethescorecards" not in text
         national_page = next(i for i, t in enumerate(pages) if "Pat" in t)
         metric_page = next(i for i, t in enumerate(pages) if "Alex" in t)
         assert national_page != metric_page, f"{paper}: both rounds printed on one page"
@@ -160,6 +161,18 @@ def test_the_share_image_goes_to_the_share_sheet_where_there_is_one(phone: Phone
     assert file["name"] == "club-night-results.png"
     assert file["type"] == "image/png"
     assert bytes(file["head"]) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_results_fit_a_small_phone_with_big_targets(phone: Phone, api: Api) -> None:
+    code = api.create_shoot("Sam", "A long title for a club night with many words")["code"]
+    api.join(code, "Christopher Longname-Smythe", "wa1440_90")
+    api.join(code, "Alex", "national")
+    page = phone(viewport=SMALL_PHONE).new_page()
+    page.goto(f"/results/{code}")
+    expect(page.get_by_test_id("results-row")).to_have_count(2)
+    page.get_by_role("button", name="Show the scorecards").click()
+    expect(page.locator(".results-card")).to_have_count(2)
+    _check(page, "results")
 
 
 @pytest.fixture
@@ -246,6 +259,7 @@ def test_after_the_day_ends_the_join_link_shows_the_final_results(
     expect(archer.get_by_test_id("pending")).to_have_count(0)
     assert time.monotonic() < ends_at, "the end was scored after the shoot ended; raise DAY_LEFT_S"
     expect(archer.get_by_test_id("ended")).to_be_visible(timeout=(DAY_LEFT_S + 15) * 1000)
+    expect(archer.get_by_role("link", name="See the results")).to_be_visible()
 
     # A phone that never saw the shoot opens the join link after the day has ended.
     page = phone().new_page()

@@ -229,11 +229,15 @@ function ResultsActions(props: { data: ResultsData; cards: boolean; setCards: (v
   };
   return (
     <div class="card results-actions no-print">
-      <label class="check">
-        <input type="checkbox" checked={props.cards} onChange={(e) => props.setCards(e.currentTarget.checked)} />{" "}
-        Include each archer's scorecard
-      </label>
       <div class="actions">
+        <button
+          type="button"
+          class="button secondary"
+          aria-pressed={props.cards}
+          onClick={() => props.setCards(!props.cards)}
+        >
+          {props.cards ? "Hide the scorecards" : "Show the scorecards"}
+        </button>
         <button type="button" class="button primary" onClick={() => window.print()}>
           Print
         </button>
