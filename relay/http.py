@@ -153,12 +153,22 @@ def _final_json(snapshot: bytes, origin: str) -> dict[str, Any] | None:
 
 
 async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
-    """The shoot named in the path, checked for existence and expiry (throttled)."""
+    """The shoot named in the path, checked for existence and expiry (throttled).
+
+    Raises:
+        UnknownShoot: no shoot has the code (counted against the caller's address).
+        ShootExpired: the shoot's day is over, or it ended within the last day (its
+            final results are kept; not counted as a guess).
+    """
     address = _client(request)
     relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
     shoot = await relay.store.call(relay.store.load_meta, code)
     if shoot is None:
+        # A shoot that ended within the last day left its final results: people opening
+        # its link are not guessing codes, and "ended" is the true answer.
+        if await relay.store.call(relay.store.has_final, code):
+            raise ShootExpired(code)
         relay.throttle.failed(address)
         raise UnknownShoot(code)
     if shoot.expires_ms <= wall_ms():

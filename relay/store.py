@@ -212,6 +212,10 @@ class RedisStore:
         raw = self._redis.get(_key(code, "final"))
         return raw if isinstance(raw, bytes) else None
 
+    def has_final(self, code: str) -> bool:
+        """Whether a shoot that had this code has ended within the last day."""
+        return bool(self._redis.exists(_key(code, "final")))
+
     def add_archer(self, shoot: Shoot, archer_id: str, record: ArcherRecord) -> None:
         key = _key(shoot.code, "archers")
         pipe = self._redis.pipeline(transaction=True)

@@ -17,7 +17,7 @@ import trio_websocket
 
 from relay.store import FINAL_KEEP_MS
 from sync.codec import decode_server
-from sync.protocol import Ack, Welcome
+from sync.protocol import Ack, Error, Welcome
 from tests.wire import create_shoot, join, now_ms, peer, register
 
 SIX_NINES = (9,) * 6
@@ -40,12 +40,19 @@ def _end_day_at(redis_url: str, code: str, expires_ms: int) -> None:
     client.close()
 
 
-async def _until_closed(ws: trio_websocket.WebSocketConnection) -> None:
+async def _closed_with(ws: trio_websocket.WebSocketConnection) -> tuple[list[Error], int | None]:
+    errors: list[Error] = []
     try:
         while True:
-            decode_server(await ws.get_message())
-    except trio_websocket.ConnectionClosed:
-        return
+            message = decode_server(await ws.get_message())
+            if isinstance(message, Error):
+                errors.append(message)
+    except trio_websocket.ConnectionClosed as closed:
+        return errors, closed.reason.code
+
+
+async def _until_closed(ws: trio_websocket.WebSocketConnection) -> None:
+    await _closed_with(ws)
 
 
 async def _final(http: httpx.AsyncClient, code: str, arrows: int) -> dict[str, Any]:
@@ -99,6 +106,12 @@ async def test_an_ended_shoot_reads_as_410_with_its_final_board(
             again = await http.get(f"/api/shoots/{code}")
             assert again.status_code == 410
             assert again.json()["final"] == final
+            # Its link is not a guessed code: joining or watching says "ended", not "unknown".
+            joined = await http.post(f"/api/shoots/{code}/join", json={"name": "Pat"})
+            assert joined.status_code == 410
+            async with peer(relay_url, code) as late:
+                errors, close = await _closed_with(late.ws)
+            assert ([e.code for e in errors], close) == (["expired"], 4410)
             kept_ms = client.pttl(f"shoot:{{{code}}}:final")
             client.close()
             assert expires_ms + FINAL_KEEP_MS - now_ms() - 60_000 < kept_ms

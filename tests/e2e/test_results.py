@@ -11,7 +11,9 @@ import io
 import struct
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -146,13 +148,21 @@ navigator.share = async (data) => {
 
 
 def test_the_share_image_goes_to_the_share_sheet_where_there_is_one(phone: Phone, api: Api) -> None:
-    code = api.create_shoot("Sam", "Club night")["code"]
+    # Created in California: the date is California's, whatever the viewer's zone.
+    zone = "America/Los_Angeles"
+    body = {"creator": "Sam", "title": "Club night", "time_zone": zone}
+    created = api.http.post("/api/shoots", json=body).json()
+    code = created["code"]
     api.join(code, "Pat", "national")
-    context = phone()
+    context = phone()  # in Europe/London
     context.add_init_script(SHARE_SHEET)
     page = context.new_page()
     page.goto(f"/results/{code}")
     expect(page.get_by_test_id("results-row")).to_have_count(1)
+    day = datetime.fromtimestamp(created["created_ms"] / 1000, ZoneInfo(zone))
+    expect(page.locator(".results-head .subtitle")).to_contain_text(
+        f"{day:%A}, {day.day} {day:%B %Y} · Los Angeles (America/Los_Angeles)"
+    )
     page.get_by_test_id("share-image").click()
     page.wait_for_function("window.__shared.length === 1")
     shared = page.evaluate("window.__shared[0]")
@@ -240,6 +250,25 @@ def test_the_big_screen_follows_the_shoot_and_recovers_after_a_relay_restart(
         expect(tv.get_by_test_id("lead-banner")).to_have_text("Pat takes the lead in the National!")
     finally:
         api.close()
+
+
+def test_the_big_screen_pages_through_a_round_longer_than_the_screen(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot("Sam", "Club night")["code"]
+    for n in range(20):
+        api.join(code, f"Archer {n:02d}", "national")
+    tv = phone(viewport=TV, **DESKTOP).new_page()
+    tv.clock.install()
+    tv.goto(f"/view/{code}?big")
+    expect(tv.get_by_test_id("big-row")).to_have_count(12)  # (1080 - 300) / 64 rows a page
+    expect(tv.locator(".big-page")).to_have_text("1/2")
+    assert tv.evaluate("document.documentElement.scrollHeight") <= TV["height"]
+    tv.clock.fast_forward(8_000)
+    expect(tv.locator(".big-page")).to_have_text("2/2")
+    expect(tv.get_by_test_id("big-row")).to_have_count(8)
+    tv.clock.fast_forward(8_000)
+    expect(tv.locator(".big-page")).to_have_text("1/2")
 
 
 #: Seconds the shoot in the expiry test has left when it starts: enough to join and score.

@@ -161,7 +161,7 @@ export function BigScreen(props: { code: string }) {
     return () => clearTimeout(id);
   }, [failed]);
 
-  if (refused && (refused.code === "expired" || refused.code === "unknown_shoot")) return <ResultsScreen code={code} />;
+  if (refused?.code === "expired") return <ResultsScreen code={code} />;
   if (!client || !rounds) {
     return (
       <main class="big">
