@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
+
 __all__ = ["Settings"]
 
 
@@ -43,6 +45,11 @@ class Settings:
     compact_every: int = 500
     """Log entries after which a shoot's snapshot is rewritten and the log trimmed."""
     shutdown_grace_s: float = 5.0
+    """How long shutdown waits for sessions to close, and then for shoots to flush."""
+    answer_timeout_s: float = 10.0
+    """Longest an HTTP request waits for a shoot's actor before answering 503."""
+    max_archers: int = MAX_ARCHERS_PER_SHOOT
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -7,6 +7,7 @@ unknown codes against the caller's address, like WebSocket hellos do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
@@ -14,6 +15,7 @@ from typing import Any
 
 import trio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,7 +23,7 @@ from starlette.routing import Route
 from sync.clock import Stamp
 from sync.codec import register_to_wire
 from sync.document import ShootDocument
-from sync.errors import SyncError
+from sync.errors import LimitExceeded, SyncError
 from sync.models import (
     ArcherState,
     Profile,
@@ -35,13 +37,22 @@ from sync.models import (
 from sync.register import Register
 from sync.rounds import RoundInfo, all_rounds, display_order
 
-from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
+from .actor import (
+    AddArcher,
+    ForgetArcher,
+    Read,
+    Reply,
+    ShootUnavailable,
+    Submit,
+    WriteResult,
+    wall_ms,
+)
 from .auth import AccessDenied, Throttled
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
 from .qr import qr_png, qr_svg
-from .refusals import refusal_for
-from .registry import ShootExpired, UnknownShoot
+from .refusals import REFUSALS, refusal_for
+from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
 from .web import web_routes
 
@@ -61,6 +72,8 @@ def _api_error(exc: Exception) -> ApiError:
     match exc:
         case ApiError():
             return exc
+        case LimitExceeded():
+            return ApiError(409, exc.code, exc.message)
         case SyncError():
             return ApiError(400, exc.code, exc.message)
         case NoCodeAvailable():
@@ -163,7 +176,10 @@ async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
     address = _client(request)
     relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
-    shoot = await relay.store.call(relay.store.load_meta, code)
+    try:
+        shoot = await relay.store.call(relay.store.load_meta, code)
+    except DECODING_ERRORS as exc:
+        raise relay.registry.unreadable(code, exc) from exc
     if shoot is None:
         # A shoot that ended within the last day left its final results: people opening
         # its link are not guessing codes, and "ended" is the true answer.
@@ -235,15 +251,29 @@ def build_http_app(relay: RelayContext) -> Starlette:
         validate_state(state)
         archer_id, token = secrets.token_urlsafe(9), new_token()
         record = ArcherRecord(hash_token(token), state.name, wall_ms())
-        await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
-        await relay.registry.send(shoot.code, AddArcher(archer_id, record))
+        # The shoot's actor admits the archer first (it is where the archer limit holds
+        # exactly; a full shoot refuses with nothing stored), then the record is stored.
+        admit = AddArcher(archer_id, record)
+        try:
+            await relay.registry.request(shoot.code, admit, admit.reply)
+            await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+        except (ShootUnavailable, StoreUnavailable):
+            # No token was handed out, so the seat is only freed: best effort, briefly.
+            with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
+                await relay.registry.send(shoot.code, ForgetArcher(archer_id))
+            raise
+        # Tell the shoot again, now that the record is stored: if its actor restarted in
+        # between, the new one loaded Redis before the record was there (a repeat for the
+        # same actor changes nothing, and its answer is not needed).
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
         # The archer appears on the leaderboard at once. The smallest possible stamp means
-        # any write from the archer's own device wins over this one.
+        # any write from the archer's own device wins over this one. The join stands even
+        # if this write is not durable in time: the device's first write carries the state.
         reply: Reply[WriteResult] = Reply()
         initial = Register(archer_id, Stamp(0, 0, "join"), state)
-        await relay.registry.send(shoot.code, Submit(initial, reply=reply))
-        with trio.move_on_after(2):
-            await reply.wait()
+        with contextlib.suppress(*REFUSALS), trio.move_on_after(2):
+            await relay.registry.request(shoot.code, Submit(initial, reply=reply), reply)
         body = {
             "archer_id": archer_id,
             "token": token,
@@ -259,15 +289,17 @@ def build_http_app(relay: RelayContext) -> Starlette:
             # same 410 "expired" any client already understands.
             code = validate_code(request.path_params["code"])
             snapshot = await relay.store.call(relay.store.load_final, code)
-            final = None if snapshot is None else _final_json(snapshot, _origin(relay, request))
+            try:
+                final = None if snapshot is None else _final_json(snapshot, _origin(relay, request))
+            except DECODING_ERRORS:
+                final = None  # not what the relay wrote: the plain refusal stands
             if final is None:
                 raise
             refusal = _api_error(ShootExpired(code))
             body = {"error": {"code": refusal.code, "message": refusal.message}, "final": final}
             return JSONResponse(body, status_code=410)
         read = Read()
-        await relay.registry.send(shoot.code, read)
-        view = await read.reply.wait()
+        view = await relay.registry.request(shoot.code, read, read.reply)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
@@ -346,4 +378,17 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/metrics", guarded(metrics), methods=["GET"]),
         *web_routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _routing_error})
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) in the
+    API's error format rather than its plain text."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        code, message = "not_found", "There is nothing at this address."
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"This address does not take {request.method}."
+    else:
+        code, message = "http_error", exc.detail
+    return _error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))

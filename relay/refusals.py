@@ -14,13 +14,16 @@ from typing import Final
 from sync.protocol import CLOSE_EXPIRED, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
 from .auth import AccessDenied, Throttled
-from .registry import ShootExpired, UnknownShoot
+from .messages import ShootUnavailable
+from .registry import ShootExpired, ShootUnreadable, UnknownShoot
 from .store import StoreUnavailable
 
-__all__ = ["CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
+__all__ = ["CLOSE_INTERNAL_ERROR", "CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
 
 #: "Try again later" (RFC 6455 registry).
 CLOSE_TRY_AGAIN_LATER: Final = 1013
+#: "Internal error" (RFC 6455): the relay cannot serve this, through no fault of the client.
+CLOSE_INTERNAL_ERROR: Final = 1011
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,18 @@ REFUSALS: Final[dict[type[Exception], Refusal]] = {
         "The relay's store is unavailable; try again soon.",
         503,
         CLOSE_TRY_AGAIN_LATER,
+    ),
+    ShootUnavailable: Refusal(
+        "unavailable",
+        "This shoot is restarting or busy; try again soon.",
+        503,
+        CLOSE_TRY_AGAIN_LATER,
+    ),
+    ShootUnreadable: Refusal(
+        "shoot_unreadable",
+        "This shoot's saved data cannot be read; the relay's operator has been told.",
+        500,
+        CLOSE_INTERNAL_ERROR,
     ),
 }
 
