@@ -172,9 +172,10 @@ function ResultsTable(props: { group: ResultsGroup }) {
 function ScorecardList(props: { group: ResultsGroup; perEnd: number }) {
   return (
     <div class="results-cards">
+      <h2 class="results-cards-title">Scorecards: {props.group.roundName}</h2>
       {props.group.rows.map((r) => (
         <section class="results-card" key={r.archerId} aria-label={`Scorecard: ${r.name}`}>
-          <h4>{r.name}</h4>
+          <h3>{r.name}</h3>
           <ol class="results-ends">
             {r.endTotals.map((total, i) => (
               <li key={i}>
