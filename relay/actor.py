@@ -29,12 +29,6 @@ Error handling: every message is answered exactly once, whatever happens.
   :class:`~relay.messages.ShootUnavailable`, in the same step that closes the inbox, so
   no waiter is left hanging on an actor that is gone.
 
-Final results: the persister also refreshes the shoot's tombstone (the whole document,
-kept a day past the shoot's end; see :mod:`relay.store`) in the same round trip as a
-batch, at most every :data:`relay.durability.FINAL_EVERY_MS`, and the actor writes it
-once more on its way out, so the results of an ended shoot miss at most that much after
-a crash.
-
 Lifetime: the registry starts the actor on first use, loading snapshot and log from Redis.
 It stops when nobody is subscribed, no message came for ``idle_timeout_s`` and Redis has
 every update (until then it stays loaded and keeps answering), when the shoot expires, or
@@ -170,19 +164,12 @@ class ShootActor:
             snapshot=self.doc.diff,
             log_length=len(stored.log),
             on_durable=self._release_notices,
-            tombstone=self._tombstone,
-            now_ms=now_ms,
         )
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         # The update number that set each register (what its answers wait for).
         self._register_seq: dict[str, int] = {}
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
-
-    def _tombstone(self) -> bytes | None:
-        """The whole document for the final results; ``None`` while nobody has joined (a
-        shoot nobody joined leaves no results behind)."""
-        return self.doc.diff() if self.doc.registers() else None
 
     @property
     def degraded(self) -> bool:
@@ -212,7 +199,6 @@ class ShootActor:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
                         await self._durability.flushed()
-                        await self._durability.write_final()
                     self._stop()
                 persister.cancel()
 

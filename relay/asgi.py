@@ -30,6 +30,7 @@ from typing import Any
 from .connection import serve_session
 from .context import RelayContext
 from .http import build_http_app
+from .proxy import ClientAddressFromProxy
 
 __all__ = ["AsgiSocket", "build_app", "serve_lifespan"]
 
@@ -126,4 +127,10 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
         else:
             await http(scope, receive, send)
 
+    header = relay.settings.proxy_client_header
+    if header is not None:  # only when configured: any client can send such headers
+        settings = relay.settings
+        return ClientAddressFromProxy(
+            app, header, settings.proxy_hops, settings.proxy_trusted_peers
+        )
     return app

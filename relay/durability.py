@@ -14,12 +14,6 @@ When Redis is away the persister retries with backoff and the shoot counts as
 :meth:`Durability.set_degraded` only, and :meth:`Durability.close` takes the shoot out of
 it however the actor ends, so a shoot that unloads or crashes while degraded cannot leave
 ``/health`` stuck.
-
-Final results: with a batch, at most every :data:`FINAL_EVERY_MS`, the persister also
-stores the whole document as the shoot's tombstone (kept a day past the shoot's end, see
-:mod:`relay.store`), in the same round trip; the actor calls :meth:`Durability.write_final`
-once more on its way out. A full encode per batch would cost every write; this costs one
-every 30 s and loses at most that much of the final results to a crash.
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ from sync.models import Shoot
 from .config import Settings
 from .messages import Reply, WriteResult
 from .metrics import Metrics
-from .store import RedisStore, StoreUnavailable
+from .store import RedisStore, ShootFenced, StoreUnavailable
 from .subscriber import Subscriber
 
 __all__ = ["Durability", "Held"]
@@ -47,8 +41,6 @@ log = logging.getLogger(__name__)
 MAX_BATCH: Final = 256
 RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
-#: The tombstone is refreshed at most this often while writes arrive (and on unload).
-FINAL_EVERY_MS: Final = 30_000
 
 
 @dataclass(slots=True)
@@ -77,9 +69,6 @@ class Durability:
         log_length: Entries already in the shoot's log (from loading).
         on_durable: Called with the durable number each time it advances, after the held
             answers are released (the actor releases its held notices there).
-        tombstone: Builds the whole document for the final results, or ``None`` when
-            there is nothing to keep (nobody joined).
-        now_ms: The wall clock, in milliseconds.
     """
 
     def __init__(
@@ -92,8 +81,6 @@ class Durability:
         snapshot: Callable[[], bytes],
         log_length: int,
         on_durable: Callable[[int], None] = lambda durable: None,
-        tombstone: Callable[[], bytes | None] = lambda: None,
-        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._shoot = shoot
         self._store = store
@@ -102,9 +89,6 @@ class Durability:
         self._snapshot = snapshot
         self._log_length = log_length
         self._on_durable = on_durable
-        self._tombstone = tombstone
-        self._now_ms = now_ms
-        self._final_written_ms: int | None = None
         # Updates are numbered as applied; `durable` is the highest number Redis has.
         self.applied = 0
         self.durable = 0
@@ -164,11 +148,13 @@ class Durability:
             while self._unpersisted:
                 batch = self._unpersisted[:MAX_BATCH]
                 started = time.perf_counter()
-                final = self._final_due()
                 try:
                     last_id, self._log_length = await self._store.call(
-                        self._store.append, self._shoot, batch, final
+                        self._store.append, self._shoot, batch
                     )
+                except ShootFenced as exc:
+                    self._drop_unpersisted(exc)
+                    break
                 except StoreUnavailable as exc:
                     self._signal_progress()
                     self._metrics.redis_failures += 1
@@ -184,32 +170,25 @@ class Durability:
                 self.set_degraded(False)
                 delay = RETRY_MIN_S
                 del self._unpersisted[: len(batch)]
-                if final is not None:
-                    self._final_written_ms = self._now_ms()
                 self.durable += len(batch)
                 self._release_durable()
                 self._signal_progress()
                 if self._log_length >= self._settings.compact_every:
                     await self._compact(last_id)
 
-    def _final_due(self) -> bytes | None:
-        """The tombstone to store with this batch, when one is due."""
-        last = self._final_written_ms
-        if last is not None and self._now_ms() - last < FINAL_EVERY_MS:
-            return None
-        return self._tombstone()
-
-    async def write_final(self) -> None:
-        """Store the final results now (the actor's last step, after its last flush)."""
-        final = self._tombstone()
-        if final is None:
-            return
-        try:
-            await self._store.call(self._store.write_final, self._shoot, final)
-        except StoreUnavailable:
-            self._metrics.redis_failures += 1  # the last periodic tombstone stays
-        else:
-            self._final_written_ms = self._now_ms()
+    def _drop_unpersisted(self, exc: ShootFenced) -> None:
+        """Redis refused the shoot's writes for good: it has ended (or its code belongs
+        to a newer shoot). What is not in Redis was never acknowledged and never will be;
+        the devices keep those writes and learn that the shoot ended when they reconnect.
+        """
+        log.warning(
+            "shoot %s: %s; %d updates were not persisted",
+            self._shoot.shoot_id,
+            exc,
+            len(self._unpersisted),
+        )
+        self._unpersisted.clear()
+        self._signal_progress()
 
     def _signal_progress(self) -> None:
         self._progress.set()
@@ -229,3 +208,5 @@ class Durability:
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
+        except ShootFenced:
+            pass  # the shoot has ended: its document is kept as it is

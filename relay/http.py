@@ -2,13 +2,16 @@
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status, raised
 as :class:`ApiError` and rendered in one place. Lookups by code (join, read, QR) count
-unknown codes against the caller's address, like WebSocket hellos do.
+unknown codes against the caller's address, like WebSocket hellos do; creating shoots is
+throttled per address too (every shoot holds one of 9,000 codes for the rest of its day).
+Bodies are read within a size cap (:mod:`relay.body`); QR codes render off the event loop
+(:mod:`relay.qr`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import re
 import secrets
 import uuid
 from typing import Any
@@ -22,13 +25,12 @@ from starlette.routing import Route
 
 from sync.clock import Stamp
 from sync.codec import register_to_wire
-from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
 from sync.models import (
     ArcherState,
     Profile,
     Shoot,
-    end_of_local_day,
+    shoot_expiry,
     validate_code,
     validate_name,
     validate_state,
@@ -48,17 +50,22 @@ from .actor import (
     wall_ms,
 )
 from .auth import AccessDenied, Throttled
+from .body import BodyRejected, read_json_object
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
-from .qr import qr_png, qr_svg
+from .qr import QrBusy, QrCodes
 from .refusals import REFUSALS, refusal_for
 from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
+from .throttle import AddressThrottle, CreationThrottled
 from .web import web_routes
 
 __all__ = ["ApiError", "build_http_app"]
 
-MAX_BODY_BYTES = 16 * 1024
+#: A Host header the relay will put into links: a host name or IP literal, maybe a port.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
+)
 
 
 class ApiError(Exception):
@@ -76,8 +83,13 @@ def _api_error(exc: Exception) -> ApiError:
             return ApiError(409, exc.code, exc.message)
         case SyncError():
             return ApiError(400, exc.code, exc.message)
+        case BodyRejected():
+            return ApiError(exc.status, exc.code, exc.message)
         case NoCodeAvailable():
             return ApiError(503, "no_code_available", str(exc))
+        case QrBusy():
+            message = "Too many QR codes are being drawn; try again in a moment."
+            return ApiError(503, "busy", message, {"Retry-After": "1"})
     known = refusal_for(exc)
     if known is None:
         raise exc
@@ -97,16 +109,7 @@ def _client(request: Request) -> str:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", "The request body is too large.")
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "malformed", "The request body is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed", "The request body must be a JSON object.")
-    return data
+    return await read_json_object(request)
 
 
 def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -116,10 +119,19 @@ def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
     return value
 
 
+def _public_origin(relay: RelayContext) -> str | None:
+    return relay.settings.public_url.rstrip("/") if relay.settings.public_url else None
+
+
 def _origin(relay: RelayContext, request: Request) -> str:
-    if relay.settings.public_url:
-        return relay.settings.public_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
+    """``PUBLIC_URL``, or else the request's own origin, whose Host must look like one."""
+    public = _public_origin(relay)
+    if public is not None:
+        return public
+    host = request.headers.get("host") or request.url.netloc  # raw: the URL would mend it
+    if len(host) > 260 or not _HOST.fullmatch(host):
+        raise ApiError(400, "invalid_host", "The Host header is not a valid host name.")
+    return f"{request.url.scheme}://{host}"
 
 
 def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
@@ -138,57 +150,33 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
-def _derived_json(values: Any) -> dict[str, Any] | None:
-    """The document's ``[handicap, predicted, classification, status]`` as named fields."""
-    if not isinstance(values, list | tuple) or len(values) != 4:
-        return None
-    return dict(zip(("handicap", "predicted", "classification", "status"), values, strict=True))
+async def _find_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
+    """The shoot named in the path, live or ended but still kept (throttled).
 
-
-def _final_json(snapshot: bytes, origin: str) -> dict[str, Any] | None:
-    """The final results in a tombstone: the shoot and each archer's state and derived values.
-
-    ``None`` when the tombstone holds no shoot (it never should) or the shoot has not
-    ended (a crash left the tombstone of a shoot that is still running elsewhere).
-    """
-    document = ShootDocument.load([snapshot])
-    shoot = document.meta
-    if shoot is None or shoot.expires_ms > wall_ms():
-        return None
-    archers = {
-        archer_id: {
-            "state": register_to_wire(register)["state"],
-            "derived": _derived_json(document.derived(archer_id)),
-        }
-        for archer_id, register in document.registers().items()
-    }
-    return {"shoot": shoot_json(shoot, origin), "archers": archers}
-
-
-async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
-    """The shoot named in the path, checked for existence and expiry (throttled).
-
-    Raises:
-        UnknownShoot: no shoot has the code (counted against the caller's address).
-        ShootExpired: the shoot's day is over, or it ended within the last day (its
-            final results are kept; not counted as a guess).
+    ``probation`` is :meth:`JoinThrottle.screen`'s answer for a request the caller has
+    already screened (one with credentials); any failure then answers 429.
     """
     address = _client(request)
-    relay.throttle.check(address)
+    if not probation:
+        relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
     try:
         shoot = await relay.store.call(relay.store.load_meta, code)
     except DECODING_ERRORS as exc:
         raise relay.registry.unreadable(code, exc) from exc
     if shoot is None:
-        # A shoot that ended within the last day left its final results: people opening
-        # its link are not guessing codes, and "ended" is the true answer.
-        if await relay.store.call(relay.store.has_final, code):
-            raise ShootExpired(code)
-        relay.throttle.failed(address)
+        relay.throttle.failed(address, probation=probation)
         raise UnknownShoot(code)
+    return shoot
+
+
+async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
+    """The shoot named in the path, checked for existence and expiry (throttled)."""
+    shoot = await _find_shoot(relay, request, probation=probation)
     if shoot.expires_ms <= wall_ms():
-        raise ShootExpired(code)
+        if probation:
+            raise relay.throttle.error(_client(request))
+        raise ShootExpired(shoot.code)
     return shoot
 
 
@@ -208,29 +196,43 @@ def _passes_json(info: RoundInfo) -> list[dict[str, Any]]:
 
 
 def build_http_app(relay: RelayContext) -> Starlette:
+    settings = relay.settings
+    creations = AddressThrottle(
+        settings.shoot_creates_burst,
+        settings.shoot_creates_per_hour / 3600,
+        error=CreationThrottled,
+    )
+    qr_codes = QrCodes(_public_origin(relay))
+
     async def create_shoot(request: Request) -> Response:
         data = await _json_body(request)
         creator = validate_name(_text(data, "creator"))
         title = validate_title(_text(data, "title", ""))
         time_zone = _text(data, "time_zone", "UTC")
         now = wall_ms()
-        expires = end_of_local_day(now, time_zone)
+        expires = shoot_expiry(now, time_zone)
+        origin = _origin(relay, request)
+        creations.take(_client(request))  # only requests that would create a shoot count
 
         def make(code: str) -> Shoot:
             return Shoot(code, uuid.uuid4().hex, title, creator, now, expires, time_zone)
 
         shoot = await relay.store.call(relay.store.create_shoot, make)
-        return JSONResponse(shoot_json(shoot, _origin(relay, request)), status_code=201)
+        return JSONResponse(shoot_json(shoot, origin), status_code=201)
 
     async def join_shoot(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
         data = await _json_body(request)
         address = _client(request)
-        if "archer_id" in data:  # another device of an archer who has joined
+        # Only failures count against the address; once it has used them up, only an
+        # archer's own device (archer id + token) is still let in (see relay.auth).
+        credentialed = "archer_id" in data
+        probation = relay.throttle.screen(address, credentialed=credentialed)
+        shoot = await _live_shoot(relay, request, probation=probation)
+        if credentialed:  # another device of an archer who has joined
             archer_id, token = _text(data, "archer_id"), _text(data, "token")
-            record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
+            record = await relay.store.call(relay.store.get_archer, shoot, archer_id)
             if record is None or not token_matches(token, record.token_sha256):
-                relay.throttle.failed(address)
+                relay.throttle.failed(address, probation=probation)
                 raise AccessDenied(archer_id)
             return JSONResponse(
                 {
@@ -282,30 +284,23 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body)
 
     async def read_shoot(request: Request) -> Response:
-        try:
-            shoot = await _live_shoot(relay, request)
-        except (UnknownShoot, ShootExpired):
-            # An ended shoot: its final results, kept for a day (relay/store.py), with the
-            # same 410 "expired" any client already understands.
-            code = validate_code(request.path_params["code"])
-            snapshot = await relay.store.call(relay.store.load_final, code)
-            try:
-                final = None if snapshot is None else _final_json(snapshot, _origin(relay, request))
-            except DECODING_ERRORS:
-                final = None  # not what the relay wrote: the plain refusal stands
+        shoot = await _find_shoot(relay, request)
+        ended = shoot.expires_ms <= wall_ms()
+        if ended:  # the final results, kept for a day after the end
+            final = await relay.ended.view(shoot)
             if final is None:
-                raise
-            refusal = _api_error(ShootExpired(code))
-            body = {"error": {"code": refusal.code, "message": refusal.message}, "final": final}
-            return JSONResponse(body, status_code=410)
-        read = Read()
-        view = await relay.registry.request(shoot.code, read, read.reply)
+                raise ShootExpired(shoot.code)
+            view = final
+        else:
+            read = Read()
+            view = await relay.registry.request(shoot.code, read, read.reply)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
         }
         body = {
             "shoot": shoot_json(view.shoot, _origin(relay, request)),
+            "ended": ended,
             "leaderboard": view.leaderboard.to_dict(),
             "archers": archers,
         }
@@ -316,10 +311,9 @@ def build_http_app(relay: RelayContext) -> Starlette:
         if kind not in ("svg", "png"):
             raise ApiError(404, "not_found", "QR codes come as qr.svg or qr.png.")
         shoot = await _live_shoot(relay, request)
-        url = shoot_json(shoot, _origin(relay, request))["join_url"]
-        if kind == "svg":
-            return Response(qr_svg(url), media_type="image/svg+xml")
-        return Response(qr_png(url), media_type="image/png")
+        image = await qr_codes.image(kind, shoot.code, _origin(relay, request))
+        media_type = "image/svg+xml" if kind == "svg" else "image/png"
+        return Response(image, media_type=media_type)
 
     async def rounds(request: Request) -> Response:
         body = [

@@ -17,6 +17,7 @@ from .auth import AccessDenied, Throttled
 from .messages import ShootUnavailable
 from .registry import ShootExpired, ShootUnreadable, UnknownShoot
 from .store import StoreUnavailable
+from .throttle import CreationThrottled
 
 __all__ = ["CLOSE_INTERNAL_ERROR", "CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
 
@@ -37,6 +38,12 @@ class Refusal:
 REFUSALS: Final[dict[type[Exception], Refusal]] = {
     Throttled: Refusal(
         "throttled", "Too many failed attempts; wait and try again.", 429, CLOSE_RATE_LIMITED
+    ),
+    CreationThrottled: Refusal(
+        "throttled",
+        "Too many shoots created from this address; wait and try again.",
+        429,
+        CLOSE_RATE_LIMITED,
     ),
     AccessDenied: Refusal(
         "unauthorized", "That archer id and token do not match.", 401, CLOSE_UNAUTHORIZED

@@ -171,10 +171,6 @@ class ShootRegistry:
     async def _load(self, code: str) -> StoredShoot:
         stored = await self._store.call(self._store.load_shoot, code)
         if stored is None:
-            # Ended within the last day (its final results are kept): "expired", as the
-            # HTTP API says, rather than "unknown".
-            if await self._store.call(self._store.has_final, code):
-                raise ShootExpired(code)
             raise UnknownShoot(code)
         if stored.shoot.expires_ms <= wall_ms():
             raise ShootExpired(code)

@@ -299,7 +299,10 @@ def test_after_the_day_ends_the_join_link_shows_the_final_results(
     expect(chris_row.get_by_test_id("results-score")).to_have_text("42")
     expect(page.get_by_role("button", name="Print")).to_be_visible()
     expect(page.locator("form")).to_have_count(0)  # read-only: no join form
+    viewer = phone().new_page()
+    viewer.goto(f"/view/{code}")
+    expect(viewer.get_by_test_id("results")).to_contain_text("Final results")
+    expect(viewer.get_by_test_id("results-row")).to_have_count(2)
     response = api.http.get(f"/api/shoots/{code}")
-    assert response.status_code == 410
-    assert response.json()["error"]["code"] == "expired"
-    assert response.json()["final"]["shoot"]["code"] == code
+    assert response.status_code == 200
+    assert response.json()["ended"] is True

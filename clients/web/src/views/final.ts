@@ -1,65 +1,74 @@
 /**
- * The final results of an ended shoot. When a shoot's day ends the relay forgets the live
- * shoot (its code may be reused the next day) but keeps its final board for a day more:
- * `GET /api/shoots/{code}` then answers `410 expired` with the board under `final`. This
- * module reads that answer; every other answer (a live shoot, an unknown code, no final
- * board kept) is "no final results".
+ * The final results of an ended shoot. When a shoot's day ends the relay closes it (no
+ * joins, no sessions) but `GET /api/shoots/{code}` keeps answering for a day more, with
+ * `ended: true`, the archers' states and the final leaderboard. This module turns that
+ * answer into what the results screen shows; a live shoot is "no final results" (the
+ * screen follows it live instead).
  */
-import type { ArcherEntry, ArcherState, Derived, ShootInfo } from "../protocol/index";
-import { ApiError } from "../protocol/index";
+import type { ArcherEntry, Derived, ShootInfo, ShootRead } from "../protocol/index";
+import { readShoot } from "../protocol/index";
 
 export interface FinalResults {
   shoot: ShootInfo;
   archers: ReadonlyMap<string, ArcherEntry>;
 }
 
-/** Largest answer read: a full shoot's final board is far smaller. */
-const MAX_BYTES = 2_000_000;
-
-function shootInfo(raw: Record<string, unknown>): ShootInfo {
-  return {
-    code: String(raw.code),
-    shootId: String(raw.shoot_id),
-    title: String(raw.title ?? ""),
-    creator: String(raw.creator ?? ""),
-    createdMs: Number(raw.created_ms),
-    expiresMs: Number(raw.expires_ms),
-    timeZone: String(raw.time_zone ?? "UTC"),
-  };
+interface StandingJson {
+  archer_id?: unknown;
+  handicap?: unknown;
+  predicted_score?: unknown;
+  classification?: unknown;
+  classification_status?: unknown;
 }
 
-/** Parse the relay's `final` object; null when it is not the expected shape. */
-export function parseFinal(raw: unknown): FinalResults | null {
-  if (!raw || typeof raw !== "object") return null;
-  const final = raw as { shoot?: unknown; archers?: unknown };
-  if (!final.shoot || typeof final.shoot !== "object" || !final.archers || typeof final.archers !== "object") {
-    return null;
+function numberOrNull(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+/** What only the relay computes (handicap, classification), from its final leaderboard. */
+function derivedById(leaderboard: unknown): Map<string, Derived> {
+  const out = new Map<string, Derived>();
+  const groups = (leaderboard as { groups?: unknown } | null)?.groups;
+  if (!Array.isArray(groups)) return out;
+  for (const group of groups) {
+    const standings = (group as { standings?: unknown } | null)?.standings;
+    if (!Array.isArray(standings)) continue;
+    for (const s of standings as StandingJson[]) {
+      if (typeof s.archer_id !== "string") continue;
+      const status = s.classification_status;
+      out.set(s.archer_id, {
+        handicap: numberOrNull(s.handicap),
+        predicted: numberOrNull(s.predicted_score),
+        classification: typeof s.classification === "string" ? s.classification : null,
+        status: status === "achieved" || status === "on_track" ? status : null,
+      });
+    }
   }
+  return out;
+}
+
+/** The final results in a read of an ended shoot; null for a live one. */
+export function finalFromRead(read: ShootRead): FinalResults | null {
+  if (!read.ended) return null;
+  const derived = derivedById(read.leaderboard);
   const archers = new Map<string, ArcherEntry>();
-  for (const [id, value] of Object.entries(final.archers as Record<string, unknown>)) {
-    const entry = value as { state?: ArcherState; derived?: Derived | null };
-    const state = entry.state;
+  for (const [id, state] of Object.entries(read.archers ?? {})) {
     if (!state || typeof state.name !== "string" || typeof state.round !== "string" || !Array.isArray(state.arrows)) {
       continue; // one malformed archer must not hide the others
     }
-    archers.set(id, { id, state, stamp: [0, 0, "final"], derived: entry.derived ?? null });
+    archers.set(id, { id, state, stamp: [0, 0, "final"], derived: derived.get(id) ?? null });
   }
-  return { shoot: shootInfo(final.shoot as Record<string, unknown>), archers };
+  return { shoot: read.shoot, archers };
 }
 
-/** The final board the relay keeps for an ended shoot, or null when there is none. */
+/**
+ * The final results of the shoot with this code, or null when it is live. A refusal
+ * (unknown code, results no longer kept) and no signal are null too: the screen then opens
+ * the shoot, which says why it cannot be shown, or shows the board saved on this device.
+ */
 export async function loadFinal(code: string): Promise<FinalResults | null> {
-  let response: Response;
   try {
-    response = await fetch(`/api/shoots/${encodeURIComponent(code)}`);
-  } catch {
-    throw new ApiError(0, "offline", "Cannot reach the relay. Check the connection and try again.");
-  }
-  if (response.status !== 410) return null;
-  const text = await response.text();
-  if (text.length > MAX_BYTES) return null;
-  try {
-    return parseFinal((JSON.parse(text) as { final?: unknown }).final);
+    return finalFromRead(await readShoot(code));
   } catch {
     return null;
   }

@@ -53,13 +53,15 @@ export function JoinScreen(props: { code: string }) {
         }
         const [info, existing] = await Promise.all([readShoot(code), identityFor(code)]);
         if (!live) return;
+        if (info.ended) {
+          // It cannot be joined any more, but its final results are kept for a day.
+          setEnded(true);
+          return;
+        }
         setShoot({ title: info.shoot.title, creator: info.shoot.creator });
         setJoined(existing !== null);
       } catch (error) {
-        const found = toProblem(error);
-        // An ended shoot: the results the relay keeps for a day, not an error.
-        if (live && found.code === "expired" && !handoff) setEnded(true);
-        else if (live) setProblem(describe(found, code));
+        if (live) setProblem(describe(toProblem(error), code));
       }
     })();
     return () => {

@@ -257,9 +257,9 @@ function ResultsActions(props: { data: ResultsData; cards: boolean; setCards: (v
 
 /**
  * `/results/{code}`: the results of a live shoot, or the final ones of an ended shoot.
- * It asks the relay first: an ended shoot answers with its final board (no live session
- * is opened); otherwise (or without signal, when the board saved on this device shows)
- * it follows the shoot live like a viewer.
+ * It asks the relay first: an ended shoot answers with its final board (`ended: true`,
+ * kept a day; no live session is opened); otherwise (or without signal, when the board
+ * saved on this device shows) it follows the shoot live like a viewer.
  */
 export function ResultsScreen(props: { code: string }) {
   const { code } = props;
@@ -287,6 +287,10 @@ export function ResultsScreen(props: { code: string }) {
   const client = shoot.client;
   const refused = shoot.problem ?? (client ? refusedShoot(client) : null);
   if (refused) return <Message title={`Shoot ${code}`} text={describe(refused, code)} children={back} />;
+  if (final && final.archers.size === 0) {
+    // Ended with nobody in it: nothing to show but that it has ended.
+    return <Message title={`Shoot ${code}`} text={describe({ code: "expired", message: "" }, code)} children={back} />;
+  }
   let data: ResultsData | null = null;
   if (rounds && final) data = resultsData(final.shoot, final.archers, rounds, true);
   const info = client?.shoot();
