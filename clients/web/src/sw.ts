@@ -21,7 +21,7 @@ const CACHE = `${PREFIX}${__BUILD_VERSION__}`;
 const SHELL = "/";
 /** How long a navigation waits for the relay before the cached shell is used. */
 const NETWORK_TIMEOUT_MS = 4000;
-const APP_ROUTE = /^\/(?:(?:join|shoot|view)\/\d{4}\/?)?$/;
+const APP_ROUTE = /^\/(?:(?:join|shoot|view|results)\/\d{4}\/?)?$/;
 
 sw.addEventListener("install", (event) => {
   event.waitUntil(

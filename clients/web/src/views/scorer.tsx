@@ -8,6 +8,7 @@ import { useState } from "preact/hooks";
 import type { Arrow, ArcherState, ShootClient } from "../protocol/index";
 import type { Rounds } from "./data";
 import { arrowScore, buildBoard, roundOf, summaryOf } from "./data";
+import { linkTo } from "./router";
 
 type Confirming = "finish" | "leave" | null;
 
@@ -136,7 +137,15 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
         <p class="locked" data-testid="ended">
           This shoot has ended; your score stands at {summary.total}.
         </p>
-      ) : (
+      ) : null}
+      {(state.finished || ended) && (
+        <p>
+          <a class="button secondary" {...linkTo(`/results/${client.code}`)}>
+            See the results
+          </a>
+        </p>
+      )}
+      {state.finished || ended ? null : (
         <>
           <div class="keypad" role="group" aria-label="Score the next arrow">
             {values.map((value) => (

@@ -1,13 +1,15 @@
 /**
  * `/view/{code}`: the live leaderboard for someone who is not scoring (a coach, a parent,
  * the organiser's laptop). No identity, so the relay treats the connection as a viewer
- * that never writes. Part 2 adds the big-screen layout on this route.
+ * that never writes. `?big` gives the big-screen layout (bigscreen.tsx); an ended shoot
+ * shows its final results.
  */
 import { Board } from "./board";
 import { useRounds } from "./data";
 import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { linkTo } from "./router";
+import { ResultsScreen } from "./results";
 import { SharePanel } from "./share";
 import { Notices, ShootHeader, StatusBar, refusedShoot } from "./status";
 import { Message } from "./ui";
@@ -28,6 +30,8 @@ export function ViewerScreen(props: { code: string }) {
   const { client } = shoot;
   if (!client) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
   const refused = refusedShoot(client);
+  // An ended shoot: its final results (the relay keeps them for a day), read-only.
+  if (refused?.code === "expired") return <ResultsScreen code={code} />;
   if (refused) {
     return (
       <Message title={`Shoot ${code}`} text={describe(refused, code)}>
@@ -47,6 +51,14 @@ export function ViewerScreen(props: { code: string }) {
       <p class="center">
         <a class="button secondary" {...linkTo(`/join/${code}`)}>
           Join this shoot as an archer
+        </a>
+      </p>
+      <p class="center">
+        <a class="button secondary" {...linkTo(`/results/${code}`)}>
+          Results to print or share
+        </a>{" "}
+        <a class="button secondary" href={`/view/${code}?big`}>
+          Big screen (TV)
         </a>
       </p>
       <details class="card more">
