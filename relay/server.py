@@ -31,6 +31,7 @@ from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
 from .hypercorn_patch import patch_hypercorn
+from .lan import lan_address, start_up_advice
 from .metrics import Metrics
 from .redis_server import RedisServer
 from .registry import open_registry
@@ -114,6 +115,9 @@ async def serve_relay(
                 binds = await nursery.start(serve)
                 url = str(binds[0]).replace("0.0.0.0", "127.0.0.1")
                 log.info("relay listening on %s", url)
+                lan = None if settings.public_url else lan_address()
+                port = int(url.rsplit(":", 1)[1].split("/")[0])
+                log.info("%s", start_up_advice(settings.host, port, settings.public_url, lan))
                 task_status.started(url)
             log.info("server stopped; flushing %d shoots to Redis", registry.live_shoots)
         log.info("every shoot flushed")
