@@ -51,6 +51,8 @@ export function ScanCode() {
   return <Scanner onProblem={(text) => setPhase({ kind: "problem", text })} onStop={() => setPhase({ kind: "idle" })} />;
 }
 
+/** The longest side a frame is decoded at: enough for a code a quarter of the frame wide. */
+const SCAN_PIXELS = 720;
 const NO_CAMERA = "No camera could be opened here (none found, or permission refused). Type the four-digit code instead.";
 const NOT_OURS = "That QR code is not a fast-shoot join link. Scan the code the organiser shows, or type the four digits.";
 
@@ -85,7 +87,20 @@ function Scanner(props: { onProblem: (text: string) => void; onStop: () => void 
           if (found.kind === "path") navigate(found.path);
           else location.assign(found.url);
         },
-        { returnDetailedScanResult: true, preferredCamera: "environment", maxScansPerSecond: 4, onDecodeError: () => undefined },
+        {
+          returnDetailedScanResult: true,
+          preferredCamera: "environment",
+          maxScansPerSecond: 4,
+          onDecodeError: () => undefined,
+          // The whole picture, not the library's default middle square: a code held close
+          // fills the frame, and the person should not have to aim.
+          calculateScanRegion: (v) => {
+            const scale = Math.min(1, SCAN_PIXELS / Math.max(v.videoWidth, v.videoHeight));
+            const width = v.videoWidth;
+            const height = v.videoHeight;
+            return { x: 0, y: 0, width, height, downScaledWidth: Math.round(width * scale), downScaledHeight: Math.round(height * scale) };
+          },
+        },
       );
       stop = () => scanner.destroy();
       try {
