@@ -30,8 +30,12 @@ def assert_accessible(page: Page, screen: str) -> None:
     results: dict[str, Any] = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
     bad = [v for v in results["violations"] if v["impact"] in SERIOUS]
     details = [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
         for v in bad
     ]
     assert not bad, f"{screen}: " + json.dumps(details, indent=1)
@@ -100,7 +104,9 @@ def test_keypad_works_by_keyboard_and_reads_arrow_values(phone: Phone, api: Api)
     expect(end.get_by_role("listitem", name="10", exact=True)).to_have_count(1)
 
 
-def test_the_app_is_installable(playwright: Playwright, relay: RelayProcess, tmp_path: Path) -> None:
+def test_the_app_is_installable(
+    playwright: Playwright, relay: RelayProcess, tmp_path: Path
+) -> None:
     path = chromium_path()
     if path is None:
         pytest.skip("no chromium on this machine (apt-get install chromium)")
@@ -117,12 +123,14 @@ def test_the_app_is_installable(playwright: Playwright, relay: RelayProcess, tmp
 def _check_installable(page: Page) -> None:
     page.goto("/")
     href = page.locator('link[rel="manifest"]').get_attribute("href")
-    assert href and re.match(r"^/static/app-[A-Z0-9]+\.webmanifest$", href)
+    assert href
+    assert re.match(r"^/static/app-[A-Z0-9]+\.webmanifest$", href)
     response = page.request.get(href)
     assert response.ok
     assert response.headers["content-type"].startswith("application/manifest+json")
     manifest = response.json()
-    assert manifest["display"] == "standalone" and manifest["start_url"] == "/"
+    assert manifest["display"] == "standalone"
+    assert manifest["start_url"] == "/"
     sizes = {icon["sizes"] for icon in manifest["icons"]}
     assert {"any", "192x192", "512x512"} <= sizes
     for icon in manifest["icons"]:

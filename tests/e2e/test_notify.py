@@ -135,7 +135,9 @@ def test_notifications_can_be_turned_off(phone: Phone, api: Api) -> None:
     expect(mine.get_by_test_id("notify-state")).to_have_attribute("data-state", "off")
 
     score(other, [9, 9, 9, 9, 9, 9])
-    expect(mine.get_by_test_id("toast").filter(has_text="Alex has taken the lead!")).to_have_count(1)
+    expect(mine.get_by_test_id("toast").filter(has_text="Alex has taken the lead!")).to_have_count(
+        1
+    )
     assert mine.evaluate("window.__notified") == []
 
 
