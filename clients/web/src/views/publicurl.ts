@@ -7,6 +7,23 @@ import { useEffect, useState } from "preact/hooks";
 import { readShoot } from "../protocol/index";
 
 const known = new Map<string, string>();
+/** One request per shoot, however many screens ask at once. */
+const asking = new Map<string, Promise<string | null>>();
+
+function ask(code: string): Promise<string | null> {
+  let pending = asking.get(code);
+  if (!pending) {
+    pending = readShoot(code)
+      .then((read) => {
+        if (read.shoot.joinUrl) known.set(code, read.shoot.joinUrl);
+        return read.shoot.joinUrl || null;
+      })
+      .catch(() => null) // offline: the page's origin is the best guess
+      .finally(() => asking.delete(code));
+    asking.set(code, pending);
+  }
+  return pending;
+}
 
 /** The shoot's join link; the page's own origin until the relay has said otherwise. */
 export function useJoinUrl(code: string, given?: string): string {
@@ -18,13 +35,9 @@ export function useJoinUrl(code: string, given?: string): string {
     }
     if (known.has(code)) return;
     let live = true;
-    readShoot(code)
-      .then((read) => {
-        if (!read.shoot.joinUrl) return;
-        known.set(code, read.shoot.joinUrl);
-        if (live) setUrl(read.shoot.joinUrl);
-      })
-      .catch(() => undefined); // offline: the page's origin is the best guess
+    void ask(code).then((found) => {
+      if (found && live) setUrl(found);
+    });
     return () => {
       live = false;
     };
