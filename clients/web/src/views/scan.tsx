@@ -59,10 +59,19 @@ const NOT_OURS = "That QR code is not a fast-shoot join link. Scan the code the 
 function Scanner(props: { onProblem: (text: string) => void; onStop: () => void }) {
   const video = useRef<HTMLVideoElement>(null);
   const [status, setStatus] = useState("Starting the camera…");
-  const { onProblem } = props;
+  // Kept in a ref: the parent re-renders as the person types, and that must not restart
+  // the camera.
+  const problem = useRef(props.onProblem);
+  problem.current = props.onProblem;
   useEffect(() => {
+    const onProblem = (text: string) => problem.current(text);
     let live = true;
-    let stop = () => undefined as void;
+    let destroyed = false;
+    let scanner: { destroy(): void } | null = null;
+    const stop = () => {
+      if (!destroyed && scanner) scanner.destroy();
+      destroyed = true;
+    };
     (async () => {
       if (!navigator.mediaDevices?.getUserMedia || !video.current) {
         onProblem(
@@ -74,7 +83,7 @@ function Scanner(props: { onProblem: (text: string) => void; onStop: () => void 
       }
       const { default: QrScanner } = await import("qr-scanner");
       if (!live || !video.current) return;
-      const scanner = new QrScanner(
+      const qr = new QrScanner(
         video.current,
         (result) => {
           const found = readScanned(result.data, location.origin);
@@ -83,7 +92,7 @@ function Scanner(props: { onProblem: (text: string) => void; onStop: () => void 
             return; // keep scanning: the right code may come next
           }
           live = false;
-          scanner.destroy();
+          stop();
           if (found.kind === "path") navigate(found.path);
           else location.assign(found.url);
         },
@@ -102,12 +111,12 @@ function Scanner(props: { onProblem: (text: string) => void; onStop: () => void 
           },
         },
       );
-      stop = () => scanner.destroy();
+      scanner = qr;
       try {
-        await scanner.start();
+        await qr.start();
         if (live) setStatus("Point the camera at the shoot's QR code.");
       } catch {
-        scanner.destroy();
+        stop();
         if (live) onProblem(NO_CAMERA);
       }
     })().catch(() => live && onProblem(NO_CAMERA));
@@ -115,7 +124,7 @@ function Scanner(props: { onProblem: (text: string) => void; onStop: () => void 
       live = false;
       stop();
     };
-  }, [onProblem]);
+  }, []);
   return (
     <div class="scan scanning" data-testid="scanner">
       <video ref={video} class="scan-video" muted playsInline aria-label="Camera view" />
