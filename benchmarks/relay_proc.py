@@ -27,7 +27,12 @@ def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     settings = Settings(
-        host="127.0.0.1", port=args.port, redis_url=args.redis_url, data_dir=args.data_dir
+        host="127.0.0.1",
+        port=args.port,
+        redis_url=args.redis_url,
+        data_dir=args.data_dir,
+        # Every benchmark shoot is created from this one loopback address.
+        shoot_creates_burst=1_000_000,
     )
     run(settings)
     logging.shutdown()

@@ -7,34 +7,40 @@ bounded Trio channel, so a flood of writes waits at the door instead of growing 
 The actor handles messages one at a time, which is what makes it the document's single
 writer: the last-writer-wins decision and the Yjs write happen with nothing in between.
 
-A write goes: validate -> check the clock skew -> decide and write (:mod:`sync.document`)
--> encode the Yjs update **once** and offer the same bytes to every subscriber -> append
-it to the list waiting for Redis -> rebuild the leaderboard and decide the notices (after
+A write goes: validate -> check the clock skew and the document's size budget -> decide
+and write (:mod:`sync.document`) -> encode the Yjs update **once** and offer the same bytes
+to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
+write's answer until Redis has it -> rebuild the leaderboard and decide the notices (after
 the fan-out, so they never delay it). What the notifier remembers
 (:mod:`sync.notifications`) is written to the document as the next update, so a
 restarted or reloaded actor never announces a lead twice; the notices go out only once
 that update is durable (see :meth:`ShootActor._announce`).
 
-Durability: a companion task, the persister, moves waiting updates to Redis in batches
-(one pipeline per batch). Every answer about a register (``ack``, and ``superseded`` which
-names the winner) is held until the value it names is durable, so a relay crash can
-never make a device drop a write that Redis does not have. If Redis is away, fan-out goes
-on, answers wait, the persister retries with backoff, and the shoot reports itself
-degraded; nothing is dropped while the process lives.
+Error handling: every message is answered exactly once, whatever happens.
+
+- A message whose input breaks a rule (a malformed state vector, an invalid write, a join
+  over the limit) raises :class:`~sync.errors.SyncError` before anything changes; its
+  sender gets that refusal and the actor goes on. The other sessions never notice.
+- Anything else escaping a message is a bug: the message's waiter is told the shoot is
+  unavailable, and the actor stops (flushing first) and raises to the registry, which
+  logs it; the next request starts the shoot again from Redis.
+- However the actor stops, the messages still buffered in its inbox and the HTTP
+  waiters whose answers never became durable are answered with
+  :class:`~relay.messages.ShootUnavailable`, in the same step that closes the inbox, so
+  no waiter is left hanging on an actor that is gone.
 
 Lifetime: the registry starts the actor on first use, loading snapshot and log from Redis.
-It stops when nobody is subscribed and no message came for ``idle_timeout_s`` (after
-flushing to Redis), when the shoot expires, or when the relay shuts down.
+It stops when nobody is subscribed, no message came for ``idle_timeout_s`` and Redis has
+every update (until then it stays loaded and keeps answering), when the shoot expires, or
+when the registry closes its inbox (the relay is shutting down): then it handles what is
+buffered, flushes and returns.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final, Generic, Literal, TypeVar
 
 import trio
 
@@ -42,13 +48,15 @@ from sync.classification import derived_values
 from sync.clock import check_skew
 from sync.codec import encode
 from sync.document import ShootDocument
-from sync.errors import SyncError
-from sync.leaderboard import Leaderboard, build_leaderboard
-from sync.models import Shoot, validate_state
+from sync.errors import LimitExceeded, SyncError
+from sync.leaderboard import build_leaderboard
+from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
+from sync.models import validate_state
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
+    CLOSE_PROTOCOL_ERROR,
     Ack,
     Error,
     Notice,
@@ -56,138 +64,60 @@ from sync.protocol import (
     Update,
     Welcome,
 )
-from sync.register import Applied, Duplicate, Outcome, Register
+from sync.register import Applied, Duplicate, Outcome, decide
 
 from .config import Settings
 from .credentials import token_matches
+from .durability import Durability, Held
+from .messages import (
+    Access,
+    AddArcher,
+    CheckAccess,
+    ForgetArcher,
+    Message,
+    Read,
+    Reply,
+    ShootUnavailable,
+    ShootView,
+    Submit,
+    Subscribe,
+    Unsubscribe,
+    WriteResult,
+)
 from .metrics import Metrics
-from .store import ArcherRecord, RedisStore, StoredShoot, StoreUnavailable
+from .store import ArcherRecord, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
 __all__ = [
+    "INBOX_SIZE",
     "AddArcher",
     "CheckAccess",
+    "ForgetArcher",
+    "Message",
     "Read",
+    "Reply",
     "ShootActor",
+    "ShootUnavailable",
     "ShootView",
     "Submit",
     "Subscribe",
     "Unsubscribe",
     "WriteResult",
+    "wall_ms",
 ]
 
-log = logging.getLogger(__name__)
-
-INBOX_SIZE: Final = 256
-MAX_BATCH: Final = 256
-RETRY_MIN_S: Final = 0.05
-RETRY_MAX_S: Final = 2.0
+INBOX_SIZE = 256
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-T = TypeVar("T")
-
-
-class Reply(Generic[T]):
-    """A one-shot answer from the actor to a task waiting for it."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        self._value: T | None = None
-
-    def set(self, value: T) -> None:
-        self._value = value
-        self._event.set()
-
-    async def wait(self) -> T:
-        await self._event.wait()
-        assert self._value is not None
-        return self._value
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """How a write without a connection (the HTTP join) turned out."""
-
-    outcome: Outcome | None
-    error: SyncError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ShootView:
-    shoot: Shoot
-    leaderboard: Leaderboard
-    registers: dict[str, Register]
-
-
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    subscriber: Subscriber
-    state_vector: bytes
-    done: Reply[bool] = field(default_factory=Reply)
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    subscriber: Subscriber
-
-
-@dataclass(frozen=True, slots=True)
-class Submit:
-    """A write. Answers go to ``subscriber`` (a connection) or ``reply`` (HTTP)."""
-
-    register: Register
-    request_id: int = 0
-    subscriber: Subscriber | None = None
-    reply: Reply[WriteResult] | None = None
-    received: float = field(default_factory=time.perf_counter)
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    reply: Reply[ShootView] = field(default_factory=Reply)
-
-
-@dataclass(frozen=True, slots=True)
-class AddArcher:
-    """A new archer joined (their record is already in Redis)."""
-
-    archer_id: str
-    record: ArcherRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CheckAccess:
-    """May this session write as ``archer_id``? Answered from memory, so the archers of a
-    loaded shoot can reconnect while Redis is away."""
-
-    archer_id: str | None
-    """``None`` for a viewer, who only needs the shoot to be live."""
-    token: str | None
-    reply: Reply[Access] = field(default_factory=Reply)
-
-
-Access = Literal["granted", "denied", "expired"]
-
-Message = Subscribe | Unsubscribe | Submit | Read | AddArcher | CheckAccess
-
-
-@dataclass(slots=True)
-class _Held:
-    """An answer waiting until the update numbered ``needs`` is durable."""
-
-    needs: int
-    subscriber: Subscriber | None
-    frame: bytes | None
-    reply: Reply[WriteResult] | None = None
-    result: WriteResult | None = None
-
-
 class ShootActor:
     """The owner of one live shoot.
+
+    Constructing it loads the document (pure, but it runs on data from Redis: the
+    registry builds it inside its supervision boundary).
 
     Args:
         stored: The shoot as loaded from Redis.
@@ -211,7 +141,6 @@ class ShootActor:
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.shoot = stored.shoot
-        self._store = store
         self._inbox = inbox
         self._settings = settings
         self._metrics = metrics
@@ -220,7 +149,6 @@ class ShootActor:
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
-        self._log_length = len(stored.log)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._board = build_leaderboard(self.doc.registers().values())
@@ -228,36 +156,51 @@ class ShootActor:
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes]] = deque()
-        # Durability bookkeeping: updates are numbered as applied; `_durable` is the
-        # highest number Redis has; `_register_seq` the number that set each register.
-        self._applied = 0
-        self._durable = 0
-        self._unpersisted: list[bytes] = []
+        self._durability = Durability(
+            self.shoot,
+            store,
+            settings,
+            metrics,
+            snapshot=self.doc.diff,
+            log_length=len(stored.log),
+            on_durable=self._release_notices,
+        )
+        self._size = SizeBudget(settings.max_document_bytes, self._measure())
+        # The update number that set each register (what its answers wait for).
         self._register_seq: dict[str, int] = {}
-        self._held: list[_Held] = []
-        self._persist_wanted = trio.Event()
-        self._persist_progress = trio.Event()
-        self.degraded = False
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
+
+    @property
+    def degraded(self) -> bool:
+        """Whether updates are waiting for Redis, which is away."""
+        return self._durability.degraded
 
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Handle messages until idle, expired or cancelled; flush to Redis on the way out."""
+        """Handle messages until idle, expired, closed or cancelled; flush to Redis on the
+        way out, then answer whatever is left (see the module docstring).
+
+        Cancellation: the persister runs shielded until the actor's final flush is over,
+        so a cancelled actor still gets ``shutdown_grace_s`` to put its updates in Redis.
+        """
+        persister = trio.CancelScope(shield=True)
+
+        async def persist() -> None:
+            with persister:
+                await self._durability.run()
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._persist_loop)
+            nursery.start_soon(persist)
             try:
                 await self._serve()
             finally:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
-                        await self._flushed()
-                    for subscriber in self.subscribers:
-                        subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
-                    self._inbox.close()
-                    self._on_close()
-                nursery.cancel_scope.cancel()
+                        await self._durability.flushed()
+                    self._stop()
+                persister.cancel()
 
     async def _serve(self) -> None:
         while True:
@@ -266,16 +209,36 @@ class ShootActor:
                 self._expire()
                 return
             with trio.move_on_after(min(self._settings.idle_timeout_s, remaining_s)):
-                message = await self._inbox.receive()
+                try:
+                    message = await self._inbox.receive()
+                except trio.EndOfChannel:
+                    return  # the registry closed the inbox: the relay is shutting down
                 self._handle(message)
                 continue
             self.subscribers = {s for s in self.subscribers if not s.closed}
             if self.subscribers or self._now_ms() >= self.shoot.expires_ms:
                 continue
-            await self._flushed()
+            if self._durability.pending:
+                continue  # unload only once Redis has everything; meanwhile keep serving
             # Nothing can slip in between this check and closing the inbox: no checkpoint.
             if self._inbox.statistics().current_buffer_used == 0:
                 return
+
+    def _stop(self) -> None:
+        """Close the subscribers, answer every waiter left and close the inbox, all with no
+        checkpoint in between, so nothing can arrive that is never answered."""
+        for subscriber in self.subscribers:
+            subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
+        gone = ShootUnavailable(f"shoot {self.shoot.code} stopped before answering")
+        self._durability.close(gone)
+        while True:
+            try:
+                message = self._inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            self._abandon(message, gone)
+        self._inbox.close()
+        self._on_close()
 
     def _expire(self) -> None:
         for subscriber in self.subscribers:
@@ -283,15 +246,22 @@ class ShootActor:
             subscriber.finish(CLOSE_EXPIRED, "shoot expired")
         self.subscribers.clear()
 
-    async def _flushed(self) -> None:
-        """Wait until Redis has every update (each persister attempt wakes us to check)."""
-        while self._unpersisted:
-            self._persist_wanted.set()
-            await self._persist_progress.wait()
-
     # -- messages ------------------------------------------------------------------------
 
     def _handle(self, message: Message) -> None:
+        applied = self._durability.applied
+        try:
+            self._dispatch(message)
+        except SyncError as exc:
+            # A refusal is only safe to answer if the message changed nothing.
+            if self._durability.applied != applied or not self._refuse(message, exc):
+                self._abandon(message, ShootUnavailable("the shoot failed; try again"))
+                raise
+        except Exception:
+            self._abandon(message, ShootUnavailable("the shoot failed; try again"))
+            raise
+
+    def _dispatch(self, message: Message) -> None:
         match message:
             case Submit():
                 self._submit(message)
@@ -302,10 +272,42 @@ class ShootActor:
                 self.subscribers.discard(subscriber)
             case Read(reply):
                 reply.set(ShootView(self.shoot, self._board, self.doc.registers()))
-            case AddArcher(archer_id, record):
-                self._archers[archer_id] = record
+            case AddArcher(archer_id, record, reply):
+                self._admit(archer_id, record)
+                reply.set(None)
+            case ForgetArcher(archer_id):
+                self._archers.pop(archer_id, None)
             case CheckAccess(archer_id, token, reply):
                 reply.set(self._access(archer_id, token))
+
+    def _refuse(self, message: Message, exc: SyncError) -> bool:
+        """Answer a message's sender with the rule its input broke; ``False`` for messages
+        that carry no client input (a :class:`SyncError` from them is a bug)."""
+        match message:
+            case Subscribe(subscriber, _, done):
+                self._metrics.errors += 1
+                subscriber.answer(encode(Error(exc.code, exc.message, fatal=True)))
+                subscriber.finish(CLOSE_PROTOCOL_ERROR, exc.code)
+                done.set(False)
+            case Submit():
+                self._refuse_write(message, exc)
+            case AddArcher(reply=reply):
+                reply.fail(exc)
+            case _:
+                return False
+        return True
+
+    @staticmethod
+    def _abandon(message: Message, error: Exception) -> None:
+        """Answer a message the actor will not handle (connections need no answer: the
+        actor closes them, and their devices resend)."""
+        match message:
+            case Subscribe(done=reply) | Read(reply=reply) | CheckAccess(reply=reply):
+                reply.fail(error)
+            case AddArcher(reply=reply):
+                reply.fail(error)
+            case Submit(reply=reply) if reply is not None:
+                reply.fail(error)
 
     def _access(self, archer_id: str | None, token: str | None) -> Access:
         if self._now_ms() >= self.shoot.expires_ms:
@@ -317,8 +319,21 @@ class ShootActor:
             return "denied"
         return "granted"
 
+    def _admit(self, archer_id: str, record: ArcherRecord) -> None:
+        if archer_id not in self._archers:
+            limit = self._settings.max_archers
+            if len(self._archers) >= limit:
+                raise LimitExceeded(
+                    "shoot_full", f"This shoot is full: it has its maximum of {limit} archers."
+                )
+            if not self._size.has_room(MAX_WRITE_UPDATE_BYTES, self._measure):
+                raise LimitExceeded(
+                    "shoot_full", "This shoot has reached its size limit; no one else can join."
+                )
+        self._archers[archer_id] = record
+
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        reset = not self.doc.knows(state_vector)
+        reset = not self.doc.knows(state_vector)  # raises for a malformed state vector
         update = self.doc.diff() if reset else self.doc.diff(state_vector)
         welcome = Welcome(
             shoot=self.shoot,
@@ -335,21 +350,22 @@ class ShootActor:
 
     def _submit(self, submit: Submit) -> None:
         register = submit.register
-        try:
-            validate_state(register.state)
-            check_skew(register.stamp, self._now_ms())
-        except SyncError as exc:
-            self._metrics.writes_rejected += 1
-            self._refuse(submit, exc)
-            return
+        validate_state(register.state)
+        check_skew(register.stamp, self._now_ms())
+        current = self.doc.register(register.archer_id)
+        if isinstance(decide(current, register), Applied) and not self._size.has_room(
+            MAX_WRITE_UPDATE_BYTES, self._measure
+        ):
+            raise LimitExceeded(
+                "document_full",
+                "This shoot has reached its size limit; the write was not applied.",
+            )
         outcome, update = self.doc.write(register)
         if isinstance(outcome, Applied):
             self._metrics.writes_applied += 1
-            self._record(update)
-            self._register_seq[register.archer_id] = self._applied
+            needs = self._register_seq[register.archer_id] = self._record(update)
             self._fan_out(encode(Update(update)))
             self._metrics.fanout_latency.observe(time.perf_counter() - submit.received)
-            needs = self._applied
         else:
             if not isinstance(outcome, Duplicate):
                 self._metrics.writes_superseded += 1
@@ -358,7 +374,8 @@ class ShootActor:
         if isinstance(outcome, Applied):
             self._announce()
 
-    def _refuse(self, submit: Submit, exc: SyncError) -> None:
+    def _refuse_write(self, submit: Submit, exc: SyncError) -> None:
+        self._metrics.writes_rejected += 1
         if submit.reply is not None:
             submit.reply.set(WriteResult(None, exc))
         if submit.subscriber is not None:
@@ -375,17 +392,8 @@ class ShootActor:
                 frame = encode(Ack(submit.request_id, register.archer_id, register.stamp))
             else:
                 frame = encode(Superseded(submit.request_id, outcome.winner))
-        held = _Held(needs, submit.subscriber, frame, submit.reply, WriteResult(outcome))
-        if needs <= self._durable:
-            self._release(held)
-        else:
-            self._held.append(held)
-
-    def _release(self, held: _Held) -> None:
-        if held.subscriber is not None and held.frame is not None:
-            held.subscriber.answer(held.frame)
-        if held.reply is not None and held.result is not None:
-            held.reply.set(held.result)
+        held = Held(needs, submit.subscriber, frame, submit.reply, WriteResult(outcome))
+        self._durability.hold(held)
 
     def _fan_out(self, frame: bytes) -> None:
         resync_frame: list[bytes] = []
@@ -432,66 +440,19 @@ class ShootActor:
                     ends=notice.ends,
                 )
             )
-            self._held_notices.append((self._applied, frame))
+            self._held_notices.append((self._durability.applied, frame))
 
-    # -- persistence ---------------------------------------------------------------------
-
-    def _record(self, update: bytes) -> None:
-        self._applied += 1
-        self._unpersisted.append(update)
-        self._persist_wanted.set()
-
-    async def _persist_loop(self) -> None:
-        delay = RETRY_MIN_S
-        while True:
-            await self._persist_wanted.wait()
-            self._persist_wanted = trio.Event()
-            while self._unpersisted:
-                batch = self._unpersisted[:MAX_BATCH]
-                started = time.perf_counter()
-                try:
-                    last_id, self._log_length = await self._store.call(
-                        self._store.append, self.shoot, batch
-                    )
-                except StoreUnavailable as exc:
-                    self._signal_progress()
-                    self._metrics.redis_failures += 1
-                    if not self.degraded:
-                        log.warning("shoot %s: Redis unavailable: %s", self.shoot.shoot_id, exc)
-                        self.degraded = True
-                        self._metrics.redis_degraded_shoots += 1
-                    await trio.sleep(delay)  # backoff between retries, not synchronisation
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                self._metrics.redis_latency.observe(time.perf_counter() - started)
-                if self.degraded:
-                    log.info("shoot %s: Redis is back; caught up", self.shoot.shoot_id)
-                    self.degraded = False
-                    self._metrics.redis_degraded_shoots -= 1
-                delay = RETRY_MIN_S
-                del self._unpersisted[: len(batch)]
-                self._durable += len(batch)
-                self._release_durable()
-                self._signal_progress()
-                if self._log_length >= self._settings.compact_every:
-                    await self._compact(last_id)
-
-    def _signal_progress(self) -> None:
-        self._persist_progress.set()
-        self._persist_progress = trio.Event()
-
-    def _release_durable(self) -> None:
-        ready = [held for held in self._held if held.needs <= self._durable]
-        self._held = [held for held in self._held if held.needs > self._durable]
-        for held in ready:
-            self._release(held)
-        while self._held_notices and self._held_notices[0][0] <= self._durable:
+    def _release_notices(self, durable: int) -> None:
+        """Fan out the notices whose memory Redis now has (called by the persister)."""
+        while self._held_notices and self._held_notices[0][0] <= durable:
             self._fan_out(self._held_notices.popleft()[1])
 
-    async def _compact(self, through_id: str) -> None:
-        snapshot = self.doc.diff()
-        try:
-            await self._store.call(self._store.compact, self.shoot, snapshot, through_id)
-            self._log_length = 0
-        except StoreUnavailable:
-            self._metrics.redis_failures += 1  # the log stays; compaction is retried later
+    # -- size and persistence ------------------------------------------------------------
+
+    def _measure(self) -> int:
+        return len(self.doc.diff())
+
+    def _record(self, update: bytes) -> int:
+        """Count an applied update against the size budget and queue it for Redis."""
+        self._size.grew(len(update))
+        return self._durability.record(update)

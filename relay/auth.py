@@ -6,69 +6,62 @@ the same rights. The check is made by the shoot's actor, from memory, so the arc
 loaded shoot can reconnect even while Redis is away.
 
 Four-digit codes are easy to guess, so failed attempts (an unknown code, a wrong token)
-are throttled per client address, over HTTP joins and WebSocket hellos alike.
+are throttled per client address, over HTTP joins and WebSocket hellos alike. Only
+failures count: a club's Wi-Fi puts thirty archers behind one address, and their
+successful joins and reconnects must never lock each other out. When an address has used
+up its failures, requests without credentials are refused at once (a correct code must not
+answer differently from a wrong one), but an archer's own device presenting its archer id
+and token is still let in if they match: a 24-byte random token cannot be guessed, so
+this tells a guesser nothing, and one mistyped code at the club does not cut everyone's
+live scores.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import trio
-
-from sync.limits import JOIN_FAILURES_BURST, JOIN_FAILURES_PER_S, TokenBucket
+from sync.limits import JOIN_FAILURES_BURST, JOIN_FAILURES_PER_S
 from sync.protocol import Hello
 
 from .actor import CheckAccess
 from .registry import ShootExpired, UnknownShoot
+from .throttle import AddressThrottle, Throttled
 
 if TYPE_CHECKING:
     from .context import RelayContext
 
 __all__ = ["AccessDenied", "JoinThrottle", "Throttled", "authorize"]
 
-#: Addresses remembered by the throttle; the least recently seen are forgotten first.
-MAX_TRACKED_ADDRESSES: Final = 50_000
-
-
-class Throttled(Exception):
-    """Too many failed attempts from this address."""
-
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"retry after {retry_after_s:.1f} s")
-        self.retry_after_s = retry_after_s
-
 
 class AccessDenied(Exception):
     """The archer id and token do not match."""
 
 
-class JoinThrottle:
-    """A token bucket of failures per client address, in bounded memory."""
+class JoinThrottle(AddressThrottle):
+    """Failed guesses per client address (successes never count)."""
 
     def __init__(self) -> None:
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        super().__init__(JOIN_FAILURES_BURST, JOIN_FAILURES_PER_S)
 
-    def _bucket(self, address: str, now: float) -> TokenBucket:
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            bucket = TokenBucket(JOIN_FAILURES_BURST, JOIN_FAILURES_PER_S, updated=now)
-            self._buckets[address] = bucket
-            if len(self._buckets) > MAX_TRACKED_ADDRESSES:
-                self._buckets.popitem(last=False)
-        self._buckets.move_to_end(address)
-        return bucket
+    def screen(self, address: str, *, credentialed: bool) -> bool:
+        """Admit a request or raise :class:`Throttled`; return whether it is on probation.
 
-    def check(self, address: str) -> None:
-        """Raise :class:`Throttled` if this address has used up its failures."""
-        now = trio.current_time()
-        bucket = self._bucket(address, now)
-        if not bucket.would_allow(now):
-            raise Throttled(bucket.retry_after(now))
+        On probation (the address is out of failures, the request carries an archer id and
+        token) the request may still succeed, but any failure must be reported through
+        :meth:`failed` with ``probation=True``, which raises :class:`Throttled`: a guesser
+        learns nothing about the code from the answer.
+        """
+        if self.allows(address):
+            return False
+        if not credentialed:
+            raise self.error(address)
+        return True
 
-    def failed(self, address: str) -> None:
-        now = trio.current_time()
-        self._bucket(address, now).try_take(now)
+    def failed(self, address: str, *, probation: bool = False) -> None:
+        """Count a failed attempt; on probation, raise :class:`Throttled` for it."""
+        self.spend(address)
+        if probation:
+            raise self.error(address)
 
 
 async def authorize(relay: RelayContext, hello: Hello, address: str) -> str | None:
@@ -77,18 +70,21 @@ async def authorize(relay: RelayContext, hello: Hello, address: str) -> str | No
     Raises:
         Throttled, UnknownShoot, ShootExpired, AccessDenied, StoreUnavailable.
     """
-    relay.throttle.check(address)
     archer = hello.archer if hello.role == "archer" else None
+    credentialed = archer is not None and hello.token is not None
+    probation = relay.throttle.screen(address, credentialed=credentialed)
     check = CheckAccess(archer, hello.token)
     try:
         await relay.registry.send(hello.shoot, check)
     except UnknownShoot:
-        relay.throttle.failed(address)
+        relay.throttle.failed(address, probation=probation)
         raise
     access = await check.reply.wait()
-    if access == "expired":
-        raise ShootExpired(hello.shoot)
     if access == "denied":
-        relay.throttle.failed(address)
+        relay.throttle.failed(address, probation=probation)
         raise AccessDenied(archer)
+    if access == "expired":
+        if probation:
+            raise relay.throttle.error(address)
+        raise ShootExpired(hello.shoot)
     return archer

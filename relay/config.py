@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
 
 __all__ = ["Settings"]
 
@@ -18,6 +21,38 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    parts = [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+    for part in parts:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} must list IP networks such as 10.0.0.0/8, not {part!r}"
+            ) from exc
+    return tuple(parts)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number above 0, not {env.get(name)!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +78,25 @@ class Settings:
     compact_every: int = 500
     """Log entries after which a shoot's snapshot is rewritten and the log trimmed."""
     shutdown_grace_s: float = 5.0
+    """How long shutdown waits for sessions to close, and then for shoots to flush."""
+    answer_timeout_s: float = 10.0
+    """Longest an HTTP request waits for a shoot's actor before answering 503."""
+    max_archers: int = MAX_ARCHERS_PER_SHOOT
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
+    shoot_creates_burst: int = 10
+    shoot_creates_per_hour: float = 20.0
+    """Shoots one client address may create at once, then per hour after that. Every shoot
+    holds one of 9,000 codes until its day ends; a club creates a handful a day, while
+    taking every code from one address at 20 an hour would take more than 18 days."""
+    proxy_client_header: str | None = None
+    """The header a trusted reverse proxy puts the client's address in (``Fly-Client-IP``,
+    ``X-Forwarded-For``); ``None`` ignores such headers, which any client can forge."""
+    proxy_hops: int = 1
+    """How many proxies of ours append to that header; the address is the one this many
+    entries from the right (entries further left were written by the client)."""
+    proxy_trusted_peers: tuple[str, ...] = ()
+    """Networks (CIDR) the proxy connects from; the header is believed only from them.
+    Empty: from any peer (the relay must then be reachable through the proxy alone)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,4 +111,13 @@ class Settings:
             idle_timeout_s=_float(env, "SHOOT_IDLE_TIMEOUT_S", defaults.idle_timeout_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", defaults.ws_ping_interval_s),
             read_timeout_s=_float(env, "READ_TIMEOUT_S", defaults.read_timeout_s),
+            shoot_creates_burst=_positive_int(
+                env, "SHOOT_CREATES_BURST", defaults.shoot_creates_burst
+            ),
+            shoot_creates_per_hour=_positive_float(
+                env, "SHOOT_CREATES_PER_HOUR", defaults.shoot_creates_per_hour
+            ),
+            proxy_client_header=(env.get("PROXY_CLIENT_HEADER", "").strip() or None),
+            proxy_hops=_positive_int(env, "PROXY_HOPS", defaults.proxy_hops),
+            proxy_trusted_peers=_networks(env, "PROXY_TRUSTED_PEERS"),
         )

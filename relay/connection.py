@@ -24,6 +24,7 @@ Frames that cannot be decoded are fatal (``docs/protocol.md``): an ``error`` wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -56,8 +57,11 @@ __all__ = ["FrameSocket", "Refused", "refusal", "serve_session"]
 
 log = logging.getLogger(__name__)
 
-#: Writes refused for rate in a row before the connection is closed.
+#: Writes a connection may have refused for rate before it is closed with 4429; one is
+#: forgiven per second. A client that paces itself after a few refusals goes on; one that
+#: ignores them is closed within seconds, however slowly the relay reads its frames.
 MAX_RATE_LIMITED: Final = 50
+RATE_LIMITED_FORGIVEN_PER_S: Final = 1.0
 
 
 class FrameSocket(Protocol):
@@ -119,8 +123,10 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
             try:
                 subscribe = Subscribe(subscriber, hello.sv)
                 await relay.registry.send(hello.shoot, subscribe)
-                await subscribe.done.wait()
-                await _read_loop(socket, relay, hello.shoot, subscriber)
+                # False: the actor refused the hello (e.g. a malformed state vector) and
+                # has queued the error and the close; the sender delivers them.
+                if await subscribe.done.wait():
+                    await _read_loop(socket, relay, hello.shoot, subscriber)
             except _REFUSALS as exc:
                 refused = refusal(exc)
                 _end(
@@ -148,8 +154,9 @@ async def _unsubscribe(relay: RelayContext, code: str, subscriber: Subscriber) -
 
 
 def _end(subscriber: Subscriber, relay: RelayContext, error: Error, close_code: int) -> None:
+    """Queue ``error`` (marked fatal: the close follows it) and then the close."""
     relay.metrics.errors += 1
-    subscriber.answer(encode(error))
+    subscriber.answer(encode(dataclasses.replace(error, fatal=True)))
     subscriber.finish(close_code, error.code)
 
 
@@ -167,7 +174,9 @@ async def _receive_hello(socket: FrameSocket, relay: RelayContext) -> Hello | No
 
 def _decode(frame: bytes | str) -> ClientMessage:
     if isinstance(frame, str):
-        raise Refused("malformed", "Frames must be binary CBOR, not text.", CLOSE_POLICY)
+        raise Refused(
+            "malformed", "Frames must be binary WebSocket messages, not text.", CLOSE_PROTOCOL_ERROR
+        )
     try:
         return decode_client(frame)
     except ProtocolError as exc:
@@ -179,7 +188,7 @@ async def _read_loop(
     socket: FrameSocket, relay: RelayContext, code: str, subscriber: Subscriber
 ) -> None:
     writes = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=trio.current_time())
-    refused_in_a_row = 0
+    strikes = TokenBucket(MAX_RATE_LIMITED, RATE_LIMITED_FORGIVEN_PER_S, updated=writes.updated)
     while not subscriber.closed:
         frame = await socket.receive()
         if frame is None:
@@ -202,30 +211,30 @@ async def _read_loop(
                 _end(subscriber, relay, error, CLOSE_POLICY)
                 return
             case Write(request_id, register):
-                refusal_text = _write_refusal(subscriber, register.archer_id)
-                if refusal_text is not None:
-                    relay.metrics.errors += 1
-                    subscriber.answer(
-                        encode(Error(refusal_text[0], refusal_text[1], id=request_id))
-                    )
-                elif not writes.try_take(trio.current_time()):
-                    refused_in_a_row += 1
+                # Every write takes a token, refused or not: answering a refusal costs the
+                # relay as much as answering a write, so a flood of them is a flood too.
+                now = trio.current_time()
+                if not writes.try_take(now):
                     error = Error("rate_limited", "Too many writes; resend later.", id=request_id)
-                    if refused_in_a_row > MAX_RATE_LIMITED:
+                    if not strikes.try_take(now):
                         _end(subscriber, relay, error, CLOSE_RATE_LIMITED)
                         return
                     relay.metrics.errors += 1
                     subscriber.answer(encode(error))
+                    continue
+                refusal_error = _write_refusal(subscriber, register.archer_id, request_id)
+                if refusal_error is not None:
+                    relay.metrics.errors += 1
+                    subscriber.answer(encode(refusal_error))
                 else:
-                    refused_in_a_row = 0
                     await relay.registry.send(code, Submit(register, request_id, subscriber))
 
 
-def _write_refusal(subscriber: Subscriber, archer_id: str) -> tuple[str, str] | None:
+def _write_refusal(subscriber: Subscriber, archer_id: str, request_id: int) -> Error | None:
     if subscriber.archer_id is None:
-        return ("read_only", "Viewers cannot write; join as an archer to score.")
+        return Error("read_only", "Viewers cannot write; join as an archer to score.", request_id)
     if archer_id != subscriber.archer_id:
-        return ("not_your_register", "An archer can only write their own scores.")
+        return Error("not_your_register", "An archer can only write their own scores.", request_id)
     return None
 
 

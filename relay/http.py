@@ -2,25 +2,30 @@
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with a fitting status, raised
 as :class:`ApiError` and rendered in one place. Lookups by code (join, read, QR) count
-unknown codes against the caller's address, like WebSocket hellos do.
+unknown codes against the caller's address, like WebSocket hellos do; creating shoots is
+throttled per address too (every shoot holds one of 9,000 codes for the rest of its day).
+Bodies are read within a size cap (:mod:`relay.body`); QR codes render off the event loop
+(:mod:`relay.qr`).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import re
 import secrets
 import uuid
 from typing import Any
 
 import trio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync.clock import Stamp
 from sync.codec import register_to_wire
-from sync.errors import SyncError
+from sync.errors import LimitExceeded, SyncError
 from sync.models import (
     ArcherState,
     Profile,
@@ -34,19 +39,33 @@ from sync.models import (
 from sync.register import Register
 from sync.rounds import RoundInfo, all_rounds, display_order
 
-from .actor import AddArcher, Read, Reply, Submit, WriteResult, wall_ms
+from .actor import (
+    AddArcher,
+    ForgetArcher,
+    Read,
+    Reply,
+    ShootUnavailable,
+    Submit,
+    WriteResult,
+    wall_ms,
+)
 from .auth import AccessDenied, Throttled
+from .body import BodyRejected, read_json_object
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
-from .qr import qr_png, qr_svg
-from .refusals import refusal_for
-from .registry import ShootExpired, UnknownShoot
+from .qr import QrBusy, QrCodes
+from .refusals import REFUSALS, refusal_for
+from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
+from .throttle import AddressThrottle, CreationThrottled
 from .web import web_routes
 
 __all__ = ["ApiError", "build_http_app"]
 
-MAX_BODY_BYTES = 16 * 1024
+#: A Host header the relay will put into links: a host name or IP literal, maybe a port.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
+)
 
 
 class ApiError(Exception):
@@ -60,10 +79,17 @@ def _api_error(exc: Exception) -> ApiError:
     match exc:
         case ApiError():
             return exc
+        case LimitExceeded():
+            return ApiError(409, exc.code, exc.message)
         case SyncError():
             return ApiError(400, exc.code, exc.message)
+        case BodyRejected():
+            return ApiError(exc.status, exc.code, exc.message)
         case NoCodeAvailable():
             return ApiError(503, "no_code_available", str(exc))
+        case QrBusy():
+            message = "Too many QR codes are being drawn; try again in a moment."
+            return ApiError(503, "busy", message, {"Retry-After": "1"})
     known = refusal_for(exc)
     if known is None:
         raise exc
@@ -83,16 +109,7 @@ def _client(request: Request) -> str:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", "The request body is too large.")
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "malformed", "The request body is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed", "The request body must be a JSON object.")
-    return data
+    return await read_json_object(request)
 
 
 def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -102,10 +119,19 @@ def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
     return value
 
 
+def _public_origin(relay: RelayContext) -> str | None:
+    return relay.settings.public_url.rstrip("/") if relay.settings.public_url else None
+
+
 def _origin(relay: RelayContext, request: Request) -> str:
-    if relay.settings.public_url:
-        return relay.settings.public_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
+    """``PUBLIC_URL``, or else the request's own origin, whose Host must look like one."""
+    public = _public_origin(relay)
+    if public is not None:
+        return public
+    host = request.headers.get("host") or request.url.netloc  # raw: the URL would mend it
+    if len(host) > 260 or not _HOST.fullmatch(host):
+        raise ApiError(400, "invalid_host", "The Host header is not a valid host name.")
+    return f"{request.url.scheme}://{host}"
 
 
 def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
@@ -124,16 +150,26 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
-async def _live_shoot(relay: RelayContext, request: Request) -> Shoot:
-    """The shoot named in the path, checked for existence and expiry (throttled)."""
+async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
+    """The shoot named in the path, checked for existence and expiry (throttled).
+
+    ``probation`` is :meth:`JoinThrottle.screen`'s answer for a request the caller has
+    already screened (one with credentials); any failure then answers 429.
+    """
     address = _client(request)
-    relay.throttle.check(address)
+    if not probation:
+        relay.throttle.check(address)
     code = validate_code(request.path_params["code"])
-    shoot = await relay.store.call(relay.store.load_meta, code)
+    try:
+        shoot = await relay.store.call(relay.store.load_meta, code)
+    except DECODING_ERRORS as exc:
+        raise relay.registry.unreadable(code, exc) from exc
     if shoot is None:
-        relay.throttle.failed(address)
+        relay.throttle.failed(address, probation=probation)
         raise UnknownShoot(code)
     if shoot.expires_ms <= wall_ms():
+        if probation:
+            raise relay.throttle.error(address)
         raise ShootExpired(code)
     return shoot
 
@@ -154,6 +190,14 @@ def _passes_json(info: RoundInfo) -> list[dict[str, Any]]:
 
 
 def build_http_app(relay: RelayContext) -> Starlette:
+    settings = relay.settings
+    creations = AddressThrottle(
+        settings.shoot_creates_burst,
+        settings.shoot_creates_per_hour / 3600,
+        error=CreationThrottled,
+    )
+    qr_codes = QrCodes(_public_origin(relay))
+
     async def create_shoot(request: Request) -> Response:
         data = await _json_body(request)
         creator = validate_name(_text(data, "creator"))
@@ -161,22 +205,28 @@ def build_http_app(relay: RelayContext) -> Starlette:
         time_zone = _text(data, "time_zone", "UTC")
         now = wall_ms()
         expires = end_of_local_day(now, time_zone)
+        origin = _origin(relay, request)
+        creations.take(_client(request))  # only requests that would create a shoot count
 
         def make(code: str) -> Shoot:
             return Shoot(code, uuid.uuid4().hex, title, creator, now, expires, time_zone)
 
         shoot = await relay.store.call(relay.store.create_shoot, make)
-        return JSONResponse(shoot_json(shoot, _origin(relay, request)), status_code=201)
+        return JSONResponse(shoot_json(shoot, origin), status_code=201)
 
     async def join_shoot(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
         data = await _json_body(request)
         address = _client(request)
-        if "archer_id" in data:  # another device of an archer who has joined
+        # Only failures count against the address; once it has used them up, only an
+        # archer's own device (archer id + token) is still let in (see relay.auth).
+        credentialed = "archer_id" in data
+        probation = relay.throttle.screen(address, credentialed=credentialed)
+        shoot = await _live_shoot(relay, request, probation=probation)
+        if credentialed:  # another device of an archer who has joined
             archer_id, token = _text(data, "archer_id"), _text(data, "token")
             record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
             if record is None or not token_matches(token, record.token_sha256):
-                relay.throttle.failed(address)
+                relay.throttle.failed(address, probation=probation)
                 raise AccessDenied(archer_id)
             return JSONResponse(
                 {
@@ -197,15 +247,29 @@ def build_http_app(relay: RelayContext) -> Starlette:
         validate_state(state)
         archer_id, token = secrets.token_urlsafe(9), new_token()
         record = ArcherRecord(hash_token(token), state.name, wall_ms())
-        await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
-        await relay.registry.send(shoot.code, AddArcher(archer_id, record))
+        # The shoot's actor admits the archer first (it is where the archer limit holds
+        # exactly; a full shoot refuses with nothing stored), then the record is stored.
+        admit = AddArcher(archer_id, record)
+        try:
+            await relay.registry.request(shoot.code, admit, admit.reply)
+            await relay.store.call(relay.store.add_archer, shoot, archer_id, record)
+        except (ShootUnavailable, StoreUnavailable):
+            # No token was handed out, so the seat is only freed: best effort, briefly.
+            with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
+                await relay.registry.send(shoot.code, ForgetArcher(archer_id))
+            raise
+        # Tell the shoot again, now that the record is stored: if its actor restarted in
+        # between, the new one loaded Redis before the record was there (a repeat for the
+        # same actor changes nothing, and its answer is not needed).
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
         # The archer appears on the leaderboard at once. The smallest possible stamp means
-        # any write from the archer's own device wins over this one.
+        # any write from the archer's own device wins over this one. The join stands even
+        # if this write is not durable in time: the device's first write carries the state.
         reply: Reply[WriteResult] = Reply()
         initial = Register(archer_id, Stamp(0, 0, "join"), state)
-        await relay.registry.send(shoot.code, Submit(initial, reply=reply))
-        with trio.move_on_after(2):
-            await reply.wait()
+        with contextlib.suppress(*REFUSALS), trio.move_on_after(2):
+            await relay.registry.request(shoot.code, Submit(initial, reply=reply), reply)
         body = {
             "archer_id": archer_id,
             "token": token,
@@ -216,8 +280,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
     async def read_shoot(request: Request) -> Response:
         shoot = await _live_shoot(relay, request)
         read = Read()
-        await relay.registry.send(shoot.code, read)
-        view = await read.reply.wait()
+        view = await relay.registry.request(shoot.code, read, read.reply)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
@@ -234,10 +297,9 @@ def build_http_app(relay: RelayContext) -> Starlette:
         if kind not in ("svg", "png"):
             raise ApiError(404, "not_found", "QR codes come as qr.svg or qr.png.")
         shoot = await _live_shoot(relay, request)
-        url = shoot_json(shoot, _origin(relay, request))["join_url"]
-        if kind == "svg":
-            return Response(qr_svg(url), media_type="image/svg+xml")
-        return Response(qr_png(url), media_type="image/png")
+        image = await qr_codes.image(kind, shoot.code, _origin(relay, request))
+        media_type = "image/svg+xml" if kind == "svg" else "image/png"
+        return Response(image, media_type=media_type)
 
     async def rounds(request: Request) -> Response:
         body = [
@@ -296,4 +358,17 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/metrics", guarded(metrics), methods=["GET"]),
         *web_routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _routing_error})
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) in the
+    API's error format rather than its plain text."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        code, message = "not_found", "There is nothing at this address."
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"This address does not take {request.method}."
+    else:
+        code, message = "http_error", exc.detail
+    return _error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))

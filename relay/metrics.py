@@ -53,6 +53,7 @@ class Metrics:
     resyncs: int = 0
     errors: int = 0
     actor_crashes: int = 0
+    shoots_unreadable: int = 0
     redis_failures: int = 0
     redis_degraded_shoots: int = 0
     fanout_latency: Histogram = field(default_factory=Histogram)
@@ -78,6 +79,10 @@ class Metrics:
             "fastshoot_resyncs_total": ("Slow subscribers resynced", self.resyncs),
             "fastshoot_errors_total": ("Error messages sent to clients", self.errors),
             "fastshoot_actor_crashes_total": ("Shoot actors restarted", self.actor_crashes),
+            "fastshoot_shoots_unreadable_total": (
+                "Shoot loads refused: data in Redis that cannot be decoded",
+                self.shoots_unreadable,
+            ),
             "fastshoot_redis_failures_total": ("Failed Redis calls", self.redis_failures),
         }
         lines: list[str] = []

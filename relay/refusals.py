@@ -14,13 +14,17 @@ from typing import Final
 from sync.protocol import CLOSE_EXPIRED, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
 from .auth import AccessDenied, Throttled
-from .registry import ShootExpired, UnknownShoot
+from .messages import ShootUnavailable
+from .registry import ShootExpired, ShootUnreadable, UnknownShoot
 from .store import StoreUnavailable
+from .throttle import CreationThrottled
 
-__all__ = ["CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
+__all__ = ["CLOSE_INTERNAL_ERROR", "CLOSE_TRY_AGAIN_LATER", "REFUSALS", "Refusal", "refusal_for"]
 
 #: "Try again later" (RFC 6455 registry).
 CLOSE_TRY_AGAIN_LATER: Final = 1013
+#: "Internal error" (RFC 6455): the relay cannot serve this, through no fault of the client.
+CLOSE_INTERNAL_ERROR: Final = 1011
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,12 @@ REFUSALS: Final[dict[type[Exception], Refusal]] = {
     Throttled: Refusal(
         "throttled", "Too many failed attempts; wait and try again.", 429, CLOSE_RATE_LIMITED
     ),
+    CreationThrottled: Refusal(
+        "throttled",
+        "Too many shoots created from this address; wait and try again.",
+        429,
+        CLOSE_RATE_LIMITED,
+    ),
     AccessDenied: Refusal(
         "unauthorized", "That archer id and token do not match.", 401, CLOSE_UNAUTHORIZED
     ),
@@ -47,6 +57,18 @@ REFUSALS: Final[dict[type[Exception], Refusal]] = {
         "The relay's store is unavailable; try again soon.",
         503,
         CLOSE_TRY_AGAIN_LATER,
+    ),
+    ShootUnavailable: Refusal(
+        "unavailable",
+        "This shoot is restarting or busy; try again soon.",
+        503,
+        CLOSE_TRY_AGAIN_LATER,
+    ),
+    ShootUnreadable: Refusal(
+        "shoot_unreadable",
+        "This shoot's saved data cannot be read; the relay's operator has been told.",
+        500,
+        CLOSE_INTERNAL_ERROR,
     ),
 }
 

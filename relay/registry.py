@@ -1,16 +1,26 @@
 """The registry: starts shoot actors on demand and supervises them.
 
-Each live shoot has one supervising task in the registry's nursery. It loads the shoot
-from Redis, runs its :class:`~relay.actor.ShootActor`, and:
+Each live shoot has one supervising task in the registry's nursery. It loads the
+shoot from Redis, builds its :class:`~relay.actor.ShootActor` (which decodes the stored
+document: poison data fails *here*, inside the boundary), runs it, and:
 
 - when the actor returns (idle, expired, relay shutting down), forgets the shoot; the next
   request starts a fresh actor from Redis;
 - when the actor raises, logs it and counts it; one shoot's bug never touches another
   shoot. Its subscribers were closed and reconnect, which starts the shoot again from
-  Redis; writes it had not persisted were never acknowledged, so their devices resend.
+  Redis; writes it had not persisted were never acknowledged, so their devices resend;
+- when the stored shoot cannot be decoded, logs and counts it and refuses that shoot's
+  callers with :class:`ShootUnreadable`; requests in the next :data:`UNREADABLE_RETRY_S`
+  get the same answer without loading it again (its clients retrying cannot flood Redis
+  and the log), and the first one after that tries Redis again.
 
 Callers never hold an actor, only its inbox; :meth:`ShootRegistry.send` retries with a
 fresh actor when the one it found has just stopped.
+
+Shutdown: :func:`open_registry` closes every inbox when its block ends, and each actor
+handles what is buffered, flushes to Redis and returns, within ``shutdown_grace_s``.
+(Cancelling the actors instead would cancel their persisters before the flush that
+waits for them; see :meth:`ShootActor.run` for how a cancelled actor still flushes.)
 """
 
 from __future__ import annotations
@@ -20,17 +30,29 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Final, TypeVar
 
 import trio
 
-from .actor import INBOX_SIZE, Message, ShootActor, wall_ms
+from .actor import INBOX_SIZE, ShootActor, wall_ms
 from .config import Settings
+from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
 from .store import RedisStore, StoredShoot
 
-__all__ = ["ShootExpired", "ShootRegistry", "UnknownShoot", "open_registry"]
+__all__ = [
+    "DECODING_ERRORS",
+    "UNREADABLE_RETRY_S",
+    "ShootExpired",
+    "ShootRegistry",
+    "ShootUnreadable",
+    "UnknownShoot",
+    "open_registry",
+]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class UnknownShoot(Exception):
@@ -39,6 +61,18 @@ class UnknownShoot(Exception):
 
 class ShootExpired(Exception):
     """The shoot's day is over."""
+
+
+class ShootUnreadable(Exception):
+    """The shoot's data in Redis cannot be decoded (logged for the operator)."""
+
+
+#: What parsing the stored shoot raises when it is not what the relay wrote (JSON, bytes,
+#: missing or unexpected fields); no expected refusal is one of these.
+DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+#: How long a shoot whose data could not be decoded is refused before it is loaded again.
+UNREADABLE_RETRY_S: Final = 10.0
 
 
 @dataclass(slots=True)
@@ -60,6 +94,11 @@ class ShootRegistry:
         self._settings = settings
         self._metrics = metrics
         self._slots: dict[str, _Slot] = {}
+        self._closing = False
+        # Codes whose data failed to decode, and until when they are refused unloaded.
+        self._unreadable_until: dict[str, float] = {}
+        self._all_stopped = trio.Event()
+        self._all_stopped.set()
 
     @property
     def live_shoots(self) -> int:
@@ -73,7 +112,9 @@ class ShootRegistry:
 
         Raises:
             UnknownShoot, ShootExpired: the shoot cannot be served.
+            ShootUnreadable: its data in Redis is damaged.
             StoreUnavailable: the shoot is not in memory and Redis cannot be reached.
+            ShootUnavailable: the relay is shutting down.
         """
         for _ in range(3):
             slot = await self._slot(code)
@@ -84,12 +125,43 @@ class ShootRegistry:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 continue  # that actor just stopped; the next attempt starts a new one
             return slot.actor
-        raise trio.BrokenResourceError(f"shoot {code} keeps stopping")
+        raise ShootUnavailable(f"shoot {code} keeps stopping")
+
+    async def request(self, code: str, message: Message, reply: Reply[T]) -> T:
+        """Send ``message`` and wait for its ``reply``, for ``answer_timeout_s`` at most
+        (the HTTP handlers' way in: a request never waits on a shoot for ever).
+
+        Raises:
+            What :meth:`send` raises, the reply's failure, or :class:`ShootUnavailable`
+            when no answer came in time.
+        """
+        with trio.move_on_after(self._settings.answer_timeout_s):
+            await self.send(code, message)
+            return await reply.wait()
+        raise ShootUnavailable(f"shoot {code} did not answer in time")
+
+    def close(self) -> None:
+        """Stop taking requests and close every inbox: each actor handles what is already
+        buffered, flushes and returns."""
+        self._closing = True
+        for slot in self._slots.values():
+            if slot.inbox is not None:
+                slot.inbox.close()
+
+    async def wait_stopped(self) -> None:
+        """Wait until every actor has returned."""
+        while self._slots:
+            await self._all_stopped.wait()
 
     async def _slot(self, code: str) -> _Slot:
+        if self._closing:
+            raise ShootUnavailable("the relay is shutting down")
+        if self._unreadable_until.get(code, -1.0) > trio.current_time():
+            raise ShootUnreadable(code)
         slot = self._slots.get(code)
         if slot is None:
             slot = self._slots[code] = _Slot()
+            self._all_stopped = trio.Event()
             self._nursery.start_soon(self._supervise, code, slot)
         await slot.ready.wait()
         if slot.error is not None:
@@ -107,6 +179,29 @@ class ShootRegistry:
     def _forget(self, code: str, slot: _Slot) -> None:
         if self._slots.get(code) is slot:
             del self._slots[code]
+        if not self._slots:
+            self._all_stopped.set()
+
+    def _refuse(self, code: str, slot: _Slot, error: Exception) -> None:
+        """Hand ``error`` to every caller waiting on this slot; the next request retries."""
+        slot.error = error
+        self._forget(code, slot)
+        slot.ready.set()
+
+    def unreadable(self, code: str, exc: Exception) -> ShootUnreadable:
+        """Log and count a shoot whose stored data failed to decode with ``exc``; the
+        error to refuse its callers with."""
+        log.error("shoot %s: its data in Redis cannot be decoded", code, exc_info=exc)
+        self._metrics.shoots_unreadable += 1
+        return ShootUnreadable(code)
+
+    def _unreadable(self, code: str, slot: _Slot, exc: Exception) -> None:
+        now = trio.current_time()
+        expired = [c for c, until in self._unreadable_until.items() if until <= now]
+        for stale in expired:  # at most one entry per code: 9,000
+            del self._unreadable_until[stale]
+        self._unreadable_until[code] = now + UNREADABLE_RETRY_S
+        self._refuse(code, slot, self.unreadable(code, exc))
 
     async def _supervise(self, code: str, slot: _Slot) -> None:
         """Run one actor for the shoot, from load to stop or crash.
@@ -115,25 +210,32 @@ class ShootRegistry:
         ``on_close``), so the next request starts a new actor from Redis, and two actors
         of one shoot never write at the same time.
         """
+        send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
         try:
             stored = await self._load(code)
-        except Exception as exc:  # handed to every caller waiting on this slot
-            slot.error = exc
-            self._forget(code, slot)
-            slot.ready.set()
+        except DECODING_ERRORS as exc:  # raised while parsing what Redis held
+            self._unreadable(code, slot, exc)
             return
-        send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
-        actor = ShootActor(
-            stored,
-            self._store,
-            receive,
-            self._settings,
-            self._metrics,
-            client_id=secrets.randbits(31) + 1,
-            on_close=lambda: self._forget(code, slot),
-        )
+        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable...
+            self._refuse(code, slot, exc)
+            return
+        try:
+            actor = ShootActor(
+                stored,
+                self._store,
+                receive,
+                self._settings,
+                self._metrics,
+                client_id=secrets.randbits(31) + 1,
+                on_close=lambda: self._forget(code, slot),
+            )
+        except Exception as exc:  # building is pure: whatever fails is in the stored data
+            self._unreadable(code, slot, exc)
+            return
         slot.inbox, slot.actor = send, actor
         slot.ready.set()
+        if self._closing:
+            send.close()  # the relay began closing while this shoot loaded
         self._metrics.live_shoots += 1
         try:
             await actor.run()
@@ -151,11 +253,18 @@ class ShootRegistry:
 async def open_registry(
     store: RedisStore, settings: Settings, metrics: Metrics
 ) -> AsyncIterator[ShootRegistry]:
-    """A registry whose actors all live inside this context; leaving it stops them,
-    each flushing what it holds to Redis first."""
+    """A registry whose actors all live inside this context.
+
+    Leaving it closes every inbox and gives the actors ``shutdown_grace_s`` to handle what
+    is buffered and flush to Redis. Leaving by cancellation cancels them at once, and each
+    still flushes within the same grace (its persister is shielded until then).
+    """
     async with trio.open_nursery() as nursery:
         registry = ShootRegistry(nursery, store, settings, metrics)
         try:
             yield registry
         finally:
+            registry.close()
+            with trio.move_on_after(settings.shutdown_grace_s):
+                await registry.wait_stopped()
             nursery.cancel_scope.cancel()

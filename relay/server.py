@@ -24,7 +24,7 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
-from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
+from sync.protocol import CLOSE_GOING_AWAY, HARD_MAX_CLIENT_FRAME_BYTES
 from sync.rounds import all_rounds
 
 from .asgi import build_app
@@ -55,7 +55,9 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     # read timeout are what evict such peers.
     config.websocket_ping_interval = settings.ws_ping_interval_s
     config.read_timeout = int(settings.read_timeout_s)
-    config.websocket_max_message_size = MAX_CLIENT_FRAME_BYTES
+    # Above the protocol's limit, so the session itself refuses a frame a little too large
+    # with a `frame_too_large` error before closing (hypercorn would close at once).
+    config.websocket_max_message_size = HARD_MAX_CLIENT_FRAME_BYTES
     config.graceful_timeout = HTTP_GRACE_S
     config.backlog = LISTEN_BACKLOG
     config.accesslog = None

@@ -6,9 +6,11 @@ connection's nursery) draining the queue onto its socket. When the queue is full
 subscriber has fallen behind: its queued *updates* are dropped and replaced by one frame
 holding the whole document (a *resync*; Yjs updates are idempotent, so a replica that
 already had some of it is fine). Answers to the client's own writes (acks, errors) are
-never dropped: the client is waiting for them. A subscriber that needs resyncing again and again is
-closed with ``CLOSE_TOO_SLOW``; it will reconnect and catch up from its state vector.
-Either way its memory stays bounded by the queue size.
+never dropped: the client is waiting for them, but they have their own bound, counted in
+frames (:data:`MAX_QUEUED_ANSWERS`), so a client that writes without reading is closed too.
+A subscriber that needs resyncing again and again is closed with ``CLOSE_TOO_SLOW``; it
+will reconnect and catch up from its state vector. Either way its memory stays bounded:
+``limit`` updates plus :data:`MAX_QUEUED_ANSWERS` answers, each at most one frame.
 """
 
 from __future__ import annotations
@@ -43,8 +45,19 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class _Answer:
+    """A queued answer, told apart from updates by its type (not its bytes: two answers
+    may well be byte-identical, e.g. the same refusal of the same request id)."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriberStats:
     queued: int
+    """Frames waiting to be sent, answers included."""
+    answers: int
+    """How many of them are answers."""
     resyncs: int
     closed: bool
 
@@ -64,9 +77,9 @@ class Subscriber:
         self.role = role
         self.archer_id = archer_id
         self.resyncs = 0
-        self._frames: deque[bytes | Close] = deque()
-        # Which queued frames are answers (kept through a resync), as opposed to updates.
-        self._answer_frames: set[bytes] = set()
+        self._frames: deque[bytes | _Answer | Close] = deque()
+        # How many of the queued frames are answers (kept through a resync).
+        self._answers = 0
         self._wakeup = trio.Event()
         self._closed = False
 
@@ -75,7 +88,7 @@ class Subscriber:
         return self._closed
 
     def statistics(self) -> SubscriberStats:
-        return SubscriberStats(len(self._frames), self.resyncs, self._closed)
+        return SubscriberStats(len(self._frames), self._answers, self.resyncs, self._closed)
 
     def offer(self, frame: bytes, resync: Callable[[], bytes]) -> bool:
         """Queue a document update without waiting.
@@ -89,11 +102,11 @@ class Subscriber:
         """
         if self._closed:
             return False
-        if len(self._frames) < self.limit:
+        if len(self._frames) - self._answers < self.limit:
             self._frames.append(frame)
         elif self.resyncs < MAX_RESYNCS:
             self.resyncs += 1
-            kept = [f for f in self._frames if f in self._answer_frames]
+            kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
             self._frames.append(resync())
             self._frames.extend(kept)
@@ -107,16 +120,17 @@ class Subscriber:
         """Queue an answer meant for this client alone (ack, superseded, error, pong).
 
         Answers are never dropped by a resync. Their number is bounded by the client's own
-        write rate; a client that lets more than :data:`MAX_QUEUED_ANSWERS` pile up
-        (writing without reading) is closed.
+        request rate; a client that lets more than :data:`MAX_QUEUED_ANSWERS` frames pile up
+        (sending without reading) is closed. Every answer counts, even one byte-identical
+        to another already queued.
         """
         if self._closed:
             return False
-        if len(self._answer_frames) >= MAX_QUEUED_ANSWERS:
+        if self._answers >= MAX_QUEUED_ANSWERS:
             self.close(CLOSE_TOO_SLOW, "too slow to keep up")
             return False
-        self._frames.append(frame)
-        self._answer_frames.add(frame)
+        self._frames.append(_Answer(frame))
+        self._answers += 1
         self._wakeup.set()
         return True
 
@@ -126,7 +140,7 @@ class Subscriber:
             return
         self._closed = True
         self._frames.clear()
-        self._answer_frames.clear()
+        self._answers = 0
         self._frames.append(Close(code, reason))
         self._wakeup.set()
 
@@ -143,7 +157,7 @@ class Subscriber:
         while not self._frames:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
-        batch = list(self._frames)
+        batch = [item.frame if isinstance(item, _Answer) else item for item in self._frames]
         self._frames.clear()
-        self._answer_frames.clear()
+        self._answers = 0
         return batch

@@ -17,17 +17,27 @@ honest write until tomorrow. :func:`check_skew` bounds how far ahead of the rela
 clock a stamp may be; the relay refuses anything beyond it, and the refusal carries the
 relay's time so the device can correct itself and stamp again.
 
+Correcting must not forget too much. The relay has only ever accepted stamps within the
+bound of its own clock, and its clock does not run backwards, so after a refusal at
+``server_ms`` every stamp the relay may hold is at most ``server_ms + MAX_CLOCK_SKEW_MS``.
+:meth:`HybridClock.correct` forgets exactly the stamps beyond that (they were never
+accepted) and keeps the largest one within it, so the re-stamped write still beats
+everything the device had seen, such as its tablet's write from a minute ago. The
+clock keeps its last few stamps for this (they increase, so the largest one within the
+bound is the last one within it).
+
 Everything here is pure: the current time is always passed in.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
 from .errors import ClockSkewError
 
-__all__ = ["MAX_CLOCK_SKEW_MS", "HybridClock", "Stamp", "check_skew"]
+__all__ = ["MAX_CLOCK_SKEW_MS", "RECENT_STAMPS", "HybridClock", "Stamp", "check_skew"]
 
 #: How far ahead of the relay's clock a write may be stamped (5 minutes). Phones keep
 #: time by the network, so honest devices are well inside this; a device outside it is told
@@ -36,6 +46,10 @@ MAX_CLOCK_SKEW_MS: Final = 5 * 60 * 1000
 
 #: Longest device id accepted; ids are opaque strings chosen by the device.
 MAX_DEVICE_ID_LENGTH: Final = 64
+
+#: Stamps a clock remembers for :meth:`HybridClock.correct`. A device issues one per
+#: write, so this is many ends of scoring with a wrong clock before a refusal arrives.
+RECENT_STAMPS: Final = 32
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -72,6 +86,16 @@ class HybridClock:
         self.device_id = device_id
         self.offset_ms = offset_ms
         self._last = Stamp(0, 0, device_id)
+        # Every value `_last` took, newest last (increasing between corrections), and the
+        # newest one that fell out: the largest of all the older ones.
+        self._recent: deque[Stamp] = deque()
+        self._evicted: Stamp | None = None
+
+    def _advance(self, stamp: Stamp) -> None:
+        self._last = stamp
+        if len(self._recent) == RECENT_STAMPS:
+            self._evicted = self._recent.popleft()
+        self._recent.append(stamp)
 
     @property
     def last(self) -> Stamp:
@@ -89,23 +113,41 @@ class HybridClock:
             stamp = Stamp(wall, 0, self.device_id)
         else:
             stamp = Stamp(self._last.wall_ms, self._last.counter + 1, self.device_id)
-        self._last = stamp
+        self._advance(stamp)
         return stamp
 
     def observe(self, seen: Stamp) -> None:
         """Move past a stamp seen from elsewhere, so the next one issued is larger."""
         if (seen.wall_ms, seen.counter) > (self._last.wall_ms, self._last.counter):
-            self._last = Stamp(seen.wall_ms, seen.counter, self.device_id)
+            self._advance(Stamp(seen.wall_ms, seen.counter, self.device_id))
 
-    def correct(self, wall_ms: int, server_ms: int) -> None:
-        """Adopt the relay's time after a skew refusal.
+    def correct(self, wall_ms: int, server_ms: int, max_skew_ms: int = MAX_CLOCK_SKEW_MS) -> None:
+        """Adopt the relay's time after a ``clock_skew`` refusal.
 
-        The offset makes future stamps follow the relay's clock; stamps already observed
-        ahead of it are forgotten, since they were the problem.
+        The offset makes future stamps follow the relay's clock. Stamps issued or observed
+        beyond ``server_ms + max_skew_ms`` are forgotten: the relay never accepted them,
+        and they were the problem. Every stamp within that bound is kept (the relay may
+        hold it), so the next stamp is still larger than all of them.
+
+        Args:
+            wall_ms: The device's wall clock now.
+            server_ms: The relay's clock, from the refusal.
+            max_skew_ms: The relay's bound (:data:`MAX_CLOCK_SKEW_MS`).
         """
         self.offset_ms = server_ms - wall_ms
-        if self._last.wall_ms > server_ms:
-            self._last = Stamp(server_ms, 0, self.device_id)
+        bound = server_ms + max_skew_ms
+        if self._last.wall_ms <= bound:
+            return
+        kept = [stamp for stamp in self._recent if stamp.wall_ms <= bound]
+        if self._evicted is not None:
+            if self._evicted.wall_ms <= bound:
+                kept.append(self._evicted)
+            elif not kept:
+                # Stamps within the bound may have fallen out of memory: stay at the bound,
+                # above anything the relay can hold (the relay still accepts it).
+                kept.append(Stamp(bound, 0, self.device_id))
+        self._last = max(kept, default=Stamp(0, 0, self.device_id))
+        self._recent = deque(stamp for stamp in self._recent if stamp.wall_ms <= bound)
 
 
 def check_skew(stamp: Stamp, server_ms: int, max_skew_ms: int = MAX_CLOCK_SKEW_MS) -> None:

@@ -13,18 +13,15 @@ Decoding is for untrusted bytes and happens in four steps, each refusing with a
 
 1. ``frame_too_large``: the size is checked first, so a peer cannot make us parse (and
    allocate for) more than the limit of its direction.
-2. ``malformed``: cbor2 parses exactly one data item, with no trailing bytes, at most
-   :data:`_MAX_DEPTH` containers deep, text-or-bytes map keys (integers hash
-   predictably, an easy collision attack) and no duplicate keys (two decoders could pick
-   different ones). **Every CBOR tag is refused**, including those cbor2 would decode on
-   its own (dates, bignums, decimals, sets, shared and string references), so only
-   plain maps, arrays, text, bytes, integers, floats, booleans and null come through.
-   Whatever cbor2 raises is caught here, and only here, and chained.
+2. ``malformed``: :func:`sync.cbor_frame.load_frame` parses exactly one CBOR map, with
+   text keys only, no tags, no duplicate keys and bounded nesting, or says which rule the
+   frame broke.
 3. ``unsupported_version`` then ``unknown_type``: the envelope.
 4. ``invalid_field``: the message's own fields, by small checkers that test exact types
    (``True`` is not ``1``, ``1.0`` is not ``1``), lengths and ranges, and name the field in
    their sentence (``register.state.arrows[3]``). Unknown fields are ignored, so a newer
-   peer may add optional fields without a version bump.
+   peer may add optional fields without a version bump. A ``hello``'s state vector must
+   also read as one (``invalid_state_vector``).
 
 The checks are structural. Whether an arrow value exists in the round, whether the round
 exists, whether a name is acceptable are rules of archery that
@@ -33,14 +30,15 @@ exists, whether a name is acceptable are rules of archery that
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
-from typing import Any, Final, NoReturn, TypeAlias, TypeGuard, TypeVar, cast
+from typing import Any, Final, TypeAlias, TypeGuard, TypeVar, cast
 
 import cbor2
 
+from .cbor_frame import Frame, load_frame
 from .clock import Stamp
+from .document import decode_state_vector
 from .errors import ProtocolError
 from .models import MAX_NAME_LENGTH, MAX_TITLE_LENGTH, ArcherState, Profile, Shoot
 from .protocol import (
@@ -73,13 +71,8 @@ from .rounds import Arrow
 __all__ = ["decode_client", "decode_server", "encode", "register_from_wire", "register_to_wire"]
 
 _Map: TypeAlias = dict[str, Any]
-_Frame: TypeAlias = bytes | bytearray | memoryview
 _T = TypeVar("_T")
 
-#: Containers deep a frame may nest; a ``superseded`` frame needs 4 (frame, winner, state,
-#: profile). The slack lets later optional fields nest a little; the cap keeps hostile
-#: nesting far from Python's recursion limit.
-_MAX_DEPTH: Final = 16
 #: Structural text limits: four times what the models accept after trimming, so that
 #: the models, not the codec, give the precise error for a name a few characters too long.
 _MAX_NAME: Final = 4 * MAX_NAME_LENGTH
@@ -98,36 +91,7 @@ _ROLES: Final = ("archer", "viewer")
 _NOTICE_KINDS: Final = ("lead", "digest")
 
 
-# -- the cbor2 boundary ------------------------------------------------------------------
-
-
-class _TagRefused(ValueError):
-    """Raised inside cbor2 for any tag, and recognised again as the cause of its error."""
-
-
-def _refuse_tag(*_args: object) -> NoReturn:
-    raise _TagRefused("CBOR tags are not part of this protocol")
-
-
-class _EveryTagRefused(Mapping[int, Callable[[Any, bool], Any]]):
-    """cbor2's ``semantic_decoders`` override for every tag number.
-
-    ``tag_hook`` alone is not enough: cbor2 calls it only for tags it has no decoder
-    for, and would still turn tag 1 into a ``datetime`` or tag 28/29 into a list that
-    contains itself.
-    """
-
-    def __getitem__(self, tag: int) -> Callable[[Any, bool], Any]:
-        return _refuse_tag
-
-    def __len__(self) -> int:
-        return 0
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(())
-
-
-_EVERY_TAG_REFUSED: Final = _EveryTagRefused()
+# -- the envelope ----------------------------------------------------------------------
 
 
 def _show(value: object) -> str:
@@ -139,50 +103,10 @@ def _show(value: object) -> str:
     return "a map" if isinstance(value, dict) else f"a {type(value).__name__}"
 
 
-def _load(data: _Frame, limit: int) -> _Map:
-    """Size check, then one CBOR map and nothing after it, or ``ProtocolError``."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ProtocolError("malformed", "A frame must be a binary WebSocket message.")
-    size = data.nbytes if isinstance(data, memoryview) else len(data)
-    if size > limit:
-        raise ProtocolError(
-            "frame_too_large", f"The frame is {size} bytes; the limit is {limit} bytes."
-        )
-    try:
-        decoder = cbor2.CBORDecoder(
-            io.BytesIO(data),
-            tag_hook=_refuse_tag,
-            semantic_decoders=_EVERY_TAG_REFUSED,
-            max_depth=_MAX_DEPTH,
-            allow_duplicate_keys=False,
-            strict_hashable_types=True,
-        )
-        frame = decoder.decode()
-        trailing = _has_more(decoder)
-    except Exception as exc:  # the cbor2 boundary: anything it raises means "not CBOR"
-        if isinstance(exc.__cause__, _TagRefused):
-            raise ProtocolError(
-                "malformed", "The frame holds a CBOR tag; none are allowed."
-            ) from exc
-        raise ProtocolError("malformed", "The frame is not well-formed CBOR.") from exc
-    if trailing:
-        raise ProtocolError("malformed", "The frame has bytes after its CBOR map.")
-    if type(frame) is not dict:
-        raise ProtocolError("malformed", "A frame must be a CBOR map.")
-    return frame
-
-
-def _has_more(decoder: cbor2.CBORDecoder) -> bool:
-    try:
-        return bool(decoder.read(1))
-    except cbor2.CBORDecodeEOF:
-        return False
-
-
 def _decode(
-    data: _Frame, limit: int, readers: Mapping[str, Callable[[_Map], _T]], sender: str
+    data: Frame, limit: int, readers: Mapping[str, Callable[[_Map], _T]], sender: str
 ) -> _T:
-    frame = _load(data, limit)
+    frame = load_frame(data, limit)
     version = frame.get("v")
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(
@@ -391,13 +315,11 @@ def _hello(m: _Map) -> Hello:
     token = _opt_id(m, "token", "")
     if (role == "archer") != (token is not None):
         raise _invalid("", "token", "is required for archers and must be absent for viewers")
-    return Hello(
-        shoot=_code(m, "shoot", ""),
-        role=role,
-        sv=_bytes(m, "sv", "", MAX_STATE_VECTOR_BYTES),
-        archer=archer,
-        token=token,
-    )
+    sv = _bytes(m, "sv", "", MAX_STATE_VECTOR_BYTES)
+    # Read here, with the rest of the frame, so that no later step (the shoot's actor
+    # comparing it with its document) can meet a state vector it cannot read.
+    decode_state_vector(sv)
+    return Hello(shoot=_code(m, "shoot", ""), role=role, sv=sv, archer=archer, token=token)
 
 
 def _welcome(m: _Map) -> Welcome:
@@ -460,8 +382,8 @@ def decode_client(data: bytes | bytearray | memoryview) -> ClientMessage:
     Raises:
         ProtocolError: ``frame_too_large`` (over :data:`~sync.protocol.MAX_CLIENT_FRAME_BYTES`,
             checked before parsing), ``malformed``, ``unsupported_version``,
-            ``unknown_type`` (including relay-only messages) or ``invalid_field``.
-            Nothing else escapes, whatever the bytes.
+            ``unknown_type`` (including relay-only messages), ``invalid_field`` or
+            ``invalid_state_vector``. Nothing else escapes, whatever the bytes.
     """
     return _decode(data, MAX_CLIENT_FRAME_BYTES, _CLIENT_READERS, "client")
 

@@ -5,6 +5,7 @@ Exception tree::
     SyncError                 (code, message)
      ├── InvalidState         an archer state breaks a rule of the round or a limit
      ├── ClockSkewError       a write's timestamp is too far ahead of the relay's clock
+     ├── LimitExceeded        a shoot is full (archers or document size)
      └── ProtocolError        a frame that is not a valid message of this protocol
 
 The codes are part of the wire protocol (they travel in ``error`` messages), so they never
@@ -15,7 +16,7 @@ them.
 
 from __future__ import annotations
 
-__all__ = ["ClockSkewError", "InvalidState", "ProtocolError", "SyncError"]
+__all__ = ["ClockSkewError", "InvalidState", "LimitExceeded", "ProtocolError", "SyncError"]
 
 
 class SyncError(Exception):
@@ -53,3 +54,12 @@ class ClockSkewError(SyncError):
 
 class ProtocolError(SyncError):
     """Bytes from a peer that do not form a valid message (the peer's fault, not ours)."""
+
+
+class LimitExceeded(SyncError):
+    """A request that would take a shoot past one of its limits (``sync.limits``).
+
+    Codes: ``shoot_full`` (a join over the archer limit, or with no room left in the
+    document) and ``document_full`` (a write that could take the document over its size
+    cap). Nothing changes when one is raised.
+    """

@@ -1,19 +1,24 @@
-"""Token buckets: the write rate limit per connection and the join throttle per address.
+"""The relay's limits: write rates, join throttling, and how big a shoot may grow.
 
-Pure: the caller passes the time in, so the relay uses Trio's clock and the tests use
-whatever time they like.
+Pure: the caller passes the time in (so the relay uses Trio's clock and the tests use
+whatever time they like), and the document's size is measured by a function it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
     "JOIN_FAILURES_BURST",
     "JOIN_FAILURES_PER_S",
+    "MAX_ARCHERS_PER_SHOOT",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_WRITE_UPDATE_BYTES",
     "WRITES_BURST",
     "WRITES_PER_S",
+    "SizeBudget",
     "TokenBucket",
 ]
 
@@ -26,6 +31,19 @@ WRITES_PER_S: Final = 10.0
 #: guessing among 9,000 codes at one every two seconds takes hours.
 JOIN_FAILURES_BURST: Final = 10
 JOIN_FAILURES_PER_S: Final = 0.5
+
+#: Archers who may join one shoot. A club shoot has a few dozen; every write rebuilds the
+#: shoot's leaderboard, so this also bounds what one write costs.
+MAX_ARCHERS_PER_SHOOT: Final = 200
+#: Largest encoded Yjs document of a shoot. 200 archers who each shot a York (144 arrows,
+#: the longest round) end by end come to under 0.3 MiB, 300 arrows each to about 0.5 MiB;
+#: the cap keeps every welcome (the whole document, for a new replica) at a quarter of the
+#: 8 MiB a client accepts in one frame, whatever a shoot's history.
+MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
+#: More than the Yjs update of any one write can be (a whole register at the structural
+#: limits, every field changed, is under 3 KiB): a write is refused when the document is
+#: within this of its cap, so no write ever takes it over.
+MAX_WRITE_UPDATE_BYTES: Final = 16 * 1024
 
 
 @dataclass(slots=True)
@@ -63,3 +81,33 @@ class TokenBucket:
         """Seconds until the next token."""
         self._refill(now)
         return max(0.0, (1.0 - self.tokens) / self.rate)
+
+
+@dataclass(slots=True)
+class SizeBudget:
+    """Keeps a document under ``cap`` bytes without measuring it on every write.
+
+    Measuring means encoding the whole document (milliseconds for a big shoot), so the
+    budget keeps an estimate, the last measured size plus the bytes of every update since,
+    and measures only when the estimate comes within ``need`` of the cap. A measurement
+    stays valid until the document grows again, so a shoot at its cap is not re-measured
+    for every refused write.
+    """
+
+    cap: int
+    estimate: int
+    """The size at the last measurement plus the updates since."""
+    measured: bool = True
+    """Whether :attr:`estimate` is exact (nothing was added since it was measured)."""
+
+    def grew(self, update_bytes: int) -> None:
+        self.estimate += update_bytes
+        self.measured = False
+
+    def has_room(self, need: int, measure: Callable[[], int]) -> bool:
+        """Whether ``need`` more bytes keep the document within the cap."""
+        if self.estimate + need <= self.cap:
+            return True
+        if not self.measured:
+            self.estimate, self.measured = measure(), True
+        return self.estimate + need <= self.cap

@@ -31,6 +31,7 @@ __all__ = [
     "CLOSE_TOO_SLOW",
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNKNOWN_SHOOT",
+    "HARD_MAX_CLIENT_FRAME_BYTES",
     "MAX_ARROWS_PER_WRITE",
     "MAX_CLIENT_FRAME_BYTES",
     "MAX_ID_LENGTH",
@@ -64,6 +65,12 @@ PROTOCOL_VERSION: Final = 1
 #: Largest frame the relay accepts from a client. A write of a full round (300 arrows) is
 #: under 2 KiB, so this only stops abuse; it is checked before any decoding.
 MAX_CLIENT_FRAME_BYTES: Final = 64 * 1024
+#: Largest WebSocket message the relay reads at all. Between the two limits a frame is
+#: read, refused with ``frame_too_large`` and the session closed with 1009; above this one
+#: the transport closes with 1009 at once, without reading the rest or answering. The
+#: slack lets a client that overshoots a little learn why; the cap bounds what one
+#: connection can make the relay buffer.
+HARD_MAX_CLIENT_FRAME_BYTES: Final = 2 * MAX_CLIENT_FRAME_BYTES
 #: Largest frame a client accepts from the relay: a full-state catch-up of a big shoot
 #: (hundreds of archers) fits with room to spare.
 MAX_SERVER_FRAME_BYTES: Final = 8 * 1024 * 1024
@@ -85,9 +92,10 @@ CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 """The relay is shutting down; reconnect (with backoff) to another or the same relay."""
 CLOSE_PROTOCOL_ERROR: Final = 1002
-"""A frame was not a valid message (``malformed``, ``unknown_type``, ``invalid_field``...)."""
+"""A frame was not a valid message (``malformed``, including a text WebSocket message,
+``unknown_type``, ``invalid_field``...)."""
 CLOSE_POLICY: Final = 1008
-"""The peer broke a rule not covered by a more specific code (e.g. a text frame)."""
+"""The session broke the order of messages: no ``hello`` first, in time, or a second one."""
 CLOSE_TOO_BIG: Final = 1009
 """A frame was larger than the receiver's limit (``frame_too_large``)."""
 CLOSE_UNAUTHORIZED: Final = 4401

@@ -1,15 +1,36 @@
-"""Shared fixtures: a real redis-server for the session, and one per chaos test."""
+"""Shared fixtures: a real redis-server for the session, and one per chaos test.
+
+Also hypothesis's ``ci`` profile, loaded when the ``CI`` environment variable is set
+(``.ci/run`` sets it). Examples are derandomized: every CI run tries the same ones, so a
+red run is never a matter of luck and rerunning it replays the failure; a failure also
+prints a ``@reproduce_failure`` blob, to replay it anywhere. No example fails for being
+slow: a deadline measures the machine, CI machines are loaded, and speed is the
+benchmarks' business. Without ``CI``, hypothesis explores new examples on every run.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import trio
+from hypothesis import HealthCheck, settings
 
 from relay.redis_server import RedisServer
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

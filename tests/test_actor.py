@@ -1,18 +1,33 @@
-"""The actor's fan-out policy: a subscriber that stops reading never holds others back."""
+"""The actor on its own: its fan-out policy, and that every message gets an answer."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import trio
 import trio.testing
 
 from relay.actor import Read, ShootActor, Submit, Subscribe
 from relay.config import Settings
+from relay.messages import (
+    Access,
+    AddArcher,
+    CheckAccess,
+    Message,
+    Reply,
+    ShootUnavailable,
+    WriteResult,
+)
 from relay.metrics import Metrics
-from relay.store import RedisStore
+from relay.redis_server import RedisServer
+from relay.store import ArcherRecord, RedisStore
 from relay.subscriber import Close, Subscriber
 from sync.codec import decode_server
+from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import CLOSE_TOO_SLOW, Ack, Update, Welcome
+from sync.register import Applied
 from tests.wire import now_ms, register
 
 
@@ -67,4 +82,169 @@ async def test_stalled_subscriber_is_resynced_then_closed_and_others_get_everyth
             frames = await stalled.next_batch()
             assert frames == [Close(CLOSE_TOO_SLOW, "too slow to keep up")]
             nursery.cancel_scope.cancel()
+    store.close()
+
+
+def _actor(
+    redis_url: str, *, clock_ahead_ms: int = 0, **tuning: Any
+) -> tuple[ShootActor, trio.MemorySendChannel[Message], RedisStore]:
+    """An actor of a new shoot that ends in an hour, whose clock is ``clock_ahead_ms``
+    ahead of the real one."""
+    store = RedisStore(redis_url)
+    shoot = store.create_shoot(
+        lambda code: Shoot(code, "id", "", "Sam", now_ms(), now_ms() + 3_600_000, "UTC")
+    )
+    stored = store.load_shoot(shoot.code)
+    assert stored is not None
+    send, receive = trio.open_memory_channel[Message](64)
+    actor = ShootActor(
+        stored,
+        store,
+        receive,
+        Settings(**tuning),
+        Metrics(),
+        client_id=7,
+        now_ms=lambda: now_ms() + clock_ahead_ms,
+    )
+    return actor, send, store
+
+
+def _waiters() -> tuple[list[Message], list[Reply[Any]]]:
+    """One of each message that someone waits on."""
+    subscribe = Subscribe(Subscriber(limit=8), b"\x00")
+    read = Read()
+    check = CheckAccess(None, None)
+    admit = AddArcher("a9", ArcherRecord("0" * 64, "Sam", 1))
+    write: Reply[WriteResult] = Reply()
+    submit = Submit(register("a1", (9,), ms=now_ms()), reply=write)
+    messages: list[Message] = [subscribe, read, check, admit, submit]
+    return messages, [subscribe.done, read.reply, check.reply, admit.reply, write]
+
+
+async def test_messages_buffered_behind_a_crash_are_answered_and_the_inbox_closes(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actor, send, store = _actor(redis_url)
+
+    def buggy(self: ShootActor, archer_id: str | None, token: str | None) -> Access:
+        raise RuntimeError("a bug in one message")
+
+    monkeypatch.setattr(ShootActor, "_access", buggy)
+    crashing = CheckAccess("a1", "token")
+    messages, replies = _waiters()
+    for message in [crashing, *messages]:
+        send.send_nowait(message)
+    with trio.fail_after(10):
+        with pytest.raises(ExceptionGroup) as crashed:
+            await actor.run()
+        assert crashed.group_contains(RuntimeError, match="a bug in one message")
+        for reply in [crashing.reply, *replies]:
+            with pytest.raises(ShootUnavailable):
+                await reply.wait()
+    with pytest.raises(trio.BrokenResourceError):
+        send.send_nowait(Read())
+    store.close()
+
+
+async def test_messages_buffered_when_the_shoot_expires_are_answered(redis_url: str) -> None:
+    actor, send, store = _actor(redis_url, clock_ahead_ms=2 * 3_600_000)
+    messages, replies = _waiters()
+    for message in messages:
+        send.send_nowait(message)
+    with trio.fail_after(10):
+        await actor.run()
+        for reply in replies:
+            with pytest.raises(ShootUnavailable):
+                await reply.wait()
+    store.close()
+
+
+async def test_a_closed_inbox_is_drained_and_flushed_before_the_actor_returns(
+    redis_url: str,
+) -> None:
+    """Shutdown: what is already buffered is handled, not dropped, and reaches Redis."""
+    actor, send, store = _actor(redis_url)
+    messages, replies = _waiters()
+    for message in messages:
+        send.send_nowait(message)
+    send.close()
+    with trio.fail_after(10):
+        await actor.run()
+        assert await replies[0].wait() is True  # subscribed
+        assert (await replies[1].wait()).shoot == actor.shoot  # read
+        assert await replies[2].wait() == "granted"  # access
+        assert await replies[3].wait() is None  # admitted
+        result = await replies[4].wait()  # the write, acknowledged once durable
+        assert isinstance(result.outcome, Applied)
+    stored = store.load_shoot(actor.shoot.code)
+    assert stored is not None
+    updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
+    assert ShootDocument.load(updates).register("a1") == result.outcome.register
+    store.close()
+
+
+async def test_a_cancelled_actor_still_flushes_what_it_applied(redis_url: str) -> None:
+    actor, send, store = _actor(redis_url)
+    write: Reply[WriteResult] = Reply()
+    applied = register("a1", (9, 7), ms=now_ms())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            await send.send(Submit(applied, reply=write))
+            await send.send(read := Read())
+            await read.reply.wait()  # the write was applied before this answer
+            nursery.cancel_scope.cancel()
+    stored = store.load_shoot(actor.shoot.code)
+    assert stored is not None
+    updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
+    assert ShootDocument.load(updates).register("a1") == applied
+    store.close()
+
+
+async def test_a_shoot_that_expires_while_redis_is_away_leaves_the_degraded_count(
+    own_redis: RedisServer,
+) -> None:
+    metrics = Metrics()
+    ahead = [0]
+    store = RedisStore(own_redis.url)
+    shoot = store.create_shoot(
+        lambda code: Shoot(code, "id", "", "Sam", now_ms(), now_ms() + 3_600_000, "UTC")
+    )
+    stored = store.load_shoot(shoot.code)
+    assert stored is not None
+    send, receive = trio.open_memory_channel[Message](8)
+    settings = Settings(shutdown_grace_s=0.2)
+    actor = ShootActor(
+        stored, store, receive, settings, metrics, client_id=7, now_ms=lambda: now_ms() + ahead[0]
+    )
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            await trio.to_thread.run_sync(own_redis.stop)
+            await send.send(Submit(register("a1", (9,), ms=now_ms())))
+            while metrics.redis_degraded_shoots != 1:
+                await trio.sleep(0.01)
+            ahead[0] = 2 * 3_600_000  # the shoot's day ends
+            await send.send(Read())  # wakes the actor, which then notices
+        assert metrics.redis_degraded_shoots == 0
+    store.close()
+
+
+async def test_a_write_still_waiting_for_redis_when_the_actor_stops_is_answered(
+    own_redis: RedisServer,
+) -> None:
+    """The HTTP join waits for its write to be durable: if the actor stops first (Redis
+    away past the grace period), the waiter is told, not left hanging."""
+    actor, send, store = _actor(own_redis.url, shutdown_grace_s=0.2)
+    write: Reply[WriteResult] = Reply()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            await trio.to_thread.run_sync(own_redis.stop)
+            await send.send(Submit(register("a1", (9,), ms=now_ms()), reply=write))
+            await send.send(read := Read())
+            assert (await read.reply.wait()).registers["a1"].state.arrows == (9,)  # applied
+            send.close()  # the relay shuts down
+        with pytest.raises(ShootUnavailable):
+            await write.wait()
     store.close()

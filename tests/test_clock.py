@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.clock import MAX_CLOCK_SKEW_MS, HybridClock, Stamp, check_skew
+from sync.clock import MAX_CLOCK_SKEW_MS, RECENT_STAMPS, HybridClock, Stamp, check_skew
 from sync.errors import ClockSkewError
 
 
@@ -63,3 +63,52 @@ def test_stamps_strictly_increase(events: list[int | tuple[int, int]]) -> None:
         stamp = clock.now(event)
         assert stamp > floor
         floor = stamp
+
+
+def test_correct_keeps_a_stamp_the_relay_may_hold() -> None:
+    """Regression: after ``clock_skew`` the clock reset to the relay's time, so a phone's
+    re-stamped end lost to its tablet's earlier write that it had already seen."""
+    server = 10**12
+    tablet_write = Stamp(server + 4 * 60_000, 0, "tablet")  # accepted: within the bound
+    phone = HybridClock("phone")
+    phone.observe(tablet_write)
+    refused = phone.now(server + 3_600_000)  # the phone's clock jumped an hour ahead
+    phone.correct(wall_ms=server + 3_600_000, server_ms=server)
+    restamped = phone.now(server + 3_600_000)
+    assert tablet_write < restamped < refused
+    check_skew(restamped, server_ms=server)
+
+
+def test_correct_forgets_only_stamps_beyond_the_bound() -> None:
+    server = 10**12
+    clock = HybridClock("dev")
+    within = clock.now(server + MAX_CLOCK_SKEW_MS)  # ahead, but accepted
+    for n in range(5):
+        clock.now(server + 2 * MAX_CLOCK_SKEW_MS + n)
+    clock.correct(wall_ms=server + 2 * MAX_CLOCK_SKEW_MS, server_ms=server)
+    assert clock.last == within
+    after = clock.now(server + 2 * MAX_CLOCK_SKEW_MS)
+    assert after > within
+    check_skew(after, server_ms=server)
+
+
+def test_correct_after_many_stamps_beyond_the_bound_stays_at_the_bound() -> None:
+    server = 10**12
+    clock = HybridClock("dev")
+    within = clock.now(server + 60_000)
+    for n in range(RECENT_STAMPS + 5):  # more than the clock remembers
+        clock.now(server + 3_600_000 + n)
+    clock.correct(wall_ms=server + 3_600_000, server_ms=server)
+    after = clock.now(server + 3_600_000)
+    assert after > within
+    assert after.wall_ms == server + MAX_CLOCK_SKEW_MS
+    check_skew(after, server_ms=server)
+
+
+def test_correct_with_nothing_beyond_the_bound_changes_only_the_offset() -> None:
+    clock = HybridClock("dev")
+    first = clock.now(5_000)
+    clock.correct(wall_ms=5_000, server_ms=4_000)
+    assert clock.last == first
+    assert clock.offset_ms == -1_000
+    assert clock.now(5_000) > first

@@ -254,6 +254,24 @@ def test_malformed(data: bytes) -> None:
         assert error.message
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {**PING, b"nonce": 1},  # beside the fields, at the top
+        {**PING, "extra": {b"k": 1}},  # in an unknown field, which is otherwise ignored
+        {**PING, "extra": [1, [{"ok": {b"deep": 1}}]]},  # nested in lists and maps
+    ],
+    ids=["top", "unknown-field", "nested"],
+)
+def test_byte_string_map_keys_are_refused_anywhere(value: dict[Any, Any]) -> None:
+    for decode in (decode_client, decode_server):
+        error = refused(decode, cbor2.dumps(value))
+        assert (error.code, error.message) == (
+            "malformed",
+            "The frame has a map key that is not a text string.",
+        )
+
+
 def test_text_messages_are_malformed() -> None:
     assert refused(decode_client, "hello").code == "malformed"  # type: ignore[arg-type]
     assert refused(decode_client, None).code == "malformed"  # type: ignore[arg-type]
@@ -444,6 +462,18 @@ def _case_id(case: tuple[Message, tuple[str | int, ...], object, str]) -> str:
     message, path, value, _ = case
     shown = "DELETE" if value is DELETE else repr(value)[:20]
     return f"{type(message).__name__}-{'.'.join(map(str, path))}={shown}"
+
+
+@pytest.mark.parametrize(
+    "sv", [b"", b"\x01\x80", b"\x02\x01\x01", b"\x01\x01\x01\x00", b"\xff" * 12], ids=repr
+)
+def test_a_hello_state_vector_must_read_as_one(sv: bytes) -> None:
+    # A state vector the shoot's actor could not read once crashed it: it is refused with
+    # the rest of the frame instead.
+    for hello in (ARCHER_HELLO, VIEWER_HELLO):
+        error = refused(decode_client, frame(hello, (("sv",), sv)))
+        assert error.code == "invalid_state_vector"
+        assert error.message
 
 
 @pytest.mark.parametrize("case", CLIENT_FIELD_CASES, ids=_case_id)

@@ -37,7 +37,14 @@ from sync.protocol import (
 )
 from sync.register import Register
 
-CODES = {"frame_too_large", "malformed", "unsupported_version", "unknown_type", "invalid_field"}
+CODES = {
+    "frame_too_large",
+    "malformed",
+    "unsupported_version",
+    "unknown_type",
+    "invalid_field",
+    "invalid_state_vector",
+}
 TYPE_NAMES = [
     "hello",
     "write",
@@ -114,9 +121,26 @@ shoots = st.builds(
 )
 optional_naturals = st.none() | naturals
 
+
+def _varuint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+#: Yjs state vectors: a count, then (client id, clock) pairs, all lib0 var-uints.
+state_vectors = st.dictionaries(st.integers(0, 2**53), st.integers(0, 2**32), max_size=4).map(
+    lambda clocks: (
+        _varuint(len(clocks)) + b"".join(_varuint(c) + _varuint(k) for c, k in clocks.items())
+    )
+)
+
 client_messages: st.SearchStrategy[Message] = st.one_of(
-    st.builds(Hello, codes, st.just("viewer"), st.binary(max_size=64)),
-    st.builds(Hello, codes, st.just("archer"), st.binary(max_size=64), ids, ids),
+    st.builds(Hello, codes, st.just("viewer"), state_vectors),
+    st.builds(Hello, codes, st.just("archer"), state_vectors, ids, ids),
     st.builds(Write, naturals, registers),
     st.builds(Ping, naturals),
 )

@@ -3,8 +3,10 @@
 The simulation plays the protocol's contract in miniature, without sockets:
 
 - devices (two archers, one with a phone *and* a tablet) score offline and online with
-  hybrid clocks skewed within the accepted bound; each keeps only its newest pending write
-  in its outbox and resends it until acknowledged;
+  hybrid clocks skewed behind, within and beyond the accepted bound, and clocks jump; each
+  keeps only its newest pending write in its outbox and resends it until acknowledged;
+  a write stamped too far ahead is refused with the relay's time (``clock_skew``), and the
+  device corrects its clock and re-stamps it;
 - the network reorders, duplicates and drops writes and their answers, and partitions
   devices; the relay's stream of updates to a replica is in order (it is one WebSocket)
   until the connection breaks, and a relay crash breaks every connection;
@@ -16,7 +18,9 @@ The simulation plays the protocol's contract in miniature, without sockets:
   they hold items the restarted relay never persisted.
 
 After the network heals, everyone must agree, with each archer's register equal to the
-largest write ever made for them, and every acknowledged write kept.
+largest write the relay ever accepted for them, and every acknowledged write kept. And a
+re-stamped write is newer than every stamp its device knew the relay held (a correction
+that forgot one would make the device's newest end lose to an older write).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.clock import MAX_CLOCK_SKEW_MS, HybridClock, check_skew
+from sync.clock import MAX_CLOCK_SKEW_MS, HybridClock, Stamp, check_skew
 from sync.document import EMPTY_STATE_VECTOR, ShootDocument
+from sync.errors import ClockSkewError
 from sync.models import ArcherState
 from sync.register import Applied, Duplicate, Register, Superseded, merge
 
@@ -45,11 +50,13 @@ class Device:
     arrows: tuple[Any, ...] = ()
     outbox: Register | None = None
     partitioned: bool = False
+    accepted: list[Stamp] = field(default_factory=list)
+    """Stamps this device knows the relay accepted (its acks, and winners it was shown)."""
 
 
 @dataclass
 class Message:
-    kind: str  # "write" | "ack" | "superseded" | "update" | "welcome"
+    kind: str  # "write" | "ack" | "superseded" | "error" | "update" | "welcome"
     to: str  # "relay" or an endpoint name
     sender: str
     payload: Any
@@ -65,6 +72,7 @@ class Relay:
         self.pending: list[bytes] = []
         self.pending_acks: list[Message] = []
         self.acked: list[Register] = []
+        self.accepted: list[Register] = []
 
     def crash(self) -> None:
         self.doc = ShootDocument.load(self.persisted, client_id=next(self.client_ids))
@@ -79,7 +87,11 @@ class Relay:
     def write(
         self, sender: str, register: Register, now_ms: int, fanout: list[str]
     ) -> list[Message]:
-        check_skew(register.stamp, now_ms)  # raises: the test fails, skews are in bounds
+        try:
+            check_skew(register.stamp, now_ms)
+        except ClockSkewError as exc:
+            return [Message("error", sender, "relay", (register, exc.server_ms))]
+        self.accepted.append(register)
         outcome, update = self.doc.write(register)
         match outcome:
             case Applied():
@@ -122,11 +134,19 @@ ops = st.lists(
         st.tuples(st.just("reconnect"), st.integers(0, 4)),
         st.tuples(st.just("stream"), st.integers(0, 4)),
         st.tuples(st.just("disconnect"), st.integers(0, 4)),
+        st.tuples(st.just("jump"), st.integers(0, 2), st.integers(0, 4)),
     ),
     min_size=10,
     max_size=120,
 )
-skews = st.lists(st.integers(-3_600_000, MAX_CLOCK_SKEW_MS), min_size=3, max_size=3)
+#: Device clocks from an hour behind to three times the accepted bound ahead, so the
+#: ``clock_skew`` path runs; near the bound on either side more often than chance would.
+skew = st.integers(-3_600_000, 3 * MAX_CLOCK_SKEW_MS) | st.sampled_from(
+    [0, MAX_CLOCK_SKEW_MS - 60_000, MAX_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS + 60_000]
+)
+skews = st.lists(skew, min_size=3, max_size=3)
+#: What a clock can jump to (``jump`` picks one): a phone's clock set by hand.
+JUMPS = (0, 60_000, MAX_CLOCK_SKEW_MS - 30_000, MAX_CLOCK_SKEW_MS + 30_000, 3_600_000)
 
 
 class World:
@@ -145,7 +165,6 @@ class World:
         self.streams: dict[str, list[Message] | None] = {
             name: [] for name in [*self.devices, *self.spectators]
         }
-        self.written: list[Register] = []
 
     def replica(self, name: str) -> ShootDocument:
         return self.devices[name].replica if name in self.devices else self.spectators[name]
@@ -172,7 +191,6 @@ class World:
         stamp = device.clock.now(self.now + device.skew_ms)
         state = ArcherState(device.archer, "national", arrows=device.arrows)
         write = Register(device.archer, stamp, state)
-        self.written.append(write)
         device.outbox = write
         self.send_outbox(name)
 
@@ -200,15 +218,31 @@ class World:
             replica.apply_update(update)
         elif message.kind == "ack":
             device = self.devices[message.to]
+            device.accepted.append(message.payload.stamp)
             if device.outbox == message.payload:
                 device.outbox = None
+        elif message.kind == "error":
+            self.restamp(message.to, *message.payload)
         elif message.kind == "superseded":
             device = self.devices[message.to]
             winner: Register = message.payload
+            device.accepted.append(winner.stamp)
             device.clock.observe(winner.stamp)
             if device.outbox is not None and merge(device.outbox, winner) == winner:
                 device.outbox = None
                 device.arrows = winner.state.arrows
+
+    def restamp(self, name: str, refused: Register, server_ms: int) -> None:
+        """A ``clock_skew`` refusal: correct the clock, re-stamp the same state, resend."""
+        device = self.devices[name]
+        if device.outbox != refused:
+            return  # a newer write replaced it; that one is answered on its own
+        device.clock.correct(self.now + device.skew_ms, server_ms)
+        stamp = device.clock.now(self.now + device.skew_ms)
+        held = [s for s in device.accepted if s.wall_ms <= server_ms + MAX_CLOCK_SKEW_MS]
+        assert all(stamp > s for s in held), (stamp, max(held))
+        device.outbox = Register(refused.archer_id, stamp, refused.state)
+        self.send_outbox(name)
 
     def reconnect(self, name: str) -> None:
         """A new connection: what the old one still carried arrives first, then the welcome."""
@@ -255,6 +289,8 @@ class World:
                 self.deliver_stream(endpoints[args[0]])
             elif op == "disconnect":
                 self.streams[endpoints[args[0]]] = None
+            elif op == "jump":
+                self.devices[names[args[0]]].skew_ms = JUMPS[args[1]]
             elif op == "partition":
                 device = self.devices[names[args[0]]]
                 device.partitioned = not device.partitioned
@@ -292,7 +328,7 @@ def test_every_replica_converges_to_the_lww_oracle(skew: list[int], steps: list[
     world.heal()
 
     oracle: dict[str, Register] = {}
-    for write in world.written:
+    for write in world.relay.accepted:
         winner = merge(oracle.get(write.archer_id), write)
         assert winner is not None
         oracle[write.archer_id] = winner

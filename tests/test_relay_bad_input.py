@@ -11,8 +11,15 @@ import redis
 import trio
 import trio_websocket
 
-from sync.codec import decode_server
-from sync.protocol import Ack, Error, Welcome
+from sync.codec import decode_server, encode
+from sync.protocol import (
+    HARD_MAX_CLIENT_FRAME_BYTES,
+    MAX_CLIENT_FRAME_BYTES,
+    Ack,
+    Error,
+    Hello,
+    Welcome,
+)
 from tests.wire import create_shoot, join, now_ms, peer, register
 
 
@@ -61,18 +68,59 @@ async def test_malformed_first_frames_are_refused(
             assert (await http.get("/health")).status_code == 200
 
 
-async def test_text_frames_and_oversized_frames_close_the_session(relay_url: str) -> None:
+async def test_text_frames_are_malformed_and_close_with_1002(relay_url: str) -> None:
     with trio.fail_after(10):
         ws_url = relay_url.replace("http", "ws") + "/ws"
         async with trio_websocket.open_websocket_url(ws_url) as ws:
             await ws.send_message("hello")
             errors, code = await _closed_with(ws)
-        assert [e.code for e in errors] == ["malformed"]
-        assert code == 1008
+        assert [(e.code, e.fatal) for e in errors] == [("malformed", True)]
+        assert code == 1002
+        # The same inside a session, after the welcome.
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            shoot = (await create_shoot(http))["code"]
+        async with peer(relay_url, shoot) as viewer:
+            await viewer.expect(Welcome)
+            await viewer.ws.send_message('{"v": 1, "type": "ping", "nonce": 1}')
+            errors, code = await _closed_with(viewer.ws)
+        assert [(e.code, e.fatal) for e in errors] == [("malformed", True)]
+        assert code == 1002
+
+
+@pytest.mark.parametrize("in_session", [False, True], ids=["first-frame", "in-session"])
+async def test_an_oversized_frame_gets_frame_too_large_then_1009(
+    relay_url: str, in_session: bool
+) -> None:
+    with trio.fail_after(10):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            shoot = (await create_shoot(http))["code"]
+        ws_url = relay_url.replace("http", "ws") + "/ws"
         async with trio_websocket.open_websocket_url(ws_url) as ws:
-            await ws.send_message(b"\x00" * (65 * 1024))
-            _, code = await _closed_with(ws)
+            if in_session:
+                await ws.send_message(encode(Hello(shoot, "viewer")))
+                assert isinstance(decode_server(await ws.get_message()), Welcome)
+            # A hello padded with an unknown field: well-formed, one byte over the limit.
+            hello = cbor2.loads(encode(Hello(shoot, "viewer")))
+            hello["pad"] = b""
+            hello["pad"] = b"\x00" * (MAX_CLIENT_FRAME_BYTES + 1 - len(cbor2.dumps(hello)) - 2)
+            oversized = cbor2.dumps(hello)
+            assert len(oversized) == MAX_CLIENT_FRAME_BYTES + 1
+            await ws.send_message(oversized)
+            errors, code = await _closed_with(ws)
+        assert [(e.code, e.fatal, e.id) for e in errors] == [("frame_too_large", True, None)]
+        assert str(MAX_CLIENT_FRAME_BYTES) in errors[0].message
         assert code == 1009
+
+
+async def test_a_frame_over_the_transport_cap_is_closed_with_1009_unread(relay_url: str) -> None:
+    with trio.fail_after(10):
+        ws_url = relay_url.replace("http", "ws") + "/ws"
+        async with trio_websocket.open_websocket_url(ws_url) as ws:
+            await ws.send_message(b"\x00" * (HARD_MAX_CLIENT_FRAME_BYTES + 1))
+            errors, code = await _closed_with(ws)
+        assert (errors, code) == ([], 1009)
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            assert (await http.get("/health")).status_code == 200
 
 
 async def test_writes_that_break_rules_change_nothing(relay_url: str) -> None:

@@ -271,3 +271,34 @@ async def test_invalid_arrow_is_refused_locally_and_nothing_is_queued(
                 assert exc.code == "finished"
             else:
                 raise AssertionError("scored after finishing")
+
+
+async def test_a_corrected_clock_still_beats_the_other_devices_write_it_had_seen(
+    relay: RelayHandle, tmp_path: Path
+) -> None:
+    """Regression: after ``clock_skew`` the clock reset to the relay's time, forgetting the
+    tablet's stamp (ahead, but within the bound) that the phone had seen, so the phone's
+    re-stamped end lost to the older write and the end was gone."""
+    with trio.fail_after(20):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam")
+        phone_id, tablet_id = await phone_and_tablet(url, shoot.code)
+        aid = phone_id.archer_id
+        tablet_ahead = MAX_CLOCK_SKEW_MS - 60_000
+        async with connect(
+            url, shoot.code, identity=tablet_id, options=FAST, wall_clock=skewed(tablet_ahead)
+        ) as tablet:
+            await tablet.wait_until(lambda t: arrows_of(t, aid) == 0)  # has the archer's state
+            await tablet.score_end(END_A)
+            await tablet.wait_synced()
+        async with connect(
+            url, shoot.code, identity=phone_id, options=FAST, wall_clock=skewed(3_600_000)
+        ) as phone:
+            await phone.wait_until(lambda p: arrows_of(p, aid) == 6)  # seen the tablet's end
+            await phone.score_end(END_C)
+            await phone.wait_synced()  # refused with clock_skew, re-stamped, accepted
+            register = phone.register()
+            assert register is not None
+            assert register.state.arrows == tuple(END_A + END_C)
+        body = await read_shoot(url, shoot.code)
+        assert body["archers"][aid]["arrows"] == END_A + END_C

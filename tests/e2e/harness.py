@@ -53,6 +53,8 @@ class RelayProcess:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "FAST_SHOOT_DATA_DIR": str(self.data_dir / "data"),
+            # Every test's shoots come from this one loopback address.
+            "SHOOT_CREATES_BURST": "100000",
         }
         env.pop("REDIS_URL", None)
         env.pop("PUBLIC_URL", None)

@@ -1,0 +1,193 @@
+"""A shoot's durability bookkeeping: which updates Redis has, and answers held until then.
+
+Theory of operation
+-------------------
+The actor numbers every document update it applies (:meth:`Durability.record`); the
+*persister* (:meth:`Durability.run`, a companion task of the actor) appends waiting
+updates to Redis in batches, one pipeline per batch, and advances the durable number.
+An answer that names a register value (``ack``, ``superseded``, an HTTP write's result)
+is held with the number of the update that set that value and released once Redis has
+it, so a relay crash can never make a device drop a write Redis does not have.
+
+When Redis is away the persister retries with backoff and the shoot counts as
+*degraded* (``/health`` says 503 while any shoot is). The count is kept by
+:meth:`Durability.set_degraded` only, and :meth:`Durability.close` takes the shoot out of
+it however the actor ends, so a shoot that unloads or crashes while degraded cannot leave
+``/health`` stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from sync.models import Shoot
+
+from .config import Settings
+from .messages import Reply, WriteResult
+from .metrics import Metrics
+from .store import RedisStore, StoreUnavailable
+from .subscriber import Subscriber
+
+__all__ = ["Durability", "Held"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH: Final = 256
+RETRY_MIN_S: Final = 0.05
+RETRY_MAX_S: Final = 2.0
+
+
+@dataclass(slots=True)
+class Held:
+    """An answer waiting until the update numbered ``needs`` is durable."""
+
+    needs: int
+    subscriber: Subscriber | None
+    frame: bytes | None
+    reply: Reply[WriteResult] | None = None
+    result: WriteResult | None = None
+
+    def release(self) -> None:
+        if self.subscriber is not None and self.frame is not None:
+            self.subscriber.answer(self.frame)
+        if self.reply is not None and self.result is not None:
+            self.reply.set(self.result)
+
+
+class Durability:
+    """Moves one shoot's updates to Redis and releases answers as they become durable.
+
+    Args:
+        shoot: The shoot whose log the updates go to.
+        snapshot: Builds the full document state, for compaction.
+        log_length: Entries already in the shoot's log (from loading).
+        on_durable: Called with the durable number each time it advances, after the held
+            answers are released (the actor releases its held notices there).
+    """
+
+    def __init__(
+        self,
+        shoot: Shoot,
+        store: RedisStore,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        snapshot: Callable[[], bytes],
+        log_length: int,
+        on_durable: Callable[[int], None] = lambda durable: None,
+    ) -> None:
+        self._shoot = shoot
+        self._store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._snapshot = snapshot
+        self._log_length = log_length
+        self._on_durable = on_durable
+        # Updates are numbered as applied; `durable` is the highest number Redis has.
+        self.applied = 0
+        self.durable = 0
+        self._unpersisted: list[bytes] = []
+        self._held: list[Held] = []
+        self._wanted = trio.Event()
+        self._progress = trio.Event()
+        self.degraded = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether some applied update is not in Redis yet."""
+        return bool(self._unpersisted)
+
+    def record(self, update: bytes) -> int:
+        """Queue an applied update for Redis; returns its number."""
+        self.applied += 1
+        self._unpersisted.append(update)
+        self._wanted.set()
+        return self.applied
+
+    def hold(self, held: Held) -> None:
+        """Release ``held`` now if what it names is durable, else once it is."""
+        if held.needs <= self.durable:
+            held.release()
+        else:
+            self._held.append(held)
+
+    async def flushed(self) -> None:
+        """Wait until Redis has every update (each persister attempt wakes us to check)."""
+        while self._unpersisted:
+            self._wanted.set()
+            await self._progress.wait()
+
+    def close(self, error: Exception) -> None:
+        """The actor is ending: fail the HTTP waiters whose answers never became durable
+        (connections are closed by the actor, and their devices resend) and leave the
+        degraded count."""
+        for held in self._held:
+            if held.reply is not None:
+                held.reply.fail(error)
+        self._held.clear()
+        self.set_degraded(False)
+
+    def set_degraded(self, degraded: bool) -> None:
+        """The one place that changes the relay's count of degraded shoots."""
+        if degraded != self.degraded:
+            self.degraded = degraded
+            self._metrics.redis_degraded_shoots += 1 if degraded else -1
+
+    async def run(self) -> None:
+        """The persister: runs until cancelled (the actor cancels it after its last flush)."""
+        delay = RETRY_MIN_S
+        while True:
+            await self._wanted.wait()
+            self._wanted = trio.Event()
+            while self._unpersisted:
+                batch = self._unpersisted[:MAX_BATCH]
+                started = time.perf_counter()
+                try:
+                    last_id, self._log_length = await self._store.call(
+                        self._store.append, self._shoot, batch
+                    )
+                except StoreUnavailable as exc:
+                    self._signal_progress()
+                    self._metrics.redis_failures += 1
+                    if not self.degraded:
+                        log.warning("shoot %s: Redis unavailable: %s", self._shoot.shoot_id, exc)
+                    self.set_degraded(True)
+                    await trio.sleep(delay)  # backoff between retries, not synchronisation
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                self._metrics.redis_latency.observe(time.perf_counter() - started)
+                if self.degraded:
+                    log.info("shoot %s: Redis is back; caught up", self._shoot.shoot_id)
+                self.set_degraded(False)
+                delay = RETRY_MIN_S
+                del self._unpersisted[: len(batch)]
+                self.durable += len(batch)
+                self._release_durable()
+                self._signal_progress()
+                if self._log_length >= self._settings.compact_every:
+                    await self._compact(last_id)
+
+    def _signal_progress(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _release_durable(self) -> None:
+        ready = [held for held in self._held if held.needs <= self.durable]
+        self._held = [held for held in self._held if held.needs > self.durable]
+        for held in ready:
+            held.release()
+        self._on_durable(self.durable)
+
+    async def _compact(self, through_id: str) -> None:
+        snapshot = self._snapshot()
+        try:
+            await self._store.call(self._store.compact, self._shoot, snapshot, through_id)
+            self._log_length = 0
+        except StoreUnavailable:
+            self._metrics.redis_failures += 1  # the log stays; compaction is retried later
