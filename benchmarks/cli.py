@@ -28,7 +28,7 @@ from .scenarios import Bench, Config
 
 __all__ = ["build_parser", "main"]
 
-SCENARIOS = ("fanout", "throughput", "many", "wire", "storm")
+SCENARIOS = ("fanout", "throughput", "many", "wire", "durability", "storm")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -94,6 +94,7 @@ async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
         "throughput": bench.throughput,
         "many": bench.many_shoots,
         "wire": bench.wire_bytes,
+        "durability": bench.durability,
         "storm": bench.storm,  # last: it restarts the relay
     }
     for name in SCENARIOS:
@@ -113,7 +114,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
         count += per_load
     if "many" in scenarios:
         count += per_load
-    return count + ("wire" in scenarios) + ("storm" in scenarios)
+    return count + ("wire" in scenarios) + ("durability" in scenarios) + ("storm" in scenarios)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

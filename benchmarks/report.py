@@ -347,6 +347,19 @@ def _markdown(results: dict[str, Any], info: dict[str, Any]) -> str:
             "frame and are the same for any server.",
             "",
         ]
+    if results.get("durability"):
+        d = results["durability"]["median_us"]
+        lines += [
+            "## What `appendfsync always` costs (one fenced store append, median µs)",
+            "",
+            *_table(
+                ["Updates per append", *d],
+                [[n, *(_f(d[policy][n], 0) for policy in d)] for n in d["always"]],
+            ),
+            "The persister sends every waiting update in one append, so the fsync is paid "
+            "once per batch, not per write.",
+            "",
+        ]
     if info.get("plots"):
         lines += ["## Plots", ""]
         lines += [f"![{name}]({name})" for name in info["plots"]]

@@ -39,6 +39,7 @@ from sync.protocol import Hello, Notice, Update, Welcome, Write
 from sync.register import Register
 from sync.rounds import Arrow
 
+from .durability import measure_append_cost
 from .load import ConnSpec, ws_overhead
 from .procs import Server, WorkerPool
 from .progress import Progress
@@ -130,7 +131,7 @@ class Bench:
             if server is not None:
                 server.stop()
         if self.redis is not None:
-            self.redis.stop()
+            self.redis.close()
 
     # -- shoots --------------------------------------------------------------------------
 
@@ -367,6 +368,13 @@ class Bench:
             "bytes_per_client": total_bytes / max(1, len(synced)),
             "relay_cpu_s_start_and_catch_up": relay_cpu_s,
         }
+
+    async def durability(self) -> None:
+        """The cost of ``appendfsync always`` per store append (see ``durability.py``)."""
+        self.progress.step("appendfsync always against everysec")
+        self.results["durability"] = await trio.to_thread.run_sync(
+            measure_append_cost, self.work_dir
+        )
 
     async def wire_bytes(self, archers: int = 20, arrows: int = 36) -> None:
         """Bytes one subscriber receives for a one-arrow update, in a realistic shoot.

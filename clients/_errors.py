@@ -149,4 +149,11 @@ def translate(exc: BaseException, relay_url: str) -> ShootError | None:
         )
     if isinstance(exc, trio_websocket.HandshakeError):
         return RelayUnreachable("unreachable", unreachable)
+    import wsproto.utilities
+
+    if isinstance(exc, wsproto.utilities.LocalProtocolError):
+        # trio-websocket's reader answers a ping that arrives while our close handshake
+        # is under way, and wsproto refuses to send the pong: the connection is going
+        # anyway (seen when a relay is killed mid-session).
+        return RelayUnreachable("disconnected", f"The connection to {relay_url} broke.")
     return None

@@ -8,6 +8,7 @@ import trio
 
 from .auth import JoinThrottle
 from .config import Settings
+from .ended import EndedShoots
 from .metrics import Metrics
 from .registry import ShootRegistry
 from .store import RedisStore
@@ -22,11 +23,14 @@ class RelayContext:
     registry: ShootRegistry
     metrics: Metrics
     throttle: JoinThrottle = field(default_factory=JoinThrottle)
+    ended: EndedShoots = field(init=False)
+    """Final results of shoots whose day is over (read only)."""
     closing: bool = False
     no_sessions: trio.Event = field(default_factory=trio.Event)
     """Set while no WebSocket session is open; shutdown waits on it."""
 
     def __post_init__(self) -> None:
+        self.ended = EndedShoots(self.store)
         self.no_sessions.set()
 
     def session_opened(self) -> None:

@@ -31,7 +31,7 @@ from sync.models import Shoot
 from .config import Settings
 from .messages import Reply, WriteResult
 from .metrics import Metrics
-from .store import RedisStore, StoreUnavailable
+from .store import RedisStore, ShootFenced, StoreUnavailable
 from .subscriber import Subscriber
 
 __all__ = ["Durability", "Held"]
@@ -152,6 +152,9 @@ class Durability:
                     last_id, self._log_length = await self._store.call(
                         self._store.append, self._shoot, batch
                     )
+                except ShootFenced as exc:
+                    self._drop_unpersisted(exc)
+                    break
                 except StoreUnavailable as exc:
                     self._signal_progress()
                     self._metrics.redis_failures += 1
@@ -173,6 +176,20 @@ class Durability:
                 if self._log_length >= self._settings.compact_every:
                     await self._compact(last_id)
 
+    def _drop_unpersisted(self, exc: ShootFenced) -> None:
+        """Redis refused the shoot's writes for good: it has ended (or its code belongs
+        to a newer shoot). What is not in Redis was never acknowledged and never will be;
+        the devices keep those writes and learn that the shoot ended when they reconnect.
+        """
+        log.warning(
+            "shoot %s: %s; %d updates were not persisted",
+            self._shoot.shoot_id,
+            exc,
+            len(self._unpersisted),
+        )
+        self._unpersisted.clear()
+        self._signal_progress()
+
     def _signal_progress(self) -> None:
         self._progress.set()
         self._progress = trio.Event()
@@ -191,3 +208,5 @@ class Durability:
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
+        except ShootFenced:
+            pass  # the shoot has ended: its document is kept as it is

@@ -30,7 +30,7 @@ from sync.models import (
     ArcherState,
     Profile,
     Shoot,
-    end_of_local_day,
+    shoot_expiry,
     validate_code,
     validate_name,
     validate_state,
@@ -150,8 +150,8 @@ def shoot_json(shoot: Shoot, origin: str) -> dict[str, Any]:
     }
 
 
-async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
-    """The shoot named in the path, checked for existence and expiry (throttled).
+async def _find_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
+    """The shoot named in the path, live or ended but still kept (throttled).
 
     ``probation`` is :meth:`JoinThrottle.screen`'s answer for a request the caller has
     already screened (one with credentials); any failure then answers 429.
@@ -167,10 +167,16 @@ async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool 
     if shoot is None:
         relay.throttle.failed(address, probation=probation)
         raise UnknownShoot(code)
+    return shoot
+
+
+async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
+    """The shoot named in the path, checked for existence and expiry (throttled)."""
+    shoot = await _find_shoot(relay, request, probation=probation)
     if shoot.expires_ms <= wall_ms():
         if probation:
-            raise relay.throttle.error(address)
-        raise ShootExpired(code)
+            raise relay.throttle.error(_client(request))
+        raise ShootExpired(shoot.code)
     return shoot
 
 
@@ -204,7 +210,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         title = validate_title(_text(data, "title", ""))
         time_zone = _text(data, "time_zone", "UTC")
         now = wall_ms()
-        expires = end_of_local_day(now, time_zone)
+        expires = shoot_expiry(now, time_zone)
         origin = _origin(relay, request)
         creations.take(_client(request))  # only requests that would create a shoot count
 
@@ -224,7 +230,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         shoot = await _live_shoot(relay, request, probation=probation)
         if credentialed:  # another device of an archer who has joined
             archer_id, token = _text(data, "archer_id"), _text(data, "token")
-            record = await relay.store.call(relay.store.get_archer, shoot.code, archer_id)
+            record = await relay.store.call(relay.store.get_archer, shoot, archer_id)
             if record is None or not token_matches(token, record.token_sha256):
                 relay.throttle.failed(address, probation=probation)
                 raise AccessDenied(archer_id)
@@ -278,15 +284,23 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body)
 
     async def read_shoot(request: Request) -> Response:
-        shoot = await _live_shoot(relay, request)
-        read = Read()
-        view = await relay.registry.request(shoot.code, read, read.reply)
+        shoot = await _find_shoot(relay, request)
+        ended = shoot.expires_ms <= wall_ms()
+        if ended:  # the final results, kept for a day after the end
+            final = await relay.ended.view(shoot)
+            if final is None:
+                raise ShootExpired(shoot.code)
+            view = final
+        else:
+            read = Read()
+            view = await relay.registry.request(shoot.code, read, read.reply)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()
         }
         body = {
             "shoot": shoot_json(view.shoot, _origin(relay, request)),
+            "ended": ended,
             "leaderboard": view.leaderboard.to_dict(),
             "archers": archers,
         }

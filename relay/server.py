@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Final
 
@@ -33,7 +36,7 @@ from .context import RelayContext
 from .hypercorn_patch import patch_hypercorn
 from .lan import lan_address, start_up_advice
 from .metrics import Metrics
-from .redis_server import RedisServer
+from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
 from .store import RedisStore
 
@@ -46,6 +49,9 @@ HTTP_GRACE_S: Final = 1.0
 #: Pending connections the kernel queues for us: a reconnect storm after a restart is
 #: thousands of clients at once, and a dropped SYN is retried only after 1 s, then 3 s.
 LISTEN_BACKLOG: Final = 4096
+#: Pauses between attempts to restart an embedded redis-server that keeps failing.
+RESTART_MIN_S: Final = 0.5
+RESTART_MAX_S: Final = 10.0
 
 
 def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
@@ -77,14 +83,24 @@ async def serve_relay(
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
-        embedded = RedisServer(settings.data_dir / "redis")
-        await trio.to_thread.run_sync(embedded.start)
+        embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
+        try:
+            await start_embedded(embedded)
+        except BaseException:
+            embedded.close()  # blocking for a moment, but the relay is not serving yet
+            raise
         redis_url = embedded.url
-        log.info("no REDIS_URL set: started an embedded redis-server at %s", redis_url)
+        log.info(
+            "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
+            redis_url,
+            embedded.version,
+            embedded.executable,
+            embedded.data_dir,
+        )
     store = RedisStore(redis_url)
     try:
         metrics = Metrics()
-        async with open_registry(store, settings, metrics) as registry:
+        async with watching(embedded), open_registry(store, settings, metrics) as registry:
             relay = RelayContext(settings, store, registry, metrics)
             app = build_app(relay)
             sessions_closed = trio.Event()
@@ -126,7 +142,71 @@ async def serve_relay(
     finally:
         store.close()
         if embedded is not None:
-            await trio.to_thread.run_sync(embedded.stop)
+            # Even when cancelled: a server left running would hold the data directory.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(embedded.close)
+
+
+@asynccontextmanager
+async def watching(server: RedisServer | None) -> AsyncIterator[None]:
+    """Keep the embedded redis-server (if any) running while the block runs: entered
+    before the registry, it outlives the actors' last flush."""
+    async with trio.open_nursery() as nursery:
+        if server is not None:
+            nursery.start_soon(supervise_embedded, server)
+        yield
+        nursery.cancel_scope.cancel()
+
+
+async def start_embedded(server: RedisServer) -> None:
+    """Start the embedded redis-server: the checks on a worker thread, the spawn on this
+    (the main) thread so the kernel's parent-death signal is tied to the process, not to
+    a worker thread that trio retires when idle."""
+    await trio.to_thread.run_sync(server.prepare)
+    server.spawn()
+    await trio.to_thread.run_sync(server.wait_ready)
+
+
+async def _wait_exit(server: RedisServer) -> int | None:
+    """Wait until the server's process exits; its exit status."""
+    process = server.process
+    if process is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: a worker thread waits instead
+        return await trio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+    return process.wait()
+
+
+async def supervise_embedded(server: RedisServer) -> None:
+    """Restart the embedded redis-server whenever it dies while the relay runs.
+
+    Its death is an error worth a log line at ERROR: every shoot is degraded until it is
+    back (acks wait, nothing is lost: the persisters retry). A server that keeps dying at
+    start is retried with a growing pause instead of in a tight loop.
+    """
+    delay = RESTART_MIN_S
+    while True:
+        status = await _wait_exit(server)
+        log.error(
+            "the embedded redis-server (pid %s) exited with status %s; restarting it",
+            server.pid,
+            status,
+        )
+        try:
+            await start_embedded(server)
+        except RedisServerError as exc:
+            log.error("the embedded redis-server did not restart: %s", exc)
+            await trio.sleep(delay)  # a pause between attempts, not synchronisation
+            delay = min(delay * 2, RESTART_MAX_S)
+            continue
+        delay = RESTART_MIN_S
+        log.info("the embedded redis-server is back (pid %s)", server.pid)
 
 
 async def _main(settings: Settings) -> None:
@@ -163,4 +243,9 @@ def run(settings: Settings | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    trio.run(_main, settings or Settings.from_env())
+    try:
+        trio.run(_main, settings or Settings.from_env())
+    except* RedisServerError as group:
+        # One line a person can act on (e.g. a data directory written by another Redis
+        # version), not a traceback.
+        raise SystemExit(f"fast-shoot: {group.exceptions[0]}") from None

@@ -25,14 +25,17 @@ from .rounds import Arrow, RoundInfo, arrow_value, display_order, get_round
 __all__ = [
     "AGE_GROUPS",
     "BOWSTYLES",
+    "ENDED_KEPT_MS",
     "GENDERS",
     "MAX_NAME_LENGTH",
     "MAX_TITLE_LENGTH",
+    "MIN_LIFETIME_MS",
     "ArcherState",
     "Profile",
     "ScoreSummary",
     "Shoot",
     "end_of_local_day",
+    "shoot_expiry",
     "summarize",
     "validate_code",
     "validate_name",
@@ -42,6 +45,11 @@ __all__ = [
 
 MAX_NAME_LENGTH: Final = 40
 MAX_TITLE_LENGTH: Final = 100
+#: However late in the day a shoot is created, it lives at least this long: an evening
+#: shoot must not end at midnight in the middle of its last end.
+MIN_LIFETIME_MS: Final = 6 * 3_600_000
+#: After its end a shoot's final results stay readable (read-only) this long.
+ENDED_KEPT_MS: Final = 24 * 3_600_000
 
 #: Profile values, as archeryutils' AGB 2023 enums name them (lower case on the wire).
 BOWSTYLES: Final = frozenset(
@@ -129,7 +137,9 @@ class Shoot:
     creator: str
     created_ms: int
     expires_ms: int
-    """The end of the creator's local day, as an epoch timestamp in milliseconds."""
+    """When the shoot ends, as an epoch timestamp in milliseconds: the end of the
+    creator's local day, but at least :data:`MIN_LIFETIME_MS` after creation
+    (:func:`shoot_expiry`)."""
     time_zone: str
     """The creator's IANA time zone, e.g. ``"Europe/London"``."""
 
@@ -252,3 +262,16 @@ def end_of_local_day(now_ms: int, time_zone: str) -> int:
     tomorrow = local.date() + dt.timedelta(days=1)
     midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone)
     return int(midnight.timestamp() * 1000)
+
+
+def shoot_expiry(created_ms: int, time_zone: str) -> int:
+    """When a shoot created at ``created_ms`` ends: the end of the creator's local day,
+    but never less than :data:`MIN_LIFETIME_MS` after its creation.
+
+    A shoot created at 23:05 once lived 54 minutes; the floor keeps an evening session
+    going past midnight, while a morning shoot still ends with its day.
+
+    Raises:
+        InvalidState: ``invalid_time_zone``.
+    """
+    return max(end_of_local_day(created_ms, time_zone), created_ms + MIN_LIFETIME_MS)

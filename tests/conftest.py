@@ -35,8 +35,9 @@ if os.environ.get("CI"):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One real redis-server for the whole test session, on a free loopback port."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+    """One real redis-server for the whole test session, on a free loopback port; it dies
+    with the test process, however that ends (spawned here, on the main thread)."""
+    with RedisServer(tmp_path_factory.mktemp("redis"), die_with_parent=True) as server:
         yield server
 
 

@@ -21,6 +21,7 @@ HEADINGS = (
     "## Connections and memory",
     "## Reconnect storm",
     "## Bytes on the wire",
+    "## What `appendfsync always` costs",
 )
 
 
@@ -57,6 +58,7 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert results["fanout"][0]["relay"]["delivered"] > 0
     assert results["fanout"][0]["baseline"]["delivered"] > 0
     assert results["storm"]["synced"] == results["storm"]["clients"]
+    assert set(results["durability"]["median_us"]) == {"always", "everysec"}
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "quick-latency.png").stat().st_size > 0
         assert (tmp_path / "quick-cpu.png").stat().st_size > 0

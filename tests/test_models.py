@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,9 +11,11 @@ from sync.errors import InvalidState
 from sync.models import (
     MAX_NAME_LENGTH,
     MAX_TITLE_LENGTH,
+    MIN_LIFETIME_MS,
     ArcherState,
     Profile,
     end_of_local_day,
+    shoot_expiry,
     summarize,
     validate_code,
     validate_state,
@@ -128,4 +131,26 @@ def test_end_of_local_day_follows_the_creators_zone() -> None:
 def test_unknown_time_zone() -> None:
     with pytest.raises(InvalidState) as info:
         end_of_local_day(0, "Mars/Olympus")
+    assert info.value.code == "invalid_time_zone"
+
+
+def test_a_shoot_lives_to_the_end_of_the_local_day_but_at_least_six_hours() -> None:
+    def at(hour: int, minute: int = 0) -> int:
+        moment = dt.datetime(2026, 6, 1, hour, minute, tzinfo=ZoneInfo("Europe/London"))
+        return int(moment.timestamp() * 1000)
+
+    # A morning shoot ends with its day (midnight in London).
+    morning = at(9)
+    assert shoot_expiry(morning, "Europe/London") == end_of_local_day(morning, "Europe/London")
+    # An evening shoot is not cut off at midnight: it gets its six hours.
+    evening = at(23, 5)
+    assert shoot_expiry(evening, "Europe/London") == evening + MIN_LIFETIME_MS
+    assert shoot_expiry(evening, "Europe/London") > end_of_local_day(evening, "Europe/London")
+    # The boundary: created exactly six hours before midnight, both rules agree.
+    assert shoot_expiry(at(18), "Europe/London") == end_of_local_day(at(18), "Europe/London")
+
+
+def test_shoot_expiry_checks_the_time_zone() -> None:
+    with pytest.raises(InvalidState) as info:
+        shoot_expiry(0, "Mars/Olympus")
     assert info.value.code == "invalid_time_zone"

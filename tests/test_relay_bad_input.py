@@ -191,10 +191,16 @@ async def test_wrong_codes_tokens_and_expired_shoots(relay_url: str, redis_url: 
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "unknown_shoot"
 
-            # A shoot whose day is over (its keys not yet expired by Redis), loaded fresh.
+            # A shoot whose day is over (its keys not yet expired by Redis), loaded fresh:
+            # it can be read (the final results, marked ended) but not joined.
             over = (await create_shoot(http))["code"]
             _set_expiry(redis_url, over, now_ms() - 1)
-            assert (await http.get(f"/api/shoots/{over}")).status_code == 410
+            read = await http.get(f"/api/shoots/{over}")
+            assert (read.status_code, read.json()["ended"]) == (200, True)
+            joined = await http.post(
+                f"/api/shoots/{over}/join", json={"name": "X", "round": "national"}
+            )
+            assert (joined.status_code, joined.json()["error"]["code"]) == (410, "expired")
             async with peer(relay_url, over) as p:
                 errors, close = await _closed_with(p.ws)
             assert ([e.code for e in errors], close) == (["expired"], 4410)

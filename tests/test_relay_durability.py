@@ -157,7 +157,8 @@ async def test_the_log_is_compacted_into_the_snapshot(
     with trio.fail_after(20):
         url, scope = await _start(nursery, redis_url, compact_every=5)
         async with httpx.AsyncClient(base_url=url) as http:
-            code = (await create_shoot(http))["code"]
+            created = await create_shoot(http)
+            code, shoot_id = created["code"], created["shoot_id"]
             chris, token = await join(http, code, "Chris")
         async with peer(url, code, archer=chris, token=token) as archer:
             await archer.expect(Welcome)
@@ -165,9 +166,9 @@ async def test_the_log_is_compacted_into_the_snapshot(
                 await archer.write(n, register(chris, (9,) * n, device="a", ms=n))
                 await archer.expect(Ack)
         client = redis.Redis.from_url(redis_url)
-        assert client.exists(f"shoot:{{{code}}}:snapshot")
-        assert client.xlen(f"shoot:{{{code}}}:log") < 5
-        assert client.pttl(f"shoot:{{{code}}}:snapshot") > 0  # expires with the shoot
+        assert client.exists(f"shoot:{{{code}}}:{shoot_id}:snapshot")
+        assert client.xlen(f"shoot:{{{code}}}:{shoot_id}:log") < 5
+        assert client.pttl(f"shoot:{{{code}}}:{shoot_id}:snapshot") > 0  # expires in time
         client.close()
         scope.cancel()
         port = int(url.rsplit(":", 1)[1])

@@ -47,6 +47,8 @@ export interface ShootRead {
   archers: Record<string, ArcherState>;
   /** The relay's own leaderboard JSON, as `sync/leaderboard.py` builds it. */
   leaderboard: unknown;
+  /** The shoot has ended: these are its final results (kept for a day after the end). */
+  ended: boolean;
 }
 
 interface Options {
@@ -155,5 +157,6 @@ export async function readShoot(code: string, options?: Options): Promise<ShootR
     shoot: shootFromJson(raw.shoot as Record<string, unknown>),
     archers: raw.archers as Record<string, ArcherState>,
     leaderboard: raw.leaderboard,
+    ended: raw.ended === true,
   };
 }

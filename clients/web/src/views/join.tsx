@@ -51,6 +51,11 @@ export function JoinScreen(props: { code: string }) {
         }
         const [info, existing] = await Promise.all([readShoot(code), identityFor(code)]);
         if (!live) return;
+        if (info.ended) {
+          // The relay still shows an ended shoot's final results, but it cannot be joined.
+          setProblem(describe({ code: "expired", message: "" }, code));
+          return;
+        }
         setShoot({ title: info.shoot.title, creator: info.shoot.creator });
         setJoined(existing !== null);
       } catch (error) {
