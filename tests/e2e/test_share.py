@@ -129,8 +129,6 @@ def test_without_a_camera_the_scanner_says_to_type_the_code(phone: Phone) -> Non
 def test_creator_on_a_loopback_address_is_warned_that_phones_cannot_open_the_link(
     phone: Phone, relay: RelayProcess
 ) -> None:
-    # The relay said so at start-up too: it listens on 127.0.0.1 only.
-    assert "phones cannot reach this relay" in relay.log_path.read_text()
     page = phone().new_page()
     page.goto("/")
     page.get_by_label("Your name").fill("Sam")
@@ -155,7 +153,6 @@ def test_public_url_makes_join_links_and_the_qr_code_point_there(
             f"https://archery.example/join/{code}"
         )
         expect(page.get_by_test_id("loopback-warning")).to_have_count(0)
-        assert "use PUBLIC_URL=https://archery.example" in public.log_path.read_text()
     finally:
         public.stop()
 
