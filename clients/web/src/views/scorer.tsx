@@ -16,6 +16,13 @@ export function arrowLabel(arrow: Arrow): string {
   return String(arrow);
 }
 
+/** What a screen reader says for an arrow: "X" and "M" read as letters otherwise. */
+export function spokenArrow(arrow: Arrow): string {
+  if (arrow === "X") return "X, inner ten, scores 10";
+  if (arrow === "M") return "Miss, scores 0";
+  return String(arrow);
+}
+
 export function arrowClass(arrow: Arrow): string {
   return `arrow v-${String(arrow).toLowerCase()}`;
 }
@@ -118,7 +125,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
             return arrow === undefined ? (
               <li class="arrow empty" key={i} aria-label="not shot yet" />
             ) : (
-              <li class={arrowClass(arrow)} key={i}>
+              <li class={arrowClass(arrow)} key={i} aria-label={spokenArrow(arrow)}>
                 {arrowLabel(arrow)}
               </li>
             );
@@ -154,6 +161,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
                 key={String(value)}
                 class={`key ${arrowClass(value)}`}
                 data-value={String(value)}
+                aria-label={`Score ${spokenArrow(value)}`}
                 onClick={() => addArrow(value)}
               >
                 {arrowLabel(value)}

@@ -11,7 +11,8 @@ import { useShoot } from "./hooks";
 import { linkTo } from "./router";
 import { ResultsScreen } from "./results";
 import { SharePanel } from "./share";
-import { Notices, ShootHeader, StatusBar, refusedShoot } from "./status";
+import { ShootHeader, StatusBar, refusedShoot } from "./status";
+import { NoticeCenter } from "./toasts";
 import { Message } from "./ui";
 
 export function ViewerScreen(props: { code: string }) {
@@ -46,7 +47,7 @@ export function ViewerScreen(props: { code: string }) {
     <main class="page">
       <ShootHeader code={code} info={info} />
       <StatusBar client={client} rounds={rounds} code={code} />
-      <Notices notices={shoot.notices} />
+      <NoticeCenter client={client} rounds={rounds} title={info?.title || `Shoot ${code}`} />
       <Board client={client} rounds={rounds} />
       <p class="center">
         <a class="button secondary" {...linkTo(`/join/${code}`)}>
