@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from relay.redis_server import RedisServer
-from relay.store import RedisStore
+from relay.store import Owner, RedisStore
 from sync.models import Shoot
 
 __all__ = ["BATCHES", "POLICIES", "measure_append_cost"]
@@ -33,11 +33,13 @@ def _bench_shoot(code: str) -> Shoot:
 
 
 def _median_us(store: RedisStore, shoot: Shoot, batch: list[bytes]) -> float:
-    store.append(shoot, batch)  # loads the script and finds out the server's durability
+    owner = store.acquire_lease(shoot, "bench", 3_600_000)
+    assert isinstance(owner, Owner)
+    store.append(shoot, owner, batch)  # loads the script and finds out the server's durability
     times = []
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        store.append(shoot, batch)
+        store.append(shoot, owner, batch)
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1e6
 
