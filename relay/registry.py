@@ -111,6 +111,10 @@ class ShootRegistry:
     def live_shoots(self) -> int:
         return len(self._slots)
 
+    def serves(self, code: str) -> bool:
+        """Whether this instance runs (or is starting) the shoot's actor."""
+        return code in self._slots
+
     def actors(self) -> list[ShootActor]:
         return [slot.actor for slot in self._slots.values() if slot.actor is not None]
 

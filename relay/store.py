@@ -469,6 +469,11 @@ class RedisStore:
         """Give the lease up (if still ours), so the next owner need not wait for it."""
         self._release(keys=[_data_key(shoot, "lease")], args=[owner.token])
 
+    def lease_holder(self, shoot: Shoot) -> str | None:
+        """The token of whoever holds the shoot's lease, if anyone does."""
+        raw = self._redis.get(_data_key(shoot, "lease"))
+        return None if raw is None else _text(raw)
+
     def append(self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]) -> tuple[str, int]:
         """Append updates to the shoot's log in one round trip, fenced by its shoot id and
         its owner's lease (see the module docstring).

@@ -142,6 +142,11 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
             await on_a.expect(Welcome)
             await on_a.write(1, register(chris, (9,) * 6, device="a", ms=1_000))
             await on_a.expect(Ack)
+            # B answers reads from what Redis holds, without waiting for A's lease.
+            async with httpx.AsyncClient(base_url=url_b) as http:
+                with trio.fail_after(0.9):  # under A's lease: B did not wait for it
+                    body = (await http.get(f"/api/shoots/{code}")).json()
+            assert body["archers"][chris]["arrows"] == [9] * 6
             # While A serves the shoot, B refuses to: it would be a second writer.
             with pytest.raises(trio_websocket.ConnectionClosed) as closed:
                 async with peer(url_b, code, archer=chris, token=token) as on_b:
