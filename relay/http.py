@@ -176,8 +176,11 @@ async def _live_view(relay: RelayContext, shoot: Shoot) -> ShootView:
     from what Redis holds (durable, so never ahead of what that owner acknowledged)."""
     if not relay.registry.serves(shoot.code):
         holder = await relay.store.call(relay.store.lease_holder, shoot)
-        if holder is not None:
-            view = await relay.ended.durable_view(shoot)
+        if holder is not None and not holder.endswith(f":{relay.registry.instance}"):
+            try:
+                view = await relay.ended.durable_view(shoot)
+            except DECODING_ERRORS as exc:
+                raise relay.registry.unreadable(shoot.code, exc) from exc
             if view is None:
                 raise ShootExpired(shoot.code)  # its code went to a newer shoot meanwhile
             return view
