@@ -31,7 +31,8 @@ async def test_a_join_over_the_archer_limit_is_refused_and_changes_nothing(
     url = await _relay(nursery, redis_url, max_archers=3)
     with trio.fail_after(15):
         async with httpx.AsyncClient(base_url=url) as http:
-            code = (await create_shoot(http))["code"]
+            created = await create_shoot(http)
+            code, shoot_id = created["code"], created["shoot_id"]
             joined = [await join(http, code, name) for name in ("Ann", "Ben", "Cat")]
             refused = await _join(http, code, "Dan")
             assert refused.status_code == 409
@@ -46,7 +47,7 @@ async def test_a_join_over_the_archer_limit_is_refused_and_changes_nothing(
             )
             assert again.status_code == 200
     client = redis.Redis.from_url(redis_url)
-    assert client.hlen(f"shoot:{{{code}}}:archers") == 3
+    assert client.hlen(f"shoot:{{{code}}}:{shoot_id}:archers") == 3
     client.close()
 
 
