@@ -71,6 +71,7 @@ from sync.wall import system_wall_ms
 from .config import Settings
 from .credentials import token_matches
 from .durability import Durability, Held
+from .lease import client_id_for
 from .messages import (
     Access,
     AddArcher,
@@ -87,7 +88,7 @@ from .messages import (
     WriteResult,
 )
 from .metrics import Metrics
-from .store import ArcherRecord, RedisStore, StoredShoot
+from .store import ArcherRecord, Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
 __all__ = [
@@ -125,7 +126,8 @@ class ShootActor:
         stored: The shoot as loaded from Redis.
         store: Where updates go.
         inbox: The receiving end of the actor's inbox; the actor closes it when it stops.
-        client_id: The Yjs client id for this incarnation (fresh for every start).
+        owner: The shoot's lease, taken before loading: every write is fenced by it, and
+            the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
         now_ms: The wall clock, replaceable in tests.
     """
@@ -138,7 +140,7 @@ class ShootActor:
         settings: Settings,
         metrics: Metrics,
         *,
-        client_id: int,
+        owner: Owner,
         on_close: Callable[[], None] = lambda: None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
@@ -150,6 +152,7 @@ class ShootActor:
         self._on_close = on_close
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
+        client_id = client_id_for(owner.epoch)
         self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
@@ -168,7 +171,11 @@ class ShootActor:
             snapshot=self.doc.diff,
             log_length=len(stored.log),
             on_durable=self._release_notices,
+            owner=owner,
+            on_deposed=self.depose,
         )
+        self._serving = trio.CancelScope()
+        self.deposed = False
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
@@ -182,6 +189,13 @@ class ShootActor:
     def degraded(self) -> bool:
         """Whether updates are waiting for Redis, which is away."""
         return self._durability.degraded
+
+    def depose(self) -> None:
+        """Another instance has taken the shoot over: stop serving at once. The sessions
+        are closed (going away) and reconnect to whoever owns it now; what Redis refused
+        was never acknowledged, so their devices resend it there."""
+        self.deposed = True
+        self._serving.cancel()
 
     # -- running -------------------------------------------------------------------------
 
@@ -201,7 +215,8 @@ class ShootActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(persist)
             try:
-                await self._serve()
+                with self._serving:
+                    await self._serve()
             finally:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
@@ -234,8 +249,9 @@ class ShootActor:
     def _stop(self) -> None:
         """Close the subscribers, answer every waiter left and close the inbox, all with no
         checkpoint in between, so nothing can arrive that is never answered."""
+        reason = "shoot moved to another relay" if self.deposed else "shoot unloaded"
         for subscriber in self.subscribers:
-            subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
+            subscriber.close(CLOSE_GOING_AWAY, reason)
         gone = ShootUnavailable(f"shoot {self.shoot.code} stopped before answering")
         self._durability.close(gone)
         while True:

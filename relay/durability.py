@@ -32,7 +32,7 @@ from sync.relay_state import ShootState
 from .config import Settings
 from .messages import Reply, WriteResult
 from .metrics import Metrics
-from .store import RedisStore, ShootFenced, StoreUnavailable
+from .store import Owner, RedisStore, ShootFenced, StoreUnavailable
 from .subscriber import Subscriber
 
 __all__ = ["Durability", "Held"]
@@ -71,6 +71,9 @@ class Durability:
         log_length: Entries already in the shoot's log (from loading).
         on_durable: Called with the durable number each time it advances, after the held
             answers are released (the actor releases its held notices there).
+        owner: The lease every write is fenced by.
+        on_deposed: Called when Redis refused a write because another instance took the
+            shoot over (the actor stops).
     """
 
     def __init__(
@@ -84,8 +87,12 @@ class Durability:
         snapshot: Callable[[], bytes],
         log_length: int,
         on_durable: Callable[[int], None] = lambda durable: None,
+        owner: Owner,
+        on_deposed: Callable[[], None] = lambda: None,
     ) -> None:
         self._shoot = shoot
+        self._owner = owner
+        self._on_deposed = on_deposed
         self._store = store
         self._settings = settings
         self._metrics = metrics
@@ -161,10 +168,12 @@ class Durability:
                 started = time.perf_counter()
                 try:
                     last_id, self._log_length = await self._store.call(
-                        self._store.append, self._shoot, batch
+                        self._store.append, self._shoot, self._owner, batch
                     )
                 except ShootFenced as exc:
                     self._drop_unpersisted(exc)
+                    if exc.reason == "deposed":
+                        self._on_deposed()
                     break
                 except StoreUnavailable as exc:
                     self._signal_progress()
@@ -212,9 +221,13 @@ class Durability:
     async def _compact(self, through_id: str) -> None:
         snapshot = self._snapshot()
         try:
-            await self._store.call(self._store.compact, self._shoot, snapshot, through_id)
+            await self._store.call(
+                self._store.compact, self._shoot, self._owner, snapshot, through_id
+            )
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
-        except ShootFenced:
-            pass  # the shoot has ended: its document is kept as it is
+        except ShootFenced as exc:
+            if exc.reason == "deposed":
+                self._on_deposed()  # the new owner compacts from now on
+            # else the shoot has ended: its document is kept as it is
