@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Playwright, expect
 
-from .app import open_as_archer, open_as_viewer, score, wait_online
+from .app import Signal, open_as_archer, open_as_viewer, score, wait_online
 from .conftest import ROOT, Phone, chromium_path
 from .harness import Api, RelayProcess, end_the_day
 
@@ -182,8 +182,17 @@ def test_results_and_big_screen_pass_axe(phone: Phone, api: Api) -> None:
     results.get_by_role("button", name="Show the scorecards").click()
     expect(results.get_by_role("button", name="Hide the scorecards")).to_be_visible()
     assert_accessible(results, "live results with scorecards")
+    with results.expect_download():  # no share sheet for files here: the image downloads
+        results.get_by_test_id("share-image").click()
+    expect(results.get_by_role("status")).to_have_text("The results image is in your downloads.")
+    assert_accessible(results, "live results after sharing the image")
+    results.emulate_media(media="print")
+    assert_accessible(results, "live results as printed")
+    results.emulate_media(media="screen")
 
-    tv = phone(viewport=TV, **DESKTOP).new_page()
+    tv_context = phone(viewport=TV, **DESKTOP)
+    signal = Signal(tv_context)
+    tv = tv_context.new_page()
     tv.goto(f"/view/{code}?big")
     expect(tv.get_by_test_id("connection")).to_have_attribute("data-state", "online")
     expect(tv.get_by_test_id("big-row")).to_have_count(4)
@@ -191,6 +200,10 @@ def test_results_and_big_screen_pass_axe(phone: Phone, api: Api) -> None:
     score(chris, [9, 9, 9, 9, 9, 9])  # Chris overtakes Pat
     expect(tv.get_by_test_id("lead-banner")).to_have_text("Chris takes the lead in the National!")
     assert_accessible(tv, "big screen with the lead-change banner")
+    signal.cut()
+    expect(tv.get_by_test_id("connection")).not_to_have_attribute("data-state", "online")
+    assert_accessible(tv, "big screen while reconnecting")
+    signal.restore()
 
 
 def test_the_big_screen_paging_through_a_long_round_passes_axe(phone: Phone, api: Api) -> None:
@@ -233,3 +246,7 @@ def test_final_results_pass_axe(phone: Phone, api: Api, relay: RelayProcess) -> 
     page.get_by_role("button", name="Show the scorecards").click()
     expect(page.get_by_role("button", name="Hide the scorecards")).to_be_visible()
     assert_accessible(page, "final results with scorecards")
+
+    page.goto(f"/view/{code}")
+    expect(page.get_by_test_id("results")).to_contain_text("Final results")
+    assert_accessible(page, "final results on the viewer link")
