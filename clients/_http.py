@@ -6,7 +6,7 @@ as :class:`~clients.ShootError` subclasses, translated in :mod:`clients._errors`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import httpx
@@ -47,6 +47,10 @@ class ShootInfo:
             viewer_url=str(data["viewer_url"]),
             qr_svg_url=str(data["qr_svg_url"]),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as plain JSON (``fast-shoot create --json`` prints it)."""
+        return asdict(self)
 
 
 async def _request(

@@ -172,6 +172,11 @@ class ShootActor:
             self._record(self.doc.set_meta(self.shoot))
 
     @property
+    def unpersisted(self) -> int:
+        """Updates applied in memory that Redis does not have yet (0 once flushed)."""
+        return self._durability.applied - self._durability.durable
+
+    @property
     def degraded(self) -> bool:
         """Whether updates are waiting for Redis, which is away."""
         return self._durability.degraded

@@ -10,7 +10,11 @@ from pathlib import Path
 
 from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
 
-__all__ = ["Settings"]
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds something the relay cannot use; says which and why."""
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -20,7 +24,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, not {raw!r}.") from exc
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be a port number from 0 to 65535, not {raw!r}.")
+    return port
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -29,8 +46,8 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(part, strict=False)
         except ValueError as exc:
-            raise ValueError(
-                f"{name} must list IP networks such as 10.0.0.0/8, not {part!r}"
+            raise ConfigError(
+                f"{name} must list IP networks such as 10.0.0.0/8, not {part!r}."
             ) from exc
     return tuple(parts)
 
@@ -38,7 +55,7 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     value = _float(env, name, default)
     if not value > 0:
-        raise ValueError(f"{name} must be a number above 0, not {env.get(name)!r}")
+        raise ConfigError(f"{name} must be a number above 0, not {env.get(name)!r}.")
     return value
 
 
@@ -51,7 +68,7 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {raw!r}.")
     return value
 
 
@@ -100,11 +117,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; raises :class:`ConfigError` naming a variable it cannot use."""
         env = os.environ if env is None else env
         defaults = cls()
         return cls(
             host=env.get("HOST", defaults.host),
-            port=int(env.get("PORT", defaults.port)),
+            port=_port(env, "PORT", defaults.port),
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("FAST_SHOOT_DATA_DIR", ".fast-shoot")),
             public_url=(env.get("PUBLIC_URL") or None),

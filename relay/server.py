@@ -14,11 +14,12 @@ after its next ping interval, and hypercorn would wait for it.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Final
@@ -30,6 +31,7 @@ import trio
 from sync.protocol import CLOSE_GOING_AWAY, HARD_MAX_CLIENT_FRAME_BYTES
 from sync.rounds import all_rounds
 
+from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
@@ -37,7 +39,15 @@ from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
-from .store import RedisStore
+from .startup import (
+    RedisDescription,
+    StartupError,
+    check_port_free,
+    lock_data_dir,
+    redact_redis_url,
+    where_to_go,
+)
+from .store import RedisStore, StoreUnavailable
 
 __all__ = ["run", "serve_relay"]
 
@@ -48,6 +58,8 @@ HTTP_GRACE_S: Final = 1.0
 #: Pending connections the kernel queues for us: a reconnect storm after a restart is
 #: thousands of clients at once, and a dropped SYN is retried only after 1 s, then 3 s.
 LISTEN_BACKLOG: Final = 4096
+#: How long the start-up check of an external Redis may take before it counts as down.
+REDIS_CHECK_S: Final = 3.0
 #: Pauses between attempts to restart an embedded redis-server that keeps failing.
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
@@ -70,13 +82,36 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     return config
 
 
+async def _check_redis(store: RedisStore, shown_url: str) -> bool:
+    """Ping Redis once at start; an unreachable one is a warning, not a reason to stop."""
+    try:
+        with trio.fail_after(REDIS_CHECK_S):
+            await store.call(store.ping)
+    except (StoreUnavailable, trio.TooSlowError) as exc:
+        log.warning(
+            "Redis at %s is unreachable (%s). Serving anyway: creating and joining shoots "
+            "fail until it is back, live shoots keep scores in memory, and /health reports "
+            "it. Check REDIS_URL.",
+            shown_url,
+            exc.__cause__ or "no answer",
+        )
+        return False
+    return True
+
+
 async def serve_relay(
     settings: Settings,
     *,
     shutdown: trio.Event | None = None,
+    announce: Callable[[list[str]], None] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled or ``shutdown`` is set; ``started`` with the relay's URL."""
+    """Serve until cancelled or ``shutdown`` is set; ``started`` with the relay's URL.
+
+    Args:
+        announce: Called once listening with the lines that tell the operator where the
+            relay is and which Redis it uses (:func:`relay.startup.where_to_go`).
+    """
     shutdown = trio.Event() if shutdown is None else shutdown
     patch_hypercorn()
     embedded: RedisServer | None = None
@@ -85,8 +120,10 @@ async def serve_relay(
         embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
         try:
             await start_embedded(embedded)
-        except BaseException:
+        except BaseException as exc:
             embedded.close()  # blocking for a moment, but the relay is not serving yet
+            if isinstance(exc, RedisServerError):
+                raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
             raise
         redis_url = embedded.url
         log.info(
@@ -98,6 +135,12 @@ async def serve_relay(
         )
     store = RedisStore(redis_url)
     try:
+        description = RedisDescription(
+            redact_redis_url(redis_url),
+            embedded_binary=None if embedded is None else embedded.executable,
+            embedded_version=None if embedded is None else embedded.version,
+            reachable=await _check_redis(store, redact_redis_url(redis_url)),
+        )
         metrics = Metrics()
         async with watching(embedded), open_registry(store, settings, metrics) as registry:
             relay = RelayContext(settings, store, registry, metrics)
@@ -129,12 +172,20 @@ async def serve_relay(
                     _hypercorn_config(settings),
                     shutdown_trigger=sessions_closed.wait,
                 )
-                binds = await nursery.start(serve)
+                try:
+                    binds = await nursery.start(serve)
+                except OSError as exc:  # lost a race for the port checked free at start
+                    raise StartupError(
+                        f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}."
+                    ) from exc
                 url = str(binds[0]).replace("0.0.0.0", "127.0.0.1")
                 log.info("relay listening on %s", url)
+                if announce is not None:
+                    announce(where_to_go(settings, url, description))
                 task_status.started(url)
-            log.info("server stopped; flushing %d shoots to Redis", registry.live_shoots)
-        log.info("every shoot flushed")
+            actors = registry.actors()
+            log.info("server stopped; flushing %d shoots to Redis", len(actors))
+        _log_flushed(actors)
     finally:
         store.close()
         if embedded is not None:
@@ -205,6 +256,21 @@ async def supervise_embedded(server: RedisServer) -> None:
         log.info("the embedded redis-server is back (pid %s)", server.pid)
 
 
+def _log_flushed(actors: list[ShootActor]) -> None:
+    """Say that every shoot reached Redis only when it did (each actor flushes on stop)."""
+    behind = [actor for actor in actors if actor.unpersisted]
+    if not behind:
+        log.info("every shoot flushed to Redis")
+        return
+    log.error(
+        "%d of %d shoots could not flush %d updates to Redis before stopping; their "
+        "archers' devices keep the unacknowledged scores and resend them on reconnect",
+        len(behind),
+        len(actors),
+        sum(actor.unpersisted for actor in behind),
+    )
+
+
 async def _main(settings: Settings) -> None:
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -217,7 +283,7 @@ async def _main(settings: Settings) -> None:
                     return
 
             nursery.start_soon(wait_for_signal)
-            await serve_relay(settings, shutdown=shutdown)
+            await serve_relay(settings, shutdown=shutdown, announce=_print_lines)
             nursery.cancel_scope.cancel()
 
 
@@ -233,15 +299,49 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+def _startup_error(group: BaseExceptionGroup[BaseException]) -> StartupError | None:
+    """The start-up failure inside the nurseries' exception groups, if that is what it is."""
+    for exc in group.exceptions:
+        if isinstance(exc, StartupError):
+            return exc
+        if isinstance(exc, RedisServerError):  # e.g. data written by another Redis version
+            return StartupError(str(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            return StartupError(f"The relay's port is already in use: {exc.strerror}.")
+        if isinstance(exc, BaseExceptionGroup):
+            found = _startup_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+def _print_lines(lines: list[str]) -> None:
+    print("\n".join(lines), flush=True)
+
+
 def run(settings: Settings | None = None) -> None:
-    """The ``fast-shoot serve`` entry point."""
-    _settle_heap()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """The ``fast-shoot serve`` entry point.
+
+    Raises:
+        ConfigError: an environment variable it cannot use.
+        StartupError: the port is taken, the data directory is in use, or the embedded
+            redis-server did not start; nothing is left running.
+    """
+    settings = settings or Settings.from_env()
+    check_port_free(settings.host, settings.port)
+    lock = None if settings.redis_url else lock_data_dir(settings.data_dir)
     try:
-        trio.run(_main, settings or Settings.from_env())
-    except* RedisServerError as group:
-        # One line a person can act on (e.g. a data directory written by another Redis
-        # version), not a traceback.
-        raise SystemExit(f"fast-shoot: {group.exceptions[0]}") from None
+        _settle_heap()
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        try:
+            trio.run(_main, settings)
+        except BaseExceptionGroup as group:
+            cause = _startup_error(group)
+            if cause is None:
+                raise
+            raise cause from None
+    finally:
+        if lock is not None:
+            lock.close()

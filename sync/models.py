@@ -175,12 +175,17 @@ def validate_code(code: str) -> str:
 
 
 def validate_profile(profile: Profile) -> None:
-    if profile.bowstyle not in BOWSTYLES:
-        raise InvalidState("invalid_profile", f"Unknown bowstyle {profile.bowstyle!r}.")
-    if profile.age_group not in AGE_GROUPS:
-        raise InvalidState("invalid_profile", f"Unknown age group {profile.age_group!r}.")
-    if profile.gender not in GENDERS:
-        raise InvalidState("invalid_profile", f"Unknown gender {profile.gender!r}.")
+    """Raise ``invalid_profile`` naming the field and the values it may take."""
+    for what, value, allowed in (
+        ("bowstyle", profile.bowstyle, BOWSTYLES),
+        ("age group", profile.age_group, AGE_GROUPS),
+        ("gender", profile.gender, GENDERS),
+    ):
+        if value not in allowed:
+            raise InvalidState(
+                "invalid_profile",
+                f"Unknown {what} {value[:40]!r}; use one of {', '.join(sorted(allowed))}.",
+            )
 
 
 def validate_state(state: ArcherState) -> RoundInfo:

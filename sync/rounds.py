@@ -9,19 +9,23 @@ also what travels on the wire.
 
 Arrow values are what the archer calls out: integers for rings, ``"X"`` for the inner ten
 (it counts 10), ``"M"`` for a miss (it counts 0).
+
+archeryutils (and numpy under it) is imported on first use, not with this module: the
+``fast-shoot`` command imports the models for its ``--help`` and must start at once.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Final, Literal, TypeAlias
-
-import archeryutils as au
-from archeryutils import load_rounds
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from .errors import InvalidState
+
+if TYPE_CHECKING:
+    import archeryutils as au
 
 __all__ = [
     "Arrow",
@@ -29,7 +33,11 @@ __all__ = [
     "all_rounds",
     "arrow_value",
     "display_order",
+    "find_rounds",
     "get_round",
+    "resolve_round",
+    "round_suggestions",
+    "unknown_round_message",
 ]
 
 Arrow: TypeAlias = int | Literal["X", "M"]
@@ -127,6 +135,8 @@ class RoundInfo:
 @cache
 def _ring_values(system: str) -> tuple[int, ...]:
     """Ring values of a scoring system, highest first, from archeryutils' face specs."""
+    import archeryutils as au
+
     spec = au.Target.gen_face_spec(system, 1.0)
     return tuple(sorted({int(v) for v in spec.values()}, reverse=True))
 
@@ -142,6 +152,8 @@ def _allowed(system: str) -> frozenset[Arrow]:
 
 @cache
 def _catalogue() -> Mapping[str, au.Round]:
+    from archeryutils import load_rounds
+
     rounds: dict[str, au.Round] = {}
     for name in CATALOGUES:
         rounds.update(getattr(load_rounds, name))
@@ -171,7 +183,7 @@ def get_round(codename: str) -> RoundInfo:
     """
     rnd = _catalogue().get(codename)
     if rnd is None:
-        raise InvalidState("unknown_round", f"There is no round called {codename!r}.")
+        raise InvalidState("unknown_round", unknown_round_message(codename))
     return _info(codename, rnd)
 
 
@@ -179,3 +191,53 @@ def get_round(codename: str) -> RoundInfo:
 def all_rounds() -> tuple[RoundInfo, ...]:
     """Every round on offer, catalogue by catalogue."""
     return tuple(get_round(codename) for codename in _catalogue())
+
+
+def _fold(text: str) -> str:
+    """Case and spacing folded, so ``"York"``, ``"york"`` and ``" YORK "`` compare equal."""
+    return " ".join(text.casefold().split())
+
+
+def find_rounds(query: str = "") -> list[RoundInfo]:
+    """Rounds whose code name or name contains ``query``, ignoring case; all for ``""``."""
+    needle = _fold(query)
+    return [
+        info
+        for info in all_rounds()
+        if needle in _fold(info.codename) or needle in _fold(info.name)
+    ]
+
+
+def resolve_round(text: str) -> RoundInfo:
+    """The round a person meant by ``text``: its code name or its name, in any case.
+
+    Raises:
+        InvalidState: ``unknown_round``, with suggestions when some are close.
+    """
+    folded = _fold(text)
+    for info in all_rounds():
+        if folded in (_fold(info.codename), _fold(info.name)):
+            return info
+    raise InvalidState("unknown_round", unknown_round_message(text))
+
+
+def round_suggestions(text: str, limit: int = 3) -> list[str]:
+    """Code names close to ``text`` (a typo, another case, a name instead of a code)."""
+    folded = _fold(text)
+    by_key: dict[str, str] = {}
+    for info in all_rounds():
+        by_key.setdefault(_fold(info.codename), info.codename)
+        by_key.setdefault(_fold(info.name), info.codename)
+    if folded in by_key:  # only the case or spacing differs
+        return [by_key[folded]]
+    close = difflib.get_close_matches(folded, list(by_key), n=limit * 2, cutoff=0.6)
+    return list(dict.fromkeys(by_key[key] for key in close))[:limit]
+
+
+def unknown_round_message(text: str) -> str:
+    """``There is no round called 'York'. Did you mean 'york'?`` (the suggestion if any)."""
+    message = f"There is no round called {text!r}."
+    suggestions = round_suggestions(text) if len(text) <= 100 else []
+    if suggestions:
+        message += " Did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+    return message

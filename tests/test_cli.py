@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from clients import _commands, connect, create_shoot, join_shoot, read_shoot
+from clients import _cmd_watch, connect, create_shoot, join_shoot, read_shoot
 from clients._render import CLEAR_SCREEN
 from clients.cli import build_parser, main
 from tests.sdk_fixtures import RelayHandle, free_port, relay
@@ -41,7 +41,17 @@ def one_line_error(err: str) -> str:
 
 async def create_and_join(url: str, capsys: pytest.CaptureFixture[str]) -> str:
     assert (
-        await run_cli("create", "--title", "Club night", "--tz", "Europe/London", "--relay", url)
+        await run_cli(
+            "create",
+            "--creator",
+            "Sam",
+            "--title",
+            "Club night",
+            "--tz",
+            "Europe/London",
+            "--relay",
+            url,
+        )
         == 0
     )
     out = capsys.readouterr().out
@@ -117,14 +127,18 @@ async def test_bad_code_and_unreachable_relay_are_one_line_errors(
 ) -> None:
     with trio.fail_after(30):
         url = await relay.start()
-        assert await run_cli("join", "1234", "--name", "Chris", "--relay", url) == 1
+        assert (
+            await run_cli("join", "1234", "--name", "Chris", "--round", "york", "--relay", url) == 1
+        )
         assert "no shoot with that code" in one_line_error(capsys.readouterr().err)
-        assert await run_cli("join", "12", "--name", "Chris", "--relay", url) == 1
+        assert (
+            await run_cli("join", "12", "--name", "Chris", "--round", "york", "--relay", url) == 1
+        )
         assert "four digits" in one_line_error(capsys.readouterr().err)
         assert await run_cli("watch", "4321", "--relay", url, "--once") == 1
         assert "no shoot with that code" in one_line_error(capsys.readouterr().err)
         nowhere = f"http://127.0.0.1:{free_port()}"
-        assert await run_cli("create", "--relay", nowhere) == 1
+        assert await run_cli("create", "--creator", "Sam", "--relay", nowhere) == 1
         assert f"Cannot reach the relay at {nowhere}" in one_line_error(capsys.readouterr().err)
         assert await run_cli("watch", "4321", "--relay", nowhere, "--once", "--wait", "0.5") == 1
         assert "Cannot reach the relay" in one_line_error(capsys.readouterr().err)
@@ -148,7 +162,7 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         screen = Terminal()
         args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_commands.watch, args, screen)
+            nursery.start_soon(_cmd_watch.watch, args, screen)
             async with (
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,
@@ -169,6 +183,37 @@ async def test_watch_redraws_in_place_with_notices(relay: RelayHandle) -> None:
         assert "* Chris has taken the lead!" in last
 
 
+async def test_watch_shows_an_outage_and_its_age_then_recovers(relay: RelayHandle) -> None:
+    with trio.fail_after(30):
+        url = await relay.start()
+        shoot = await create_shoot(url, creator="Sam", title="Club night")
+        await join_shoot(url, shoot.code, name="Chris", round="national")
+        screen = Terminal()
+        args = build_parser().parse_args(["watch", shoot.code, "--relay", url])
+
+        def last_frame() -> str:
+            return screen.getvalue().split(CLEAR_SCREEN)[-1]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cmd_watch.watch, args, screen)
+            while "Chris" not in last_frame():
+                await trio.sleep(0.05)
+            assert "Offline" not in last_frame()
+            await relay.stop()
+            # Redrawn every second while offline, so the age it shows keeps counting.
+            while not re.search(r"Offline: last update [1-9]\d* s ago", last_frame()):
+                await trio.sleep(0.05)
+            assert f"reconnecting to {url}" in last_frame()
+            assert "Chris" in last_frame()  # the board stays up meanwhile
+            await relay.start()
+            while "Offline" in last_frame():
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        lines = last_frame().splitlines()
+        assert lines[0] == f"Club night · code {shoot.code}"
+        assert "National (1 archer)" in lines
+
+
 async def test_watch_shows_the_new_leader_after_an_overtake(relay: RelayHandle) -> None:
     # Regressions: after an overtake the screen still showed the old leader's notice; a
     # log (not a terminal) repeated every notice under every board.
@@ -187,8 +232,8 @@ async def test_watch_shows_the_new_leader_after_an_overtake(relay: RelayHandle) 
                 await trio.sleep(0.05)
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_commands.watch, args, screen)
-            nursery.start_soon(_commands.watch, args, log)
+            nursery.start_soon(_cmd_watch.watch, args, screen)
+            nursery.start_soon(_cmd_watch.watch, args, log)
             async with (
                 connect(url, shoot.code, identity=chris) as c,
                 connect(url, shoot.code, identity=alex) as a,

@@ -1,0 +1,184 @@
+"""`fast-shoot serve` as an operator meets it: what it prints, and how it refuses to start."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from clients import ShootClient, connect, create_shoot, join_shoot
+from relay.config import Settings
+from relay.redis_server import RedisServer, free_port
+from relay.server import serve_relay
+from relay.startup import RedisDescription, redact_redis_url, where_to_go
+from tests.sdk_fixtures import FAST
+from tests.test_serve_command import _healthy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _serve(tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
+    full = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HOST": "127.0.0.1",
+        "FAST_SHOOT_DATA_DIR": str(tmp_path / "data"),
+        **env,
+    }
+    full.pop("REDIS_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve"],
+        cwd=ROOT,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _refused(child: subprocess.Popen[bytes]) -> str:
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 1, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert lines[0].startswith("fast-shoot: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("PORT", "abc", "PORT must be a port number from 0 to 65535, not 'abc'"),
+        ("READ_TIMEOUT_S", "soon", "READ_TIMEOUT_S must be a number, not 'soon'"),
+        ("PROXY_TRUSTED_PEERS", "lan", "PROXY_TRUSTED_PEERS must list IP networks"),
+    ],
+)
+def test_a_setting_it_cannot_use_is_one_line(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    assert said in _refused(_serve(tmp_path, **{variable: value}))
+
+
+def test_a_busy_port_is_one_line_and_starts_no_redis(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _refused(_serve(tmp_path, PORT=str(port)))
+    assert f"Port {port} on 127.0.0.1 is already in use" in line
+    assert not (tmp_path / "data").exists()  # checked before anything was started
+
+
+def test_a_data_directory_in_use_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(data / "relay.lock", "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a running relay holds
+        line = _refused(_serve(tmp_path, PORT=str(free_port())))
+    assert "is in use by another relay" in line
+    assert not (data / "redis").exists()
+
+
+async def test_serve_says_where_to_go_and_that_every_shoot_flushed(tmp_path: Path) -> None:
+    port = free_port()
+    child = _serve(tmp_path, PORT=str(port))
+    try:
+        with trio.fail_after(30):
+            await _healthy(f"http://127.0.0.1:{port}")
+    finally:
+        child.terminate()
+        out, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err.decode()
+    text = out.decode()
+    assert f"This machine:   http://127.0.0.1:{port}" in text
+    assert "Local network:  none: HOST is 127.0.0.1; set HOST=0.0.0.0" in text
+    assert "PUBLIC_URL:     not set" in text
+    assert "Redis:          embedded redis-server" in text
+    assert f"Data directory: {(tmp_path / 'data').resolve()}" in text
+    assert "every shoot flushed to Redis" in err.decode()
+
+
+def test_banner_names_the_lan_url_public_url_and_hides_redis_credentials() -> None:
+    settings = Settings(host="0.0.0.0", public_url="https://shoot.example")
+    redis = RedisDescription(
+        redact_redis_url("redis://user:s3cret@redis.internal:6380/2?password=x")
+    )
+    lines = "\n".join(where_to_go(settings, "http://127.0.0.1:8080", redis))
+    assert "s3cret" not in lines
+    assert "password" not in lines
+    assert "Redis:          redis://redis.internal:6380/2 (REDIS_URL)" in lines
+    assert "PUBLIC_URL:     https://shoot.example" in lines
+    assert "Local network:  " in lines
+    assert "Data directory: not used" in lines
+
+
+async def test_an_unreachable_redis_url_is_a_warning_and_health_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nowhere = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    settings = Settings(host="127.0.0.1", port=0, redis_url=nowhere, shutdown_grace_s=0.5)
+    announced: list[str] = []
+    caplog.set_level(logging.WARNING, logger="relay")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(
+                lambda task_status: serve_relay(
+                    settings, announce=announced.extend, task_status=task_status
+                )
+            )
+            async with httpx.AsyncClient(base_url=url) as http:
+                health = await http.get("/health")
+            nursery.cancel_scope.cancel()
+    assert health.status_code == 503
+    assert health.json()["redis"] is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("is unreachable" in w and "Check REDIS_URL" in w for w in warnings), warnings
+    assert not any("secret" in w for w in warnings)
+    redis_line = next(line for line in announced if "Redis:" in line)
+    assert "UNREACHABLE" in redis_line
+    assert "secret" not in redis_line
+
+
+async def test_flushed_is_logged_only_when_redis_has_everything(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis dies under a live shoot: stopping says what did not reach it, never "flushed"."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=own_redis.url, shutdown_grace_s=0.5)
+    shutdown = trio.Event()
+    caplog.set_level(logging.INFO, logger="relay")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(
+                lambda task_status: serve_relay(
+                    settings, shutdown=shutdown, task_status=task_status
+                )
+            )
+            shoot = await create_shoot(url, creator="Sam")
+            me = await join_shoot(url, shoot.code, name="Chris", round="national")
+            async with (
+                connect(url, shoot.code, identity=me, options=FAST) as client,
+                connect(url, shoot.code, options=FAST) as viewer,
+            ):
+                await client.score_end([9, 9, 9, 9, 9, 9])
+                await client.wait_synced()
+                await trio.to_thread.run_sync(own_redis.kill)
+                await client.score_end([7, 7, 7, 7, 7, 7])
+
+                def relay_has_it(c: ShootClient) -> bool:
+                    standing = c.leaderboard.standing(me.archer_id)
+                    return standing is not None and standing.total == 96
+
+                # Applied and fanned out by the relay from memory; Redis never got it.
+                await viewer.wait_until(relay_has_it)
+            shutdown.set()
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("every shoot flushed" in m for m in messages), messages
+    assert any("1 of 1 shoots could not flush" in m for m in messages), messages
