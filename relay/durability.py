@@ -116,7 +116,6 @@ class Durability:
             held.release()
         else:
             self._held.append(held)
-            self._metrics.answers_held += 1
 
     async def flushed(self) -> None:
         """Wait until Redis has every update (each persister attempt wakes us to check)."""
@@ -131,7 +130,6 @@ class Durability:
         for held in self._held:
             if held.reply is not None:
                 held.reply.fail(error)
-        self._metrics.answers_held -= len(self._held)
         self._held.clear()
         self.set_degraded(False)
 
@@ -199,7 +197,6 @@ class Durability:
     def _release_durable(self) -> None:
         ready = [held for held in self._held if held.needs <= self.durable]
         self._held = [held for held in self._held if held.needs > self.durable]
-        self._metrics.answers_held -= len(ready)
         for held in ready:
             held.release()
         self._on_durable(self.durable)

@@ -56,7 +56,6 @@ class Metrics:
     shoots_unreadable: int = 0
     redis_failures: int = 0
     redis_degraded_shoots: int = 0
-    answers_held: int = 0
     fanout_latency: Histogram = field(default_factory=Histogram)
     redis_latency: Histogram = field(default_factory=Histogram)
 
@@ -67,10 +66,6 @@ class Metrics:
             "fastshoot_redis_degraded_shoots": (
                 "Shoots with writes waiting for Redis",
                 self.redis_degraded_shoots,
-            ),
-            "fastshoot_answers_held": (
-                "Answers to writes waiting until Redis has the write",
-                self.answers_held,
             ),
         }
         counters = {

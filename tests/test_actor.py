@@ -224,11 +224,9 @@ async def test_a_shoot_that_expires_while_redis_is_away_leaves_the_degraded_coun
             await send.send(Submit(register("a1", (9,), ms=now_ms())))
             while metrics.redis_degraded_shoots != 1:
                 await trio.sleep(0.01)
-            assert metrics.answers_held == 1  # the write's answer waits for Redis
             ahead[0] = 2 * 3_600_000  # the shoot's day ends
             await send.send(Read())  # wakes the actor, which then notices
         assert metrics.redis_degraded_shoots == 0
-        assert metrics.answers_held == 0  # given up with the actor, not leaked
     store.close()
 
 
