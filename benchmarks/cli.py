@@ -29,7 +29,6 @@ from .scenarios import Bench, Config
 __all__ = ["build_parser", "main"]
 
 SCENARIOS = ("fanout", "throughput", "many", "wire", "durability", "storm")
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -44,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true", help="the quick preset (default)")
     mode.add_argument("--full", action="store_true", help="the full preset")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="where the report goes (default: %(default)s)"
+        "--out",
+        type=Path,
+        help="where the report goes (default: a new temporary folder, so a run never changes"
+        " the committed reference results in benchmarks/results/)",
     )
     parser.add_argument("--name", help="report file name prefix (default: the mode)")
     parser.add_argument(
@@ -151,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": time.monotonic() - started,
         "notes": notes + bench.errors,
     }
-    path = write_report(bench.results, info, args.out)
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"fast-shoot-bench-{mode}-"))
+    path = write_report(bench.results, info, out)
     print(f"report: {path}")
     for error in bench.errors:
         print(f"fast-shoot bench: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from relay.redis_server import RedisServer
-from relay.store import RedisStore
+from relay.store import Owner, RedisStore
 from sync.models import Shoot
 
 __all__ = ["BATCHES", "POLICIES", "measure_append_cost"]
@@ -32,12 +32,12 @@ def _bench_shoot(code: str) -> Shoot:
     return Shoot(code, uuid.uuid4().hex, "", "Bench", now, now + 3_600_000, "UTC")
 
 
-def _median_us(store: RedisStore, shoot: Shoot, batch: list[bytes]) -> float:
-    store.append(shoot, batch)  # loads the script and finds out the server's durability
+def _median_us(store: RedisStore, shoot: Shoot, owner: Owner, batch: list[bytes]) -> float:
+    store.append(shoot, owner, batch)  # loads the script and finds out the server's durability
     times = []
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        store.append(shoot, batch)
+        store.append(shoot, owner, batch)
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1e6
 
@@ -50,8 +50,10 @@ def measure_append_cost(work_dir: Path) -> dict[str, Any]:
             store = RedisStore(server.url)
             try:
                 shoot = store.create_shoot(_bench_shoot)
+                owner = store.acquire_lease(shoot, "bench", 3_600_000)
+                assert isinstance(owner, Owner)
                 results["median_us"][policy] = {
-                    str(n): _median_us(store, shoot, [b"u" * 40] * n) for n in BATCHES
+                    str(n): _median_us(store, shoot, owner, [b"u" * 40] * n) for n in BATCHES
                 }
             finally:
                 store.close()

@@ -92,7 +92,7 @@ class Config:
     @classmethod
     def full(cls) -> Config:
         return cls(
-            subscribers=(10, 50, 100, 200),
+            subscribers=(10, 25, 50, 100, 200, 500),
             duration_s=15.0,
             many_shoots=1000,
             storm_clients=5000,

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -84,6 +83,7 @@ from sync.protocol import (
 )
 from sync.register import Register, merge
 from sync.rounds import Arrow
+from sync.wall import system_wall_ms
 
 from ._backoff import Backoff
 from ._errors import (
@@ -115,11 +115,6 @@ from ._transport import open_socket
 __all__ = ["ClientOptions", "ShootClient", "connect", "system_wall_ms"]
 
 _FATAL: Final = (UnknownShoot, ShootExpired, Unauthorized)
-
-
-def system_wall_ms() -> int:
-    """The device's wall clock in milliseconds since the epoch."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Final
 import httpx
 import trio
 
-from sync.errors import SyncError
+from sync.errors import INVALID_STATE_CODES, SyncError
 from sync.protocol import CLOSE_EXPIRED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
 __all__ = [
@@ -88,11 +88,7 @@ _BY_CODE: Final[dict[str, type[ShootError]]] = {
     "invalid_code": UnknownShoot,
     "expired": ShootExpired,
     "unauthorized": Unauthorized,
-    "invalid_name": InvalidScore,
-    "unknown_round": InvalidScore,
-    "invalid_profile": InvalidScore,
-    "too_many_arrows": InvalidScore,
-    "invalid_arrow": InvalidScore,
+    **dict.fromkeys(INVALID_STATE_CODES, InvalidScore),
 }
 
 

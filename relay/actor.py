@@ -7,8 +7,10 @@ bounded Trio channel, so a flood of writes waits at the door instead of growing 
 The actor handles messages one at a time, which is what makes it the document's single
 writer: the last-writer-wins decision and the Yjs write happen with nothing in between.
 
-A write goes: validate -> check the clock skew and the document's size budget -> decide
-and write (:mod:`sync.document`) -> encode the Yjs update **once** and offer the same bytes
+The protocol decisions are not made here: :class:`sync.relay_state.ShootState` decides
+each write (refuse, or apply with the register merge), numbers the updates, says when an
+answer may go out, and picks a subscriber's catch-up; this module drives it. A write
+goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
 write's answer until Redis has it -> rebuild the leaderboard and decide the notices (after
 the fan-out, so they never delay it). What the notifier remembers
@@ -45,13 +47,11 @@ from collections.abc import Callable
 import trio
 
 from sync.classification import derived_values
-from sync.clock import check_skew
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
 from sync.leaderboard import build_leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
-from sync.models import validate_state
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
@@ -64,11 +64,14 @@ from sync.protocol import (
     Update,
     Welcome,
 )
-from sync.register import Applied, Duplicate, Outcome, decide
+from sync.register import Applied, Duplicate, Outcome
+from sync.relay_state import ShootState
+from sync.wall import system_wall_ms
 
 from .config import Settings
 from .credentials import token_matches
 from .durability import Durability, Held
+from .lease import client_id_for
 from .messages import (
     Access,
     AddArcher,
@@ -85,7 +88,7 @@ from .messages import (
     WriteResult,
 )
 from .metrics import Metrics
-from .store import ArcherRecord, RedisStore, StoredShoot
+from .store import ArcherRecord, Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
 __all__ = [
@@ -109,8 +112,8 @@ __all__ = [
 INBOX_SIZE = 256
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+#: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
+wall_ms = system_wall_ms
 
 
 class ShootActor:
@@ -123,7 +126,8 @@ class ShootActor:
         stored: The shoot as loaded from Redis.
         store: Where updates go.
         inbox: The receiving end of the actor's inbox; the actor closes it when it stops.
-        client_id: The Yjs client id for this incarnation (fresh for every start).
+        owner: The shoot's lease, taken before loading: every write is fenced by it, and
+            the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
         now_ms: The wall clock, replaceable in tests.
     """
@@ -136,7 +140,7 @@ class ShootActor:
         settings: Settings,
         metrics: Metrics,
         *,
-        client_id: int,
+        owner: Owner,
         on_close: Callable[[], None] = lambda: None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
@@ -148,6 +152,7 @@ class ShootActor:
         self._on_close = on_close
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
+        client_id = client_id_for(owner.epoch)
         self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
@@ -156,18 +161,22 @@ class ShootActor:
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes]] = deque()
+        self._state: ShootState[Held] = ShootState(self.doc)
         self._durability = Durability(
             self.shoot,
             store,
             settings,
             metrics,
+            state=self._state,
             snapshot=self.doc.diff,
             log_length=len(stored.log),
             on_durable=self._release_notices,
+            owner=owner,
+            on_deposed=self.depose,
         )
+        self._serving = trio.CancelScope()
+        self.deposed = False
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
-        # The update number that set each register (what its answers wait for).
-        self._register_seq: dict[str, int] = {}
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
 
@@ -180,6 +189,13 @@ class ShootActor:
     def degraded(self) -> bool:
         """Whether updates are waiting for Redis, which is away."""
         return self._durability.degraded
+
+    def depose(self) -> None:
+        """Another instance has taken the shoot over: stop serving at once. The sessions
+        are closed (going away) and reconnect to whoever owns it now; what Redis refused
+        was never acknowledged, so their devices resend it there."""
+        self.deposed = True
+        self._serving.cancel()
 
     # -- running -------------------------------------------------------------------------
 
@@ -199,7 +215,8 @@ class ShootActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(persist)
             try:
-                await self._serve()
+                with self._serving:
+                    await self._serve()
             finally:
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
@@ -232,8 +249,9 @@ class ShootActor:
     def _stop(self) -> None:
         """Close the subscribers, answer every waiter left and close the inbox, all with no
         checkpoint in between, so nothing can arrive that is never answered."""
+        reason = "shoot moved to another relay" if self.deposed else "shoot unloaded"
         for subscriber in self.subscribers:
-            subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
+            subscriber.close(CLOSE_GOING_AWAY, reason)
         gone = ShootUnavailable(f"shoot {self.shoot.code} stopped before answering")
         self._durability.close(gone)
         while True:
@@ -338,12 +356,11 @@ class ShootActor:
         self._archers[archer_id] = record
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        reset = not self.doc.knows(state_vector)  # raises for a malformed state vector
-        update = self.doc.diff() if reset else self.doc.diff(state_vector)
+        catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
         welcome = Welcome(
             shoot=self.shoot,
-            reset=reset,
-            update=update,
+            reset=catchup.reset,
+            update=catchup.update,
             server_ms=self._now_ms(),
             role="archer" if subscriber.archer_id else "viewer",
             archer=subscriber.archer_id,
@@ -354,28 +371,21 @@ class ShootActor:
             self.subscribers.add(subscriber)
 
     def _submit(self, submit: Submit) -> None:
-        register = submit.register
-        validate_state(register.state)
-        check_skew(register.stamp, self._now_ms())
-        current = self.doc.register(register.archer_id)
-        if isinstance(decide(current, register), Applied) and not self._size.has_room(
-            MAX_WRITE_UPDATE_BYTES, self._measure
-        ):
-            raise LimitExceeded(
-                "document_full",
-                "This shoot has reached its size limit; the write was not applied.",
-            )
-        outcome, update = self.doc.write(register)
-        if isinstance(outcome, Applied):
+        written = self._state.write(
+            submit.register,
+            self._now_ms(),
+            lambda: self._size.has_room(MAX_WRITE_UPDATE_BYTES, self._measure),
+        )
+        outcome = written.outcome
+        if written.update is not None:
             self._metrics.writes_applied += 1
-            needs = self._register_seq[register.archer_id] = self._record(update)
-            self._fan_out(encode(Update(update)))
+            self._size.grew(len(written.update))
+            self._durability.persist(written.update)
+            self._fan_out(encode(Update(written.update)))
             self._metrics.fanout_latency.observe(time.perf_counter() - submit.received)
-        else:
-            if not isinstance(outcome, Duplicate):
-                self._metrics.writes_superseded += 1
-            needs = self._register_seq.get(register.archer_id, 0)
-        self._hold(submit, outcome, needs)
+        elif not isinstance(outcome, Duplicate):
+            self._metrics.writes_superseded += 1
+        self._hold(submit, outcome, written.needs)
         if isinstance(outcome, Applied):
             self._announce()
 

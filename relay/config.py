@@ -98,6 +98,9 @@ class Settings:
     """How long shutdown waits for sessions to close, and then for shoots to flush."""
     answer_timeout_s: float = 10.0
     """Longest an HTTP request waits for a shoot's actor before answering 503."""
+    lease_s: float = 3.0
+    """Length of a shoot's ownership lease in Redis (renewed every third of it): how long
+    a shoot waits, at most, before another instance takes over from a dead owner."""
     max_archers: int = MAX_ARCHERS_PER_SHOOT
     max_document_bytes: int = MAX_DOCUMENT_BYTES
     shoot_creates_burst: int = 10
@@ -127,6 +130,7 @@ class Settings:
             data_dir=Path(env.get("FAST_SHOOT_DATA_DIR", ".fast-shoot")),
             public_url=(env.get("PUBLIC_URL") or None),
             idle_timeout_s=_float(env, "SHOOT_IDLE_TIMEOUT_S", defaults.idle_timeout_s),
+            lease_s=_positive_float(env, "SHOOT_LEASE_S", defaults.lease_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", defaults.ws_ping_interval_s),
             read_timeout_s=_float(env, "READ_TIMEOUT_S", defaults.read_timeout_s),
             shoot_creates_burst=_positive_int(

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-The actor numbers every document update it applies (:meth:`Durability.record`); the
-*persister* (:meth:`Durability.run`, a companion task of the actor) appends waiting
-updates to Redis in batches, one pipeline per batch, and advances the durable number.
-An answer that names a register value (``ack``, ``superseded``, an HTTP write's result)
-is held with the number of the update that set that value and released once Redis has
-it, so a relay crash can never make a device drop a write Redis does not have.
+The actor's protocol state (:class:`sync.relay_state.ShootState`) numbers every
+document update and decides which held answers may go out; this module is its driver
+towards Redis. The *persister* (:meth:`Durability.run`, a companion task of the actor) appends waiting
+updates to Redis in batches, one pipeline per batch, and tells the state machine how far Redis has got; the answers it releases
+(``ack``, ``superseded``, an HTTP write's result, each held until the update that set the
+value it names is durable) go out here.
 
 When Redis is away the persister retries with backoff and the shoot counts as
 *degraded* (``/health`` says 503 while any shoot is). The count is kept by
@@ -27,11 +27,12 @@ from typing import Final
 import trio
 
 from sync.models import Shoot
+from sync.relay_state import ShootState
 
 from .config import Settings
 from .messages import Reply, WriteResult
 from .metrics import Metrics
-from .store import RedisStore, ShootFenced, StoreUnavailable
+from .store import Owner, RedisStore, ShootFenced, StoreUnavailable
 from .subscriber import Subscriber
 
 __all__ = ["Durability", "Held"]
@@ -65,10 +66,14 @@ class Durability:
 
     Args:
         shoot: The shoot whose log the updates go to.
+        state: The shoot's protocol state: numbers updates, holds and releases answers.
         snapshot: Builds the full document state, for compaction.
         log_length: Entries already in the shoot's log (from loading).
         on_durable: Called with the durable number each time it advances, after the held
             answers are released (the actor releases its held notices there).
+        owner: The lease every write is fenced by.
+        on_deposed: Called when Redis refused a write because another instance took the
+            shoot over (the actor stops).
     """
 
     def __init__(
@@ -78,25 +83,37 @@ class Durability:
         settings: Settings,
         metrics: Metrics,
         *,
+        state: ShootState[Held],
         snapshot: Callable[[], bytes],
         log_length: int,
         on_durable: Callable[[int], None] = lambda durable: None,
+        owner: Owner,
+        on_deposed: Callable[[], None] = lambda: None,
     ) -> None:
         self._shoot = shoot
+        self._owner = owner
+        self._on_deposed = on_deposed
         self._store = store
         self._settings = settings
         self._metrics = metrics
         self._snapshot = snapshot
         self._log_length = log_length
         self._on_durable = on_durable
-        # Updates are numbered as applied; `durable` is the highest number Redis has.
-        self.applied = 0
-        self.durable = 0
+        self._state = state
         self._unpersisted: list[bytes] = []
-        self._held: list[Held] = []
         self._wanted = trio.Event()
         self._progress = trio.Event()
         self.degraded = False
+
+    @property
+    def applied(self) -> int:
+        """Updates numbered so far."""
+        return self._state.applied
+
+    @property
+    def durable(self) -> int:
+        """The highest update number Redis has."""
+        return self._state.durable
 
     @property
     def pending(self) -> bool:
@@ -104,18 +121,20 @@ class Durability:
         return bool(self._unpersisted)
 
     def record(self, update: bytes) -> int:
-        """Queue an applied update for Redis; returns its number."""
-        self.applied += 1
+        """Number an update and queue it for Redis; returns its number."""
+        number = self._state.record()
+        self.persist(update)
+        return number
+
+    def persist(self, update: bytes) -> None:
+        """Queue an update the state machine has already numbered (a won write's)."""
         self._unpersisted.append(update)
         self._wanted.set()
-        return self.applied
 
     def hold(self, held: Held) -> None:
         """Release ``held`` now if what it names is durable, else once it is."""
-        if held.needs <= self.durable:
-            held.release()
-        else:
-            self._held.append(held)
+        for ready in self._state.hold(held.needs, held):
+            ready.release()
 
     async def flushed(self) -> None:
         """Wait until Redis has every update (each persister attempt wakes us to check)."""
@@ -127,10 +146,9 @@ class Durability:
         """The actor is ending: fail the HTTP waiters whose answers never became durable
         (connections are closed by the actor, and their devices resend) and leave the
         degraded count."""
-        for held in self._held:
+        for held in self._state.abandon():
             if held.reply is not None:
                 held.reply.fail(error)
-        self._held.clear()
         self.set_degraded(False)
 
     def set_degraded(self, degraded: bool) -> None:
@@ -150,10 +168,12 @@ class Durability:
                 started = time.perf_counter()
                 try:
                     last_id, self._log_length = await self._store.call(
-                        self._store.append, self._shoot, batch
+                        self._store.append, self._shoot, self._owner, batch
                     )
                 except ShootFenced as exc:
                     self._drop_unpersisted(exc)
+                    if exc.reason == "deposed":
+                        self._on_deposed()
                     break
                 except StoreUnavailable as exc:
                     self._signal_progress()
@@ -170,8 +190,7 @@ class Durability:
                 self.set_degraded(False)
                 delay = RETRY_MIN_S
                 del self._unpersisted[: len(batch)]
-                self.durable += len(batch)
-                self._release_durable()
+                self._release_durable(self.durable + len(batch))
                 self._signal_progress()
                 if self._log_length >= self._settings.compact_every:
                     await self._compact(last_id)
@@ -194,19 +213,21 @@ class Durability:
         self._progress.set()
         self._progress = trio.Event()
 
-    def _release_durable(self) -> None:
-        ready = [held for held in self._held if held.needs <= self.durable]
-        self._held = [held for held in self._held if held.needs > self.durable]
-        for held in ready:
+    def _release_durable(self, through: int) -> None:
+        for held in self._state.made_durable(through):
             held.release()
         self._on_durable(self.durable)
 
     async def _compact(self, through_id: str) -> None:
         snapshot = self._snapshot()
         try:
-            await self._store.call(self._store.compact, self._shoot, snapshot, through_id)
+            await self._store.call(
+                self._store.compact, self._shoot, self._owner, snapshot, through_id
+            )
             self._log_length = 0
         except StoreUnavailable:
             self._metrics.redis_failures += 1  # the log stays; compaction is retried later
-        except ShootFenced:
-            pass  # the shoot has ended: its document is kept as it is
+        except ShootFenced as exc:
+            if exc.reason == "deposed":
+                self._on_deposed()  # the new owner compacts from now on
+            # else the shoot has ended: its document is kept as it is

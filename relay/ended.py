@@ -1,4 +1,5 @@
-"""The final results of shoots that have ended, read from what Redis keeps after the end.
+"""The final results of shoots that have ended, read from what Redis keeps after the end
+(and the durable view of a live shoot that another relay instance owns).
 
 When a shoot's day is over its code is freed at once, but its document stays in Redis,
 read only, for :data:`~sync.models.ENDED_KEPT_MS` (see :mod:`relay.store`), so that
@@ -43,6 +44,18 @@ class EndedShoots:
         # One build at a time: a flood of reads of many ended shoots queues here instead
         # of taking every worker thread from the actors' Redis calls.
         self._builders = trio.CapacityLimiter(1)
+
+    async def durable_view(self, shoot: Shoot) -> ShootView | None:
+        """The view of a live shoot from what Redis holds (its durable state), for an
+        instance that does not own it; not cached, as a live shoot changes.
+
+        Raises:
+            StoreUnavailable: Redis cannot be reached.
+        """
+        stored = await self._store.call(self._store.load_shoot, shoot.code)
+        if stored is None or stored.shoot.shoot_id != shoot.shoot_id:
+            return None
+        return await trio.to_thread.run_sync(_build, stored, limiter=self._builders)
 
     async def view(self, shoot: Shoot) -> ShootView | None:
         """The final view of ``shoot``, or ``None`` once Redis no longer keeps it.

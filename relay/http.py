@@ -48,6 +48,7 @@ from .actor import (
     Read,
     Reply,
     ShootUnavailable,
+    ShootView,
     Submit,
     WriteResult,
     wall_ms,
@@ -171,6 +172,23 @@ async def _find_shoot(relay: RelayContext, request: Request, *, probation: bool 
         relay.throttle.failed(address, probation=probation)
         raise UnknownShoot(code)
     return shoot
+
+
+async def _live_view(relay: RelayContext, shoot: Shoot) -> ShootView:
+    """A live shoot's view: from its actor here, or, when another relay instance owns it,
+    from what Redis holds (durable, so never ahead of what that owner acknowledged)."""
+    if not relay.registry.serves(shoot.code):
+        holder = await relay.store.call(relay.store.lease_holder, shoot)
+        if holder is not None and not holder.endswith(f":{relay.registry.instance}"):
+            try:
+                view = await relay.ended.durable_view(shoot)
+            except DECODING_ERRORS as exc:
+                raise relay.registry.unreadable(shoot.code, exc) from exc
+            if view is None:
+                raise ShootExpired(shoot.code)  # its code went to a newer shoot meanwhile
+            return view
+    read = Read()
+    return await relay.registry.request(shoot.code, read, read.reply)
 
 
 async def _live_shoot(relay: RelayContext, request: Request, *, probation: bool = False) -> Shoot:
@@ -348,8 +366,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
                 raise ShootExpired(shoot.code)
             view = final
         else:
-            read = Read()
-            view = await relay.registry.request(shoot.code, read, read.reply)
+            view = await _live_view(relay, shoot)
         archers = {
             archer_id: register_to_wire(register)["state"]
             for archer_id, register in view.registers.items()

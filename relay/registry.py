@@ -14,6 +14,11 @@ document: poison data fails *here*, inside the boundary), runs it, and:
   get the same answer without loading it again (its clients retrying cannot flood Redis
   and the log), and the first one after that tries Redis again.
 
+Before loading, the supervisor takes the shoot's ownership lease in Redis
+(:mod:`relay.lease`), waiting for a holder's lease to expire if needed, and keeps it
+while the actor runs; if another instance takes the shoot over, the actor is deposed and
+stops. Two relays on one Redis therefore never write one shoot at the same time.
+
 Callers never hold an actor, only its inbox; :meth:`ShootRegistry.send` retries with a
 fresh actor when the one it found has just stopped.
 
@@ -26,7 +31,6 @@ waits for them; see :meth:`ShootActor.run` for how a cancelled actor still flush
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,9 +40,10 @@ import trio
 
 from .actor import INBOX_SIZE, ShootActor, wall_ms
 from .config import Settings
+from .lease import LeaseKeeper, acquire, new_instance_id
 from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
-from .store import RedisStore, StoredShoot
+from .store import RedisStore, ShootFenced, StoredShoot
 
 __all__ = [
     "DECODING_ERRORS",
@@ -99,10 +104,16 @@ class ShootRegistry:
         self._unreadable_until: dict[str, float] = {}
         self._all_stopped = trio.Event()
         self._all_stopped.set()
+        self.instance = new_instance_id()
+        """This process's name in the shoots' leases."""
 
     @property
     def live_shoots(self) -> int:
         return len(self._slots)
+
+    def serves(self, code: str) -> bool:
+        """Whether this instance runs (or is starting) the shoot's actor."""
+        return code in self._slots
 
     def actors(self) -> list[ShootActor]:
         return [slot.actor for slot in self._slots.values() if slot.actor is not None]
@@ -168,6 +179,20 @@ class ShootRegistry:
             raise slot.error
         return slot
 
+    async def _own(self, code: str) -> LeaseKeeper | None:
+        """Take the shoot's lease (``None`` when the shoot ended meanwhile)."""
+        shoot = await self._store.call(self._store.load_meta, code)
+        if shoot is None:
+            raise UnknownShoot(code)
+        if shoot.expires_ms <= wall_ms():
+            raise ShootExpired(code)
+        lease_s = self._settings.lease_s
+        try:
+            owner = await acquire(self._store, shoot, self.instance, lease_s, lease_s * 1.5)
+        except ShootFenced:
+            return None
+        return LeaseKeeper(self._store, shoot, owner, lease_s)
+
     async def _load(self, code: str) -> StoredShoot:
         stored = await self._store.call(self._store.load_shoot, code)
         if stored is None:
@@ -210,6 +235,24 @@ class ShootRegistry:
         ``on_close``), so the next request starts a new actor from Redis, and two actors
         of one shoot never write at the same time.
         """
+        try:
+            keeper = await self._own(code)
+        except DECODING_ERRORS as exc:  # raised while parsing what Redis held
+            self._unreadable(code, slot, exc)
+            return
+        except Exception as exc:  # UnknownShoot, ShootExpired, ShootElsewhere, Redis...
+            self._refuse(code, slot, exc)
+            return
+        if keeper is None:
+            self._refuse(code, slot, ShootExpired(code))
+            return
+        try:
+            await self._run(code, slot, keeper)
+        finally:
+            await keeper.release()
+
+    async def _run(self, code: str, slot: _Slot, keeper: LeaseKeeper) -> None:
+        """Load the shoot and run its actor while ``keeper`` keeps its lease."""
         send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
         try:
             stored = await self._load(code)
@@ -226,19 +269,23 @@ class ShootRegistry:
                 receive,
                 self._settings,
                 self._metrics,
-                client_id=secrets.randbits(31) + 1,
+                owner=keeper.owner,
                 on_close=lambda: self._forget(code, slot),
             )
         except Exception as exc:  # building is pure: whatever fails is in the stored data
             self._unreadable(code, slot, exc)
             return
+        keeper.on_deposed = actor.depose
         slot.inbox, slot.actor = send, actor
         slot.ready.set()
         if self._closing:
             send.close()  # the relay began closing while this shoot loaded
         self._metrics.live_shoots += 1
         try:
-            await actor.run()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(keeper.run)
+                await actor.run()
+                nursery.cancel_scope.cancel()
         except Exception:
             # The supervision boundary: this shoot alone is unloaded; its subscribers were
             # closed and reconnect, which starts it again from Redis.

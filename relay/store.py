@@ -15,8 +15,19 @@ them), and a write of a shoot that has ended must never land in the next shoot w
 same code. On top of that, every append and compaction runs as a Lua script that first
 checks, atomically, that the code's claim still names this shoot id (:data:`_FENCE`); the
 script answers "fenced" instead of writing when it does not, so an actor that outlived its
-shoot stops writing at once. An ownership lease (several relays on one Redis) will add its
-epoch check to the same fence.
+shoot stops writing at once.
+
+Ownership. Several relays may share one Redis, so one shoot may be wanted by several
+processes; only one at a time may write its document. Each live shoot has a lease
+(``shoot:{1234}:<id>:lease``, ``SET PX``, renewed while the shoot is live, see
+:mod:`relay.lease`) holding the token ``"<epoch>:<instance>"``, where the epoch comes from
+``INCR shoot:{1234}:<id>:epoch`` in the same script that takes the lease, so it only ever
+grows. The fence also checks that the writer's epoch is the current one and that nobody
+else holds the lease: a deposed owner (paused past its lease, or cut off from Redis while
+another took over) has every append and compaction refused with reason ``deposed``, even
+one a worker thread sends long after its actor has stopped. A lease that merely lapsed
+while its owner could not reach Redis is no threat: nobody else took it, the epoch is
+unchanged, and the owner's writes still go through (and its keeper takes the lease back).
 
 Shoots stored before this layout kept their data at ``shoot:{1234}:snapshot|log|archers``;
 :meth:`RedisStore.load_shoot` and :meth:`RedisStore.get_archer` still read those keys too,
@@ -57,7 +68,9 @@ from sync.models import ENDED_KEPT_MS, Shoot
 __all__ = [
     "ArcherRecord",
     "Durability",
+    "LeaseHeld",
     "NoCodeAvailable",
+    "Owner",
     "RedisStore",
     "ShootFenced",
     "StoreUnavailable",
@@ -160,12 +173,11 @@ def _kept_until(shoot: Shoot) -> int:
     return shoot.expires_ms + ENDED_KEPT_MS
 
 
-# The fence, shared by every script that writes a shoot's data: KEYS[1] is the code's
-# claim and ARGV[1] the writer's shoot id. Answers nil when the write may go ahead, else
-# why not. An ownership lease adds its check here (one more KEYS/ARGV pair: the lease key
-# and the writer's "epoch:instance" token), and every writer is fenced by it at once.
-_FENCE: Final = """
-local function fenced()
+# The claim check, shared by every script that writes a shoot's data: KEYS[1] is the
+# code's claim and ARGV[1] the writer's shoot id. Answers nil when the shoot still holds
+# its code, else why not.
+_CLAIMED: Final = """
+local function unclaimed()
   local meta = redis.call('GET', KEYS[1])
   if not meta then return 'ended' end
   local ok, shoot = pcall(cjson.decode, meta)
@@ -176,31 +188,89 @@ local function fenced()
 end
 """
 
-# KEYS: claim, log.  ARGV: shoot id, keep-until (ms), update...
+# The fence of every write of a shoot's document: the claim check, then ownership.
+# KEYS[2] is the lease, KEYS[3] the epoch; ARGV[2] the writer's token, ARGV[3] its epoch.
+# A lease held by someone else, or an epoch that moved on, means the writer was deposed.
+_FENCE: Final = (
+    _CLAIMED
+    + """
+local function fenced()
+  local refused = unclaimed()
+  if refused then return refused end
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= ARGV[2] and (holder or redis.call('GET', KEYS[3]) ~= ARGV[3]) then
+    return 'deposed'
+  end
+  return nil
+end
+"""
+)
+
+# KEYS: claim, lease, epoch, log.  ARGV: shoot id, token, epoch, keep-until (ms), update...
 _APPEND: Final = (
     _FENCE
     + """
 local refused = fenced()
 if refused then return {0, refused} end
 local id
-for i = 3, #ARGV do id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[i]) end
-redis.call('PEXPIREAT', KEYS[2], ARGV[2])
-return {1, id, redis.call('XLEN', KEYS[2])}
+for i = 5, #ARGV do id = redis.call('XADD', KEYS[4], '*', 'u', ARGV[i]) end
+redis.call('PEXPIREAT', KEYS[4], ARGV[4])
+return {1, id, redis.call('XLEN', KEYS[4])}
 """
 )
 
-# KEYS: claim, snapshot, log.  ARGV: shoot id, keep-until (ms), snapshot, through id.
+# KEYS: claim, lease, epoch, snapshot, log.
+# ARGV: shoot id, token, epoch, keep-until (ms), snapshot, through id.
 _COMPACT: Final = (
     _FENCE
     + """
 local refused = fenced()
 if refused then return {0, refused} end
-redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2])
-redis.call('XTRIM', KEYS[3], 'MINID', ARGV[4])
-redis.call('XDEL', KEYS[3], ARGV[4])
+redis.call('SET', KEYS[4], ARGV[5], 'PXAT', ARGV[4])
+redis.call('XTRIM', KEYS[5], 'MINID', ARGV[6])
+redis.call('XDEL', KEYS[5], ARGV[6])
 return {1}
 """
 )
+
+# KEYS: claim, lease, epoch.  ARGV: shoot id, instance, lease ms, keep-until (ms).
+# Answers {1, epoch} when taken, {2, holder, pttl} when someone holds it, {0, why} when
+# the shoot no longer holds its code. The INCR and the SET are one step: a separate INCR
+# then SET NX can move the epoch backwards.
+_ACQUIRE: Final = (
+    _CLAIMED
+    + """
+local refused = unclaimed()
+if refused then return {0, refused} end
+local holder = redis.call('GET', KEYS[2])
+if holder then return {2, holder, redis.call('PTTL', KEYS[2])} end
+local epoch = redis.call('INCR', KEYS[3])
+redis.call('PEXPIREAT', KEYS[3], ARGV[4])
+redis.call('SET', KEYS[2], epoch .. ':' .. ARGV[2], 'PX', ARGV[3])
+return {1, epoch}
+"""
+)
+
+# KEYS: lease, epoch.  ARGV: token, epoch, lease ms. Extends the lease, or takes it back
+# when it lapsed and nobody took it since (the epoch is still ours); 0 when deposed.
+_RENEW: Final = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+if not holder and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease.  ARGV: token.
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 # KEYS: claim, latest.  ARGV: shoot JSON, end (ms), keep-until (ms).
 _CLAIM: Final = """
@@ -208,6 +278,27 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 0 
 redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[3])
 return 1
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who may write a shoot: the epoch of its lease and the instance holding it."""
+
+    epoch: int
+    instance: str
+
+    @property
+    def token(self) -> str:
+        """What the lease key holds while this owner has it."""
+        return f"{self.epoch}:{self.instance}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHeld:
+    """Another instance holds the shoot's lease (``holder``) for ``pttl_ms`` more."""
+
+    holder: str
+    pttl_ms: int
 
 
 def _text(value: Any) -> str:
@@ -229,6 +320,9 @@ class RedisStore:
         self._append = self._redis.register_script(_APPEND)
         self._compact = self._redis.register_script(_COMPACT)
         self._claim_script = self._redis.register_script(_CLAIM)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""
@@ -349,21 +443,56 @@ class RedisStore:
         }
         return StoredShoot(shoot, snapshot, old + log, records)
 
-    def append(self, shoot: Shoot, updates: Sequence[bytes]) -> tuple[str, int]:
-        """Append updates to the shoot's log in one round trip, fenced by its shoot id.
+    def _fence_keys(self, shoot: Shoot) -> list[str]:
+        return [_key(shoot.code, "meta"), _data_key(shoot, "lease"), _data_key(shoot, "epoch")]
+
+    def acquire_lease(self, shoot: Shoot, instance: str, lease_ms: int) -> Owner | LeaseHeld:
+        """Take the shoot's lease with the next epoch, unless someone holds it.
+
+        Raises:
+            ShootFenced: the shoot no longer holds its code.
+        """
+        args: list[str | int] = [shoot.shoot_id, instance, lease_ms, _kept_until(shoot)]
+        result = self._acquire(keys=self._fence_keys(shoot), args=args)
+        if int(result[0]) == 1:
+            return Owner(int(result[1]), instance)
+        if int(result[0]) == 2:
+            return LeaseHeld(_text(result[1]), int(result[2]))
+        raise ShootFenced(shoot.code, _text(result[1]))
+
+    def renew_lease(self, shoot: Shoot, owner: Owner, lease_ms: int) -> bool:
+        """Extend the lease (or take it back if it lapsed untaken); False once deposed."""
+        keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
+        return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
+
+    def release_lease(self, shoot: Shoot, owner: Owner) -> None:
+        """Give the lease up (if still ours), so the next owner need not wait for it."""
+        self._release(keys=[_data_key(shoot, "lease")], args=[owner.token])
+
+    def lease_holder(self, shoot: Shoot) -> str | None:
+        """The token of whoever holds the shoot's lease, if anyone does."""
+        raw = self._redis.get(_data_key(shoot, "lease"))
+        return None if raw is None else _text(raw)
+
+    def append(self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]) -> tuple[str, int]:
+        """Append updates to the shoot's log in one round trip, fenced by its shoot id and
+        its owner's lease (see the module docstring).
 
         Returns:
             The last entry's id and the log's length.
 
         Raises:
-            ShootFenced: the shoot no longer holds its code; nothing was written.
+            ShootFenced: the shoot no longer holds its code, or ``owner`` was deposed;
+                nothing was written.
             StoreUnavailable: Redis did not confirm the fsync in time (``WAITAOF``); the
                 entries may be there, and a retry appends them again, which is harmless
                 (applying a Yjs update twice changes nothing).
         """
         waitaof = self._durability().waitaof  # asked before writing, so a failure here
-        keys = [_key(shoot.code, "meta"), _data_key(shoot, "log")]  # leaves nothing behind
-        result = self._append(keys=keys, args=[shoot.shoot_id, _kept_until(shoot), *updates])
+        keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]  # leaves nothing behind
+        fence: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
+        args = [*fence, _kept_until(shoot), *updates]
+        result = self._append(keys=keys, args=args)
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
         if waitaof:
@@ -387,20 +516,17 @@ class RedisStore:
         if int(local) < 1:
             raise StoreUnavailable("Redis did not confirm the write on disk in time.")
 
-    def compact(self, shoot: Shoot, snapshot: bytes, through_id: str) -> None:
+    def compact(self, shoot: Shoot, owner: Owner, snapshot: bytes, through_id: str) -> None:
         """Replace the snapshot and drop log entries it covers (up to ``through_id``).
 
         Raises:
-            ShootFenced: the shoot no longer holds its code; nothing was written.
+            ShootFenced: the shoot no longer holds its code, or ``owner`` was deposed;
+                nothing was written.
         """
-        keys = [
-            _key(shoot.code, "meta"),
-            _data_key(shoot, "snapshot"),
-            _data_key(shoot, "log"),
-        ]
-        result = self._compact(
-            keys=keys, args=[shoot.shoot_id, _kept_until(shoot), snapshot, through_id]
-        )
+        keys = [*self._fence_keys(shoot), _data_key(shoot, "snapshot"), _data_key(shoot, "log")]
+        args: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
+        args += [_kept_until(shoot), snapshot, through_id]
+        result = self._compact(keys=keys, args=args)
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
 

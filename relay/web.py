@@ -4,7 +4,7 @@ The files come from ``relay/static/dist``, built at install time (``hatch_build.
 ``manifest.json`` there maps logical names (``main.js``, ``app.css``) to content-hashed
 ones; ``index.html`` is a template whose ``{{main.js}}``-style placeholders become
 ``/static/<hashed name>``. Every app route (``/``, ``/join/{code}``, ``/shoot/{code}``,
-``/view/{code}``) answers the same shell, and the client reads ``location.pathname``.
+``/view/{code}``, ``/results/{code}``) answers the same shell, and the client reads ``location.pathname``.
 
 Caching: hashed files never change, so they are ``immutable`` for a year; the shell and
 ``/sw.js`` are ``no-cache`` so a new build is picked up on the next load. Files are read
@@ -184,6 +184,7 @@ def web_routes(dist: Path = DIST) -> list[Route]:
         Route("/join/{code}", shell, methods=["GET", "HEAD"]),
         Route("/shoot/{code}", shell, methods=["GET", "HEAD"]),
         Route("/view/{code}", shell, methods=["GET", "HEAD"]),
+        Route("/results/{code}", shell, methods=["GET", "HEAD"]),
         Route("/static/{name}", static, methods=["GET", "HEAD"]),
         Route("/sw.js", service_worker, methods=["GET", "HEAD"]),
     ]

@@ -19,8 +19,12 @@ one the actual total earns ("achieved").
 archeryutils does the arithmetic. Each of its calls costs about half a millisecond of
 numpy work and the relay rebuilds the leaderboard after every applied write, so results
 are cached by everything they depend on: the round, the arrows counted, the score, the
-profile and whether the archer has finished. Scores only change one arrow at a time, so
-nearly every lookup is a hit.
+profile and whether the archer has finished. A miss is frequent all the same (every end
+brings a new score), and archeryutils' root find for a handicap costs about 6 ms on the
+event loop; so handicaps and predicted scores come from a table of the expected score at
+every whole handicap, one vectorised call per (round, arrows counted), which gives
+archeryutils' own answers (the table defers to the root find only where the root lies
+within a hair of a whole handicap).
 
 Rounds, bowstyles or age groups the AGB tables do not cover (IFAA rounds, flatbow
 indoors...) get no classification, but still a handicap whenever the handicap tables can
@@ -29,12 +33,15 @@ give one; archeryutils' ``ValueError`` is the signal, and it never escapes this 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Final, Literal
 
 import archeryutils as au
+import numpy as np
 from archeryutils import classifications as cf
 from archeryutils import handicaps as hc
 
@@ -193,19 +200,99 @@ def _project(
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _handicap(codename: str, arrows: int, score: int) -> float | None:
-    info = get_round(codename)
+    get_round(codename)  # an unknown round raises, whatever the score
     if score <= 0 or arrows <= 0:
         return None
+    table = _score_table(codename, arrows)
+    if table is not None:
+        found = table.handicap(score)
+        if found is not None:
+            return found
+    return _handicap_root(codename, arrows, score)
+
+
+def _handicap_root(codename: str, arrows: int, score: int) -> float | None:
+    """archeryutils' own answer: a root find, about 6 ms (the table's fallback)."""
     try:
-        partial = _partial_round(info, arrows)
+        partial = _partial_round(get_round(codename), arrows)
         return float(hc.handicap_from_score(score, partial, _SCHEME, int_prec=True))
     except ValueError:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _ScoreTable:
+    """The expected score at every whole handicap, for one round cut to some arrows.
+
+    One vectorised archeryutils call (well under a millisecond) replaces a root find per
+    score (about 6 ms each, on the event loop, for every new score an archer reaches).
+    :meth:`handicap` answers as ``handicap_from_score(..., int_prec=True)`` does: from
+    the first whole handicap at or past the exact root, step on while the rounded score
+    still reaches ``score``. What the table cannot answer (a maximum score, a score
+    beyond its ends) goes to archeryutils itself.
+    """
+
+    raw: tuple[float, ...]
+    rounded: tuple[float, ...]
+    max_score: float
+    descending: tuple[float, ...] = ()
+    """``raw`` negated (ascending), for the bisection."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "descending", tuple(-v for v in self.raw))
+
+    def handicap(self, score: int) -> float | None:
+        if score >= self.max_score:
+            return None
+        index = bisect_left(self.descending, -score)  # the first raw score <= score
+        if index == 0 or index >= len(self.raw):
+            return None
+        above, below = self.raw[index - 1], self.raw[index]
+        fraction = (above - score) / (above - below)  # where the root lies between them
+        if not _ROOT_MARGIN < fraction < 1 - _ROOT_MARGIN:
+            # The root is near a whole handicap: archeryutils' root finder (good to about
+            # 0.01) may land either side of it, so only it can say which number it reports.
+            return None
+        while index + 1 < len(self.rounded) and self.rounded[index + 1] >= score:
+            index += 1
+        if index + 1 >= len(self.rounded):
+            return None
+        return float(_TABLE_LOW + index)
+
+
+#: How near a whole handicap the root may lie before the table defers to archeryutils.
+_ROOT_MARGIN: Final = 0.05
+
+
+#: The AGB scheme's handicap range: the tables run over it in whole steps.
+_TABLE_LOW: Final = -75
+_TABLE_HIGH: Final = 300
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _score_table(codename: str, arrows: int) -> _ScoreTable | None:
+    partial = _partial_round(get_round(codename), arrows)
+    scheme = hc.handicap_scheme(_SCHEME)
+    handicaps = np.arange(_TABLE_LOW, _TABLE_HIGH + 1, dtype=float)
+    try:
+        raw = scheme.score_for_round(handicaps, partial, rounded_score=False)
+        rounded = scheme.score_for_round(handicaps, partial, rounded_score=True)
+    except ValueError:
+        return None
+    values = tuple(float(v) for v in raw)
+    if any(b > a for a, b in pairwise(values)):
+        return None  # not decreasing: the bisection would be wrong; ask archeryutils
+    return _ScoreTable(values, tuple(float(v) for v in rounded), float(partial.max_score()))
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def _score_for_round(codename: str, handicap: float) -> int | None:
-    full = get_round(codename).archeryutils_round()
+    info = get_round(codename)
+    table = _score_table(codename, info.total_arrows)
+    index = int(handicap) - _TABLE_LOW
+    if table is not None and handicap == int(handicap) and 0 <= index < len(table.rounded):
+        return int(table.rounded[index])
+    full = info.archeryutils_round()
     try:
         return int(hc.score_for_round(handicap, full, _SCHEME, rounded_score=True))
     except ValueError:

@@ -23,8 +23,9 @@ bound of its own clock, and its clock does not run backwards, so after a refusal
 :meth:`HybridClock.correct` forgets exactly the stamps beyond that (they were never
 accepted) and keeps the largest one within it, so the re-stamped write still beats
 everything the device had seen, such as its tablet's write from a minute ago. The
-clock keeps its last few stamps for this (they increase, so the largest one within the
-bound is the last one within it).
+clock keeps its last few stamps for this, the ones it observed *below* its own clock
+included (the tablet's write may arrive after this device's clock ran ahead; forgetting
+it was a bug the convergence property test found).
 
 Everything here is pure: the current time is always passed in.
 """
@@ -86,15 +87,19 @@ class HybridClock:
         self.device_id = device_id
         self.offset_ms = offset_ms
         self._last = Stamp(0, 0, device_id)
-        # Every value `_last` took, newest last (increasing between corrections), and the
-        # newest one that fell out: the largest of all the older ones.
+        # The stamps issued or observed lately, newest last (not in order: a stamp observed
+        # below `_last` is kept too), and the largest of those that fell out.
         self._recent: deque[Stamp] = deque()
         self._evicted: Stamp | None = None
 
     def _advance(self, stamp: Stamp) -> None:
         self._last = stamp
+        self._remember(stamp)
+
+    def _remember(self, stamp: Stamp) -> None:
         if len(self._recent) == RECENT_STAMPS:
-            self._evicted = self._recent.popleft()
+            oldest = self._recent.popleft()
+            self._evicted = oldest if self._evicted is None else max(self._evicted, oldest)
         self._recent.append(stamp)
 
     @property
@@ -118,8 +123,13 @@ class HybridClock:
 
     def observe(self, seen: Stamp) -> None:
         """Move past a stamp seen from elsewhere, so the next one issued is larger."""
+        own = Stamp(seen.wall_ms, seen.counter, self.device_id)
         if (seen.wall_ms, seen.counter) > (self._last.wall_ms, self._last.counter):
-            self._advance(Stamp(seen.wall_ms, seen.counter, self.device_id))
+            self._advance(own)
+        else:
+            # Below the clock now, but a correction may forget everything above it: the
+            # relay may hold this stamp, so the corrected clock must still beat it.
+            self._remember(own)
 
     def correct(self, wall_ms: int, server_ms: int, max_skew_ms: int = MAX_CLOCK_SKEW_MS) -> None:
         """Adopt the relay's time after a ``clock_skew`` refusal.
@@ -142,7 +152,7 @@ class HybridClock:
         if self._evicted is not None:
             if self._evicted.wall_ms <= bound:
                 kept.append(self._evicted)
-            elif not kept:
+            else:
                 # Stamps within the bound may have fallen out of memory: stay at the bound,
                 # above anything the relay can hold (the relay still accepts it).
                 kept.append(Stamp(bound, 0, self.device_id))

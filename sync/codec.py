@@ -36,6 +36,7 @@ from typing import Any, Final, TypeAlias, TypeGuard, TypeVar, cast
 
 import cbor2
 
+from .canonical import state_to_wire
 from .cbor_frame import Frame, load_frame
 from .clock import Stamp
 from .document import decode_state_vector
@@ -403,22 +404,10 @@ def decode_server(data: bytes | bytearray | memoryview) -> ServerMessage:
 
 def register_to_wire(register: Register) -> dict[str, Any]:
     """A register as the plain map that ``write`` and ``superseded`` carry."""
-    state = register.state
     return {
         "archer": register.archer_id,
         "stamp": register.stamp.to_wire(),
-        "state": {
-            "name": state.name,
-            "round": state.round,
-            "profile": {
-                "bowstyle": state.profile.bowstyle,
-                "age_group": state.profile.age_group,
-                "gender": state.profile.gender,
-            },
-            "arrows": list(state.arrows),
-            "finished": state.finished,
-            "left": state.left,
-        },
+        "state": state_to_wire(register.state),
     }
 
 

@@ -16,7 +16,22 @@ them.
 
 from __future__ import annotations
 
-__all__ = ["ClockSkewError", "InvalidState", "LimitExceeded", "ProtocolError", "SyncError"]
+from typing import Final
+
+__all__ = [
+    "INVALID_STATE_CODES",
+    "ClockSkewError",
+    "InvalidState",
+    "LimitExceeded",
+    "ProtocolError",
+    "SyncError",
+]
+
+#: Every code :class:`InvalidState` is raised with (a client maps them to its own "the
+#: score breaks a rule" error from this list, not a copy of it).
+INVALID_STATE_CODES: Final = frozenset(
+    {"invalid_name", "unknown_round", "invalid_profile", "too_many_arrows", "invalid_arrow"}
+)
 
 
 class SyncError(Exception):

@@ -4,9 +4,11 @@ Theory of operation
 -------------------
 A register's value is a whole :class:`~sync.models.ArcherState` with the
 :class:`~sync.clock.Stamp` of the write that set it. Merging two registers keeps the one
-with the larger ``(stamp, state)`` key. Stamps from different devices never tie (the
-device id is part of the stamp); the state is in the key only so that even a buggy device
-reusing a stamp cannot make two replicas disagree. Because ``max`` over a total order is
+with the larger ``(stamp, canonical state bytes)`` key. Stamps from different devices never
+tie (the device id is part of the stamp); the state's canonical CBOR bytes
+(:mod:`sync.canonical`) are in the key only so that even a buggy device reusing a stamp
+cannot make two replicas disagree, and any client, the browser included, can reproduce
+the order. Because ``max`` over a total order is
 commutative, associative and idempotent, replicas that have seen the same writes agree,
 whatever order, duplication or delay the network added.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .canonical import canonical_state
 from .clock import Stamp
 from .models import ArcherState
 
@@ -33,9 +36,9 @@ class Register:
     stamp: Stamp
     state: ArcherState
 
-    def key(self) -> tuple[Stamp, str]:
-        """The merge order: stamp first, then a deterministic tie-break on the state."""
-        return (self.stamp, repr(self.state))
+    def key(self) -> tuple[Stamp, bytes]:
+        """The merge order: stamp first, then the canonical bytes of the state."""
+        return (self.stamp, canonical_state(self.state))
 
 
 def merge(a: Register | None, b: Register | None) -> Register | None:

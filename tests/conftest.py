@@ -6,6 +6,8 @@ red run is never a matter of luck and rerunning it replays the failure; a failur
 prints a ``@reproduce_failure`` blob, to replay it anywhere. No example fails for being
 slow: a deadline measures the machine, CI machines are loaded, and speed is the
 benchmarks' business. Without ``CI``, hypothesis explores new examples on every run.
+The ``mutants`` profile (``.ci/mutants.py`` sets ``HYPOTHESIS_PROFILE=mutants``) is the
+CI one without shrinking: the check only asks whether a mutant fails, not how small.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 import trio
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from relay.redis_server import RedisServer
 
@@ -29,7 +31,14 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-if os.environ.get("CI"):
+settings.register_profile(
+    "mutants",
+    settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.generate],
+)
+if os.environ.get("HYPOTHESIS_PROFILE") == "mutants":
+    settings.load_profile("mutants")
+elif os.environ.get("CI"):
     settings.load_profile("ci")
 
 

@@ -21,7 +21,7 @@ from relay.messages import (
 )
 from relay.metrics import Metrics
 from relay.redis_server import RedisServer
-from relay.store import ArcherRecord, RedisStore
+from relay.store import ArcherRecord, Owner, RedisStore
 from relay.subscriber import Close, Subscriber
 from sync.codec import decode_server
 from sync.document import ShootDocument
@@ -29,6 +29,13 @@ from sync.models import Shoot
 from sync.protocol import CLOSE_TOO_SLOW, Ack, Update, Welcome
 from sync.register import Applied
 from tests.wire import now_ms, register
+
+
+def _owner(store: RedisStore, shoot: Shoot) -> Owner:
+    """The shoot's lease, taken for an hour (nobody else competes for it here)."""
+    owner = store.acquire_lease(shoot, "test", 3_600_000)
+    assert isinstance(owner, Owner)
+    return owner
 
 
 async def test_stalled_subscriber_is_resynced_then_closed_and_others_get_everything(
@@ -41,7 +48,8 @@ async def test_stalled_subscriber_is_resynced_then_closed_and_others_get_everyth
     stored = store.load_shoot(shoot.code)
     assert stored is not None
     send, receive = trio.open_memory_channel[object](64)
-    actor = ShootActor(stored, store, receive, Settings(), Metrics(), client_id=7)  # type: ignore[arg-type]
+    owner = _owner(store, shoot)
+    actor = ShootActor(stored, store, receive, Settings(), Metrics(), owner=owner)  # type: ignore[arg-type]
     stalled = Subscriber(limit=4)
     reader = Subscriber(limit=4, role="archer", archer_id="a1")
     received: list[object] = []
@@ -103,7 +111,7 @@ def _actor(
         receive,
         Settings(**tuning),
         Metrics(),
-        client_id=7,
+        owner=_owner(store, shoot),
         now_ms=lambda: now_ms() + clock_ahead_ms,
     )
     return actor, send, store
@@ -215,7 +223,13 @@ async def test_a_shoot_that_expires_while_redis_is_away_leaves_the_degraded_coun
     send, receive = trio.open_memory_channel[Message](8)
     settings = Settings(shutdown_grace_s=0.2)
     actor = ShootActor(
-        stored, store, receive, settings, metrics, client_id=7, now_ms=lambda: now_ms() + ahead[0]
+        stored,
+        store,
+        receive,
+        settings,
+        metrics,
+        owner=_owner(store, shoot),
+        now_ms=lambda: now_ms() + ahead[0],
     )
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:

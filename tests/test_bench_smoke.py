@@ -54,7 +54,14 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     for heading in HEADINGS:
         assert heading in report
     assert "fast-shoot bench --quick" in report
-    results = json.loads((tmp_path / "quick.json").read_text())["results"]
+    report_json = json.loads((tmp_path / "quick.json").read_text())
+    results = report_json["results"]
+    names = {goal["name"] for goal in report_json["goals"]}
+    assert "Clients back in sync after a relay restart" in names
+    assert "Memory per idle connection (RSS growth / connections)" in names
+    assert "Bytes per subscriber for a one-arrow update" in names
+    for goal in report_json["goals"]:
+        assert set(goal) >= {"name", "target", "measured", "unit", "verdict"}
     assert results["fanout"][0]["relay"]["delivered"] > 0
     assert results["fanout"][0]["baseline"]["delivered"] > 0
     assert results["storm"]["synced"] == results["storm"]["clients"]
@@ -62,3 +69,25 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "quick-latency.png").stat().st_size > 0
         assert (tmp_path / "quick-cpu.png").stat().st_size > 0
+
+
+def test_goals_carry_target_measurement_and_verdict() -> None:
+    """The JSON goals say met or missed by how much, from the numbers of the run."""
+    from benchmarks.report import goals
+
+    results = {
+        "wire": {"per_subscriber_ws_bytes": 150, "update_ws_bytes": 120, "notice_ws_bytes": 30},
+        "many": {
+            "relay": {"connections": 10_000},
+            "target_connections": 10_000,
+            "bytes_per_connection": 40 * 1024,
+            "baseline_bytes_per_connection": 20 * 1024,
+        },
+    }
+    by_name = {goal["name"]: goal for goal in goals(results)}
+    wire = by_name["Bytes per subscriber for a one-arrow update"]
+    assert (wire["measured"], wire["unit"], wire["verdict"]) == (150.0, "B", "met")
+    memory = by_name["Memory per idle connection (RSS growth / connections)"]
+    assert memory["measured"] == 40.0
+    assert memory["verdict"] == "missed (1.33x the goal)"
+    assert by_name["Concurrent connections in one relay process"]["verdict"] == "met"

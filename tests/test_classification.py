@@ -269,3 +269,34 @@ def test_projection_is_the_handicap_of_the_completed_ends(arrows: list[Arrow]) -
         assert got.status == "on_track"
         assert got.predicted_score is not None
         assert 0 <= got.predicted_score <= info.max_score
+
+
+# -- the score tables agree with archeryutils' root finds ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codename", "arrows"),
+    [("portsmouth", 30), ("portsmouth", 60), ("national", 6), ("national", 36), ("york", 72)],
+)
+def test_the_score_table_gives_archeryutils_own_handicap(codename: str, arrows: int) -> None:
+    """Every score (a sample on long rounds), including those whose root lies near a whole
+    handicap (portsmouth 24 and 29 after 30 arrows, 58 after 60), where archeryutils'
+    root finder decides and the table must defer to it."""
+    table = classification._score_table(codename, arrows)
+    assert table is not None
+    top = int(table.max_score)
+    step = 1 if top <= 600 else 5
+    for score in [*range(1, top + 1, step), 24, 29, 58, top]:
+        if score > top:
+            continue
+        expected = classification._handicap_root(codename, arrows, score)
+        assert classification._handicap.__wrapped__(codename, arrows, score) == expected, score
+
+
+def test_the_predicted_score_table_matches_archeryutils() -> None:
+    full = get_round("national").archeryutils_round()
+    for handicap in range(-75, 301, 7):
+        expected = int(hc.score_for_round(float(handicap), full, "AGB", rounded_score=True))
+        assert classification._score_for_round.__wrapped__("national", float(handicap)) == (
+            expected
+        )

@@ -112,3 +112,16 @@ def test_correct_with_nothing_beyond_the_bound_changes_only_the_offset() -> None
     assert clock.last == first
     assert clock.offset_ms == -1_000
     assert clock.now(5_000) > first
+
+
+def test_correct_keeps_a_stamp_observed_below_a_clock_that_ran_ahead() -> None:
+    """The tablet's accepted write reaches the phone after the phone's clock ran beyond
+    the bound: after the refusal, the phone's next stamp must still beat the tablet's
+    (found by the convergence property test)."""
+    now = 1_780_000_000_000
+    clock = HybridClock("phone")
+    clock.now(now + MAX_CLOCK_SKEW_MS + 30_000)  # refused by the relay
+    tablet = Stamp(now, 2, "tablet")
+    clock.observe(tablet)  # smaller than the clock: does not move it
+    clock.correct(now + MAX_CLOCK_SKEW_MS + 30_000, now)
+    assert clock.now(now + MAX_CLOCK_SKEW_MS + 30_000) > tablet

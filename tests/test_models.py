@@ -154,3 +154,28 @@ def test_shoot_expiry_checks_the_time_zone() -> None:
     with pytest.raises(InvalidState) as info:
         shoot_expiry(0, "Mars/Olympus")
     assert info.value.code == "invalid_time_zone"
+
+
+def test_every_invalid_state_code_is_listed_and_the_sdk_maps_it() -> None:
+    """The SDK's "this score breaks a rule" error comes from ``sync``'s list of codes, so a
+    new rule cannot reach a device as an unknown error."""
+    from clients._errors import InvalidScore, error_for_code
+    from sync.errors import INVALID_STATE_CODES, InvalidState
+    from sync.models import ArcherState, Profile, validate_state
+
+    bad = [
+        ArcherState("", "national"),
+        ArcherState("C", "no_such_round"),
+        ArcherState("C", "national", Profile("sling")),
+        ArcherState("C", "national", arrows=(99,)),
+        ArcherState("C", "national", arrows=(9,) * 500),
+    ]
+    seen = set()
+    for state in bad:
+        try:
+            validate_state(state)
+        except InvalidState as exc:
+            seen.add(exc.code)
+    assert seen == INVALID_STATE_CODES
+    for code in INVALID_STATE_CODES:
+        assert isinstance(error_for_code(code, "x"), InvalidScore)

@@ -14,7 +14,7 @@ import trio
 
 from relay.config import Settings
 from relay.server import serve_relay
-from relay.store import RedisStore, ShootFenced
+from relay.store import Owner, RedisStore, ShootFenced
 from sync.models import MIN_LIFETIME_MS, Shoot, end_of_local_day
 from tests.test_relay_bad_input import _closed_with
 from tests.wire import create_shoot, join, now_ms, peer, register
@@ -125,11 +125,13 @@ def test_a_late_write_of_an_ended_shoot_never_lands_in_the_next_shoot_with_its_c
     client = redis.Redis.from_url(redis_url)
     try:
         old = store.create_shoot(_make(uuid.uuid4().hex, now_ms() + 3_600_000))
-        store.append(old, [b"first"])
+        owner = store.acquire_lease(old, "test", 60_000)
+        assert isinstance(owner, Owner)
+        store.append(old, owner, [b"first"])
         client.delete(f"shoot:{{{old.code}}}:meta")  # its day ends: Redis drops the claim
 
         try:
-            store.append(old, [b"late"])
+            store.append(old, owner, [b"late"])
         except ShootFenced as exc:
             assert exc.reason == "ended"
         else:
@@ -139,8 +141,8 @@ def test_a_late_write_of_an_ended_shoot_never_lands_in_the_next_shoot_with_its_c
         new = store.create_shoot(_make(uuid.uuid4().hex, now_ms() + 3_600_000))
         assert new.code == old.code
         for attempt in (
-            lambda: store.append(old, [b"later"]),
-            lambda: store.compact(old, b"snapshot", "0-1"),
+            lambda: store.append(old, owner, [b"later"]),
+            lambda: store.compact(old, owner, b"snapshot", "0-1"),
         ):
             try:
                 attempt()

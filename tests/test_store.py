@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from relay.redis_server import RedisServer
-from relay.store import ArcherRecord, Durability, RedisStore, ShootFenced, parse_version
+from relay.store import ArcherRecord, Durability, Owner, RedisStore, ShootFenced, parse_version
 from sync.document import ShootDocument
 from sync.models import Shoot
 from tests.wire import now_ms, register
@@ -27,11 +27,13 @@ def _exercise(url: str) -> None:
     store = RedisStore(url)
     try:
         shoot = store.create_shoot(_shoot)
-        assert store.append(shoot, [b"a", b"b"])[1] == 2
-        last_id, length = store.append(shoot, [b"c"])
+        owner = store.acquire_lease(shoot, "test", 60_000)
+        assert isinstance(owner, Owner)
+        assert store.append(shoot, owner, [b"a", b"b"])[1] == 2
+        last_id, length = store.append(shoot, owner, [b"c"])
         assert length == 3
-        store.compact(shoot, b"snapshot", last_id)
-        store.append(shoot, [b"d"])
+        store.compact(shoot, owner, b"snapshot", last_id)
+        store.append(shoot, owner, [b"d"])
         stored = store.load_shoot(shoot.code)
         assert stored is not None
         # Exact trimming: only what came after the compaction is left in the log.
@@ -40,7 +42,7 @@ def _exercise(url: str) -> None:
         client.delete(f"shoot:{{{shoot.code}}}:meta")
         client.close()
         with pytest.raises(ShootFenced):
-            store.append(shoot, [b"late"])
+            store.append(shoot, owner, [b"late"])
     finally:
         store.close()
 
@@ -96,7 +98,10 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
         record = ArcherRecord("f" * 64, "Chris", 1)
         client.hset(f"shoot:{{{shoot.code}}}:archers", "a1", json.dumps(asdict(record)))
 
-        store.append(shoot, [doc.write(register("a1", (9,) * 18, device="d", ms=3_000))[1]])
+        owner = store.acquire_lease(shoot, "test", 60_000)
+        assert isinstance(owner, Owner)
+        update = doc.write(register("a1", (9,) * 18, device="d", ms=3_000))[1]
+        store.append(shoot, owner, [update])
         stored = store.load_shoot(shoot.code)
         assert stored is not None
         updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]

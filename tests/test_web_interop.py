@@ -149,6 +149,7 @@ def test_relay_frames_decode_in_js(web_tests_built: Path) -> None:
         "round": "wa1440_70",
         "archer": "a7Kq2",
         "text": "Chris leads.",
+        "ends": 4,
     }
     assert pong == {"type": "pong", "nonce": MAX_INT, "serverMs": NOW_MS}
 

@@ -36,6 +36,8 @@ class RelayProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Settings for this relay beyond the defaults (e.g. ``PUBLIC_URL``)."""
 
     @property
     def url(self) -> str:
@@ -56,6 +58,7 @@ class RelayProcess:
         }
         env.pop("REDIS_URL", None)
         env.pop("PUBLIC_URL", None)
+        env.update(self.extra_env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(

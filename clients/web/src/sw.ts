@@ -21,7 +21,7 @@ const CACHE = `${PREFIX}${__BUILD_VERSION__}`;
 const SHELL = "/";
 /** How long a navigation waits for the relay before the cached shell is used. */
 const NETWORK_TIMEOUT_MS = 4000;
-const APP_ROUTE = /^\/(?:(?:join|shoot|view)\/\d{4}\/?)?$/;
+const APP_ROUTE = /^\/(?:(?:join|shoot|view|results)\/\d{4}\/?)?$/;
 
 sw.addEventListener("install", (event) => {
   event.waitUntil(
@@ -91,3 +91,19 @@ async function cacheFirst(request: Request): Promise<Response> {
   if (response.ok) await cache.put(request, response.clone());
   return response;
 }
+
+// A tap on a notice's system notification brings the shoot's page forward, or opens it.
+sw.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const data = event.notification.data as { url?: unknown } | null;
+  const path = typeof data?.url === "string" && data.url.startsWith("/") ? data.url : "/";
+  event.waitUntil(
+    (async () => {
+      const windows = await sw.clients.matchAll({ type: "window", includeUncontrolled: true });
+      for (const client of windows) {
+        if (new URL(client.url).pathname === path) return void (await client.focus());
+      }
+      await sw.clients.openWindow(path);
+    })(),
+  );
+});

@@ -18,7 +18,7 @@ export type ServerMessage =
   | { type: "ack"; id: number; archer: string; stamp: Stamp }
   | { type: "superseded"; id: number; winner: WireRegister }
   | { type: "error"; code: string; message: string; id: number | null; fatal: boolean; serverMs: number | null }
-  | { type: "notice"; kind: string; round: string; archer: string | null; text: string }
+  | { type: "notice"; kind: string; round: string; archer: string | null; text: string; ends: number | null }
   | { type: "pong"; nonce: number; serverMs: number };
 
 // -- client -> relay ---------------------------------------------------------------------
@@ -165,7 +165,14 @@ export function readServerFrame(frame: Uint8Array): ServerMessage {
       return { type: "error", code: str(m, "code"), message: str(m, "message"), id, fatal: m.fatal === true, serverMs };
     }
     case "notice":
-      return { type: "notice", kind: str(m, "kind"), round: str(m, "round"), archer: optStr(m, "archer"), text: str(m, "text") };
+      return {
+        type: "notice",
+        kind: str(m, "kind"),
+        round: str(m, "round"),
+        archer: optStr(m, "archer"),
+        text: str(m, "text"),
+        ends: m.ends === undefined || m.ends === null ? null : int(m, "ends"),
+      };
     case "pong":
       return { type: "pong", nonce: int(m, "nonce"), serverMs: int(m, "server_ms") };
     default:

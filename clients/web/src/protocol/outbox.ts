@@ -8,6 +8,7 @@
 // - It also remembers the newest value seen per archer and the clock's last stamp, so a
 //   device that restarts offline builds its next write on the right state and never issues
 //   a smaller stamp than before.
+import { compareBytes, canonicalState } from "./canonical";
 import { compareStamps, sameStamp } from "./clock";
 import { idbDelete, idbGet, idbPut } from "./idb";
 import type { WireRegister } from "./messages";
@@ -15,13 +16,11 @@ import type { Stamp } from "./types";
 
 const VERSION = 1;
 
-/** The merge order: stamp first, then a deterministic tie-break on the state. */
+/** The merge order: stamp first, then the canonical CBOR bytes of the state (canonical.ts). */
 export function compareRegisters(a: WireRegister, b: WireRegister): number {
   const byStamp = compareStamps(a.stamp, b.stamp);
   if (byStamp !== 0) return byStamp;
-  const sa = JSON.stringify(a.state);
-  const sb = JSON.stringify(b.state);
-  return sa === sb ? 0 : sa < sb ? -1 : 1;
+  return compareBytes(canonicalState(a.state), canonicalState(b.state));
 }
 
 /** The winner of two registers of one archer (null is the empty register). */

@@ -491,7 +491,13 @@ export class Session implements ShootClient {
         this.emit("status");
         break;
       case "notice":
-        this.emit("notice", { kind: message.kind, round: message.round, archer: message.archer, text: message.text } satisfies NoticeEvent);
+        this.emit("notice", {
+          kind: message.kind,
+          round: message.round,
+          archer: message.archer,
+          text: message.text,
+          ends: message.ends,
+        } satisfies NoticeEvent);
         break;
       case "pong":
       case "welcome":

@@ -76,6 +76,8 @@ export interface NoticeEvent {
   round: string;
   archer: string | null;
   text: string;
+  /** Ends everyone in the round had completed when the relay made it; null if not sent. */
+  ends: number | null;
 }
 
 export interface ShootClient {

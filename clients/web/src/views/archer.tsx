@@ -11,12 +11,13 @@ import { Board } from "./board";
 import { useRounds } from "./data";
 import { describe } from "./errors";
 import { useShoot } from "./hooks";
-import { deviceLink } from "./join";
+import { DeviceHandoff } from "./handoff";
 import { rememberRecent } from "./recent";
 import { linkTo, navigate } from "./router";
 import { Scorer } from "./scorer";
-import { SharePanel, ShareButton } from "./share";
-import { Notices, ReplacedBanner, ShootHeader, StatusBar, refusedShoot } from "./status";
+import { SharePanel } from "./share";
+import { ReplacedBanner, ShootHeader, StatusBar, refusedShoot } from "./status";
+import { NoticeCenter } from "./toasts";
 import { Message } from "./ui";
 
 export function ArcherScreen(props: { code: string }) {
@@ -74,24 +75,9 @@ export function ArcherScreen(props: { code: string }) {
         <ReplacedBanner replaced={shoot.replaced} rounds={rounds} onClose={shoot.dismissReplaced} />
       )}
       <Scorer client={client} rounds={rounds} />
-      <Notices notices={shoot.notices} />
+      <NoticeCenter client={client} rounds={rounds} title={info?.title || `Shoot ${code}`} />
       <Board client={client} rounds={rounds} />
-      <details class="card more">
-        <summary>Continue on another device</summary>
-        <p>
-          Open this link on your other phone or tablet to score as yourself there too. It is your
-          secret: send it only to yourself.
-        </p>
-        <p class="link" data-testid="device-link">
-          {deviceLink(code, identity.archerId, identity.token)}
-        </p>
-        <ShareButton
-          url={deviceLink(code, identity.archerId, identity.token)}
-          title="Continue scoring"
-          text="Continue scoring on this device"
-          label="Share this link"
-        />
-      </details>
+      <DeviceHandoff identity={identity} />
       <details class="card more">
         <summary>Invite others to this shoot</summary>
         <SharePanel code={code} title={info?.title ?? ""} />

@@ -8,12 +8,13 @@ import { createShoot } from "../protocol/index";
 import { describe, toProblem } from "./errors";
 import { recentShoots } from "./recent";
 import { linkTo, navigate } from "./router";
+import { ScanCode } from "./scan";
 import { SharePanel } from "./share";
 import { ErrorText, Field, Page, SubmitButton } from "./ui";
 
 export function HomeScreen(props: { notice?: string }) {
-  const [created, setCreated] = useState<{ code: string; title: string } | null>(null);
-  if (created) return <CreatedScreen code={created.code} title={created.title} />;
+  const [created, setCreated] = useState<{ code: string; title: string; joinUrl: string } | null>(null);
+  if (created) return <CreatedScreen code={created.code} title={created.title} joinUrl={created.joinUrl} />;
   return (
     <Page title="fast-shoot" subtitle="Live scores for archers, even without signal" home={false}>
       {props.notice && <p class="notice">{props.notice}</p>}
@@ -73,11 +74,12 @@ function JoinByCode() {
       </Field>
       <ErrorText text={error} />
       <SubmitButton label="Join" />
+      <ScanCode />
     </form>
   );
 }
 
-function CreateForm(props: { onCreated: (shoot: { code: string; title: string }) => void }) {
+function CreateForm(props: { onCreated: (shoot: { code: string; title: string; joinUrl: string }) => void }) {
   const [creator, setCreator] = useState("");
   const [title, setTitle] = useState("");
   const [busy, setBusy] = useState(false);
@@ -96,7 +98,7 @@ function CreateForm(props: { onCreated: (shoot: { code: string; title: string })
         title: title.trim() || undefined,
         // No time zone given: createShoot sends the device's own.
       });
-      props.onCreated({ code: shoot.code, title: shoot.title });
+      props.onCreated({ code: shoot.code, title: shoot.title, joinUrl: shoot.joinUrl });
     } catch (err) {
       setError(describe(toProblem(err)));
     } finally {
@@ -131,10 +133,10 @@ function CreateForm(props: { onCreated: (shoot: { code: string; title: string })
   );
 }
 
-function CreatedScreen(props: { code: string; title: string }) {
+function CreatedScreen(props: { code: string; title: string; joinUrl: string }) {
   return (
     <Page title={props.title || "Your shoot"} subtitle="Share the code or the QR code with your archers">
-      <SharePanel code={props.code} title={props.title} />
+      <SharePanel code={props.code} title={props.title} joinUrl={props.joinUrl} />
       <div class="actions">
         <button type="button" class="button primary" onClick={() => navigate(`/join/${props.code}`)}>
           Join as an archer

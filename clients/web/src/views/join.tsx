@@ -11,6 +11,7 @@ import type { RoundSummary } from "./data";
 import { loadRoundList, roundLabel, toRoundSummaries } from "./data";
 import { describe, toProblem } from "./errors";
 import { AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
+import { ResultsScreen } from "./results";
 import { linkTo, navigate } from "./router";
 import { ErrorText, Field, Message, Page, SubmitButton } from "./ui";
 
@@ -36,6 +37,7 @@ export function JoinScreen(props: { code: string }) {
   const { code } = props;
   const [shoot, setShoot] = useState<ShootHeading | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const [ended, setEnded] = useState(false);
   const [joined, setJoined] = useState(false);
 
   useEffect(() => {
@@ -52,8 +54,8 @@ export function JoinScreen(props: { code: string }) {
         const [info, existing] = await Promise.all([readShoot(code), identityFor(code)]);
         if (!live) return;
         if (info.ended) {
-          // The relay still shows an ended shoot's final results, but it cannot be joined.
-          setProblem(describe({ code: "expired", message: "" }, code));
+          // It cannot be joined any more, but its final results are kept for a day.
+          setEnded(true);
           return;
         }
         setShoot({ title: info.shoot.title, creator: info.shoot.creator });
@@ -67,6 +69,7 @@ export function JoinScreen(props: { code: string }) {
     };
   }, [code]);
 
+  if (ended) return <ResultsScreen code={code} />;
   if (problem) {
     return (
       <Message title={`Shoot ${code}`} text={problem}>

@@ -5,8 +5,8 @@
  *
  * Paths: `/` (create or join), `/join/{code}` (the join form for that shoot),
  * `/shoot/{code}` (the archer's own screen: score and board), `/view/{code}` (a viewer).
- * Part 2 adds more (results, the big screen); unknown paths show the home screen with
- * a sentence saying so.
+ * `/results/{code}` (the results to print and share) and `/view/{code}?big` (the big
+ * screen for a club-house TV). Unknown paths show the home screen with a sentence saying so.
  */
 import { useEffect, useState } from "preact/hooks";
 
@@ -14,19 +14,21 @@ export type Route =
   | { screen: "home" }
   | { screen: "join"; code: string }
   | { screen: "shoot"; code: string }
-  | { screen: "view"; code: string }
+  | { screen: "view"; code: string; big: boolean }
+  | { screen: "results"; code: string }
   | { screen: "unknown"; path: string };
 
 const CODE = /^\d{4}$/;
 
-export function parseRoute(pathname: string): Route {
+export function parseRoute(pathname: string, search = ""): Route {
   const parts = pathname.split("/").filter((p) => p !== "");
   if (parts.length === 0) return { screen: "home" };
   const [kind, code] = parts;
   if (parts.length === 2 && code !== undefined && CODE.test(code)) {
     if (kind === "join") return { screen: "join", code };
     if (kind === "shoot") return { screen: "shoot", code };
-    if (kind === "view") return { screen: "view", code };
+    if (kind === "view") return { screen: "view", code, big: new URLSearchParams(search).has("big") };
+    if (kind === "results") return { screen: "results", code };
   }
   return { screen: "unknown", path: pathname };
 }
@@ -43,9 +45,9 @@ export function navigate(path: string, replace = false): void {
 
 /** The current route; re-renders on navigation and on the back/forward buttons. */
 export function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseRoute(location.pathname));
+  const [route, setRoute] = useState(() => parseRoute(location.pathname, location.search));
   useEffect(() => {
-    const update = () => setRoute(parseRoute(location.pathname));
+    const update = () => setRoute(parseRoute(location.pathname, location.search));
     listeners.add(update);
     window.addEventListener("popstate", update);
     return () => {

@@ -8,10 +8,18 @@ import { useState } from "preact/hooks";
 import type { Arrow, ArcherState, ShootClient } from "../protocol/index";
 import type { Rounds } from "./data";
 import { arrowScore, buildBoard, roundOf, summaryOf } from "./data";
+import { linkTo } from "./router";
 
 type Confirming = "finish" | "leave" | null;
 
 export function arrowLabel(arrow: Arrow): string {
+  return String(arrow);
+}
+
+/** What a screen reader says for an arrow: "X" and "M" read as letters otherwise. */
+export function spokenArrow(arrow: Arrow): string {
+  if (arrow === "X") return "X, inner ten, scores 10";
+  if (arrow === "M") return "Miss, scores 0";
   return String(arrow);
 }
 
@@ -117,7 +125,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
             return arrow === undefined ? (
               <li class="arrow empty" key={i} aria-label="not shot yet" />
             ) : (
-              <li class={arrowClass(arrow)} key={i}>
+              <li class={arrowClass(arrow)} key={i} aria-label={spokenArrow(arrow)}>
                 {arrowLabel(arrow)}
               </li>
             );
@@ -136,7 +144,15 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
         <p class="locked" data-testid="ended">
           This shoot has ended; your score stands at {summary.total}.
         </p>
-      ) : (
+      ) : null}
+      {(state.finished || ended) && (
+        <p>
+          <a class="button secondary" {...linkTo(`/results/${client.code}`)}>
+            See the results
+          </a>
+        </p>
+      )}
+      {state.finished || ended ? null : (
         <>
           <div class="keypad" role="group" aria-label="Score the next arrow">
             {values.map((value) => (
@@ -145,6 +161,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
                 key={String(value)}
                 class={`key ${arrowClass(value)}`}
                 data-value={String(value)}
+                aria-label={`Score ${spokenArrow(value)}`}
                 onClick={() => addArrow(value)}
               >
                 {arrowLabel(value)}

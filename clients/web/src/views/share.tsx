@@ -4,6 +4,7 @@
  * (Web Share API) where there is one and copies the link otherwise.
  */
 import { useState } from "preact/hooks";
+import { isLoopbackUrl, useJoinUrl } from "./publicurl";
 
 export function joinUrl(code: string): string {
   return `${location.origin}/join/${code}`;
@@ -63,8 +64,8 @@ export function ShareButton(props: { url: string; title: string; text: string; l
   );
 }
 
-export function SharePanel(props: { code: string; title: string; compact?: boolean }) {
-  const url = joinUrl(props.code);
+export function SharePanel(props: { code: string; title: string; compact?: boolean; joinUrl?: string }) {
+  const url = useJoinUrl(props.code, props.joinUrl);
   const name = props.title || "an archery shoot";
   return (
     <section class="card share" aria-label="Share this shoot">
@@ -80,6 +81,13 @@ export function SharePanel(props: { code: string; title: string; compact?: boole
           width={220}
           height={220}
         />
+      )}
+      {isLoopbackUrl(url) && (
+        <p class="banner warning" role="note" data-testid="loopback-warning">
+          Phones cannot open this link or its QR code: it points at this computer itself (
+          {new URL(url).host}). Open this page at the address the relay printed when it started
+          (its address on your network), or start the relay with PUBLIC_URL set to it.
+        </p>
       )}
       <p class="label">Join link</p>
       <p class="link" data-testid="join-link">

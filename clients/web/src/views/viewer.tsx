@@ -1,15 +1,18 @@
 /**
  * `/view/{code}`: the live leaderboard for someone who is not scoring (a coach, a parent,
  * the organiser's laptop). No identity, so the relay treats the connection as a viewer
- * that never writes. Part 2 adds the big-screen layout on this route.
+ * that never writes. `?big` gives the big-screen layout (bigscreen.tsx); an ended shoot
+ * shows its final results.
  */
 import { Board } from "./board";
 import { useRounds } from "./data";
 import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { linkTo } from "./router";
+import { ResultsScreen } from "./results";
 import { SharePanel } from "./share";
-import { Notices, ShootHeader, StatusBar, refusedShoot } from "./status";
+import { ShootHeader, StatusBar, refusedShoot } from "./status";
+import { NoticeCenter } from "./toasts";
 import { Message } from "./ui";
 
 export function ViewerScreen(props: { code: string }) {
@@ -28,6 +31,8 @@ export function ViewerScreen(props: { code: string }) {
   const { client } = shoot;
   if (!client) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
   const refused = refusedShoot(client);
+  // An ended shoot: its final results (the relay keeps them for a day), read-only.
+  if (refused?.code === "expired") return <ResultsScreen code={code} />;
   if (refused) {
     return (
       <Message title={`Shoot ${code}`} text={describe(refused, code)}>
@@ -42,11 +47,19 @@ export function ViewerScreen(props: { code: string }) {
     <main class="page">
       <ShootHeader code={code} info={info} />
       <StatusBar client={client} rounds={rounds} code={code} />
-      <Notices notices={shoot.notices} />
+      <NoticeCenter client={client} rounds={rounds} title={info?.title || `Shoot ${code}`} />
       <Board client={client} rounds={rounds} />
       <p class="center">
         <a class="button secondary" {...linkTo(`/join/${code}`)}>
           Join this shoot as an archer
+        </a>
+      </p>
+      <p class="center">
+        <a class="button secondary" {...linkTo(`/results/${code}`)}>
+          Results to print or share
+        </a>{" "}
+        <a class="button secondary" href={`/view/${code}?big`}>
+          Big screen (TV)
         </a>
       </p>
       <details class="card more">

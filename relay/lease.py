@@ -1,0 +1,155 @@
+"""Ownership of a live shoot: its lease in Redis, taken before loading and kept while live.
+
+Several relay processes may share one Redis (more machines, more workers, or an old and a
+new relay side by side during a deploy). Only one of them may write a shoot's document at
+a time, or the two incarnations write their own Yjs items into one log and the arrays
+merge. So before an instance loads a shoot it takes the shoot's lease
+(:meth:`~relay.store.RedisStore.acquire_lease`), which hands it the next *epoch*; the
+epoch is the fencing token every append and compaction carries (see
+:mod:`relay.store`), and the document's Yjs client id derives from it
+(:func:`client_id_for`), so two incarnations never write as one client.
+
+:class:`LeaseKeeper` renews the lease every third of its length while the shoot is live.
+When a renewal says the lease has gone to someone else (this process was paused, or cut
+off from Redis, past its lease and another instance took over), the keeper calls its
+``on_deposed`` callback: the actor stops at once, closes its sessions (the devices reconnect
+and resend what was never acknowledged) and drops what it could not persist, which the
+fence would refuse anyway. Redis being away is not a deposition: the lease may lapse, but
+as long as nobody takes it the epoch does not move, and the keeper takes it back.
+
+An instance that finds the lease held waits, guided by the lease's remaining time, so a
+crashed owner's shoot is taken over as soon as its lease expires; if the holder keeps
+renewing, the caller is told the shoot is served elsewhere (:class:`ShootElsewhere`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Final
+
+import trio
+
+from sync.models import Shoot
+
+from .messages import ShootUnavailable
+from .store import LeaseHeld, Owner, RedisStore, StoreUnavailable
+
+__all__ = [
+    "CLIENT_ID_BASE",
+    "LeaseKeeper",
+    "ShootElsewhere",
+    "acquire",
+    "client_id_for",
+    "new_instance_id",
+]
+
+log = logging.getLogger(__name__)
+
+#: Yjs client ids of owners are this plus the epoch: above every id the relay drew at
+#: random before leases (``randbits(31) + 1``), and far below 2**53 (JavaScript's limit).
+CLIENT_ID_BASE: Final = 1 << 31
+
+#: Shortest wait between two attempts on a held lease (a lease about to expire).
+MIN_RETRY_S: Final = 0.005
+
+
+class ShootElsewhere(ShootUnavailable):
+    """Another relay instance owns the shoot and keeps renewing its lease."""
+
+
+def new_instance_id() -> str:
+    """This process's name in leases: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def client_id_for(epoch: int) -> int:
+    """The Yjs client id of the owner holding ``epoch``: a new one for every owner."""
+    return CLIENT_ID_BASE + epoch
+
+
+async def acquire(
+    store: RedisStore, shoot: Shoot, instance: str, lease_s: float, wait_s: float
+) -> Owner:
+    """Take the shoot's lease, waiting up to ``wait_s`` for a holder's lease to expire.
+
+    Raises:
+        ShootElsewhere: another instance still held it after ``wait_s``.
+        ShootFenced: the shoot no longer holds its code.
+        StoreUnavailable: Redis cannot be reached.
+    """
+    lease_ms = round(lease_s * 1000)
+    deadline = trio.current_time() + wait_s
+    while True:
+        got = await store.call(store.acquire_lease, shoot, instance, lease_ms)
+        if isinstance(got, Owner):
+            return got
+        left = deadline - trio.current_time()
+        if left <= 0:
+            raise ShootElsewhere(f"shoot {shoot.code} is served by another relay instance")
+        await trio.sleep(min(left, max(_pttl_s(got), MIN_RETRY_S)))
+
+
+def _pttl_s(held: LeaseHeld) -> float:
+    return held.pttl_ms / 1000 if held.pttl_ms > 0 else 0.0
+
+
+class LeaseKeeper:
+    """Renews one shoot's lease until cancelled; calls ``deposed`` once if it is lost.
+
+    Args:
+        owner: The lease this instance took.
+        lease_s: The lease's length; it is renewed every third of it.
+        on_deposed: Called (once, synchronously) when another owner has the lease; the
+            registry sets it once the actor exists.
+    """
+
+    def __init__(
+        self,
+        store: RedisStore,
+        shoot: Shoot,
+        owner: Owner,
+        lease_s: float,
+        on_deposed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._shoot = shoot
+        self.owner = owner
+        self._lease_ms = round(lease_s * 1000)
+        self._every_s = lease_s / 3
+        self.on_deposed = on_deposed
+        self.lost = False
+
+    async def run(self) -> None:
+        store = self._store
+        while True:
+            await trio.sleep(self._every_s)  # the renewal period, not synchronisation
+            try:
+                kept = await store.call(store.renew_lease, self._shoot, self.owner, self._lease_ms)
+            except StoreUnavailable as exc:
+                # The epoch only moves if someone else takes the lease; until then our
+                # writes pass the fence, and the next renewal takes the lease back.
+                log.warning("shoot %s: could not renew its lease: %s", self._shoot.code, exc)
+                continue
+            if not kept:
+                log.warning(
+                    "shoot %s: another instance took it over (epoch %d was ours); stopping",
+                    self._shoot.code,
+                    self.owner.epoch,
+                )
+                self.lost = True
+                self.on_deposed()
+                return
+
+    async def release(self) -> None:
+        """Give the lease up so the next owner starts at once (best effort: otherwise it
+        expires). Runs shielded and bounded, as it is called while stopping."""
+        if self.lost:
+            return
+        # If Redis is away, the lease expires by itself.
+        with trio.CancelScope(shield=True), trio.move_on_after(2.0), suppress(StoreUnavailable):
+            await self._store.call(self._store.release_lease, self._shoot, self.owner)

@@ -1,0 +1,97 @@
+"""No single connection's failure, HTTP or WebSocket, can end the relay.
+
+A bug that escapes one connection's handler used to escape hypercorn's server nursery too
+and end ``serve_relay``, taking every shoot down (the hypercorn close race was one such
+bug). Here a fault is injected into hypercorn's per-connection data path for connections
+that carry a marker header; the relay must close only that connection and go on serving
+everyone else, with no session left behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio_websocket
+from hypercorn.events import RawData
+from hypercorn.protocol import ProtocolWrapper
+
+from sync.codec import decode_server, encode
+from sync.protocol import Hello, Welcome
+from tests.wire import create_shoot
+
+MARKER = b"x-trigger-the-bug"
+
+
+class Injected(RuntimeError):
+    """The fault: stands for any bug below the app (hypercorn, h11, wsproto)."""
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail a marked connection: an HTTP one at once, a WebSocket one on its first frame."""
+    original = ProtocolWrapper.handle
+    marked: dict[int, int] = {}
+    raised: list[str] = []
+
+    async def handle(self: ProtocolWrapper, event: Any) -> None:
+        if isinstance(event, RawData):
+            if MARKER in event.data.lower():
+                marked[id(self)] = 0
+                if b"upgrade: websocket" not in event.data.lower():
+                    raised.append("http")
+                    raise Injected("a bug while reading an HTTP request")
+            elif id(self) in marked and event.data:
+                raised.append("websocket")
+                raise Injected("a bug while reading a WebSocket frame")
+        await original(self, event)
+
+    monkeypatch.setattr(ProtocolWrapper, "handle", handle)
+    return raised
+
+
+async def _marked_session(ws_url: str, code: str) -> None:
+    """A viewer on a marked connection: reads until the relay closes it."""
+    headers = [(MARKER, b"1")]
+    async with trio_websocket.open_websocket_url(ws_url, extra_headers=headers) as ws:
+        await ws.send_message(encode(Hello(code, "viewer", b"\x00", None, None)))
+        while True:
+            await ws.get_message()
+
+
+async def _health(http: httpx.AsyncClient) -> dict[str, Any]:
+    body: dict[str, Any] = (await http.get("/health")).json()
+    return body
+
+
+async def test_a_failing_connection_closes_alone_and_the_relay_goes_on(
+    relay_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws_url = relay_url.replace("http://", "ws://") + "/ws"
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            async with trio_websocket.open_websocket_url(ws_url) as bystander:
+                await bystander.send_message(encode(Hello(code, "viewer", b"\x00", None, None)))
+                assert isinstance(decode_server(await bystander.get_message()), Welcome)
+                raised = _inject(monkeypatch)
+
+                # An HTTP request whose connection fails: the client sees it dropped.
+                async with httpx.AsyncClient(base_url=relay_url) as doomed_http:
+                    with pytest.raises(httpx.TransportError):
+                        await doomed_http.get("/health", headers={MARKER.decode(): "1"})
+
+                # A WebSocket session whose connection fails mid-session.
+                with pytest.raises(trio_websocket.ConnectionClosed):
+                    await _marked_session(ws_url, code)
+                assert raised == ["http", "websocket"]
+
+                # Everyone else is still served: new HTTP, the bystander's session, and the
+                # failed session was cleaned up (only the bystander is counted).
+                while (await _health(http))["connections"] != 1:
+                    await trio.sleep(0.02)
+                await bystander.ping()
+                async with trio_websocket.open_websocket_url(ws_url) as newcomer:
+                    await newcomer.send_message(encode(Hello(code, "viewer", b"\x00", None, None)))
+                    assert isinstance(decode_server(await newcomer.get_message()), Welcome)
