@@ -117,7 +117,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
         </dl>
       </div>
 
-      <div class="end" aria-label="This end">
+      <div class="end" role="group" aria-label="This end">
         <span class="label">{complete ? "Last end" : `End ${Math.floor(shot / round.endSize) + 1}`}</span>
         <ol class="end-arrows" data-testid="current-end">
           {Array.from({ length: round.endSize }, (_, i) => {
