@@ -335,6 +335,15 @@ class ShootClient:
         """Leave the shoot (the archer disappears from the leaderboard)."""
         return await self._write(lambda s: replace(s, left=True))
 
+    async def restore(self, state: ArcherState) -> Register:
+        """Write ``state`` as the archer's newest, e.g. a :class:`WriteSuperseded`'s
+        ``lost.state`` the archer wants back; it replaces the current state as a new write.
+
+        Raises:
+            InvalidScore: the state breaks its round's rules.
+        """
+        return await self._write(lambda _: checked(state))
+
     async def _write(self, change: Callable[[ArcherState], ArcherState]) -> Register:
         identity = self.identity
         if identity is None:

@@ -1,10 +1,14 @@
-"""The archer's commands: ``score``, ``undo``, ``round``, ``finish``, ``leave``, ``sync``.
+"""The archer's commands: ``score``, ``undo``, ``round``, ``finish``, ``leave``, ``sync``,
+``restore``.
 
 Each one connects as the archer saved by ``join``, makes its change in the outbox (on disk)
 and waits for the relay, all within ``--wait`` seconds: first to build on the relay's
 newest state, then for the acknowledgement. It says what it is waiting for when the
 relay does not answer at once, and a write it could not deliver stays in the outbox for
 ``sync`` (or the next command) to send; the change is made on this device either way.
+
+Whenever one of them syncs, a write of this device's that a newer one from another device
+replaced is said in words and kept (:mod:`clients._replaced`); ``restore`` writes it again.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from ._cells import plural
 from ._cli_state import load_identity, outbox_path
 from ._client import ClientOptions, ShootClient, connect
 from ._errors import InvalidScore, RelayUnreachable
-from ._events import ConnectionState
+from ._events import ConnectionState, WriteSuperseded
 from ._identity import Identity
+from ._replaced import describe_replaced, load_replaced, replaced_path, save_replaced
 from .cli import normalize_relay_url, state_home
 
-__all__ = ["change_round", "finish", "leave", "score", "sync", "undo"]
+__all__ = ["change_round", "finish", "leave", "restore", "score", "sync", "undo"]
 
 #: A relay that answers within this long is not worth a "waiting" line.
 QUIET_WAIT_S: Final = 0.5
@@ -76,6 +81,20 @@ async def _wait(client: ShootClient, deadline: float, *, synced: bool, out: Text
     return False
 
 
+async def _report_replaced(client: ShootClient, out: TextIO) -> None:
+    """Say which of this device's writes another device's newer write replaced, and keep
+    the newest replaced state for ``restore``. Reads the client's events (nothing else in
+    the archer's commands does)."""
+    home = state_home()
+    while (event := client.events.get_nowait()) is not None:
+        if not isinstance(event, WriteSuperseded) or client.identity is None:
+            continue
+        for line in describe_replaced(event.lost.state, event.winner.state):
+            print(line, file=out)
+        path = replaced_path(home, client.identity)
+        await trio.to_thread.run_sync(save_replaced, path, event.lost)
+
+
 def _pending_note(client: ShootClient) -> str:
     count = len(client.pending)
     reason = client.error.message if client.error else "The relay has not answered yet."
@@ -107,10 +126,9 @@ async def _change(
         await _wait(client, deadline, synced=False, out=out)
         _, described = await write(client)
         print(described, file=out)
-        if await _wait(client, deadline, synced=True, out=out):
-            print("Synced with the relay.", file=out)
-        else:
-            print(_pending_note(client), file=out)
+        synced = await _wait(client, deadline, synced=True, out=out)
+        await _report_replaced(client, out)
+        print("Synced with the relay." if synced else _pending_note(client), file=out)
     return 0
 
 
@@ -188,7 +206,9 @@ async def sync(args: argparse.Namespace, out: TextIO) -> int:
     async with connect(
         identity.relay_url, identity.code, identity=identity, outbox_path=path, options=options
     ) as client:
-        if await _wait(client, deadline, synced=True, out=out):
+        synced = await _wait(client, deadline, synced=True, out=out)
+        await _report_replaced(client, out)
+        if synced:
             print("Synced: nothing pending.", file=out)
             return 0
         raise RelayUnreachable(
@@ -196,3 +216,22 @@ async def sync(args: argparse.Namespace, out: TextIO) -> int:
             f"Cannot reach the relay at {identity.relay_url}; "
             f"{plural(len(client.pending), 'write')} still pending on this device.",
         )
+
+
+async def restore(args: argparse.Namespace, out: TextIO) -> int:
+    """Write the state another device's newer write replaced (kept by the commands that
+    sync) again, as this archer's newest state."""
+    identity, _ = await _open_archer()
+    path = replaced_path(state_home(), identity)
+    kept = await trio.to_thread.run_sync(load_replaced, path)
+    if kept is None:
+        print("Nothing to restore: no write from this device was replaced.", file=out)
+        return 0
+
+    async def write(client: ShootClient) -> tuple[Register, str]:
+        register = await client.restore(kept.state)
+        # The write is in the outbox on disk now: it reaches the relay with any sync.
+        await trio.to_thread.run_sync(path.unlink)
+        return register, f"Restored this device's version. {_totals(register.state)}"
+
+    return await _change(args, out, write)

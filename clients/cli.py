@@ -7,7 +7,9 @@
   folder, ``~/.fast-shoot`` or ``$FAST_SHOOT_HOME``);
 * ``score 9 9 7 7 5 M`` one end, online or not (it waits in the outbox until the relay
   has it); ``undo``, ``round``, ``finish``, ``leave`` the rest of an archer's sheet;
-* ``sync`` the outbox; ``watch CODE`` the live leaderboard; ``rounds`` the round names.
+* ``sync`` the outbox (a write another device's newer one replaced is said in words;
+  ``restore`` writes it again); ``watch CODE`` the live leaderboard; ``rounds`` the round
+  names.
 
 Everything a user can get wrong ends with one line on stderr: exit status 2 for a
 command line argparse refuses, 1 for everything else.
@@ -51,6 +53,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "finish": ("clients._cmd_archer", "finish"),
     "leave": ("clients._cmd_archer", "leave"),
     "sync": ("clients._cmd_archer", "sync"),
+    "restore": ("clients._cmd_archer", "restore"),
     "watch": ("clients._cmd_watch", "watch"),
 }
 
@@ -180,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="send the writes still waiting in the outbox")
     _add_wait(sync)
+
+    restore = commands.add_parser(
+        "restore", help="write again this device's version that another device's replaced"
+    )
+    _add_wait(restore)
 
     rounds = commands.add_parser("rounds", help="list the rounds, or search their names")
     rounds.add_argument(

@@ -23,7 +23,7 @@ test("a clock_skew correction adopts the relay's time", () => {
   clock.now(10_000_000); // far ahead
   clock.correct(10_000_000, 1_000);
   const stamp = clock.now(10_000_000);
-  assert.deepEqual(stamp, [1_000, 1, "d1"]); // at the relay's time, past the reset last stamp
+  assert.deepEqual(stamp, [1_000, 0, "d1"]); // at the relay's time: the stamp ahead was forgotten
   assert.deepEqual(clock.now(10_000_005), [1_005, 0, "d1"]);
 });
 
@@ -32,4 +32,12 @@ test("stamps order by wall, counter, then device id", () => {
   assert.equal(compareStamps([1, 1, "a"], [1, 0, "b"]), 1);
   assert.equal(compareStamps([2, 0, "a"], [1, 9, "z"]), 1);
   assert.equal(compareStamps([2, 0, "a"], [2, 0, "a"]), 0);
+});
+
+test("a correction keeps a stamp observed below a clock that ran ahead", () => {
+  const clock = new HybridClock("phone");
+  clock.now(10_000_000); // an hour ahead
+  clock.observe([1_500, 2, "tablet"]); // the archer's other device, already at the relay
+  clock.correct(10_000_000, 1_000);
+  assert.deepEqual(clock.now(10_000_000), [1_500, 3, "phone"]); // still beats the tablet
 });
