@@ -67,6 +67,8 @@ def test_scanning_the_relays_qr_code_joins_the_shoot(
         expect(page).to_have_url(re.compile(rf"/join/{code}$"), timeout=30_000)
         page.get_by_label("Your name").fill("Robin")
         page.get_by_label("Find your round").fill("national")
+        # Waits until the round list has loaded (a loaded phone may still be fetching it).
+        page.get_by_label("Round", exact=True).select_option("national")
         page.get_by_role("button", name="Join and start scoring").click()
         expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))
         expect(page.locator(".keypad")).to_be_visible()
