@@ -35,7 +35,7 @@ from relay.store import LeaseHeld, Owner, RedisStore, ShootFenced
 from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Welcome
-from tests.wire import Peer, create_shoot, join, now_ms, peer, register
+from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
 
 def _shoot(code: str) -> Shoot:
@@ -220,17 +220,6 @@ def _serve(
         process.wait(timeout=10)
 
 
-async def _healthy(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as http:
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            await trio.sleep(0.05)
-
-
 @dataclass
 class _Ending:
     count: int
@@ -258,8 +247,8 @@ async def test_an_owner_paused_past_its_lease_is_fenced_and_acknowledges_nothing
         _serve(tmp_path, "b", redis_url, port_b),
         trio.fail_after(60),
     ):
-        await _healthy(url_a)
-        await _healthy(url_b)
+        await wait_healthy(url_a)
+        await wait_healthy(url_b)
         async with httpx.AsyncClient(base_url=url_a) as http:
             code = (await create_shoot(http))["code"]
             chris, chris_token = await join(http, code, "Chris")

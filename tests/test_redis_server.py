@@ -25,7 +25,7 @@ from relay.redis_server import (
     redis_server_version,
 )
 from relay.server import serve_relay
-from tests.wire import create_shoot, join
+from tests.wire import create_shoot, join, wait_healthy
 
 needs_system_redis = pytest.mark.skipif(
     not os.access(SYSTEM_REDIS_SERVER, os.X_OK), reason=f"no {SYSTEM_REDIS_SERVER}"
@@ -203,23 +203,12 @@ def _serve(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
         )
 
 
-async def _healthy(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as http:
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            await trio.sleep(0.05)
-
-
 async def test_the_embedded_redis_dies_with_a_killed_relay(tmp_path: Path) -> None:
     port = free_port()
     relay = _serve(tmp_path, port)
     try:
         with trio.fail_after(30):
-            await _healthy(f"http://127.0.0.1:{port}")
+            await wait_healthy(f"http://127.0.0.1:{port}")
             data = tmp_path / "data" / "redis"
             pid = int((data / "redis.pid").read_text())
             assert _alive(pid)
@@ -267,7 +256,7 @@ async def test_an_embedded_redis_that_dies_is_reported_and_restarted(
             await _wait_dead(first)
             while not pid_file.exists() or int(pid_file.read_text() or 0) in (0, first):
                 await trio.sleep(0.02)
-            await _healthy(url)
+            await wait_healthy(url)
             body = (await http.get(f"/api/shoots/{code}")).json()
             assert body["archers"][chris]["name"] == "Chris"
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]

@@ -12,17 +12,7 @@ import httpx
 import trio
 
 from relay.redis_server import free_port
-
-
-async def _healthy(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as http:
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            await trio.sleep(0.1)
+from tests.wire import wait_healthy
 
 
 def _serve(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
@@ -50,7 +40,7 @@ async def test_serve_with_embedded_redis_shuts_down_on_sigterm_and_keeps_data(
     relay = _serve(tmp_path, port)
     try:
         with trio.fail_after(30):
-            await _healthy(url)
+            await wait_healthy(url)
             async with httpx.AsyncClient(base_url=url) as http:
                 code = (await http.post("/api/shoots", json={"creator": "Sam"})).json()["code"]
                 joined = await http.post(
@@ -64,7 +54,7 @@ async def test_serve_with_embedded_redis_shuts_down_on_sigterm_and_keeps_data(
 
         relay = _serve(tmp_path, port)
         with trio.fail_after(30):
-            await _healthy(url)
+            await wait_healthy(url)
             async with httpx.AsyncClient(base_url=url) as http:
                 body = (await http.get(f"/api/shoots/{code}")).json()
         assert body["archers"][archer]["name"] == "Chris"

@@ -104,6 +104,18 @@ async def join(
     return response.json()["archer_id"], response.json()["token"]
 
 
+async def wait_healthy(url: str) -> None:
+    """Poll the relay at ``url`` until ``/health`` answers 200 (deadline: the caller's)."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        while True:
+            try:
+                if (await http.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            await trio.sleep(0.05)  # polling pace under the caller's deadline
+
+
 async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
     """Poll a condition with a deadline (for state that has no event to wait on)."""
     with trio.fail_after(timeout):
