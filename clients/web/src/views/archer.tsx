@@ -13,12 +13,12 @@ import { describe } from "./errors";
 import { useShoot } from "./hooks";
 import { DeviceHandoff } from "./handoff";
 import { rememberRecent } from "./recent";
-import { linkTo, navigate } from "./router";
+import { navigate } from "./router";
 import { Scorer } from "./scorer";
 import { SharePanel } from "./share";
 import { ReplacedBanner, ShootHeader, StatusBar, refusedShoot } from "./status";
 import { NoticeCenter } from "./toasts";
-import { Message } from "./ui";
+import { Message, ShootTrouble } from "./ui";
 
 export function ArcherScreen(props: { code: string }) {
   const { code } = props;
@@ -47,25 +47,13 @@ export function ArcherScreen(props: { code: string }) {
   }, [code, heading]);
 
   if (shoot.problem) {
-    return (
-      <Message title={`Shoot ${code}`} text={describe(shoot.problem, code)}>
-        <a class="button secondary" {...linkTo("/")}>
-          Back to the start
-        </a>
-      </Message>
-    );
+    return <ShootTrouble code={code} text={describe(shoot.problem, code)} />;
   }
   if (!client || !identity) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
 
   const refused = refusedShoot(client);
   if (refused) {
-    return (
-      <Message title={`Shoot ${code}`} text={describe(refused, code)}>
-        <a class="button secondary" {...linkTo("/")}>
-          Back to the start
-        </a>
-      </Message>
-    );
+    return <ShootTrouble code={code} text={describe(refused, code)} />;
   }
   return (
     <main class="page archer">

@@ -14,7 +14,7 @@ import { AGE_GROUPS, BOWSTYLES, GENDERS } from "./profile";
 import { rememberRecent } from "./recent";
 import { ResultsScreen } from "./results";
 import { linkTo, navigate } from "./router";
-import { ErrorText, Field, Message, Page, SubmitButton } from "./ui";
+import { ErrorText, Field, Message, Page, ShootTrouble, SubmitButton } from "./ui";
 
 interface ShootHeading {
   title: string;
@@ -72,13 +72,7 @@ export function JoinScreen(props: { code: string }) {
 
   if (ended) return <ResultsScreen code={code} />;
   if (problem) {
-    return (
-      <Message title={`Shoot ${code}`} text={problem}>
-        <a class="button secondary" {...linkTo("/")}>
-          Back to the start
-        </a>
-      </Message>
-    );
+    return <ShootTrouble code={code} text={problem} />;
   }
   if (!shoot) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
   const heading = shoot.title || `${shoot.creator}'s shoot`;

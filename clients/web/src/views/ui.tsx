@@ -66,3 +66,14 @@ export function Message(props: { title: string; text: string | null; loading?: b
     </Page>
   );
 }
+
+/** A shoot that cannot be shown (unknown, ended, refused): the reason, and the way back. */
+export function ShootTrouble(props: { code: string; text: string }) {
+  return (
+    <Message title={`Shoot ${props.code}`} text={props.text}>
+      <a class="button secondary" {...linkTo("/")}>
+        Back to the start
+      </a>
+    </Message>
+  );
+}

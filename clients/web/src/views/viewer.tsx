@@ -13,20 +13,14 @@ import { ResultsScreen } from "./results";
 import { SharePanel } from "./share";
 import { ShootHeader, StatusBar, refusedShoot } from "./status";
 import { NoticeCenter } from "./toasts";
-import { Message } from "./ui";
+import { Message, ShootTrouble } from "./ui";
 
 export function ViewerScreen(props: { code: string }) {
   const { code } = props;
   const shoot = useShoot(code, null);
   const rounds = useRounds();
   if (shoot.problem) {
-    return (
-      <Message title={`Shoot ${code}`} text={describe(shoot.problem, code)}>
-        <a class="button secondary" {...linkTo("/")}>
-          Back to the start
-        </a>
-      </Message>
-    );
+    return <ShootTrouble code={code} text={describe(shoot.problem, code)} />;
   }
   const { client } = shoot;
   if (!client) return <Message title={`Shoot ${code}`} text="Loading…" loading />;
@@ -34,13 +28,7 @@ export function ViewerScreen(props: { code: string }) {
   // An ended shoot: its final results (the relay keeps them for a day), read-only.
   if (refused?.code === "expired") return <ResultsScreen code={code} />;
   if (refused) {
-    return (
-      <Message title={`Shoot ${code}`} text={describe(refused, code)}>
-        <a class="button secondary" {...linkTo("/")}>
-          Back to the start
-        </a>
-      </Message>
-    );
+    return <ShootTrouble code={code} text={describe(refused, code)} />;
   }
   const info = client.shoot();
   return (
