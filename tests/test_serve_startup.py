@@ -20,7 +20,7 @@ from relay.redis_server import RedisServer, free_port
 from relay.server import serve_relay
 from relay.startup import RedisDescription, redact_redis_url, where_to_go
 from tests.sdk_fixtures import FAST
-from tests.test_serve_command import _healthy
+from tests.wire import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ async def test_serve_says_where_to_go_and_that_every_shoot_flushed(tmp_path: Pat
     child = _serve(tmp_path, PORT=str(port))
     try:
         with trio.fail_after(30):
-            await _healthy(f"http://127.0.0.1:{port}")
+            await wait_healthy(f"http://127.0.0.1:{port}")
     finally:
         child.terminate()
         out, err = child.communicate(timeout=30)
