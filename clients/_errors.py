@@ -21,6 +21,7 @@ from typing import Final
 import httpx
 import trio
 
+from sync.client_session import FATAL_CLOSE_CODES
 from sync.errors import INVALID_STATE_CODES, SyncError
 from sync.protocol import CLOSE_EXPIRED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
@@ -80,14 +81,13 @@ class NotJoined(ShootError):
     """This device has not joined a shoot, or has no archer state to build a write on."""
 
 
-#: Close codes after which the client does not reconnect (``docs/protocol.md``).
-FATAL_CLOSE_CODES: Final = frozenset({CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT, CLOSE_EXPIRED})
-
 _BY_CODE: Final[dict[str, type[ShootError]]] = {
     "unknown_shoot": UnknownShoot,
     "invalid_code": UnknownShoot,
     "expired": ShootExpired,
     "unauthorized": Unauthorized,
+    "read_only": NotJoined,
+    "no_state": NotJoined,
     **dict.fromkeys(INVALID_STATE_CODES, InvalidScore),
 }
 

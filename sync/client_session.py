@@ -1,0 +1,671 @@
+"""The client's side of a shoot session as a state machine: events in, actions out.
+
+Theory of operation
+-------------------
+Like h11's connection object, :class:`ClientSession` decides and does no I/O: no socket,
+no clock, no file. Its driver (the Python SDK's :mod:`clients._client`, the browser's
+protocol module) feeds it events, with the time passed in, and carries out the actions
+that come back, **in order**. It owns every rule of the client's side of the protocol:
+
+* the **session order**: ``hello`` first, nothing else until the ``welcome``; an
+  ``error`` instead of a welcome ends the session (for good for the codes in
+  :data:`FATAL_CODES`); no welcome within ``connect_timeout_s`` ends it too;
+* the **replica** of the shoot's document and its state vector, and the **reset rule**: a
+  welcome with ``reset`` replaces the replica by the relay's full state (the relay lost
+  items this replica holds), and every pending write is sent again;
+* the **outbox** (:class:`~sync.outbox.OutboxState`): pending whole-state writes, newest
+  per register, sent oldest first when due (never sent on this connection, re-stamped, or
+  unanswered for ``resend_after_s``), paced by a token bucket that mirrors the relay's;
+  answers paired with their write by request id (``ack`` drops it, ``superseded`` adopts
+  the winner, ``error`` drops it, except ``rate_limited`` and ``clock_skew``);
+* the **hybrid clock** (:class:`~sync.clock.HybridClock`) that stamps writes, observes
+  every stamp seen, and is corrected from the relay's time after ``clock_skew`` (the
+  refused state is re-stamped and sent again);
+* the **heartbeat**: a ``ping`` once nothing was sent, or nothing received, for
+  ``ping_interval_s``; the session is dead if nothing arrives ``pong_timeout_s`` after it;
+* the **visible loser**: an edit of this device's that another device's newer state
+  replaced without including it is reported (:class:`Replaced`), never dropped silently.
+  Three ways lead there: the relay answers ``superseded`` and the pending write is
+  dropped; a new local write replaces a pending one that a newer state had already beaten;
+  an acknowledged write is later replaced by another device's state that does not contain
+  it. "Contains" is judged by content (:func:`includes`): the same round with this
+  device's arrows as the first ones; so another device's undo of this device's arrow is
+  reported too.
+
+Events (methods) and actions (what they return)
+----------------------------------------------
+
+=================================  =========================================================
+event                              actions it can return
+=================================  =========================================================
+``connected(now)``                 ``Send(Hello)``, ``Timer``
+``frame_received(data, now, wall)``  as ``received``; a frame that is not a valid message:
+                                   ``Close("malformed"/codec code)``
+``received(message, now, wall)``   ``Welcomed``, ``Changed``, ``SaveOutbox``, ``Acked``,
+                                   ``Replaced``, ``Refused``, ``NoticeArrived``,
+                                   ``RelayError``, ``Close``, ``Timer``
+``timer_fired(now, wall)``         ``Send(Write)``, ``Send(Ping)``, ``Close("timeout" /
+                                   "heartbeat_timeout")``, ``Timer``
+``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
+                                   ``Changed("local")``, ``Replaced``, ``Timer``
+``disconnected()``                 ``Timer(inf)``
+=================================  =========================================================
+
+``now`` is a monotonic time in seconds (timers, heartbeat, pacing); ``wall`` the device's
+wall clock in milliseconds (stamps and the ``clock_skew`` correction). Writes are only
+ever sent from ``timer_fired``: a write, a welcome or a ``rate_limited`` answer makes one
+due and returns a ``Timer`` for it, so a driver needs one task that sleeps until the
+latest ``Timer(at)`` and calls ``timer_fired``, and one that reads frames.
+
+Carrying out the actions: ``Send`` (encode and send the message), ``SaveOutbox`` (write
+:attr:`ClientSession.outbox` durably *before* the actions after it: a ``Send`` of a write
+must not overtake the save that keeps it), ``Close`` (close the socket, then call
+``disconnected``; ``fatal`` means do not reconnect), ``Timer(at)`` (call ``timer_fired``
+at ``at``; replaces the previous request). The others are news for the user.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Literal, TypeAlias
+
+from .clock import HybridClock, Stamp
+from .codec import decode_server
+from .document import ShootDocument
+from .errors import ProtocolError, SyncError
+from .limits import WRITES_BURST, WRITES_PER_S, TokenBucket
+from .models import ArcherState, Shoot
+from .outbox import OutboxState
+from .protocol import (
+    CLOSE_EXPIRED,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNKNOWN_SHOOT,
+    Ack,
+    ClientMessage,
+    Error,
+    Hello,
+    Notice,
+    Ping,
+    Pong,
+    ServerMessage,
+    Superseded,
+    Update,
+    Welcome,
+    Write,
+)
+from .register import Register, merge
+
+__all__ = [
+    "FATAL_CLOSE_CODES",
+    "FATAL_CODES",
+    "Acked",
+    "Action",
+    "Changed",
+    "ClientSession",
+    "Close",
+    "NoticeArrived",
+    "Phase",
+    "Refused",
+    "RelayError",
+    "Replaced",
+    "SaveOutbox",
+    "Send",
+    "SessionTimings",
+    "Timer",
+    "Welcomed",
+    "WriteUnavailable",
+    "includes",
+]
+
+#: Error codes (answering ``hello``) after which reconnecting cannot help.
+FATAL_CODES: Final = frozenset({"unknown_shoot", "invalid_code", "expired", "unauthorized"})
+#: WebSocket close codes after which the client does not reconnect (``docs/protocol.md``).
+FATAL_CLOSE_CODES: Final = frozenset({CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT, CLOSE_EXPIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimings:
+    """The session's timers; the defaults follow ``docs/protocol.md``."""
+
+    ping_interval_s: float = 15.0
+    pong_timeout_s: float = 10.0
+    resend_after_s: float = 10.0
+    connect_timeout_s: float = 10.0
+    """How long after ``hello`` the ``welcome`` may take."""
+
+
+class Phase(enum.Enum):
+    OFFLINE = "offline"
+    """No connection (before the first, between two, or after a non-fatal close)."""
+    HELLO_SENT = "hello_sent"
+    """Connected, ``hello`` sent, waiting for the ``welcome``."""
+    LIVE = "live"
+    """Welcomed: updates arrive, writes go out."""
+    CLOSED = "closed"
+    """The relay refused the session for good (:data:`FATAL_CODES`)."""
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this message as one frame."""
+
+    message: ClientMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOutbox:
+    """The outbox changed: keep it durably before carrying out the next actions."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """These archers' visible registers changed (redraw)."""
+
+    archers: frozenset[str]
+    source: Literal["local", "relay"]
+
+
+@dataclass(frozen=True, slots=True)
+class Welcomed:
+    """The session is live; ``reset``: the replica was replaced by the relay's full state."""
+
+    shoot: Shoot
+    reset: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """This write is durable on the relay and left the outbox."""
+
+    register: Register
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """An edit of this device's is gone: ``winner`` (another device's newer state, which
+    does not contain it) replaced ``lost``. ``acknowledged``: the relay had acknowledged
+    ``lost`` before the winner arrived."""
+
+    lost: Register
+    winner: Register
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The relay refused this write for a rule it breaks; it left the outbox."""
+
+    register: Register
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeArrived:
+    notice: Notice
+
+
+@dataclass(frozen=True, slots=True)
+class RelayError:
+    """An ``error`` about the session, not about one write; the session goes on."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection (then call ``disconnected``); ``fatal``: do not reconnect."""
+
+    code: str
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Call ``timer_fired`` at ``at`` (monotonic seconds; ``inf``: no timer)."""
+
+    at: float
+
+
+Action: TypeAlias = (
+    Send
+    | SaveOutbox
+    | Changed
+    | Welcomed
+    | Acked
+    | Replaced
+    | Refused
+    | NoticeArrived
+    | RelayError
+    | Close
+    | Timer
+)
+
+
+class WriteUnavailable(SyncError):
+    """A write this device cannot make: ``read_only`` (a viewer) or ``no_state`` (it has
+    never seen its archer's state). Raised by :meth:`ClientSession.write`; nothing changed."""
+
+
+def includes(winner: Register, lost: Register) -> bool:
+    """Whether ``winner`` still holds what ``lost`` wrote: the same round, ``lost``'s arrows
+    as its first ones, and ``lost``'s finish kept."""
+    a, b = winner.state, lost.state
+    return (
+        a.round == b.round
+        and a.arrows[: len(b.arrows)] == b.arrows
+        and (a.finished or not b.finished)
+        and (a.left or not b.left)
+    )
+
+
+@dataclass(slots=True)
+class _Connection:
+    """What lives only as long as one connection."""
+
+    opened: float
+    last_sent: float
+    last_received: float
+    bucket: TokenBucket
+    ping_at: float | None = None
+    inflight: dict[int, Register] = field(default_factory=dict)
+    sent: dict[str, tuple[Stamp, float]] = field(default_factory=dict)
+    """Per archer: the stamp last sent on this connection, and when."""
+
+
+class ClientSession:
+    """One device's protocol state for one shoot, across connections.
+
+    Args:
+        shoot_code: The shoot's code, for ``hello``.
+        device_id: This device's id (the tie-break of its stamps).
+        archer_id: The archer this device writes as; ``None`` for a viewer.
+        token: The archer's write token.
+        initial: The archer's state at join, the base of the first write before the relay
+            has been seen.
+        outbox: What the driver loaded from its durable store (a new one if ``None``).
+        timings: The session's timers.
+    """
+
+    def __init__(
+        self,
+        shoot_code: str,
+        device_id: str,
+        *,
+        archer_id: str | None = None,
+        token: str | None = None,
+        initial: ArcherState | None = None,
+        outbox: OutboxState | None = None,
+        timings: SessionTimings | None = None,
+    ) -> None:
+        self.shoot_code = shoot_code
+        self.archer_id = archer_id
+        self.token = token
+        self.initial = initial
+        self.timings = timings or SessionTimings()
+        self.outbox = outbox if outbox is not None else OutboxState()
+        self.replica = ShootDocument()
+        self.clock = HybridClock(device_id)
+        for stamp in self._known_stamps():
+            self.clock.observe(stamp)
+        self.phase = Phase.OFFLINE
+        self.shoot: Shoot | None = None
+        self.connections = 0
+        """Sessions that reached ``welcome``."""
+        self.resets = 0
+        """Welcomes that said ``reset``."""
+        self._conn: _Connection | None = None
+        self._next_id = 0
+        self._nonce = 0
+
+    # -- what the user reads -------------------------------------------------------------
+
+    def registers(self) -> dict[str, Register]:
+        """Every archer's visible register: the replica overlaid with this device's newer
+        writes (and its own register's newest value seen)."""
+        registers: dict[str, Register | None] = dict(self.replica.registers())
+        if self.archer_id is not None:
+            own = self.outbox.seen(self.archer_id)
+            registers[self.archer_id] = merge(registers.get(self.archer_id), own)
+        for pending in self.outbox.pending():
+            registers[pending.archer_id] = merge(registers.get(pending.archer_id), pending)
+        return {k: v for k, v in registers.items() if v is not None}
+
+    def visible(self, archer_id: str) -> Register | None:
+        """One archer's visible register."""
+        current = self.replica.register(archer_id)
+        if archer_id == self.archer_id:
+            current = merge(current, self.outbox.seen(archer_id))
+        return merge(current, self.outbox.get(archer_id))
+
+    @property
+    def synced(self) -> bool:
+        """Live, with every write acknowledged."""
+        return self.phase is Phase.LIVE and not len(self.outbox)
+
+    @property
+    def next_timer(self) -> float:
+        """When ``timer_fired`` is due next (``inf``: never)."""
+        return self._deadline()
+
+    # -- events --------------------------------------------------------------------------
+
+    def connected(self, now: float) -> list[Action]:
+        """A connection to the relay is open: say ``hello``."""
+        if self.phase is Phase.CLOSED:
+            return [Close("closed", "The session was refused for good.", fatal=True)]
+        self.phase = Phase.HELLO_SENT
+        bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
+        self._conn = _Connection(now, now, now, bucket)
+        hello = Hello(
+            shoot=self.shoot_code,
+            role="archer" if self.archer_id else "viewer",
+            sv=self.replica.state_vector(),
+            archer=self.archer_id,
+            token=self.token if self.archer_id else None,
+        )
+        return [Send(hello), *self._timer_action()]
+
+    def disconnected(self, close_code: int | None = None) -> list[Action]:
+        """The connection ended, whoever ended it (``close_code``: the relay's WebSocket
+        close code, if it closed). Unanswered writes stay pending; after a code in
+        :data:`FATAL_CLOSE_CODES` the session is over for good."""
+        self._conn = None
+        if close_code in FATAL_CLOSE_CODES:
+            self.phase = Phase.CLOSED
+        elif self.phase is not Phase.CLOSED:
+            self.phase = Phase.OFFLINE
+        return self._timer_action()
+
+    def frame_received(self, data: bytes | str, now: float, wall_ms: int) -> list[Action]:
+        """A frame from the relay, bounded by the driver to
+        :data:`~sync.protocol.MAX_SERVER_FRAME_BYTES` before it gets here."""
+        if isinstance(data, str):
+            return self._close("malformed", "The relay sent a text frame.")
+        try:
+            message = decode_server(data)
+        except ProtocolError as exc:
+            return self._close(exc.code, exc.message)
+        return self.received(message, now, wall_ms)
+
+    def received(self, message: ServerMessage, now: float, wall_ms: int) -> list[Action]:
+        """A decoded message from the relay."""
+        conn = self._conn
+        if conn is None:
+            return []
+        conn.last_received = now
+        if self.phase is Phase.HELLO_SENT:
+            match message:
+                case Welcome():
+                    return self._on_welcome(message, now)
+                case Error(code=code, message=text):
+                    return self._close(code, text, fatal=code in FATAL_CODES)
+                case _:
+                    return self._close("unexpected", "The relay did not answer hello.")
+        actions: list[Action] = []
+        match message:
+            case Update(update=update):
+                before = self.replica.registers()
+                self.replica.apply_update(update)
+                actions += self._after_replica_change(before)
+            case Ack():
+                actions += self._on_ack(message)
+            case Superseded(id=request_id, winner=winner):
+                conn.inflight.pop(request_id, None)
+                actions += self._adopt(winner)
+            case Error(id=None, code=code, message=text):
+                actions.append(RelayError(code, text))
+            case Error(id=int(request_id)):
+                actions += self._on_write_error(request_id, message, now, wall_ms)
+            case Notice():
+                actions.append(NoticeArrived(message))
+            case Pong() | Welcome():
+                pass
+        return [*actions, *self._timer_action()]
+
+    def timer_fired(self, now: float, wall_ms: int) -> list[Action]:
+        """The time asked for by the last :class:`Timer` (or any later time) has come."""
+        conn = self._conn
+        if conn is None:
+            return self._timer_action()
+        if self.phase is Phase.HELLO_SENT:
+            if now >= conn.opened + self.timings.connect_timeout_s:
+                return self._close("timeout", "The relay did not answer hello in time.")
+            return self._timer_action()
+        actions = self._heartbeat(conn, now)
+        if actions and isinstance(actions[0], Close):
+            return actions
+        actions += self._send_due(conn, now)
+        return [*actions, *self._timer_action()]
+
+    def write(
+        self, change: Callable[[ArcherState], ArcherState], now: float, wall_ms: int
+    ) -> tuple[Register, list[Action]]:
+        """A local edit: ``change`` maps the archer's visible state to the new one.
+
+        Raises:
+            WriteUnavailable: a viewer, or no state to build on yet.
+            Exception: whatever ``change`` raises (an invalid score); nothing changed.
+        """
+        archer_id = self.archer_id
+        if archer_id is None:
+            raise WriteUnavailable("read_only", "Viewers cannot score; join as an archer.")
+        current = self.visible(archer_id)
+        base = current.state if current is not None else self.initial
+        if base is None:
+            raise WriteUnavailable(
+                "no_state",
+                "This device has not seen the archer's scores yet; connect to the relay once.",
+            )
+        state = change(base)
+        register = Register(archer_id, self.clock.now(wall_ms), state)
+        actions: list[Action] = []
+        pending = self.outbox.get(archer_id)
+        if pending is not None and current is not None and current != pending:
+            # The pending write had already lost to ``current`` (another device's state)
+            # and is replaced now, unsent: say so unless ``current`` holds it.
+            actions += self._loss(pending, current)
+        self.outbox.put(register)
+        actions = [self._save(), Changed(frozenset({archer_id}), "local"), *actions]
+        return register, [*actions, *self._timer_action()]
+
+    # -- what arrives --------------------------------------------------------------------
+
+    def _on_welcome(self, welcome: Welcome, now: float) -> list[Action]:
+        before = self.replica.registers()
+        if welcome.reset:
+            self.replica = ShootDocument()
+            self.resets += 1
+        self.replica.apply_update(welcome.update)
+        self.shoot = welcome.shoot
+        self.phase = Phase.LIVE
+        self.connections += 1
+        assert self._conn is not None
+        self._conn.bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
+        actions: list[Action] = [Welcomed(welcome.shoot, welcome.reset)]
+        actions += self._after_replica_change(before)
+        return [*actions, *self._timer_action()]
+
+    def _after_replica_change(self, before: dict[str, Register]) -> list[Action]:
+        after = self.replica.registers()
+        changed = frozenset(
+            a for a in after.keys() | before.keys() if after.get(a) != before.get(a)
+        )
+        actions: list[Action] = []
+        own = self.replica.register(self.archer_id) if self.archer_id else None
+        if own is not None:
+            self.clock.observe(own.stamp)
+            actions += self._see(own)
+        if changed:
+            actions.append(Changed(changed, "relay"))
+        return actions
+
+    def _see(self, register: Register) -> list[Action]:
+        """The relay holds ``register`` for this device's archer."""
+        previous = self.outbox.seen(register.archer_id)
+        if not self.outbox.see(register):
+            return []
+        actions: list[Action] = [self._save()]
+        if (
+            previous is not None
+            and self._mine(previous)
+            and not self._mine(register)
+            and self.outbox.get(register.archer_id) is None
+        ):
+            # This device's write was on the relay, and another device's newer state that
+            # may not hold it replaced it (a pending write would be answered on its own).
+            actions += self._loss(previous, register, acknowledged=True)
+        return actions
+
+    def _on_ack(self, ack: Ack) -> list[Action]:
+        assert self._conn is not None
+        self._conn.inflight.pop(ack.id, None)
+        self.clock.observe(ack.stamp)
+        acked = self.outbox.acknowledge(ack.archer, ack.stamp)
+        if acked is None:
+            return []
+        return [self._save(), Acked(acked)]
+
+    def _adopt(self, winner: Register) -> list[Action]:
+        """A newer state won over a write of this device's (a ``superseded`` answer)."""
+        self.clock.observe(winner.stamp)
+        # With nothing pending, an acknowledged write of this device's may be what lost.
+        actions: list[Action] = self._see(winner) if self.archer_id == winner.archer_id else []
+        dropped = self.outbox.adopt(winner)
+        actions.append(self._save())
+        if dropped is not None:
+            actions += self._loss(dropped, winner)
+        return [*actions, Changed(frozenset({winner.archer_id}), "relay")]
+
+    def _on_write_error(
+        self, request_id: int, error: Error, now: float, wall_ms: int
+    ) -> list[Action]:
+        conn = self._conn
+        assert conn is not None
+        sent = conn.inflight.pop(request_id, None)
+        if sent is None:
+            return []
+        pending = self.outbox.get(sent.archer_id)
+        still_pending = pending is not None and pending.stamp == sent.stamp
+        if error.code == "rate_limited":
+            # The relay's bucket is empty: empty ours too, and make the write due again.
+            conn.bucket.tokens, conn.bucket.updated = 0.0, now
+            if conn.sent.get(sent.archer_id, (None,))[0] == sent.stamp:
+                del conn.sent[sent.archer_id]
+            return []
+        if error.code == "clock_skew" and error.server_ms is not None:
+            self.clock.correct(wall_ms, error.server_ms)
+            if not still_pending:
+                return []
+            restamped = Register(sent.archer_id, self.clock.now(wall_ms), sent.state)
+            self.outbox.replace(restamped)  # a new stamp: due at once
+            return [self._save()]
+        if not still_pending:
+            return []
+        self.outbox.discard(sent.archer_id, sent.stamp)
+        return [
+            self._save(),
+            Refused(sent, error.code, error.message),
+            Changed(frozenset({sent.archer_id}), "relay"),
+        ]
+
+    # -- what goes out -------------------------------------------------------------------
+
+    def _heartbeat(self, conn: _Connection, now: float) -> list[Action]:
+        timings = self.timings
+        if conn.ping_at is not None:
+            if conn.last_received >= conn.ping_at:
+                conn.ping_at = None  # something came back: alive
+            elif now >= conn.ping_at + timings.pong_timeout_s:
+                return self._close(
+                    "heartbeat_timeout", "The relay stopped answering; reconnecting."
+                )
+            else:
+                return []
+        # Quiet in either direction counts: a client that keeps resending writes into a
+        # dead connection must still find out that nothing comes back.
+        if now < min(conn.last_sent, conn.last_received) + timings.ping_interval_s:
+            return []
+        self._nonce += 1
+        conn.ping_at = conn.last_sent = now
+        return [Send(Ping(self._nonce))]
+
+    def _due_at(self, conn: _Connection, register: Register) -> float:
+        sent = conn.sent.get(register.archer_id)
+        if sent is None or sent[0] != register.stamp:
+            return -math.inf  # not sent on this connection yet, or re-stamped since
+        return sent[1] + self.timings.resend_after_s
+
+    def _send_due(self, conn: _Connection, now: float) -> list[Action]:
+        """Every due write the bucket allows, oldest first."""
+        actions: list[Action] = []
+        for register in self.outbox.pending():
+            if self._due_at(conn, register) > now:
+                continue
+            if not conn.bucket.try_take(now):
+                break
+            self._next_id += 1
+            conn.inflight[self._next_id] = register
+            conn.sent[register.archer_id] = (register.stamp, now)
+            conn.last_sent = now
+            actions.append(Send(Write(self._next_id, register)))
+        return actions
+
+    def _deadline(self) -> float:
+        conn = self._conn
+        if conn is None:
+            return math.inf
+        timings = self.timings
+        if self.phase is Phase.HELLO_SENT:
+            return conn.opened + timings.connect_timeout_s
+        if conn.ping_at is not None:
+            # Anything received since the ping settles it at the next firing.
+            at = conn.ping_at + timings.pong_timeout_s
+            if conn.last_received >= conn.ping_at:
+                at = min(conn.last_sent, conn.last_received) + timings.ping_interval_s
+        else:
+            at = min(conn.last_sent, conn.last_received) + timings.ping_interval_s
+        due = min((self._due_at(conn, r) for r in self.outbox.pending()), default=math.inf)
+        if due < math.inf:
+            # The next token; a hair later, so that the bucket surely has it then.
+            token_at = conn.bucket.updated + conn.bucket.retry_after(conn.bucket.updated)
+            due = max(due, token_at + (1e-6 if token_at > conn.bucket.updated else 0.0))
+        return min(at, due)
+
+    def _timer_action(self) -> list[Action]:
+        return [Timer(self._deadline())]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _close(self, code: str, message: str, *, fatal: bool = False) -> list[Action]:
+        self._conn = None
+        self.phase = Phase.CLOSED if fatal else Phase.OFFLINE
+        return [Close(code, message, fatal), *self._timer_action()]
+
+    def _loss(
+        self, lost: Register, winner: Register, *, acknowledged: bool = False
+    ) -> list[Action]:
+        if lost == winner or includes(winner, lost):
+            return []
+        return [Replaced(lost, winner, acknowledged)]
+
+    def _mine(self, register: Register) -> bool:
+        return register.stamp.device_id == self.clock.device_id
+
+    def _save(self) -> SaveOutbox:
+        self.outbox.clock = self.clock.last
+        return SaveOutbox()
+
+    def _known_stamps(self) -> Iterable[Stamp]:
+        yield from (r.stamp for r in self.outbox.pending())
+        yield from (r.stamp for r in self.outbox.seen_all())
+        if self.outbox.clock is not None:
+            yield self.outbox.clock
