@@ -21,7 +21,7 @@ from typing import Final
 import httpx
 import trio
 
-from sync.client_session import FATAL_CLOSE_CODES
+from sync.client_actions import FATAL_CLOSE_CODES
 from sync.errors import INVALID_STATE_CODES, SyncError
 from sync.protocol import CLOSE_EXPIRED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 

@@ -66,25 +66,20 @@ at ``at``; replaces the previous request). The others are news for the user.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeAlias
 
+from . import client_actions as A
 from .clock import HybridClock, Stamp
 from .codec import decode_server
 from .document import ShootDocument
-from .errors import ProtocolError, SyncError
+from .errors import ProtocolError
 from .limits import WRITES_BURST, WRITES_PER_S, TokenBucket
 from .models import ArcherState, Shoot
 from .outbox import OutboxState
 from .protocol import (
-    CLOSE_EXPIRED,
-    CLOSE_UNAUTHORIZED,
-    CLOSE_UNKNOWN_SHOOT,
     Ack,
-    ClientMessage,
     Error,
     Hello,
     Notice,
@@ -98,173 +93,7 @@ from .protocol import (
 )
 from .register import Register, merge
 
-__all__ = [
-    "FATAL_CLOSE_CODES",
-    "FATAL_CODES",
-    "Acked",
-    "Action",
-    "Changed",
-    "ClientSession",
-    "Close",
-    "NoticeArrived",
-    "Phase",
-    "Refused",
-    "RelayError",
-    "Replaced",
-    "SaveOutbox",
-    "Send",
-    "SessionTimings",
-    "Timer",
-    "Welcomed",
-    "WriteUnavailable",
-    "includes",
-]
-
-#: Error codes (answering ``hello``) after which reconnecting cannot help.
-FATAL_CODES: Final = frozenset({"unknown_shoot", "invalid_code", "expired", "unauthorized"})
-#: WebSocket close codes after which the client does not reconnect (``docs/protocol.md``).
-FATAL_CLOSE_CODES: Final = frozenset({CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT, CLOSE_EXPIRED})
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTimings:
-    """The session's timers; the defaults follow ``docs/protocol.md``."""
-
-    ping_interval_s: float = 15.0
-    pong_timeout_s: float = 10.0
-    resend_after_s: float = 10.0
-    connect_timeout_s: float = 10.0
-    """How long after ``hello`` the ``welcome`` may take."""
-
-
-class Phase(enum.Enum):
-    OFFLINE = "offline"
-    """No connection (before the first, between two, or after a non-fatal close)."""
-    HELLO_SENT = "hello_sent"
-    """Connected, ``hello`` sent, waiting for the ``welcome``."""
-    LIVE = "live"
-    """Welcomed: updates arrive, writes go out."""
-    CLOSED = "closed"
-    """The relay refused the session for good (:data:`FATAL_CODES`)."""
-
-
-# -- actions -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send this message as one frame."""
-
-    message: ClientMessage
-
-
-@dataclass(frozen=True, slots=True)
-class SaveOutbox:
-    """The outbox changed: keep it durably before carrying out the next actions."""
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """These archers' visible registers changed (redraw)."""
-
-    archers: frozenset[str]
-    source: Literal["local", "relay"]
-
-
-@dataclass(frozen=True, slots=True)
-class Welcomed:
-    """The session is live; ``reset``: the replica was replaced by the relay's full state."""
-
-    shoot: Shoot
-    reset: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    """This write is durable on the relay and left the outbox."""
-
-    register: Register
-
-
-@dataclass(frozen=True, slots=True)
-class Replaced:
-    """An edit of this device's is gone: ``winner`` (another device's newer state, which
-    does not contain it) replaced ``lost``. ``acknowledged``: the relay had acknowledged
-    ``lost`` before the winner arrived."""
-
-    lost: Register
-    winner: Register
-    acknowledged: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """The relay refused this write for a rule it breaks; it left the outbox."""
-
-    register: Register
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeArrived:
-    notice: Notice
-
-
-@dataclass(frozen=True, slots=True)
-class RelayError:
-    """An ``error`` about the session, not about one write; the session goes on."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close the connection (then call ``disconnected``); ``fatal``: do not reconnect."""
-
-    code: str
-    message: str
-    fatal: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """Call ``timer_fired`` at ``at`` (monotonic seconds; ``inf``: no timer)."""
-
-    at: float
-
-
-Action: TypeAlias = (
-    Send
-    | SaveOutbox
-    | Changed
-    | Welcomed
-    | Acked
-    | Replaced
-    | Refused
-    | NoticeArrived
-    | RelayError
-    | Close
-    | Timer
-)
-
-
-class WriteUnavailable(SyncError):
-    """A write this device cannot make: ``read_only`` (a viewer) or ``no_state`` (it has
-    never seen its archer's state). Raised by :meth:`ClientSession.write`; nothing changed."""
-
-
-def includes(winner: Register, lost: Register) -> bool:
-    """Whether ``winner`` still holds what ``lost`` wrote: the same round, ``lost``'s arrows
-    as its first ones, and ``lost``'s finish kept."""
-    a, b = winner.state, lost.state
-    return (
-        a.round == b.round
-        and a.arrows[: len(b.arrows)] == b.arrows
-        and (a.finished or not b.finished)
-        and (a.left or not b.left)
-    )
+__all__ = ["ClientSession"]
 
 
 @dataclass(slots=True)
@@ -304,19 +133,19 @@ class ClientSession:
         token: str | None = None,
         initial: ArcherState | None = None,
         outbox: OutboxState | None = None,
-        timings: SessionTimings | None = None,
+        timings: A.SessionTimings | None = None,
     ) -> None:
         self.shoot_code = shoot_code
         self.archer_id = archer_id
         self.token = token
         self.initial = initial
-        self.timings = timings or SessionTimings()
+        self.timings = timings or A.SessionTimings()
         self.outbox = outbox if outbox is not None else OutboxState()
         self.replica = ShootDocument()
         self.clock = HybridClock(device_id)
         for stamp in self._known_stamps():
             self.clock.observe(stamp)
-        self.phase = Phase.OFFLINE
+        self.phase = A.Phase.OFFLINE
         self.shoot: Shoot | None = None
         self.connections = 0
         """Sessions that reached ``welcome``."""
@@ -349,7 +178,7 @@ class ClientSession:
     @property
     def synced(self) -> bool:
         """Live, with every write acknowledged."""
-        return self.phase is Phase.LIVE and not len(self.outbox)
+        return self.phase is A.Phase.LIVE and not len(self.outbox)
 
     @property
     def next_timer(self) -> float:
@@ -358,11 +187,11 @@ class ClientSession:
 
     # -- events --------------------------------------------------------------------------
 
-    def connected(self, now: float) -> list[Action]:
+    def connected(self, now: float) -> list[A.Action]:
         """A connection to the relay is open: say ``hello``."""
-        if self.phase is Phase.CLOSED:
-            return [Close("closed", "The session was refused for good.", fatal=True)]
-        self.phase = Phase.HELLO_SENT
+        if self.phase is A.Phase.CLOSED:
+            return [A.Close("closed", "The session was refused for good.", fatal=True)]
+        self.phase = A.Phase.HELLO_SENT
         bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
         self._conn = _Connection(now, now, now, bucket)
         hello = Hello(
@@ -372,20 +201,20 @@ class ClientSession:
             archer=self.archer_id,
             token=self.token if self.archer_id else None,
         )
-        return [Send(hello), *self._timer_action()]
+        return [A.Send(hello), *self._timer_action()]
 
-    def disconnected(self, close_code: int | None = None) -> list[Action]:
+    def disconnected(self, close_code: int | None = None) -> list[A.Action]:
         """The connection ended, whoever ended it (``close_code``: the relay's WebSocket
         close code, if it closed). Unanswered writes stay pending; after a code in
-        :data:`FATAL_CLOSE_CODES` the session is over for good."""
+        :data:`~sync.client_actions.FATAL_CLOSE_CODES` the session is over for good."""
         self._conn = None
-        if close_code in FATAL_CLOSE_CODES:
-            self.phase = Phase.CLOSED
-        elif self.phase is not Phase.CLOSED:
-            self.phase = Phase.OFFLINE
+        if close_code in A.FATAL_CLOSE_CODES:
+            self.phase = A.Phase.CLOSED
+        elif self.phase is not A.Phase.CLOSED:
+            self.phase = A.Phase.OFFLINE
         return self._timer_action()
 
-    def frame_received(self, data: bytes | str, now: float, wall_ms: int) -> list[Action]:
+    def frame_received(self, data: bytes | str, now: float, wall_ms: int) -> list[A.Action]:
         """A frame from the relay, bounded by the driver to
         :data:`~sync.protocol.MAX_SERVER_FRAME_BYTES` before it gets here."""
         if isinstance(data, str):
@@ -396,21 +225,21 @@ class ClientSession:
             return self._close(exc.code, exc.message)
         return self.received(message, now, wall_ms)
 
-    def received(self, message: ServerMessage, now: float, wall_ms: int) -> list[Action]:
+    def received(self, message: ServerMessage, now: float, wall_ms: int) -> list[A.Action]:
         """A decoded message from the relay."""
         conn = self._conn
         if conn is None:
             return []
         conn.last_received = now
-        if self.phase is Phase.HELLO_SENT:
+        if self.phase is A.Phase.HELLO_SENT:
             match message:
                 case Welcome():
                     return self._on_welcome(message, now)
                 case Error(code=code, message=text):
-                    return self._close(code, text, fatal=code in FATAL_CODES)
+                    return self._close(code, text, fatal=code in A.FATAL_CODES)
                 case _:
                     return self._close("unexpected", "The relay did not answer hello.")
-        actions: list[Action] = []
+        actions: list[A.Action] = []
         match message:
             case Update(update=update):
                 before = self.replica.registers()
@@ -422,98 +251,98 @@ class ClientSession:
                 conn.inflight.pop(request_id, None)
                 actions += self._adopt(winner)
             case Error(id=None, code=code, message=text):
-                actions.append(RelayError(code, text))
+                actions.append(A.RelayError(code, text))
             case Error(id=int(request_id)):
                 actions += self._on_write_error(request_id, message, now, wall_ms)
             case Notice():
-                actions.append(NoticeArrived(message))
+                actions.append(A.NoticeArrived(message))
             case Pong() | Welcome():
                 pass
         return [*actions, *self._timer_action()]
 
-    def timer_fired(self, now: float, wall_ms: int) -> list[Action]:
-        """The time asked for by the last :class:`Timer` (or any later time) has come."""
+    def timer_fired(self, now: float, wall_ms: int) -> list[A.Action]:
+        """The time asked for by the last :class:`~sync.client_actions.Timer` (or any later time) has come."""
         conn = self._conn
         if conn is None:
             return self._timer_action()
-        if self.phase is Phase.HELLO_SENT:
+        if self.phase is A.Phase.HELLO_SENT:
             if now >= conn.opened + self.timings.connect_timeout_s:
                 return self._close("timeout", "The relay did not answer hello in time.")
             return self._timer_action()
         actions = self._heartbeat(conn, now)
-        if actions and isinstance(actions[0], Close):
+        if actions and isinstance(actions[0], A.Close):
             return actions
         actions += self._send_due(conn, now)
         return [*actions, *self._timer_action()]
 
     def write(
         self, change: Callable[[ArcherState], ArcherState], now: float, wall_ms: int
-    ) -> tuple[Register, list[Action]]:
+    ) -> tuple[Register, list[A.Action]]:
         """A local edit: ``change`` maps the archer's visible state to the new one.
 
         Raises:
-            WriteUnavailable: a viewer, or no state to build on yet.
+            A.WriteUnavailable: a viewer, or no state to build on yet.
             Exception: whatever ``change`` raises (an invalid score); nothing changed.
         """
         archer_id = self.archer_id
         if archer_id is None:
-            raise WriteUnavailable("read_only", "Viewers cannot score; join as an archer.")
+            raise A.WriteUnavailable("read_only", "Viewers cannot score; join as an archer.")
         current = self.visible(archer_id)
         base = current.state if current is not None else self.initial
         if base is None:
-            raise WriteUnavailable(
+            raise A.WriteUnavailable(
                 "no_state",
                 "This device has not seen the archer's scores yet; connect to the relay once.",
             )
         state = change(base)
         register = Register(archer_id, self.clock.now(wall_ms), state)
-        actions: list[Action] = []
+        actions: list[A.Action] = []
         pending = self.outbox.get(archer_id)
         if pending is not None and current is not None and current != pending:
             # The pending write had already lost to ``current`` (another device's state)
             # and is replaced now, unsent: say so unless ``current`` holds it.
             actions += self._loss(pending, current)
         self.outbox.put(register)
-        actions = [self._save(), Changed(frozenset({archer_id}), "local"), *actions]
+        actions = [self._save(), A.Changed(frozenset({archer_id}), "local"), *actions]
         return register, [*actions, *self._timer_action()]
 
     # -- what arrives --------------------------------------------------------------------
 
-    def _on_welcome(self, welcome: Welcome, now: float) -> list[Action]:
+    def _on_welcome(self, welcome: Welcome, now: float) -> list[A.Action]:
         before = self.replica.registers()
         if welcome.reset:
             self.replica = ShootDocument()
             self.resets += 1
         self.replica.apply_update(welcome.update)
         self.shoot = welcome.shoot
-        self.phase = Phase.LIVE
+        self.phase = A.Phase.LIVE
         self.connections += 1
         assert self._conn is not None
         self._conn.bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
-        actions: list[Action] = [Welcomed(welcome.shoot, welcome.reset)]
+        actions: list[A.Action] = [A.Welcomed(welcome.shoot, welcome.reset)]
         actions += self._after_replica_change(before)
         return [*actions, *self._timer_action()]
 
-    def _after_replica_change(self, before: dict[str, Register]) -> list[Action]:
+    def _after_replica_change(self, before: dict[str, Register]) -> list[A.Action]:
         after = self.replica.registers()
         changed = frozenset(
             a for a in after.keys() | before.keys() if after.get(a) != before.get(a)
         )
-        actions: list[Action] = []
+        actions: list[A.Action] = []
         own = self.replica.register(self.archer_id) if self.archer_id else None
         if own is not None:
             self.clock.observe(own.stamp)
             actions += self._see(own)
         if changed:
-            actions.append(Changed(changed, "relay"))
+            actions.append(A.Changed(changed, "relay"))
         return actions
 
-    def _see(self, register: Register) -> list[Action]:
+    def _see(self, register: Register) -> list[A.Action]:
         """The relay holds ``register`` for this device's archer."""
         previous = self.outbox.seen(register.archer_id)
         if not self.outbox.see(register):
             return []
-        actions: list[Action] = [self._save()]
+        actions: list[A.Action] = [self._save()]
         if (
             previous is not None
             and self._mine(previous)
@@ -525,29 +354,29 @@ class ClientSession:
             actions += self._loss(previous, register, acknowledged=True)
         return actions
 
-    def _on_ack(self, ack: Ack) -> list[Action]:
+    def _on_ack(self, ack: Ack) -> list[A.Action]:
         assert self._conn is not None
         self._conn.inflight.pop(ack.id, None)
         self.clock.observe(ack.stamp)
         acked = self.outbox.acknowledge(ack.archer, ack.stamp)
         if acked is None:
             return []
-        return [self._save(), Acked(acked)]
+        return [self._save(), A.Acked(acked)]
 
-    def _adopt(self, winner: Register) -> list[Action]:
+    def _adopt(self, winner: Register) -> list[A.Action]:
         """A newer state won over a write of this device's (a ``superseded`` answer)."""
         self.clock.observe(winner.stamp)
         # With nothing pending, an acknowledged write of this device's may be what lost.
-        actions: list[Action] = self._see(winner) if self.archer_id == winner.archer_id else []
+        actions: list[A.Action] = self._see(winner) if self.archer_id == winner.archer_id else []
         dropped = self.outbox.adopt(winner)
         actions.append(self._save())
         if dropped is not None:
             actions += self._loss(dropped, winner)
-        return [*actions, Changed(frozenset({winner.archer_id}), "relay")]
+        return [*actions, A.Changed(frozenset({winner.archer_id}), "relay")]
 
     def _on_write_error(
         self, request_id: int, error: Error, now: float, wall_ms: int
-    ) -> list[Action]:
+    ) -> list[A.Action]:
         conn = self._conn
         assert conn is not None
         sent = conn.inflight.pop(request_id, None)
@@ -573,13 +402,13 @@ class ClientSession:
         self.outbox.discard(sent.archer_id, sent.stamp)
         return [
             self._save(),
-            Refused(sent, error.code, error.message),
-            Changed(frozenset({sent.archer_id}), "relay"),
+            A.Refused(sent, error.code, error.message),
+            A.Changed(frozenset({sent.archer_id}), "relay"),
         ]
 
     # -- what goes out -------------------------------------------------------------------
 
-    def _heartbeat(self, conn: _Connection, now: float) -> list[Action]:
+    def _heartbeat(self, conn: _Connection, now: float) -> list[A.Action]:
         timings = self.timings
         if conn.ping_at is not None:
             if conn.last_received >= conn.ping_at:
@@ -596,7 +425,7 @@ class ClientSession:
             return []
         self._nonce += 1
         conn.ping_at = conn.last_sent = now
-        return [Send(Ping(self._nonce))]
+        return [A.Send(Ping(self._nonce))]
 
     def _due_at(self, conn: _Connection, register: Register) -> float:
         sent = conn.sent.get(register.archer_id)
@@ -604,9 +433,9 @@ class ClientSession:
             return -math.inf  # not sent on this connection yet, or re-stamped since
         return sent[1] + self.timings.resend_after_s
 
-    def _send_due(self, conn: _Connection, now: float) -> list[Action]:
+    def _send_due(self, conn: _Connection, now: float) -> list[A.Action]:
         """Every due write the bucket allows, oldest first."""
-        actions: list[Action] = []
+        actions: list[A.Action] = []
         for register in self.outbox.pending():
             if self._due_at(conn, register) > now:
                 continue
@@ -616,7 +445,7 @@ class ClientSession:
             conn.inflight[self._next_id] = register
             conn.sent[register.archer_id] = (register.stamp, now)
             conn.last_sent = now
-            actions.append(Send(Write(self._next_id, register)))
+            actions.append(A.Send(Write(self._next_id, register)))
         return actions
 
     def _deadline(self) -> float:
@@ -624,7 +453,7 @@ class ClientSession:
         if conn is None:
             return math.inf
         timings = self.timings
-        if self.phase is Phase.HELLO_SENT:
+        if self.phase is A.Phase.HELLO_SENT:
             return conn.opened + timings.connect_timeout_s
         if conn.ping_at is not None:
             # Anything received since the ping settles it at the next firing.
@@ -640,29 +469,29 @@ class ClientSession:
             due = max(due, token_at + (1e-6 if token_at > conn.bucket.updated else 0.0))
         return min(at, due)
 
-    def _timer_action(self) -> list[Action]:
-        return [Timer(self._deadline())]
+    def _timer_action(self) -> list[A.Action]:
+        return [A.Timer(self._deadline())]
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _close(self, code: str, message: str, *, fatal: bool = False) -> list[Action]:
+    def _close(self, code: str, message: str, *, fatal: bool = False) -> list[A.Action]:
         self._conn = None
-        self.phase = Phase.CLOSED if fatal else Phase.OFFLINE
-        return [Close(code, message, fatal), *self._timer_action()]
+        self.phase = A.Phase.CLOSED if fatal else A.Phase.OFFLINE
+        return [A.Close(code, message, fatal), *self._timer_action()]
 
     def _loss(
         self, lost: Register, winner: Register, *, acknowledged: bool = False
-    ) -> list[Action]:
-        if lost == winner or includes(winner, lost):
+    ) -> list[A.Action]:
+        if lost == winner or A.includes(winner, lost):
             return []
-        return [Replaced(lost, winner, acknowledged)]
+        return [A.Replaced(lost, winner, acknowledged)]
 
     def _mine(self, register: Register) -> bool:
         return register.stamp.device_id == self.clock.device_id
 
-    def _save(self) -> SaveOutbox:
+    def _save(self) -> A.SaveOutbox:
         self.outbox.clock = self.clock.last
-        return SaveOutbox()
+        return A.SaveOutbox()
 
     def _known_stamps(self) -> Iterable[Stamp]:
         yield from (r.stamp for r in self.outbox.pending())

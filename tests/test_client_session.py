@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from sync.client_session import (
+from sync.client_actions import (
     Acked,
     Action,
     Changed,
-    ClientSession,
     Close,
     Phase,
     Refused,
@@ -30,6 +29,7 @@ from sync.client_session import (
     WriteUnavailable,
     includes,
 )
+from sync.client_session import ClientSession
 from sync.clock import MAX_CLOCK_SKEW_MS, Stamp
 from sync.codec import encode
 from sync.limits import WRITES_BURST
