@@ -34,6 +34,7 @@ __all__ = [
     "ShootExpired",
     "Unauthorized",
     "UnknownShoot",
+    "close_code",
     "error_for_close",
     "error_for_code",
     "translate",
@@ -152,4 +153,20 @@ def translate(exc: BaseException, relay_url: str) -> ShootError | None:
         # is under way, and wsproto refuses to send the pong: the connection is going
         # anyway (seen when a relay is killed mid-session).
         return RelayUnreachable("disconnected", f"The connection to {relay_url} broke.")
+    return None
+
+
+def close_code(exc: BaseException) -> int | None:
+    """The WebSocket close code the relay ended the connection with, if that is what
+    ``exc`` (or an exception in its group) is."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := close_code(inner)) is not None:
+                return found
+        return None
+    import trio_websocket
+
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        code = getattr(exc.reason, "code", None)
+        return code if isinstance(code, int) else None
     return None

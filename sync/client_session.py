@@ -361,7 +361,12 @@ class ClientSession:
         acked = self.outbox.acknowledge(ack.archer, ack.stamp)
         if acked is None:
             return []
-        return [self._save(), A.Acked(acked)]
+        actions: list[A.Action] = [self._save(), A.Acked(acked)]
+        seen = self.outbox.seen(ack.archer)
+        if seen is not None and seen != acked and not self._mine(seen):
+            # Another device's newer state arrived while this write waited for its answer.
+            actions += self._loss(acked, seen, acknowledged=True)
+        return actions
 
     def _adopt(self, winner: Register) -> list[A.Action]:
         """A newer state won over a write of this device's (a ``superseded`` answer)."""
