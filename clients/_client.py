@@ -181,6 +181,8 @@ class ShootClient:
         self._save_lock = trio.Lock()
         self._timer_at = math.inf
         self._timer_moved = trio.Event()
+        self._saving = 0
+        self._notify_deferred = False
 
     # -- what the user reads -------------------------------------------------------------
 
@@ -231,8 +233,12 @@ class ShootClient:
         return list(self.backoff.history)
 
     async def wait_until(self, predicate: Callable[[ShootClient], bool]) -> None:
-        """Wait until ``predicate(self)`` holds; it is re-checked after every change."""
-        while not predicate(self):
+        """Wait until ``predicate(self)`` holds; it is re-checked after every change.
+
+        Never while the outbox is being saved: the machine has changed the state by then,
+        and the events that tell about it follow the save.
+        """
+        while self._saving or not predicate(self):
             await self._changed.wait()
 
     async def wait_connected(self) -> None:
@@ -406,22 +412,22 @@ class ShootClient:
     # -- carrying out what the machine decided -------------------------------------------
 
     async def _carry_out(self, actions: list[A.Action], ws: Any) -> None:
-        """Do what the machine said: first the news (events, state, the timer), which
-        cannot block, then sends, saves and closes in the machine's order (a save before
-        the send after it).
+        """Do what the machine said: save the outbox first if it changed (one save keeps
+        the whole outbox), then tell the news (events, state, the timer), then send or
+        close in the machine's order.
 
-        The machine has already changed what the user reads (the outbox, the replica), so
-        a waiter may wake during a save: the news must be in :attr:`events` by then.
+        The machine has already changed what the user reads, so waiters are not woken
+        while a save is under way (:meth:`_notify`): when they look, the state is on disk
+        and the news about it is in :attr:`events`.
         """
+        if any(isinstance(action, A.SaveOutbox) for action in actions):
+            await self._save()
         for action in actions:
             self._tell(action)
-        self._notify()
         for action in actions:
             match action:
                 case A.Send(message=message):
                     await self._send(ws, message)
-                case A.SaveOutbox():
-                    await self._save()
                 case A.Close(code=code, message=text):
                     if code in _UNREACHABLE:
                         raise RelayUnreachable(code, text)
@@ -449,14 +455,21 @@ class ShootClient:
                 self.error = error_for_code(code, text)
 
     async def _save(self) -> None:
-        async with self._save_lock:
-            path = self._outbox.path
-            if path is None:
-                return
-            # Serialised here, on Trio's thread: other tasks change the outbox while the
-            # worker thread writes, so the worker must only ever see these bytes.
-            payload = self._outbox.encode()
-            await trio.to_thread.run_sync(write_atomically, path, payload)
+        path = self._outbox.path
+        if path is None:
+            return
+        self._saving += 1
+        try:
+            async with self._save_lock:
+                # Serialised here, on Trio's thread: other tasks change the outbox while
+                # the worker thread writes, so the worker must only ever see these bytes.
+                payload = self._outbox.encode()
+                await trio.to_thread.run_sync(write_atomically, path, payload)
+        finally:
+            self._saving -= 1
+            if not self._saving and self._notify_deferred:
+                self._notify_deferred = False
+                self._notify()
 
     def _set_state(self, state: ConnectionState, error: ShootError | None) -> None:
         changed = state is not self.state
@@ -469,6 +482,9 @@ class ShootClient:
         self._notify()
 
     def _notify(self) -> None:
+        if self._saving:
+            self._notify_deferred = True
+            return
         self._changed.set()
         self._changed = trio.Event()
 

@@ -142,6 +142,8 @@ class ClientSession:
         self.timings = timings or A.SessionTimings()
         self.outbox = outbox if outbox is not None else OutboxState()
         self.replica = ShootDocument()
+        self._known: dict[str, Register] = {}
+        """The replica's registers, kept as of its last change (reading them decodes it)."""
         self.clock = HybridClock(device_id)
         for stamp in self._known_stamps():
             self.clock.observe(stamp)
@@ -160,7 +162,7 @@ class ClientSession:
     def registers(self) -> dict[str, Register]:
         """Every archer's visible register: the replica overlaid with this device's newer
         writes (and its own register's newest value seen)."""
-        registers: dict[str, Register | None] = dict(self.replica.registers())
+        registers: dict[str, Register | None] = dict(self._known)
         if self.archer_id is not None:
             own = self.outbox.seen(self.archer_id)
             registers[self.archer_id] = merge(registers.get(self.archer_id), own)
@@ -242,9 +244,8 @@ class ClientSession:
         actions: list[A.Action] = []
         match message:
             case Update(update=update):
-                before = self.replica.registers()
                 self.replica.apply_update(update)
-                actions += self._after_replica_change(before)
+                actions += self._after_replica_change()
             case Ack():
                 actions += self._on_ack(message)
             case Superseded(id=request_id, winner=winner):
@@ -309,7 +310,6 @@ class ClientSession:
     # -- what arrives --------------------------------------------------------------------
 
     def _on_welcome(self, welcome: Welcome, now: float) -> list[A.Action]:
-        before = self.replica.registers()
         if welcome.reset:
             self.replica = ShootDocument()
             self.resets += 1
@@ -320,11 +320,15 @@ class ClientSession:
         assert self._conn is not None
         self._conn.bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
         actions: list[A.Action] = [A.Welcomed(welcome.shoot, welcome.reset)]
-        actions += self._after_replica_change(before)
+        if welcome.reset and self.archer_id is not None:
+            self.outbox.reset_seen(self.archer_id, self.replica.register(self.archer_id))
+            actions.append(self._save())
+        actions += self._after_replica_change()
         return [*actions, *self._timer_action()]
 
-    def _after_replica_change(self, before: dict[str, Register]) -> list[A.Action]:
-        after = self.replica.registers()
+    def _after_replica_change(self) -> list[A.Action]:
+        before, after = self._known, self.replica.registers()
+        self._known = after
         changed = frozenset(
             a for a in after.keys() | before.keys() if after.get(a) != before.get(a)
         )

@@ -101,6 +101,15 @@ class OutboxState:
             return current
         return None
 
+    def reset_seen(self, archer_id: str, register: Register | None) -> None:
+        """Forget what was seen of ``archer_id`` beyond ``register``: after a reset the
+        relay's full state is the truth, and a value seen before may be one the crashed
+        relay lost (its writer still has it pending, and sends it again)."""
+        if register is None:
+            self._seen.pop(archer_id, None)
+        else:
+            self._seen[archer_id] = register
+
     def see(self, register: Register) -> bool:
         """Remember a register value seen from the relay; True if it was news."""
         return self._seen_merge(register)

@@ -43,6 +43,9 @@ class MemoryRelay:
         self.accepted: list[Register] = []
         """Every write the relay took a decision on (a won, duplicate or losing write)."""
         self.acked: list[Register] = []
+        self.durable: list[Register] = []
+        """Writes that won and reached "Redis" (a crash cannot lose them)."""
+        self._volatile: list[Register] = []
 
     @property
     def doc(self) -> ShootDocument:
@@ -50,12 +53,13 @@ class MemoryRelay:
 
     def crash(self) -> None:
         doc = ShootDocument.load(self.persisted, client_id=next(self.client_ids))
-        self.state, self.unflushed = ShootState(doc), []
+        self.state, self.unflushed, self._volatile = ShootState(doc), [], []
 
     def flush(self) -> list[Answer]:
         """Redis now has every update: the answers that were held for it."""
         self.persisted.extend(self.unflushed)
-        self.unflushed = []
+        self.durable.extend(self._volatile)
+        self.unflushed, self._volatile = [], []
         return self._release(self.state.made_durable(self.state.applied))
 
     def hello(self, to: str, hello: Hello, now_ms: int) -> Answer:
@@ -80,6 +84,7 @@ class MemoryRelay:
         fanned: list[Answer] = []
         if written.update is not None:
             self.unflushed.append(written.update)
+            self._volatile.append(register)
             fanned = [Answer(name, Update(written.update)) for name in fanout]
         return [*fanned, *self._release(self.state.hold(written.needs, answer))]
 
