@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,43 +71,15 @@ from ._events import (
     WriteSuperseded,
 )
 from ._identity import Identity, new_device_id
+from ._options import ClientOptions, websocket_url
 from ._outbox import Outbox, write_atomically
 from ._scoring import add_arrows, checked, without_last_arrow
 from ._transport import open_socket
 
-__all__ = ["ClientOptions", "ShootClient", "connect", "system_wall_ms"]
+__all__ = ["ShootClient", "system_wall_ms"]
 
 #: Codes of the machine's ``Close`` that mean the relay is unreachable, not wrong.
 _UNREACHABLE = frozenset({"timeout", "heartbeat_timeout"})
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """Timings of the connection loop; the defaults follow ``docs/protocol.md``."""
-
-    ping_interval_s: float = 15.0
-    """Send a ``ping`` after this long without sending, or without receiving, anything."""
-    pong_timeout_s: float = 10.0
-    """The connection is dead if nothing arrives this long after a ``ping``, or if one
-    frame cannot be sent within it (the relay has stopped reading)."""
-    resend_after_s: float = 10.0
-    """Send an unanswered write again after this long (on the same connection)."""
-    connect_timeout_s: float = 10.0
-    """Give up on one attempt (WebSocket handshake, then ``welcome``) after this long."""
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    event_queue_size: int = 256
-    """Events kept for the user before the oldest are dropped (see :attr:`ShootClient.events`)."""
-
-
-def websocket_url(relay_url: str) -> str:
-    """The relay's WebSocket endpoint for its HTTP origin."""
-    base = relay_url.rstrip("/")
-    if base.startswith("https://"):
-        base = "wss://" + base.removeprefix("https://")
-    elif base.startswith("http://"):
-        base = "ws://" + base.removeprefix("http://")
-    return base + "/ws"
 
 
 class ShootClient:
@@ -487,54 +458,3 @@ class ShootClient:
             return
         self._changed.set()
         self._changed = trio.Event()
-
-
-@asynccontextmanager
-async def connect(
-    relay_url: str,
-    code: str,
-    *,
-    identity: Identity | None = None,
-    outbox_path: Path | None = None,
-    options: ClientOptions | None = None,
-    wall_clock: Callable[[], int] = system_wall_ms,
-    rng: random.Random | None = None,
-) -> AsyncIterator[ShootClient]:
-    """Open a :class:`ShootClient` and run its connection loop until the block ends.
-
-    The block starts at once, connected or not: writes queue in the outbox and go out when
-    the relay is reachable. Use :meth:`ShootClient.wait_connected` to wait for it.
-    Arguments are :class:`ShootClient`'s.
-    """
-    client = ShootClient(
-        relay_url,
-        code,
-        identity=identity,
-        outbox_path=outbox_path,
-        options=options,
-        wall_clock=wall_clock,
-        rng=rng,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client.run)
-            try:
-                yield client
-            finally:
-                client.close()
-    except BaseExceptionGroup as group:
-        # The block's own exception comes back wrapped by the nursery; give it back as
-        # the caller raised it (the loop itself raises nothing the caller must see).
-        single = _single(group)
-        if single is None:
-            raise
-        raise single from None
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, BaseExceptionGroup):
-            return inner
-        group = inner
-    return None
