@@ -38,7 +38,8 @@ Events (methods) and actions (what they return)
 =================================  =========================================================
 event                              actions it can return
 =================================  =========================================================
-``connected(now)``                 ``Send(Hello)``, ``Timer``
+``connected(now)``                 ``Send(Hello)``, ``Timer`` (``Close(fatal)`` once refused
+                                   for good)
 ``frame_received(data, now, wall)``  as ``received``; a frame that is not a valid message:
                                    ``Close("malformed"/codec code)``
 ``received(message, now, wall)``   ``Welcomed``, ``Changed``, ``SaveOutbox``, ``Acked``,
@@ -48,8 +49,14 @@ event                              actions it can return
                                    "heartbeat_timeout")``, ``Timer``
 ``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
                                    ``Changed("local")``, ``Replaced``, ``Timer``
-``disconnected()``                 ``Timer(inf)``
+``disconnected(close_code=None)``  ``Timer(inf)``; a fatal close code (4401, 4404, 4410)
+                                   makes ``phase`` ``CLOSED``
 =================================  =========================================================
+
+Every event returns a list whose last action is a ``Timer``. State to read:
+``phase`` (``OFFLINE``, ``HELLO_SENT``, ``LIVE``, ``CLOSED``), ``registers()`` and
+``visible(archer)`` (the replica overlaid with the outbox), ``outbox``, ``replica``,
+``clock``, ``shoot``, ``connections``, ``resets``, ``synced``, ``next_timer``.
 
 ``now`` is a monotonic time in seconds (timers, heartbeat, pacing); ``wall`` the device's
 wall clock in milliseconds (stamps and the ``clock_skew`` correction). Writes are only
