@@ -85,6 +85,12 @@ MUTANTS = [
         "pass",
     ),
     Mutant(
+        "an acknowledged write another device's state replaced is not reported",
+        "sync/client_session.py",
+        "actions += self._loss(previous, register, acknowledged=True)",
+        "pass",
+    ),
+    Mutant(
         "correct() forgets the stamps it has seen",
         "sync/clock.py",
         "kept = [stamp for stamp in self._recent if stamp.wall_ms <= bound]",

@@ -109,7 +109,8 @@ class Endpoint:
     partitioned: bool = False
     vanished: bool = False
     """Gone for good (a phone that died): never reconnects, never resends."""
-    edits: list[ArcherState] = field(default_factory=list)
+    edits: list[tuple[ArcherState, ArcherState]] = field(default_factory=list)
+    """Each local edit: the state it was built on, and the state it wrote."""
     replaced: list[A.Replaced] = field(default_factory=list)
     accepted: list[Stamp] = field(default_factory=list)
     """Stamps this device knows the relay accepted (acks, and winners it was shown)."""
@@ -244,7 +245,10 @@ class World:
     # -- what the world does ---------------------------------------------------------------
 
     def score(self, end: Endpoint, value: Any) -> None:
+        bases: list[ArcherState] = []
+
         def change(state: ArcherState) -> ArcherState:
+            bases.append(state)
             if value == "undo":
                 return replace(state, arrows=state.arrows[:-1])
             if len(state.arrows) >= 72:
@@ -252,7 +256,7 @@ class World:
             return replace(state, arrows=(*state.arrows, value))
 
         register, actions = end.machine.write(change, self.mono(), self.wall(end))
-        end.edits.append(register.state)
+        end.edits.append((bases[0], register.state))
         self.carry(end, actions)
 
     def connect(self, end: Endpoint) -> None:
@@ -442,6 +446,38 @@ def replace_clock(machine: ClientSession) -> Any:
         ("vanish", 1),
     ],
 )
+@example(
+    # The phone's offline end lost to the tablet's newer one before the phone scores again
+    # on top of the tablet's: the replaced pending end must be reported.
+    skew=[0, 0, 0],
+    steps=[
+        ("partition", 0),
+        ("score", 0, 9),
+        ("tick", 1_000),
+        ("score", 1, 7),
+        ("deliver", 0),
+        ("flush",),
+        ("partition", 0),
+        ("reconnect", 0),
+        ("score", 0, 5),
+    ],
+)
+@example(
+    # The phone's end is acknowledged; then the tablet, a minute ahead and offline, comes
+    # back with a newer state that never held it: the phone must report its lost end.
+    skew=[0, 60_000, 0],
+    steps=[
+        ("partition", 1),
+        ("score", 1, 7),
+        ("score", 0, 9),
+        ("deliver", 0),
+        ("flush",),
+        ("deliver", 0),
+        ("partition", 1),
+        ("reconnect", 1),
+        ("deliver", 0),
+    ],
+)
 def test_every_replica_converges_to_the_lww_oracle(skew: list[int], steps: list[Any]) -> None:
     world = World(skew)
     world.run(steps)
@@ -471,23 +507,24 @@ def test_every_replica_converges_to_the_lww_oracle(skew: list[int], steps: list[
         assert not len(end.machine.outbox), end.name
     for acked in world.relay.acked:
         assert oracle_key(acked) <= oracle_key(final[acked.archer_id])
-    # Nothing vanished silently: each device's last edit is in the final state, or a
-    # device of that archer reported a lost state that held it.
+    # Nothing vanished silently: each edit a device made is held by what the device built
+    # its next edit on (or, for its last, by the final state), or a device of that archer
+    # reported a lost state that held it.
     for end in live[:3]:
-        if not end.edits or end.machine.archer_id is None:
-            continue
-        last = end.edits[-1]
         archer = end.machine.archer_id
-        assert archer is not None
+        if archer is None or not end.edits:
+            continue
         reported = [
             r.lost.state
             for other in world.endpoints.values()
             if other.machine.archer_id == archer
             for r in other.replaced
         ]
-        assert holds(final[archer].state, last) or any(holds(lost, last) for lost in reported), (
-            end.name,
-            last.arrows,
-            final[archer].state.arrows,
-            [s.arrows for s in reported],
-        )
+        followers = [base for base, _ in end.edits[1:]] + [final[archer].state]
+        for (_, edit), follower in zip(end.edits, followers, strict=True):
+            assert holds(follower, edit) or any(holds(lost, edit) for lost in reported), (
+                end.name,
+                edit.arrows,
+                follower.arrows,
+                [s.arrows for s in reported],
+            )
