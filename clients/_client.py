@@ -356,6 +356,7 @@ class ShootClient:
                 continue
             fired = self.session.timer_fired(trio.current_time(), self._wall())
             await self._carry_out(fired, ws)
+            await trio.lowlevel.checkpoint()  # a timer due again at once never starves the rest
 
     async def _send(self, ws: Any, message: ClientMessage) -> None:
         """Send one frame, waiting for the send lock and the socket ``pong_timeout_s`` at

@@ -385,3 +385,21 @@ def test_frames_round_trip_through_the_codec() -> None:
     frame = encode(relay.hello("phone", hello, WALL).message)
     assert isinstance(phone.frame_received(frame, 0.0, WALL)[0], Welcomed)
     assert phone.received(Update(b"\x00\x00"), 0.0, WALL)[-1].__class__ is Timer
+
+
+def test_a_write_whose_ack_comes_after_another_devices_newer_state_is_reported() -> None:
+    net = two_devices()
+    net.clients["tablet"].disconnected()
+    other = net.write("tablet", add(5))  # offline, built without the phone's end
+    late = Register("chris", Stamp(WALL + 60_000, 0, "tablet"), other.state)
+    net.clients["tablet"].outbox.replace(late)
+    net.now = 0.5
+    mine = net.write("phone", add(9, 9))
+    net.fire("phone")  # applied, not yet durable: no ack
+    net.connect("tablet")
+    net.fire("tablet")  # the tablet's later state wins and reaches the phone first
+    assert net.clients["phone"].replica.register("chris") == late
+    assert net.taken("phone", Replaced) == []  # still pending: its answer will tell
+    net.flush()
+    assert net.taken("phone", Acked) == [Acked(mine)]
+    assert net.taken("phone", Replaced) == [Replaced(mine, late, acknowledged=True)]
