@@ -52,8 +52,10 @@ from sync.rounds import Arrow, get_round
 from .limits import raise_fd_limit
 from .wsclient import ConnectionClosed, WsClient, connect
 
-__all__ = ["ConnSpec", "Plan", "main", "ws_overhead"]
+__all__ = ["ROUND", "ConnSpec", "Plan", "main", "ws_overhead"]
 
+#: The round every benchmark archer shoots (144 arrows).
+ROUND: Final = "wa1440_90"
 MARK: Final = re.compile(rb"bench\.(\d+)\.")
 #: CBOR for ``"type": "update"`` (relay) and ``"type": "write"`` (the baseline's echo).
 UPDATE_TAG: Final = b"dtypefupdate"
@@ -99,7 +101,7 @@ class Plan:
     host: str
     port: int
     conns: list[ConnSpec]
-    round: str = "wa1440_90"
+    round: str = ROUND
     connect_concurrency: int = 64
     connect_timeout_s: float = 60.0
     replica: bool = False

@@ -35,36 +35,20 @@ import httpx
 import trio
 
 from relay.redis_server import RedisServer
-from sync.clock import Stamp
-from sync.codec import decode_server, encode
-from sync.models import ArcherState
-from sync.protocol import Hello, Notice, Update, Welcome, Write
-from sync.register import Register
-from sync.rounds import Arrow
 
-from . import capacity
+from . import capacity, wire
 from .durability import measure_append_cost
-from .load import ConnSpec, ws_overhead
+from .load import ROUND, ConnSpec
 from .procs import Server, WorkerPool, python_module
 from .progress import Progress
 from .references import Skipped, make_reference
 from .stats import merge_reports, summarize_latency
-from .wsclient import ConnectionClosed, connect
 
 __all__ = ["Bench", "Config"]
 
-ROUND: Final = "wa1440_90"
 #: Writes per second per writer connection, safely under the relay's 10/s limit.
 MAX_WRITER_RATE: Final = 9.0
 HTTP_CONCURRENCY: Final = 16
-
-
-def _register(archer: str, count: int) -> Register:
-    """An archer with ``count`` arrows shot, stamped now by a realistic device id."""
-    values: tuple[Arrow, ...] = ("X", 10, 9, 9, 8, 7)
-    arrows = tuple(values[i % len(values)] for i in range(count))
-    state = ArcherState(name="Archer", round=ROUND, arrows=arrows)
-    return Register(archer, Stamp(time.time_ns() // 1_000_000, 0, "phone-3f9c"), state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,15 +210,7 @@ class Bench:
     async def score(self, code: str, archer: str, token: str, arrows: int) -> None:
         """One archer's register with ``arrows`` arrows, written and acknowledged."""
         assert self.relay is not None
-        ws = await connect("127.0.0.1", self.relay.port)
-        try:
-            await ws.send(encode(Hello(code, "archer", b"\x00", archer, token)))
-            await ws.receive()  # the welcome: nothing may be sent before it
-            await ws.send(encode(Write(1, _register(archer, arrows))))
-            while b"dtypecack" not in await ws.receive():
-                pass
-        finally:
-            await ws.aclose()
+        await wire.score(self.relay.port, code, archer, token, arrows)
 
     async def _shoot_conns(
         self, shoots: int, per_shoot: int, shoot_rate: float, writer_rate: float
@@ -487,54 +463,6 @@ class Bench:
             measure_append_cost, self.work_dir
         )
 
-    async def wire_bytes(self, archers: int = 20, arrows: int = 36) -> None:
-        """Bytes one subscriber receives for a one-arrow update, in a realistic shoot.
-
-        ``archers`` archers have each shot ``arrows`` arrows; a viewer joins (its welcome
-        is the whole shoot, what the original app sent on every arrow), then one archer
-        scores one more arrow with a realistic device id.
-        """
-        assert self.relay is not None
-        self.progress.step("bytes on the wire")
-        (code, joined), *_ = await self.create_shoots(1, archers)
-        for archer, token in joined:
-            await self.score(code, archer, token, arrows)
-        viewer = await connect("127.0.0.1", self.relay.port)
-        try:
-            await viewer.send(encode(Hello(code, "viewer")))
-            welcome = decode_server(first := await viewer.receive())
-            assert isinstance(welcome, Welcome)
-            await self.score(code, *joined[0], arrows + 1)
-            updates: list[tuple[int, int]] = []
-            notices: list[int] = []
-            with trio.move_on_after(1.0):
-                while True:
-                    frame = await viewer.receive()
-                    message = decode_server(frame)
-                    if isinstance(message, Update):
-                        updates.append((len(frame), len(message.update)))
-                    elif isinstance(message, Notice):
-                        notices.append(len(frame))
-        except ConnectionClosed as exc:
-            raise RuntimeError(f"the relay closed the viewer ({exc.code})") from exc
-        finally:
-            await viewer.aclose()
-        async with httpx.AsyncClient(base_url=self.relay.http_url) as http:
-            shoot_json = await http.get(f"/api/shoots/{code}")
-        update_frame = sum(size + ws_overhead(size) for size, _ in updates)
-        notice_frames = sum(size + ws_overhead(size) for size in notices)
-        self.results["wire"] = {
-            "archers": archers,
-            "arrows_each": arrows,
-            "update_frames": len(updates),
-            "update_ws_bytes": update_frame,
-            "update_cbor_bytes": sum(size for size, _ in updates),
-            "update_yjs_bytes": sum(yjs for _, yjs in updates),
-            "notice_frames": len(notices),
-            "notice_ws_bytes": notice_frames,
-            "per_subscriber_ws_bytes": update_frame + notice_frames,
-            "whole_shoot_yjs_bytes": len(welcome.update),
-            "whole_shoot_welcome_ws_bytes": len(first) + ws_overhead(len(first)),
-            "whole_shoot_json_bytes": len(shoot_json.content),
-        }
-        self.progress.finish_step()
+    async def wire_bytes(self) -> None:
+        """Bytes one subscriber receives for a one-arrow update (``wire.wire_bytes``)."""
+        await wire.wire_bytes(self)
