@@ -162,6 +162,7 @@ class Floor:
         ws.receive_data(head[:end])
         early = head[end:]  # wsproto's server drops bytes that came before its accept
         room: set[Peer] | None = None
+        parts: list[bytes] = []  # of a message wsproto hands over in pieces
         try:
             while True:
                 for event in ws.events():
@@ -170,14 +171,19 @@ class Floor:
                         if early:
                             ws.receive_data(early)
                     elif isinstance(event, BytesMessage):
-                        if len(event.data) > MAX_CLIENT_FRAME_BYTES:
+                        parts.append(bytes(event.data))
+                        if sum(map(len, parts)) > MAX_CLIENT_FRAME_BYTES:
                             return
+                        if not event.message_finished:
+                            continue
+                        message = b"".join(parts)
+                        parts.clear()
                         if room is None:
-                            room = self._join(bytes(event.data))
+                            room = self._join(message)
                             peer.push(JOINED)
                             room.add(peer)
                         else:
-                            data = frame(bytes(event.data))  # framed once
+                            data = frame(message)  # framed once
                             for other in list(room):
                                 other.push(data)
                     elif isinstance(event, Ping):

@@ -55,6 +55,21 @@ async def test_each_message_reaches_everyone_in_its_room_in_order() -> None:
             nursery.cancel_scope.cancel()
 
 
+async def test_a_fragmented_message_is_relayed_whole() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_floor, 0)
+            writer, reader = await _join(port, "1234"), await _join(port, "1234")
+            first = bytes([0x02, 0x80 | 3, 0, 0, 0, 0]) + b"abc"  # binary, FIN not set
+            last = bytes([0x80, 0x80 | 2, 0, 0, 0, 0]) + b"de"  # continuation, FIN
+            await writer._send(first + last)
+            assert await reader.receive() == b"abcde"
+            assert await writer.receive() == b"abcde"
+            for ws in (writer, reader):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_reader_that_stops_is_closed_and_does_not_stall_the_others() -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
