@@ -30,7 +30,7 @@ from .scenarios import Bench, Config
 
 __all__ = ["build_parser", "main"]
 
-SCENARIOS = ("fanout", "throughput", "writecost", "many", "wire", "durability", "ramp", "storm")
+SCENARIOS = ("fanout", "throughput", "writecost", "ramp", "many", "wire", "durability", "storm")
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -166,7 +166,13 @@ def _ramp_goal(results: dict[str, Any]) -> list[dict[str, Any]]:
     detail = f"stopped {relay['stopped']}"
     floor = ramp.get("floor")
     if floor is not None:
-        detail += f"; the floor held {fmt(floor['held_writes_per_s'], 0)} writes/s"
+        floor_held = floor["held_writes_per_s"]
+        detail += f"; the floor held {fmt(floor_held, 0)} writes/s"
+        if floor_held < RAMP_GOAL_WRITES_PER_S and text != "met":
+            text += (
+                "; the floor held less than the goal too: here the machine and the load"
+                " generator are the limit, not only the relay"
+            )
     return [
         _goal(
             RAMP_GOAL, f">= {RAMP_GOAL_WRITES_PER_S:,.0f} writes/s", held, "writes/s", text, detail

@@ -116,7 +116,8 @@ def _goals(results: dict[str, Any]) -> list[str]:
     rows = []
     for goal in goals(results):
         measured = goal["measured"]
-        shown = "not measured" if measured is None else f"{_f(measured)} {goal['unit']}"
+        unit = goal["unit"] if goal["unit"] == "x" else f" {goal['unit']}"
+        shown = "not measured" if measured is None else f"{_f(measured)}{unit}"
         if goal["detail"]:
             shown += f" ({goal['detail']})"
         rows.append([goal["name"], goal["target"], shown, goal["verdict"]])
