@@ -1,6 +1,6 @@
 """``fast-shoot bench``: run the benchmarks and write the report.
 
-Quick mode (the default) finishes in under a minute; ``--full`` runs the sizes the goals
+Quick mode (the default) takes about a minute; ``--full`` runs the sizes the goals
 are stated for (10 to 500 subscribers, the write-rate ramp to 2,000 writes/s, 1,000
 shoots x 10 clients, a 5,000-client reconnect storm, every reference server) and takes
 several minutes. Every size can be overridden, which is how the
