@@ -176,6 +176,7 @@ class ShootActor:
         )
         self._serving = trio.CancelScope()
         self.deposed = False
+        self._adopted: tuple[set[Subscriber], bytes, list[Message]] | None = None
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
@@ -196,6 +197,31 @@ class ShootActor:
         was never acknowledged, so their devices resend it there."""
         self.deposed = True
         self._serving.cancel()
+
+    def adopt(
+        self, subscribers: set[Subscriber], state_vector: bytes, pending: list[Message]
+    ) -> None:
+        """Take over from this instance's follower of the shoot (:mod:`relay.follower`):
+        its sessions, whose replicas hold ``state_vector`` (durable updates only, so
+        never more than this actor loaded), and the requests it forwarded that were never
+        answered. Done as the actor starts: the sessions get the updates they lack and
+        join the fan-out, and the requests are handled like new ones."""
+        self._adopted = (subscribers, state_vector, pending)
+
+    def _take_over(self) -> None:
+        if self._adopted is None:
+            return
+        subscribers, state_vector, pending = self._adopted
+        self._adopted = None
+        catchup = self._state.welcome(state_vector)
+        frame = encode(Update(catchup.update))
+        for subscriber in subscribers:
+            if catchup.reset:  # cannot happen (see adopt); reconnecting is always safe
+                subscriber.close(CLOSE_GOING_AWAY, "shoot moved to another relay")
+            elif subscriber.offer(frame, lambda: frame):
+                self.subscribers.add(subscriber)
+        for message in pending:
+            self._handle(message)
 
     # -- running -------------------------------------------------------------------------
 
@@ -225,6 +251,7 @@ class ShootActor:
                 persister.cancel()
 
     async def _serve(self) -> None:
+        self._take_over()
         while True:
             remaining_s = (self.shoot.expires_ms - self._now_ms()) / 1000
             if remaining_s <= 0:

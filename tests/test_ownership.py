@@ -136,8 +136,11 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
         url_a, _ = await _start(nursery, redis_url, lease_s=1.0, idle_timeout_s=0.2)
         url_b, _ = await _start(nursery, redis_url, lease_s=1.0, idle_timeout_s=0.2)
         async with httpx.AsyncClient(base_url=url_b) as http:
-            code = (await create_shoot(http))["code"]
+            created = await create_shoot(http)
+            code = created["code"]
             chris, token = await join(http, code, "Chris")
+        lease = f"shoot:{{{code}}}:{created['shoot_id']}:lease"
+        await _wait_released(redis_url, lease)  # B, which joined Chris, has unloaded it
         async with peer(url_a, code, archer=chris, token=token) as on_a:
             await on_a.expect(Welcome)
             await on_a.write(1, register(chris, (9,) * 6, device="a", ms=1_000))
@@ -147,25 +150,47 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
                 with trio.fail_after(0.9):  # under A's lease: B did not wait for it
                     body = (await http.get(f"/api/shoots/{code}")).json()
             assert body["archers"][chris]["arrows"] == [9] * 6
-            # While A serves the shoot, B refuses to: it would be a second writer.
-            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-                async with peer(url_b, code, archer=chris, token=token) as on_b:
-                    await on_b.expect(Welcome)
-            assert closed.value.reason is not None
-            assert closed.value.reason.code == 1013  # try again later
-        # A's archer has left; A unloads, gives the lease up, and B takes the shoot over.
+            # While A owns the shoot, B serves it as a follower: the whole state of two
+            # ends written through B is forwarded to A, the one writer, and acked once
+            # durable.
+            async with peer(url_b, code, archer=chris, token=token) as on_b:
+                await on_b.expect(Welcome)
+                await on_b.write(2, register(chris, (9,) * 12, device="a", ms=2_000))
+                ack = await on_b.expect(Ack)
+                assert ack.id == 2
+                assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
+            # A's own session sees it too, from A's actor.
+            while _arrows(on_a.doc, chris) != (9,) * 12:
+                await on_a.receive()
+        assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
+        await _wait_released(redis_url, lease)  # A has unloaded it: B owns it next
         async with peer(url_b, code, archer=chris, token=token) as on_b:
             await on_b.expect(Welcome)
-            await on_b.write(2, register(chris, (9,) * 12, device="a", ms=2_000))
+            await on_b.write(3, register(chris, (9,) * 18, device="a", ms=3_000))
             await on_b.expect(Ack)
-        assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
         async with peer(url_a, code) as viewer:
             await viewer.expect(Welcome)
             state = viewer.doc.register(chris)
             assert state is not None
-            assert state.state.arrows == (9,) * 12  # type: ignore[union-attr]
+            assert state.state.arrows == (9,) * 18  # type: ignore[union-attr]
             # Each owner wrote as a client of its own, derived from its epoch.
-            assert {CLIENT_ID_BASE + 1, CLIENT_ID_BASE + 2} <= set(_clients(viewer.doc))
+            assert set(_clients(viewer.doc)) == {CLIENT_ID_BASE + e for e in (1, 2, 3)}
+
+
+async def _wait_released(redis_url: str, lease: str) -> None:
+    """Poll (with a deadline) until nobody holds the lease."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with trio.fail_after(10):
+            while client.exists(lease):
+                await trio.sleep(0.02)  # polling Redis, bounded by the deadline
+    finally:
+        client.close()
+
+
+def _arrows(doc: ShootDocument, archer: str) -> tuple[Any, ...]:
+    state = doc.register(archer)
+    return () if state is None else tuple(state.state.arrows)  # type: ignore[union-attr]
 
 
 def _clients(doc: ShootDocument) -> list[int]:

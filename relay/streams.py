@@ -1,0 +1,159 @@
+"""Blocking reads of a shoot's streams (the log a follower tails, the owner's inbox).
+
+A blocking ``XREAD``/``XREADGROUP`` holds its connection and its worker thread for as long
+as it waits, so each reader here has a connection of its own (never one of the store's
+pool) and takes its thread from a :class:`trio.CapacityLimiter` of its own: with trio's
+default limiter (40 threads) a hundred tailers once starved the store's calls for
+seconds. Its socket time-out is well above the block time and it never retries by
+itself (redis-py's retries turned a 2 s time-out into 27 s).
+
+Cancellation: a cancelled read is abandoned at once (``abandon_on_cancel``), and
+:meth:`StreamReader.close` sends ``CLIENT UNBLOCK`` for it from the store's connection,
+so the thread and the connection are free within milliseconds rather than at the end of
+the block; the thread closes the connection when it returns.
+
+Each read names the keys of one shoot only (one hash tag), so it works on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any, Final
+
+import redis
+import trio
+
+from .records import StoreUnavailable
+
+__all__ = ["BLOCK_MS", "Entry", "StreamReader", "id_key"]
+
+#: How long one blocking read waits for an entry (a waiting reader costs a thread, a
+#: connection, and a wake-up per block: at 4 s about 0.1 % of a core each).
+BLOCK_MS: Final = 4_000
+
+#: ``(entry id, fields)`` with the fields' names as text.
+Entry = tuple[str, dict[str, bytes]]
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id (``"1795739171553-0"``) as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(raw: Any) -> dict[str, list[Entry]]:
+    """redis-py's XREAD answer (a list of ``[key, entries]``, or a dict under RESP3) as
+    ``{key: entries}``."""
+    pairs = raw.items() if isinstance(raw, dict) else (raw or [])
+    found: dict[str, list[Entry]] = {}
+    for key, entries in pairs:
+        if isinstance(raw, dict) and entries and not isinstance(entries[0], list | tuple):
+            entries = entries[0]  # RESP3 wraps each stream's entries once more
+        found[_text(key)] = [
+            (_text(entry_id), {_text(k): bytes(v) for k, v in (fields or {}).items()})
+            for entry_id, fields in entries
+        ]
+    return found
+
+
+class StreamReader:
+    """One blocking reader on a connection of its own (see the module docstring).
+
+    Args:
+        url: The store's Redis URL.
+        unblocker: The store's client, used to ``CLIENT UNBLOCK`` this reader's connection.
+        limiter: Where the reader's threads come from (shared by all readers).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        unblocker: redis.Redis,
+        limiter: trio.CapacityLimiter,
+        block_ms: int = BLOCK_MS,
+    ) -> None:
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=block_ms / 1000 + 5.0,
+            socket_connect_timeout=2.0,
+            single_connection_client=True,
+        )
+        self._unblocker = unblocker
+        self._limiter = limiter
+        self._block_ms = block_ms
+        self._client_id: int | None = None
+        self._lock = threading.Lock()
+        self._busy = False
+        self._closed = False
+
+    async def read(self, streams: Mapping[str, str]) -> dict[str, list[Entry]]:
+        """Entries after the given ids (``{key: last id read}``), waiting up to the block
+        time for one; ``{}`` if none came.
+
+        Raises:
+            StoreUnavailable: Redis could not be reached.
+        """
+        wanted: dict[Any, Any] = dict(streams)
+        raw = await self._run(lambda: self._redis.xread(wanted, block=self._block_ms))
+        return _entries(raw)
+
+    async def read_group(self, key: str, group: str, consumer: str, after: str) -> list[Entry]:
+        """``XREADGROUP``: with ``after`` ``"0"`` the consumer's pending entries (no wait),
+        with ``">"`` new ones (waiting up to the block time).
+
+        Raises:
+            StoreUnavailable: Redis could not be reached.
+        """
+        block = None if after != ">" else self._block_ms
+        raw = await self._run(
+            lambda: self._redis.xreadgroup(group, consumer, {key: after}, block=block)
+        )
+        return _entries(raw).get(key, [])
+
+    async def _run(self, read: Any) -> Any:
+        def blocking() -> Any:
+            with self._lock:
+                if self._closed:
+                    return {}
+                self._busy = True
+            try:
+                if self._client_id is None:
+                    self._client_id = int(self._redis.client_id())
+                return read()
+            except redis.RedisError as exc:
+                self._client_id = None  # a new connection has a new id
+                raise StoreUnavailable(f"Redis: {exc}") from exc
+            finally:
+                with self._lock:
+                    self._busy = False
+                    if self._closed:
+                        self._redis.close()
+
+        return await trio.to_thread.run_sync(
+            blocking, abandon_on_cancel=True, limiter=self._limiter
+        )
+
+    async def aclose(self) -> None:
+        """Stop this reader: unblock a read in progress (its thread then closes the
+        connection), or close the connection now. Shielded and bounded: it runs while
+        the reader's owner is being cancelled."""
+        with self._lock:
+            self._closed = True
+            busy, client_id = self._busy, self._client_id
+            if not busy:
+                self._redis.close()
+        if not busy or client_id is None:
+            return
+
+        def unblock() -> None:
+            with suppress(redis.RedisError):
+                self._unblocker.client_unblock(client_id)
+
+        with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            await trio.to_thread.run_sync(unblock, abandon_on_cancel=True)
