@@ -9,14 +9,9 @@ relay that is not the owner does not write, and a relay paused past its lease
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +30,7 @@ from relay.store import LeaseHeld, Owner, RedisStore, ShootFenced
 from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Welcome
+from tests.relays import relay_process
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
 
@@ -218,33 +214,6 @@ def _decode_state_vector(sv: bytes) -> dict[int, int]:
 # -- two real processes: the owner is paused past its lease --------------------------
 
 
-@contextmanager
-def _serve(
-    tmp_path: Path, name: str, redis_url: str, port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "REDIS_URL": redis_url,
-        "SHOOT_LEASE_S": "1.0",
-        "FAST_SHOOT_DATA_DIR": str(tmp_path / name),
-    }
-    with open(tmp_path / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.kill()
-        process.wait(timeout=10)
-
-
 @dataclass
 class _Ending:
     count: int
@@ -268,8 +237,8 @@ async def test_an_owner_paused_past_its_lease_is_fenced_and_acknowledges_nothing
     port_a, port_b = free_port(), free_port()
     url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
     with (
-        _serve(tmp_path, "a", redis_url, port_a) as relay_a,
-        _serve(tmp_path, "b", redis_url, port_b),
+        relay_process(tmp_path, "a", redis_url, port_a) as relay_a,
+        relay_process(tmp_path, "b", redis_url, port_b),
         trio.fail_after(60),
     ):
         await wait_healthy(url_a)
