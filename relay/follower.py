@@ -11,7 +11,7 @@ talk to.
 
 - **Updates.** The follower keeps a replica of the document built from the snapshot and
   log it loaded, and tails the shoot's log stream (``XREAD BLOCK`` from the last entry it
-  applied): each entry is applied and fanned out to its subscribers as one ``update``
+  applied, through the instance's :mod:`relay.hub`): each entry is applied and fanned out to its subscribers as one ``update``
   frame, in log order. So followers' clients see only durable updates. Compaction trims
   the log, and ``XREAD`` silently skips trimmed entries; the compaction script leaves a
   marker naming how far it trimmed, and a follower that had read less reloads the
@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import trio
 
@@ -64,6 +64,7 @@ from sync.wall import system_wall_ms
 from .config import Settings
 from .credentials import token_matches
 from .forward import Forwarder
+from .hub import StreamHub, Watch
 from .keys import reply_key
 from .lease import MIN_RETRY_S
 from .messages import (
@@ -89,10 +90,6 @@ __all__ = ["Handover", "ShootFollower"]
 
 log = logging.getLogger(__name__)
 
-#: Pauses between attempts to tail the log while Redis is away.
-RETRY_MIN_S: Final = 0.05
-RETRY_MAX_S: Final = 2.0
-
 
 @dataclass(frozen=True, slots=True)
 class Handover:
@@ -104,11 +101,6 @@ class Handover:
     """What every subscriber's replica holds (the follower's replica)."""
     pending: list[Submit | AddArcher]
     """Requests forwarded to the old owner and never answered."""
-
-
-def _last_id(log_entries: list[tuple[str, bytes]]) -> str:
-    ids = [entry_id for entry_id, _ in log_entries if not entry_id.startswith("old-")]
-    return ids[-1] if ids else "0-0"
 
 
 def abandon(message: Message, error: Exception) -> None:
@@ -131,6 +123,8 @@ class ShootFollower:
             for good, left open for the actor when it hands over.
         instance: This relay's name in leases and reply streams.
         holder: The lease token of the owner when the follower started.
+        hub: The instance's reader of followed logs (:mod:`relay.hub`); ``None`` makes
+            one for this shoot alone.
     """
 
     def __init__(
@@ -143,10 +137,12 @@ class ShootFollower:
         *,
         instance: str,
         holder: str,
+        hub: StreamHub | None = None,
         on_close: Callable[[], None] = lambda: None,
         now_ms: Callable[[], int] = system_wall_ms,
     ) -> None:
         self.shoot = stored.shoot
+        self._hub = hub
         self._store = store
         self._inbox = inbox
         self._settings = settings
@@ -159,11 +155,12 @@ class ShootFollower:
         self.doc = ShootDocument.load(updates + [u for _, u in stored.log])
         self._state: ShootState[None] = ShootState(self.doc)
         self._archers = dict(stored.archers)
-        self._last_id = _last_id(stored.log)
+        self._last_id = stored.log_end
         self._reply_id = "0-0"
         self.subscribers: set[Subscriber] = set()
         self._forwarder = Forwarder(store, self.shoot, instance, settings.lease_s * 2)
         self._promoted: Owner | None = None
+        self._lease_released = trio.Event()
         self._ended = False
         self._nursery: trio.Nursery | None = None
         self.unpersisted = 0
@@ -292,12 +289,9 @@ class ShootFollower:
 
     async def _catch_up_then_welcome(self, subscribe: Subscribe) -> None:
         """The subscriber has seen updates this replica lacks: read the log up to now
-        first (they are most likely durable already), then welcome it."""
-        try:
-            entries = await self._store.call(self._store.log_after, self.shoot, self._last_id)
-            await self._apply_log(entries)
-        except StoreUnavailable:
-            pass  # welcomed from what the replica has (a reset, if it lacks the device's)
+        first (they are most likely durable already), then welcome it (with a reset if
+        the replica still lacks them, e.g. because Redis could not be read)."""
+        await self._catch_up()
         self._welcome(subscribe)
 
     def _welcome(self, subscribe: Subscribe) -> None:
@@ -344,26 +338,39 @@ class ShootFollower:
 
     async def _tail(self) -> None:
         """Apply and fan out the log's new entries, and pass the owner's answers on."""
-        reader = self._store.reader()
-        log_key = self._store.log_key(self.shoot)
-        replies = reply_key(self.shoot, self._instance)
-        delay = RETRY_MIN_S
+        async with trio.open_nursery() as nursery:
+            hub = self._hub
+            if hub is None:  # a hub of this shoot's own (see relay.hub)
+                hub = StreamHub(self._store.reader())
+                nursery.start_soon(hub.run)
+            log_watch = hub.watch(self._store.log_key(self.shoot), self._last_id)
+            replies = hub.watch(reply_key(self.shoot, self._instance))
+            try:
+                nursery.start_soon(self._take_replies, replies)
+                async for batch in log_watch.batches:
+                    await self._apply_log(batch)
+                    if log_watch.missed:  # the hub dropped batches: read them from Redis
+                        log_watch.missed = False
+                        await self._catch_up()
+                    log_watch.after = max(log_watch.after, self._last_id, key=id_key)
+            finally:
+                log_watch.close()
+                replies.close()
+
+    async def _take_replies(self, replies: Watch) -> None:
+        async for batch in replies.batches:
+            for _, fields in batch:
+                self._forwarder.answered(fields)
+            # Answers the hub dropped are asked for again (the forwarder resends).
+
+    async def _catch_up(self) -> None:
+        """Read the log from the last entry applied up to now."""
         try:
-            while True:
-                try:
-                    found = await reader.read({log_key: self._last_id, replies: self._reply_id})
-                except StoreUnavailable as exc:
-                    log.warning("shoot %s: cannot tail its log: %s", self.shoot.code, exc)
-                    await trio.sleep(delay)  # backoff between retries, not synchronisation
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                delay = RETRY_MIN_S
-                await self._apply_log(found.get(log_key, []))
-                for entry_id, fields in found.get(replies, []):
-                    self._reply_id = entry_id
-                    self._forwarder.answered(fields)
-        finally:
-            await reader.aclose()
+            entries = await self._store.call(self._store.log_after, self.shoot, self._last_id)
+        except StoreUnavailable as exc:
+            log.warning("shoot %s: cannot read its log: %s", self.shoot.code, exc)
+            return
+        await self._apply_log(entries)
 
     async def _apply_log(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
@@ -374,8 +381,10 @@ class ShootFollower:
                 await self._reload()  # compaction trimmed entries this replica never read
                 return
             self._last_id = entry_id
+            if "r" in fields:  # the owner gave the lease up: take it now
+                self._lease_released.set()
             update = fields.get("u")
-            if through is None and update is not None:
+            if through is None and "r" not in fields and update is not None:
                 self.doc.apply_update(update)
                 self._fan_out(encode(Update(update)))
 
@@ -391,7 +400,7 @@ class ShootFollower:
             self.doc.apply_update(stored.snapshot)
         for _, update in stored.log:
             self.doc.apply_update(update)
-        self._last_id = max(self._last_id, _last_id(stored.log), key=id_key)
+        self._last_id = max(self._last_id, stored.log_end, key=id_key)
         if self.doc.state_vector() != before:
             self._fan_out(encode(Update(self.doc.diff(before))))
 
@@ -435,5 +444,8 @@ class ShootFollower:
                 self._holder = got.holder
                 self._forwarder.resend_all()
             wait_s = got.pttl_ms / 1000 if got.pttl_ms > 0 else 0.0
-            # Wake when the lease would expire (a live owner renews it meanwhile).
-            await trio.sleep(min(max(wait_s, MIN_RETRY_S), lease_s))
+            # Wake when the lease would expire (a live owner renews it meanwhile), or when
+            # the owner says in the log that it gave the lease up.
+            with trio.move_on_after(min(max(wait_s, MIN_RETRY_S), lease_s)):
+                await self._lease_released.wait()
+            self._lease_released = trio.Event()

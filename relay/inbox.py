@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 import trio
 
@@ -34,6 +35,7 @@ from sync.errors import ProtocolError, SyncError
 from sync.models import MAX_NAME_LENGTH, Shoot, validate_name
 from sync.protocol import Write
 
+from .hub import StreamHub
 from .messages import AddArcher, ForgetArcher, Message, Reply, ShootUnavailable, Submit, WriteResult
 from .records import ArcherRecord
 from .store import INBOX_CONSUMER, INBOX_GROUP, RedisStore, StoreUnavailable
@@ -44,6 +46,11 @@ __all__ = ["serve_inbox"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+#: How often the owner reads the inbox's pending entries again, for requests it read but
+#: never handed over (a batch the hub dropped, a read that ended as the shoot changed hands).
+PENDING_RESCAN_S: Final = 5.0
 #: Pauses between attempts while Redis is away.
 RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
@@ -93,119 +100,162 @@ async def serve_inbox(
     store: RedisStore,
     shoot: Shoot,
     actor_inbox: trio.MemorySendChannel[Message],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    hub: StreamHub | None = None,
 ) -> None:
     """Serve the shoot's forwarded requests until cancelled or until the actor's inbox
-    closes (see the module docstring)."""
-    reader = store.reader()
-    task_status.started()
-    delay = RETRY_MIN_S
-    after = "0"  # first the pending entries a previous owner left
-    try:
-        async with trio.open_nursery() as answering:
+    closes (see the module docstring).
+
+    Args:
+        hub: The instance's reader of owned inboxes (:mod:`relay.hub`); ``None`` makes
+            one for this shoot alone.
+    """
+    async with trio.open_nursery() as nursery:
+        if hub is None:
+            hub = StreamHub(store.reader(), group=(INBOX_GROUP, INBOX_CONSUMER))
+            nursery.start_soon(hub.run)
+        taker = _Taker(store, shoot, actor_inbox, nursery)
+
+        async def repair() -> None:
+            await store.call(store.open_inbox, shoot)
+
+        await _retrying(repair)
+        watch = hub.watch(store.inbox_key(shoot), repair=repair)
+        try:
             while True:
-                try:
-                    if after == "0":
-                        await store.call(store.open_inbox, shoot)
-                    entries = await reader.read_group(
-                        store.inbox_key(shoot), INBOX_GROUP, INBOX_CONSUMER, after
-                    )
-                except StoreUnavailable as exc:
-                    log.warning("shoot %s: cannot read its inbox: %s", shoot.code, exc)
-                    after = "0"  # the group may be gone with an expired key; make it again
-                    await trio.sleep(delay)  # backoff between retries, not synchronisation
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                delay = RETRY_MIN_S
-                after = ">"
-                for entry in entries:
-                    if not await _take(store, shoot, entry, actor_inbox, answering):
+                # What an earlier owner (or this one, if the hub dropped it) read and never
+                # answered; then new entries, and again now and then for strays.
+                pending = await _retrying(lambda: store.call(store.inbox_pending, shoot))
+                for entry in pending:
+                    if not await taker.take(entry):
                         return
-    finally:
-        await reader.aclose()
+                watch.missed = False
+                with trio.move_on_after(PENDING_RESCAN_S):
+                    async for batch in watch.batches:
+                        for entry in batch:
+                            if not await taker.take(entry):
+                                return
+                        if watch.missed:
+                            break
+        finally:
+            watch.close()
+            nursery.cancel_scope.cancel()
 
 
-async def _take(
-    store: RedisStore,
-    shoot: Shoot,
-    entry: Entry,
-    actor_inbox: trio.MemorySendChannel[Message],
-    answering: trio.Nursery,
-) -> bool:
-    """Hand one entry to the actor and start waiting for its answer; ``False`` once the
-    actor has stopped (the entry stays pending for the next owner)."""
-    entry_id, fields = entry
-    instance = _text(fields, "f", _INSTANCE) or "invalid"
-    forward_id = _text(fields, "i", _ID)
-    kind = fields.get("k")
-    message: Message
-    reply: Reply[WriteResult] | Reply[None] | None = None
-    answers: _Answers | None = None
-    try:
-        if forward_id is None:
-            raise ProtocolError("malformed", "A forwarded request has no valid id.")
-        if kind == b"w":
-            write = decode_client(fields.get("p", b""))
-            if not isinstance(write, Write):
-                raise ProtocolError("malformed", "A forwarded write holds another message.")
-            answers = _Answers()
-            reply = Reply[WriteResult]()
-            message = Submit(write.register, write.id, answers, reply)
-        elif kind == b"a":
-            admission = _admission(fields)
-            if admission is None:
-                raise ProtocolError("malformed", "A forwarded join is malformed.")
-            message, reply = admission, admission.reply
-        elif kind == b"x" and (archer_id := _text(fields, "a", _ID)) is not None:
-            message = ForgetArcher(archer_id)
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    delay = RETRY_MIN_S
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            log.warning("a shoot's inbox is unavailable: %s", exc)
+            await trio.sleep(delay)  # backoff between retries, not synchronisation
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+class _Taker:
+    """Hands inbox entries to the actor, each once while it is in flight (read again from
+    the pending entries before its answer went out, it is not handed over twice)."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        shoot: Shoot,
+        actor_inbox: trio.MemorySendChannel[Message],
+        answering: trio.Nursery,
+    ) -> None:
+        self._store = store
+        self._shoot = shoot
+        self._actor_inbox = actor_inbox
+        self._answering = answering
+        self._in_flight: set[str] = set()
+
+    async def take(self, entry: Entry) -> bool:
+        """Hand one entry to the actor and start waiting for its answer; ``False`` once
+        the actor has stopped (the entry stays pending for the next owner)."""
+        entry_id, fields = entry
+        if entry_id in self._in_flight:
+            return True
+        instance = _text(fields, "f", _INSTANCE) or "invalid"
+        forward_id = _text(fields, "i", _ID)
+        try:
+            message, reply, answers = _request(fields, forward_id)
+        except ProtocolError as exc:
+            log.warning("shoot %s: refused a forwarded request: %s", self._shoot.code, exc.message)
+            await self._answer(entry_id, instance, {"i": forward_id or "", "e": exc.code})
+            return True
+        try:
+            await self._actor_inbox.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        assert forward_id is not None
+        if reply is None:
+            await self._answer(entry_id, instance, {"i": forward_id})
         else:
-            raise ProtocolError("malformed", "A forwarded request of an unknown kind.")
-    except ProtocolError as exc:
-        log.warning("shoot %s: refused a forwarded request: %s", shoot.code, exc.message)
-        await _answer(store, shoot, entry_id, instance, {"i": forward_id or "", "e": exc.code})
+            self._in_flight.add(entry_id)
+            self._answering.start_soon(
+                self._answer_when_done, entry_id, forward_id, instance, reply, answers
+            )
         return True
-    try:
-        await actor_inbox.send(message)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
-    if reply is None:
-        await _answer(store, shoot, entry_id, instance, {"i": forward_id})
-    else:
-        answering.start_soon(_answer_when_done, store, shoot, entry, instance, reply, answers)
-    return True
+
+    async def _answer_when_done(
+        self,
+        entry_id: str,
+        forward_id: str,
+        instance: str,
+        reply: Reply[WriteResult] | Reply[None],
+        answers: _Answers | None,
+    ) -> None:
+        try:
+            try:
+                await reply.wait()
+            except SyncError as exc:  # refused (e.g. the shoot is full): nothing changed
+                answer: dict[str, str | bytes] = {"i": forward_id, "e": exc.code, "m": exc.message}
+            except ShootUnavailable:
+                return  # this actor stopped first: left pending, the next owner answers it
+            else:
+                answer = {"i": forward_id}
+                if answers is not None:
+                    if answers.frame is None:
+                        return  # not answered to a connection: nothing to pass on
+                    answer["p"] = answers.frame
+            await self._answer(entry_id, instance, answer)
+        finally:
+            self._in_flight.discard(entry_id)
+
+    async def _answer(self, entry_id: str, instance: str, answer: dict[str, str | bytes]) -> None:
+        store = self._store
+        try:
+            await store.call(store.answer, self._shoot, entry_id, instance, answer)
+        except StoreUnavailable as exc:
+            # The entry stays pending; the follower asks again, and a repeat is harmless.
+            log.warning("shoot %s: cannot answer a forwarded request: %s", self._shoot.code, exc)
 
 
-async def _answer_when_done(
-    store: RedisStore,
-    shoot: Shoot,
-    entry: Entry,
-    instance: str,
-    reply: Reply[WriteResult] | Reply[None],
-    answers: _Answers | None,
-) -> None:
-    entry_id, fields = entry
-    forward_id = fields["i"].decode()
-    try:
-        await reply.wait()
-    except SyncError as exc:  # refused (e.g. the shoot is full): nothing changed
-        answer: dict[str, str | bytes] = {"i": forward_id, "e": exc.code, "m": exc.message}
-    except ShootUnavailable:
-        return  # this actor stopped first: left pending, the next owner answers it
-    else:
-        answer = {"i": forward_id}
-        if answers is not None:
-            if answers.frame is None:
-                return  # not answered to a connection: nothing to pass on
-            answer["p"] = answers.frame
-    await _answer(store, shoot, entry_id, instance, answer)
+def _request(
+    fields: dict[str, bytes], forward_id: str | None
+) -> tuple[Message, Reply[WriteResult] | Reply[None] | None, _Answers | None]:
+    """The actor's message for an inbox entry, the reply to wait for (``None``: nothing
+    to wait for) and, for a write, where the actor's answer frame lands.
 
-
-async def _answer(
-    store: RedisStore, shoot: Shoot, entry_id: str, instance: str, answer: dict[str, str | bytes]
-) -> None:
-    try:
-        await store.call(store.answer, shoot, entry_id, instance, answer)
-    except StoreUnavailable as exc:
-        # The entry stays pending; the follower asks again, and a repeat is harmless.
-        log.warning("shoot %s: cannot answer a forwarded request: %s", shoot.code, exc)
+    Raises:
+        ProtocolError: the entry is malformed; nothing was done.
+    """
+    if forward_id is None:
+        raise ProtocolError("malformed", "A forwarded request has no valid id.")
+    kind = fields.get("k")
+    if kind == b"w":
+        write = decode_client(fields.get("p", b""))
+        if not isinstance(write, Write):
+            raise ProtocolError("malformed", "A forwarded write holds another message.")
+        answers = _Answers()
+        reply = Reply[WriteResult]()
+        return Submit(write.register, write.id, answers, reply), reply, answers
+    if kind == b"a":
+        admission = _admission(fields)
+        if admission is None:
+            raise ProtocolError("malformed", "A forwarded join is malformed.")
+        return admission, admission.reply, None
+    archer_id = _text(fields, "a", _ID)
+    if kind == b"x" and archer_id is not None:
+        return ForgetArcher(archer_id), None, None
+    raise ProtocolError("malformed", "A forwarded request of an unknown kind.")

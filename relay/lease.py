@@ -17,9 +17,10 @@ and resend what was never acknowledged) and drops what it could not persist, whi
 fence would refuse anyway. Redis being away is not a deposition: the lease may lapse, but
 as long as nobody takes it the epoch does not move, and the keeper takes it back.
 
-An instance that finds the lease held waits, guided by the lease's remaining time, so a
-crashed owner's shoot is taken over as soon as its lease expires; if the holder keeps
-renewing, the caller is told the shoot is served elsewhere (:class:`ShootElsewhere`).
+An instance that finds the lease held serves the shoot as a follower
+(:mod:`relay.follower`), which watches the lease, guided by its remaining time, so a
+crashed owner's shoot is taken over as soon as its lease expires; an owner that stops
+gives the lease up and says so in the log, so a follower takes over at once.
 """
 
 from __future__ import annotations
@@ -36,14 +37,11 @@ import trio
 
 from sync.models import Shoot
 
-from .messages import ShootUnavailable
-from .store import LeaseHeld, Owner, RedisStore, StoreUnavailable
+from .store import Owner, RedisStore, StoreUnavailable
 
 __all__ = [
     "CLIENT_ID_BASE",
     "LeaseKeeper",
-    "ShootElsewhere",
-    "acquire",
     "client_id_for",
     "new_instance_id",
 ]
@@ -58,10 +56,6 @@ CLIENT_ID_BASE: Final = 1 << 31
 MIN_RETRY_S: Final = 0.005
 
 
-class ShootElsewhere(ShootUnavailable):
-    """Another relay instance owns the shoot and keeps renewing its lease."""
-
-
 def new_instance_id() -> str:
     """This process's name in leases: host, pid and a random part (pids are reused)."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -70,32 +64,6 @@ def new_instance_id() -> str:
 def client_id_for(epoch: int) -> int:
     """The Yjs client id of the owner holding ``epoch``: a new one for every owner."""
     return CLIENT_ID_BASE + epoch
-
-
-async def acquire(
-    store: RedisStore, shoot: Shoot, instance: str, lease_s: float, wait_s: float
-) -> Owner:
-    """Take the shoot's lease, waiting up to ``wait_s`` for a holder's lease to expire.
-
-    Raises:
-        ShootElsewhere: another instance still held it after ``wait_s``.
-        ShootFenced: the shoot no longer holds its code.
-        StoreUnavailable: Redis cannot be reached.
-    """
-    lease_ms = round(lease_s * 1000)
-    deadline = trio.current_time() + wait_s
-    while True:
-        got = await store.call(store.acquire_lease, shoot, instance, lease_ms)
-        if isinstance(got, Owner):
-            return got
-        left = deadline - trio.current_time()
-        if left <= 0:
-            raise ShootElsewhere(f"shoot {shoot.code} is served by another relay instance")
-        await trio.sleep(min(left, max(_pttl_s(got), MIN_RETRY_S)))
-
-
-def _pttl_s(held: LeaseHeld) -> float:
-    return held.pttl_ms / 1000 if held.pttl_ms > 0 else 0.0
 
 
 class LeaseKeeper:

@@ -59,6 +59,8 @@ class StoredShoot:
     """``(stream id, update)`` pairs in order."""
     archers: dict[str, ArcherRecord] = field(default_factory=dict)
     """Who may write, so a loaded shoot can admit its archers while Redis is away."""
+    log_end: str = "0-0"
+    """The id of the log's last entry, markers included (where a follower tails from)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,11 +49,20 @@ from sync.protocol import CLOSE_GOING_AWAY
 from .actor import INBOX_SIZE, ShootActor, wall_ms
 from .config import Settings
 from .follower import Handover, ShootFollower, abandon
+from .hub import StreamHub
 from .inbox import serve_inbox
 from .lease import LeaseKeeper, new_instance_id
 from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
-from .store import LeaseHeld, Owner, RedisStore, ShootFenced, StoredShoot
+from .store import (
+    INBOX_CONSUMER,
+    INBOX_GROUP,
+    LeaseHeld,
+    Owner,
+    RedisStore,
+    ShootFenced,
+    StoredShoot,
+)
 
 __all__ = [
     "DECODING_ERRORS",
@@ -116,6 +125,15 @@ class ShootRegistry:
         self._all_stopped.set()
         self.instance = new_instance_id()
         """This process's name in the shoots' leases."""
+        # One blocking reader for every followed log, one for every owned inbox (see
+        # relay.hub); on a Redis Cluster each shoot reads with a hub of its own.
+        self._tails: StreamHub | None = None
+        self._inboxes: StreamHub | None = None
+        if not store.cluster:
+            self._tails = StreamHub(store.reader())
+            self._inboxes = StreamHub(store.reader(), group=(INBOX_GROUP, INBOX_CONSUMER))
+            nursery.start_soon(self._tails.run)
+            nursery.start_soon(self._inboxes.run)
 
     @property
     def live_shoots(self) -> int:
@@ -327,6 +345,7 @@ class ShootRegistry:
                 self._metrics,
                 instance=self.instance,
                 holder=holder,
+                hub=self._tails,
                 on_close=lambda: self._forget(code, slot),
             )
         except Exception as exc:  # building is pure: a failure there is in the stored data
@@ -386,7 +405,7 @@ class ShootRegistry:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(keeper.run)
-                nursery.start_soon(serve_inbox, self._store, stored.shoot, send)
+                nursery.start_soon(serve_inbox, self._store, stored.shoot, send, self._inboxes)
                 await actor.run()
                 nursery.cancel_scope.cancel()
         except Exception:

@@ -119,10 +119,16 @@ end
 return 0
 """
 
-# KEYS: lease.  ARGV: token.
+# KEYS: lease, log.  ARGV: token, empty update. Gives the lease up and, if the shoot has
+# a log, appends a marker {u: empty update, r: token}: followers tailing the log take the
+# lease at once instead of waiting for it to expire.
 RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('XADD', KEYS[2], '*', 'u', ARGV[2], 'r', ARGV[1])
+end
+return 1
 """
 
 # KEYS: claim, latest.  ARGV: shoot JSON, end (ms), keep-until (ms).

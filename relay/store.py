@@ -151,6 +151,9 @@ class RedisStore:
         self._forward = self._redis.register_script(scripts.FORWARD)
         self._answer = self._redis.register_script(scripts.ANSWER)
         self._readers: trio.CapacityLimiter | None = None
+        self.cluster = False
+        """Whether Redis is a cluster, where one command may name one slot's keys only:
+        then each shoot's streams are read by a reader of its own (:mod:`relay.hub`)."""
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""
@@ -264,7 +267,13 @@ class RedisStore:
         for key in (_data_key(shoot, "archers"), _key(code, "archers")):
             pipe.hgetall(key)
         snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
-        log = [(entry_id.decode(), fields[b"u"]) for entry_id, fields in entries]
+        # Markers (compaction's "c", a released lease's "r") hold no update worth applying.
+        log = [
+            (entry_id.decode(), fields[b"u"])
+            for entry_id, fields in entries
+            if b"c" not in fields and b"r" not in fields
+        ]
+        log_end = entries[-1][0].decode() if entries else "0-0"
         # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
         # belongs to the live shoot with this code: the code could not be reused before
         # those keys expired with it. Read it too until the last such shoot has ended
@@ -276,7 +285,7 @@ class RedisStore:
             aid.decode(): ArcherRecord(**json.loads(raw))
             for aid, raw in {**old_archers, **archers}.items()
         }
-        return StoredShoot(shoot, snapshot, old + log, records)
+        return StoredShoot(shoot, snapshot, old + log, records, log_end)
 
     def _fence_keys(self, shoot: Shoot) -> list[str]:
         return [_key(shoot.code, "meta"), _data_key(shoot, "lease"), _data_key(shoot, "epoch")]
@@ -301,8 +310,10 @@ class RedisStore:
         return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
 
     def release_lease(self, shoot: Shoot, owner: Owner) -> None:
-        """Give the lease up (if still ours), so the next owner need not wait for it."""
-        self._release(keys=[_data_key(shoot, "lease")], args=[owner.token])
+        """Give the lease up (if still ours), so the next owner need not wait for it, and
+        tell the followers tailing the log."""
+        keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
+        self._release(keys=keys, args=[owner.token, EMPTY_UPDATE])
 
     def lease_holder(self, shoot: Shoot) -> str | None:
         """The token of whoever holds the shoot's lease, if anyone does."""
@@ -410,6 +421,18 @@ class RedisStore:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._redis.pexpireat(key, _kept_until(shoot))
+
+    def inbox_pending(self, shoot: Shoot) -> list[Entry]:
+        """The inbox entries read but never answered by whoever owned the shoot (no wait)."""
+        key = _data_key(shoot, "inbox")
+        raw: Any = self._redis.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500)
+        pairs = raw.items() if isinstance(raw, dict) else (raw or [])
+        return [
+            (_text(i), {_text(k): bytes(v) for k, v in (f or {}).items()})
+            for _, entries in pairs
+            for i, f in entries
+            if f  # an entry deleted while pending comes back without fields
+        ]
 
     def answer(
         self, shoot: Shoot, entry_id: str, instance: str, fields: dict[str, str | bytes]

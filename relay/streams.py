@@ -78,12 +78,8 @@ class StreamReader:
         limiter: trio.CapacityLimiter,
         block_ms: int = BLOCK_MS,
     ) -> None:
-        self._redis = redis.Redis.from_url(
-            url,
-            socket_timeout=block_ms / 1000 + 5.0,
-            socket_connect_timeout=2.0,
-            single_connection_client=True,
-        )
+        self._url = url
+        self._redis: redis.Redis | None = None  # connected at the first read
         self._unblocker = unblocker
         self._limiter = limiter
         self._block_ms = block_ms
@@ -92,29 +88,68 @@ class StreamReader:
         self._busy = False
         self._closed = False
 
-    async def read(self, streams: Mapping[str, str]) -> dict[str, list[Entry]]:
-        """Entries after the given ids (``{key: last id read}``), waiting up to the block
-        time for one; ``{}`` if none came.
+    async def read(self, streams: Mapping[str, str], count: int) -> dict[str, list[Entry]]:
+        """Up to ``count`` entries per stream after the given ids (``{key: last id
+        read}``), waiting up to the block time for one; ``{}`` if none came (or the read
+        was unblocked).
 
         Raises:
             StoreUnavailable: Redis could not be reached.
         """
         wanted: dict[Any, Any] = dict(streams)
-        raw = await self._run(lambda: self._redis.xread(wanted, block=self._block_ms))
+        raw = await self._run(
+            lambda: self._client().xread(wanted, count=count, block=self._block_ms)
+        )
         return _entries(raw)
 
-    async def read_group(self, key: str, group: str, consumer: str, after: str) -> list[Entry]:
-        """``XREADGROUP``: with ``after`` ``"0"`` the consumer's pending entries (no wait),
-        with ``">"`` new ones (waiting up to the block time).
+    async def read_groups(
+        self, keys: list[str], group: str, consumer: str, count: int
+    ) -> dict[str, list[Entry]]:
+        """``XREADGROUP ... >``: new entries of each stream for the group's consumer (they
+        become its pending entries), waiting up to the block time.
 
         Raises:
-            StoreUnavailable: Redis could not be reached.
+            StoreUnavailable: Redis could not be reached (or a stream lost its group:
+                the message then says ``NOGROUP``).
         """
-        block = None if after != ">" else self._block_ms
+        wanted: dict[Any, Any] = dict.fromkeys(keys, ">")
         raw = await self._run(
-            lambda: self._redis.xreadgroup(group, consumer, {key: after}, block=block)
+            lambda: self._client().xreadgroup(
+                group, consumer, wanted, count=count, block=self._block_ms
+            )
         )
-        return _entries(raw).get(key, [])
+        return _entries(raw)
+
+    async def unblock(self) -> bool:
+        """End the blocking read in progress early (it returns nothing); ``False`` when
+        Redis had no blocked read of ours (none yet, or it just ended)."""
+        with self._lock:
+            busy, client_id = self._busy, self._client_id
+        if not busy or client_id is None:
+            return False
+
+        def unblock() -> bool:
+            try:
+                return bool(self._unblocker.client_unblock(client_id))
+            except redis.RedisError:
+                return False
+
+        return await trio.to_thread.run_sync(unblock, abandon_on_cancel=True)
+
+    def _client(self) -> redis.Redis:
+        """The reader's connection (made on a worker thread: connecting blocks)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self._url,
+                socket_timeout=self._block_ms / 1000 + 5.0,
+                socket_connect_timeout=2.0,
+                single_connection_client=True,
+            )
+        return self._redis
+
+    def _disconnect(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
 
     async def _run(self, read: Any) -> Any:
         def blocking() -> Any:
@@ -124,7 +159,7 @@ class StreamReader:
                 self._busy = True
             try:
                 if self._client_id is None:
-                    self._client_id = int(self._redis.client_id())
+                    self._client_id = int(self._client().client_id())
                 return read()
             except redis.RedisError as exc:
                 self._client_id = None  # a new connection has a new id
@@ -133,7 +168,7 @@ class StreamReader:
                 with self._lock:
                     self._busy = False
                     if self._closed:
-                        self._redis.close()
+                        self._disconnect()
 
         return await trio.to_thread.run_sync(
             blocking, abandon_on_cancel=True, limiter=self._limiter
@@ -147,7 +182,7 @@ class StreamReader:
             self._closed = True
             busy, client_id = self._busy, self._client_id
             if not busy:
-                self._redis.close()
+                self._disconnect()
         if not busy or client_id is None:
             return
 
