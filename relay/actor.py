@@ -129,6 +129,8 @@ class ShootActor:
         owner: The shoot's lease, taken before loading: every write is fenced by it, and
             the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
+        on_notice: Called with each notice frame as it goes out (the registry passes them
+            on to the shoot's followers, see :mod:`relay.notices`).
         now_ms: The wall clock, replaceable in tests.
     """
 
@@ -142,6 +144,7 @@ class ShootActor:
         *,
         owner: Owner,
         on_close: Callable[[], None] = lambda: None,
+        on_notice: Callable[[bytes], None] = lambda frame: None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.shoot = stored.shoot
@@ -150,6 +153,7 @@ class ShootActor:
         self._metrics = metrics
         self._now_ms = now_ms
         self._on_close = on_close
+        self._on_notice = on_notice
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
@@ -487,7 +491,9 @@ class ShootActor:
     def _release_notices(self, durable: int) -> None:
         """Fan out the notices whose memory Redis now has (called by the persister)."""
         while self._held_notices and self._held_notices[0][0] <= durable:
-            self._fan_out(self._held_notices.popleft()[1])
+            frame = self._held_notices.popleft()[1]
+            self._fan_out(frame)
+            self._on_notice(frame)
 
     # -- size and persistence ------------------------------------------------------------
 

@@ -383,6 +383,10 @@ class ShootFollower:
             self._last_id = entry_id
             if "r" in fields:  # the owner gave the lease up: take it now
                 self._lease_released.set()
+            notice = fields.get("n")
+            if notice is not None:  # the owner's notice, passed on as it is
+                self._fan_out(notice)
+                continue
             update = fields.get("u")
             if through is None and "r" not in fields and update is not None:
                 self.doc.apply_update(update)

@@ -54,6 +54,7 @@ from .inbox import serve_inbox
 from .lease import LeaseKeeper, new_instance_id
 from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
+from .notices import NoticePoster
 from .store import (
     INBOX_CONSUMER,
     INBOX_GROUP,
@@ -380,6 +381,7 @@ class ShootRegistry:
         except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable, decoding
             self._start_failed(code, slot, exc, receive, handover)
             return
+        notices = NoticePoster(self._store, stored.shoot)
         try:
             actor = ShootActor(
                 stored,
@@ -389,6 +391,7 @@ class ShootRegistry:
                 self._metrics,
                 owner=keeper.owner,
                 on_close=lambda: self._forget(code, slot),
+                on_notice=notices.post,
             )
         except Exception as exc:  # building is pure: a failure there is in the stored data
             self._start_failed(code, slot, exc, receive, handover, unreadable=True)
@@ -405,6 +408,7 @@ class ShootRegistry:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(keeper.run)
+                nursery.start_soon(notices.run)
                 nursery.start_soon(serve_inbox, self._store, stored.shoot, send, self._inboxes)
                 await actor.run()
                 nursery.cancel_scope.cancel()

@@ -18,6 +18,7 @@ __all__ = [
     "CLAIM",
     "COMPACT",
     "FORWARD",
+    "NOTICE",
     "RELEASE",
     "RENEW",
 ]
@@ -154,5 +155,13 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('XACK', KEYS[1], 'owners', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: log.  ARGV: empty update, notice frame. A notice for the followers, after the
+# update that remembers it (only into a log that exists: it must not outlive the shoot).
+NOTICE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2])
 return 1
 """

@@ -150,6 +150,7 @@ class RedisStore:
         self._release = self._redis.register_script(scripts.RELEASE)
         self._forward = self._redis.register_script(scripts.FORWARD)
         self._answer = self._redis.register_script(scripts.ANSWER)
+        self._notice = self._redis.register_script(scripts.NOTICE)
         self._readers: trio.CapacityLimiter | None = None
         self.cluster = False
         """Whether Redis is a cluster, where one command may name one slot's keys only:
@@ -267,11 +268,11 @@ class RedisStore:
         for key in (_data_key(shoot, "archers"), _key(code, "archers")):
             pipe.hgetall(key)
         snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
-        # Markers (compaction's "c", a released lease's "r") hold no update worth applying.
+        # Markers (compaction's "c", a released lease's "r", a notice "n") hold no update.
         log = [
             (entry_id.decode(), fields[b"u"])
             for entry_id, fields in entries
-            if b"c" not in fields and b"r" not in fields
+            if not (b"c" in fields or b"r" in fields or b"n" in fields)
         ]
         log_end = entries[-1][0].decode() if entries else "0-0"
         # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
@@ -421,6 +422,10 @@ class RedisStore:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._redis.pexpireat(key, _kept_until(shoot))
+
+    def post_notice(self, shoot: Shoot, frame: bytes) -> None:
+        """Append a notice frame to the log for the followers (:mod:`relay.notices`)."""
+        self._notice(keys=[_data_key(shoot, "log")], args=[EMPTY_UPDATE, frame])
 
     def inbox_pending(self, shoot: Shoot) -> list[Entry]:
         """The inbox entries read but never answered by whoever owned the shoot (no wait)."""

@@ -34,7 +34,7 @@ from sync.clock import Stamp
 from sync.codec import decode_server
 from sync.document import ShootDocument
 from sync.models import Shoot
-from sync.protocol import Ack, Update, Welcome
+from sync.protocol import Ack, Notice, Update, Welcome
 from tests.relays import relay_process, round_robin_proxy
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
@@ -60,6 +60,10 @@ def _arrows(p: Peer, archer: str) -> tuple[Any, ...]:
 async def _until_arrows(p: Peer, archer: str, arrows: tuple[Any, ...]) -> None:
     while _arrows(p, archer) != arrows:
         await p.receive()
+
+
+def _notices(p: Peer) -> list[str]:
+    return [m.text for m in p.seen if isinstance(m, Notice)]
 
 
 def _owner_pid(redis_url: str, shoot: dict[str, Any]) -> int:
@@ -114,6 +118,10 @@ async def test_three_relays_every_client_sees_every_update(redis_url: str, tmp_p
                 await _until_arrows(p, chris, (9,) * 12)
                 await _until_arrows(p, dana, (7,) * 12)
             assert not any(isinstance(m, Welcome) and m.reset for m in on_c.seen)
+            # The owner's notices reach the followers' sessions too, through the log.
+            for p in (on_a, on_b, on_c):
+                while "Chris has taken the lead!" not in _notices(p):
+                    await p.receive()
         async with httpx.AsyncClient(base_url=url_c) as http:
             body = (await http.get(f"/api/shoots/{code}")).json()
         assert body["archers"][dana]["arrows"] == [7] * 12
@@ -337,3 +345,45 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                         )
                     )
             nursery.cancel_scope.cancel()
+
+
+async def _serve_in_process(nursery: trio.Nursery, redis_url: str) -> tuple[str, trio.CancelScope]:
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        from relay.server import serve_relay
+
+        with scope:
+            settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, lease_s=30.0)
+            await serve_relay(settings, task_status=task_status)
+
+    url: str = await nursery.start(run)
+    return url, scope
+
+
+async def test_a_stopping_owner_hands_its_shoot_to_a_follower_without_closing_its_sessions(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """The owner stops (a deploy): it gives its lease up and says so in the log, and the
+    follower takes the shoot over at once (the lease is 30 s: nobody waits for it to
+    expire), keeping its sessions: they go on writing, acknowledged by it now."""
+    with trio.fail_after(20):
+        url_a, stop_a = await _serve_in_process(nursery, redis_url)
+        url_b, _ = await _serve_in_process(nursery, redis_url)
+        async with httpx.AsyncClient(base_url=url_a) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")  # A owns the shoot
+        async with peer(url_b, code, archer=chris, token=token) as on_b:
+            await on_b.expect(Welcome)
+            await on_b.write(1, register(chris, (9,) * 6, device="c"))
+            await on_b.expect(Ack)
+            stop_a.cancel()
+            await on_b.write(2, register(chris, (9,) * 12, device="c"))
+            ack = await on_b.expect(Ack)
+            assert ack.id == 2
+            assert _durable(redis_url, code)[chris][1] == (9,) * 12
+            async with httpx.AsyncClient(base_url=url_b) as http:
+                metrics = (await http.get("/metrics")).text
+            assert "fastshoot_takeovers_total 1" in metrics
+            assert "fastshoot_live_shoots 1" in metrics
+        assert sum(isinstance(m, Welcome) for m in on_b.seen) == 1
