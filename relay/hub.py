@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 COUNT: Final = 500
 #: Batches a watch holds before the hub drops them (its reader then catches up).
 WATCH_BATCHES: Final = 64
+#: How long the hub gathers changes of its stream set before ending the read in progress:
+#: a reconnect storm loads hundreds of shoots at once, and each read names every stream.
+GATHER_CHANGES_S: Final = 0.005
 RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
 
@@ -163,6 +166,7 @@ class StreamHub:
         includes the new streams."""
         while True:
             await self._changed.wait()
+            await trio.sleep(GATHER_CHANGES_S)  # a batching window, see GATHER_CHANGES_S
             self._changed = trio.Event()
             started = self._round
             # A read may be on its way to Redis and not blocked there yet: ask again until
