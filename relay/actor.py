@@ -205,11 +205,9 @@ class ShootActor:
     def adopt(
         self, subscribers: set[Subscriber], state_vector: bytes, pending: list[Message]
     ) -> None:
-        """Take over from this instance's follower of the shoot (:mod:`relay.follower`):
-        its sessions, whose replicas hold ``state_vector`` (durable updates only, so
-        never more than this actor loaded), and the requests it forwarded that were never
-        answered. Done as the actor starts: the sessions get the updates they lack and
-        join the fan-out, and the requests are handled like new ones."""
+        """Take over a follower's sessions (:mod:`relay.follower`), whose replicas hold
+        ``state_vector`` (durable only: never more than this actor loaded), and its
+        unanswered requests; done as the actor starts."""
         self._adopted = (subscribers, state_vector, pending)
 
     def _take_over(self) -> None:
@@ -221,7 +219,7 @@ class ShootActor:
         frame = encode(Update(catchup.update))
         for subscriber in subscribers:
             if catchup.reset:  # cannot happen (see adopt); reconnecting is always safe
-                subscriber.close(CLOSE_GOING_AWAY, "shoot moved to another relay")
+                subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
             elif subscriber.offer(frame, lambda: frame):
                 self.subscribers.add(subscriber)
         for message in pending:

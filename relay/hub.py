@@ -90,6 +90,7 @@ class StreamHub:
         self._group = group
         self._watches: dict[str, Watch] = {}
         self._changed = trio.Event()
+        self._added = trio.Event()
         self._round = 0
         self._reading = False
 
@@ -104,6 +105,7 @@ class StreamHub:
         watch = Watch(self, key, after, repair)
         self._watches[key] = watch
         self._changed.set()
+        self._added.set()
         return watch
 
     def unwatch(self, watch: Watch) -> None:
@@ -123,7 +125,8 @@ class StreamHub:
         delay = RETRY_MIN_S
         while True:
             if not self._watches:
-                await self._changed.wait()
+                await self._added.wait()
+                self._added = trio.Event()
                 continue
             watches = dict(self._watches)
             self._round += 1

@@ -82,7 +82,7 @@ async def test_three_relays_every_client_sees_every_update(redis_url: str, tmp_p
     a write through a follower is acknowledged only once Redis has it."""
     ports = [free_port() for _ in range(3)]
     url_a, url_b, url_c = (f"http://127.0.0.1:{port}" for port in ports)
-    with ExitStack() as relays, trio.fail_after(60):
+    with ExitStack() as relays, trio.fail_after(120):
         for name, port in zip("abc", ports, strict=True):
             relays.enter_context(relay_process(tmp_path, name, redis_url, port))
         for url in (url_a, url_b, url_c):
