@@ -66,7 +66,7 @@ from .credentials import token_matches
 from .forward import Forwarder
 from .hub import StreamHub, Watch
 from .keys import reply_key
-from .lease import MIN_RETRY_S
+from .lease import MIN_RETRY_S, LeaseBoard
 from .messages import (
     Access,
     AddArcher,
@@ -125,6 +125,8 @@ class ShootFollower:
         holder: The lease token of the owner when the follower started.
         hub: The instance's reader of followed logs (:mod:`relay.hub`); ``None`` makes
             one for this shoot alone.
+        leases: The instance's watcher of followed leases; ``None``: this follower asks
+            Redis itself, guided by the lease's remaining time.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class ShootFollower:
         instance: str,
         holder: str,
         hub: StreamHub | None = None,
+        leases: LeaseBoard | None = None,
         on_close: Callable[[], None] = lambda: None,
         now_ms: Callable[[], int] = system_wall_ms,
     ) -> None:
@@ -160,7 +163,8 @@ class ShootFollower:
         self.subscribers: set[Subscriber] = set()
         self._forwarder = Forwarder(store, self.shoot, instance, settings.lease_s * 2)
         self._promoted: Owner | None = None
-        self._lease_released = trio.Event()
+        self._lease_due = trio.Event()
+        self._leases = leases
         self._ended = False
         self._nursery: trio.Nursery | None = None
         self.unpersisted = 0
@@ -177,6 +181,9 @@ class ShootFollower:
                 self._nursery = nursery
                 nursery.start_soon(self._tail)
                 nursery.start_soon(self._watch_lease, nursery.cancel_scope)
+                if self._leases is not None:
+                    unwatch = self._leases.watch(self.shoot, self._holder, self._lease_due_now)
+                    nursery.start_soon(_call_when_cancelled, unwatch)
                 nursery.start_soon(self._forwarder.run)
                 await self._serve()
                 nursery.cancel_scope.cancel()
@@ -382,7 +389,7 @@ class ShootFollower:
                 return
             self._last_id = entry_id
             if "r" in fields:  # the owner gave the lease up: take it now
-                self._lease_released.set()
+                self._lease_due.set()
             notice = fields.get("n")
             if notice is not None:  # the owner's notice, passed on as it is
                 self._fan_out(notice)
@@ -423,6 +430,9 @@ class ShootFollower:
 
     # -- the lease -----------------------------------------------------------------------
 
+    def _lease_due_now(self) -> None:
+        self._lease_due.set()
+
     async def _watch_lease(self, serving: trio.CancelScope) -> None:
         """Take the lease as soon as the owner's expires; resend what is pending when it
         changes hands."""
@@ -447,9 +457,18 @@ class ShootFollower:
             if got.holder != self._holder:
                 self._holder = got.holder
                 self._forwarder.resend_all()
-            wait_s = got.pttl_ms / 1000 if got.pttl_ms > 0 else 0.0
+            wait_s = max(got.pttl_ms / 1000 if got.pttl_ms > 0 else 0.0, MIN_RETRY_S)
+            if self._leases is not None and wait_s > lease_s / 3:
+                wait_s = float("inf")  # the board says when to look again (relay.lease)
             # Wake when the lease would expire (a live owner renews it meanwhile), or when
             # the owner says in the log that it gave the lease up.
-            with trio.move_on_after(min(max(wait_s, MIN_RETRY_S), lease_s)):
-                await self._lease_released.wait()
-            self._lease_released = trio.Event()
+            with trio.move_on_after(min(wait_s, lease_s) if self._leases is None else wait_s):
+                await self._lease_due.wait()
+            self._lease_due = trio.Event()
+
+
+async def _call_when_cancelled(call: Callable[[], None]) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        call()

@@ -51,7 +51,7 @@ from .config import Settings
 from .follower import Handover, ShootFollower, abandon
 from .hub import StreamHub
 from .inbox import serve_inbox
-from .lease import LeaseKeeper, new_instance_id
+from .lease import LeaseBoard, LeaseKeeper, new_instance_id
 from .messages import Message, Reply, ShootUnavailable
 from .metrics import Metrics
 from .notices import NoticePoster
@@ -135,6 +135,8 @@ class ShootRegistry:
             self._inboxes = StreamHub(store.reader(), group=(INBOX_GROUP, INBOX_CONSUMER))
             nursery.start_soon(self._tails.run)
             nursery.start_soon(self._inboxes.run)
+        self._leases = LeaseBoard(store, settings.lease_s / 3)
+        nursery.start_soon(self._leases.run)
 
     @property
     def live_shoots(self) -> int:
@@ -347,6 +349,7 @@ class ShootRegistry:
                 instance=self.instance,
                 holder=holder,
                 hub=self._tails,
+                leases=self._leases,
                 on_close=lambda: self._forget(code, slot),
             )
         except Exception as exc:  # building is pure: a failure there is in the stored data

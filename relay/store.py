@@ -316,6 +316,19 @@ class RedisStore:
         keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
         self._release(keys=keys, args=[owner.token, EMPTY_UPDATE])
 
+    def lease_states(self, shoots: Sequence[Shoot]) -> list[tuple[str | None, int]]:
+        """Each shoot's lease holder (``None``: nobody) and milliseconds left, read in one
+        pipeline (one command per key: no key of two shoots in one command)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shoot in shoots:
+            pipe.get(_data_key(shoot, "lease"))
+            pipe.pttl(_data_key(shoot, "lease"))
+        found = pipe.execute()
+        return [
+            (None if holder is None else _text(holder), int(pttl))
+            for holder, pttl in zip(found[::2], found[1::2], strict=True)
+        ]
+
     def lease_holder(self, shoot: Shoot) -> str | None:
         """The token of whoever holds the shoot's lease, if anyone does."""
         raw = self._redis.get(_data_key(shoot, "lease"))
