@@ -133,9 +133,16 @@ def _text(value: Any) -> str:
 class RedisStore:
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
+    Attributes:
+        cluster: Whether Redis is a cluster, where one command may name keys of one slot
+            only: then each shoot's streams are read by a reader of its own
+            (:mod:`relay.hub`) rather than one per instance.
+
     Args:
         url: A ``redis://`` URL.
     """
+
+    cluster: bool = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -152,9 +159,6 @@ class RedisStore:
         self._answer = self._redis.register_script(scripts.ANSWER)
         self._notice = self._redis.register_script(scripts.NOTICE)
         self._readers: trio.CapacityLimiter | None = None
-        self.cluster = False
-        """Whether Redis is a cluster, where one command may name one slot's keys only:
-        then each shoot's streams are read by a reader of its own (:mod:`relay.hub`)."""
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""

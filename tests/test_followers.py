@@ -361,12 +361,14 @@ async def _serve_in_process(nursery: trio.Nursery, redis_url: str) -> tuple[str,
     return url, scope
 
 
+@pytest.mark.parametrize("readers", ["one per instance", "one per shoot (as on a cluster)"])
 async def test_a_stopping_owner_hands_its_shoot_to_a_follower_without_closing_its_sessions(
-    redis_url: str, nursery: trio.Nursery
+    redis_url: str, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, readers: str
 ) -> None:
     """The owner stops (a deploy): it gives its lease up and says so in the log, and the
     follower takes the shoot over at once (the lease is 30 s: nobody waits for it to
     expire), keeping its sessions: they go on writing, acknowledged by it now."""
+    monkeypatch.setattr(RedisStore, "cluster", readers != "one per instance")
     with trio.fail_after(20):
         url_a, stop_a = await _serve_in_process(nursery, redis_url)
         url_b, _ = await _serve_in_process(nursery, redis_url)
