@@ -16,8 +16,9 @@ them all::
 
 The key names are made in :mod:`relay.keys`, the scripts are in :mod:`relay.scripts`, and
 what the store returns and raises is in :mod:`relay.records`; this module makes the calls.
-Followers' blocking reads (tailing the log, the owner's inbox) use connections of their
-own (:mod:`relay.streams`).
+The calls only followers and forwarded requests need are in :mod:`relay.store_streams`
+(mixed in); their blocking reads (tailing logs, owners' inboxes) use connections of their
+own (:mod:`relay.streams`, :mod:`relay.hub`).
 
 A shoot's data is keyed by its shoot id, not only its code: codes are reused (9,000 of
 them), and a write of a shoot that has ended must never land in the next shoot with the
@@ -78,7 +79,6 @@ from . import scripts
 from .keys import code_key as _key
 from .keys import data_key as _data_key
 from .keys import kept_until as _kept_until
-from .keys import reply_key
 from .records import (
     ArcherRecord,
     Durability,
@@ -90,9 +90,11 @@ from .records import (
     StoreUnavailable,
     parse_version,
 )
-from .streams import Entry, StreamReader
+from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
+    "INBOX_CONSUMER",
+    "INBOX_GROUP",
     "ArcherRecord",
     "Durability",
     "LeaseHeld",
@@ -114,23 +116,13 @@ CODES: Final = range(1000, 10000)
 RANDOM_ATTEMPTS: Final = 16
 #: How long an append waits for Redis to confirm the fsync (``WAITAOF``), in ms.
 WAITAOF_TIMEOUT_MS: Final = 1_000
-#: A Yjs update that changes nothing: the ``u`` of the log's compaction markers.
-EMPTY_UPDATE: Final = b"\x00\x00"
-#: Blocking readers (followers' tails, owners' inboxes) waiting at once, at most.
-MAX_READERS: Final = 20_000
-#: The consumer group owners read a shoot's inbox as; every owner is the one consumer
-#: ``owner``, so a new owner finds its dead predecessor's pending requests.
-INBOX_GROUP: Final = "owners"
-INBOX_CONSUMER: Final = "owner"
-#: How long an instance's reply stream is kept after the owner's last answer in it.
-REPLIES_KEPT_MS: Final = 600_000
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisStore:
+class RedisStore(StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
     Attributes:
@@ -155,10 +147,7 @@ class RedisStore:
         self._acquire = self._redis.register_script(scripts.ACQUIRE)
         self._renew = self._redis.register_script(scripts.RENEW)
         self._release = self._redis.register_script(scripts.RELEASE)
-        self._forward = self._redis.register_script(scripts.FORWARD)
-        self._answer = self._redis.register_script(scripts.ANSWER)
-        self._notice = self._redis.register_script(scripts.NOTICE)
-        self._readers: trio.CapacityLimiter | None = None
+        self._streams_init()
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""
@@ -180,13 +169,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._redis.close()
-
-    def reader(self) -> StreamReader:
-        """A blocking reader on a connection of its own (:mod:`relay.streams`); call it
-        from Trio (the readers share one thread limiter, made at the first call)."""
-        if self._readers is None:
-            self._readers = trio.CapacityLimiter(MAX_READERS)
-        return StreamReader(self.url, self._redis, self._readers)
 
     # -- blocking operations (call them through .call) ----------------------------------
 
@@ -409,60 +391,3 @@ class RedisStore:
         raw, old = pipe.execute()
         raw = raw if raw is not None else old
         return None if raw is None else ArcherRecord(**json.loads(raw))
-
-    # -- followers and forwarded requests (see relay.follower, relay.inbox) ---------------
-
-    def log_key(self, shoot: Shoot) -> str:
-        return _data_key(shoot, "log")
-
-    def inbox_key(self, shoot: Shoot) -> str:
-        return _data_key(shoot, "inbox")
-
-    def log_after(self, shoot: Shoot, after_id: str) -> list[Entry]:
-        """The log's entries after ``after_id`` (no wait), for a follower catching up."""
-        raw: Any = self._redis.xrange(_data_key(shoot, "log"), min=f"({after_id}")
-        return [(_text(i), {_text(k): bytes(v) for k, v in f.items()}) for i, f in raw]
-
-    def forward(self, shoot: Shoot, fields: dict[str, str | bytes]) -> str:
-        """Queue a request for the shoot's owner in its inbox; the entry's id."""
-        args: list[str | bytes | int] = [_kept_until(shoot)]
-        for name, value in fields.items():
-            args += [name, value]
-        return _text(self._forward(keys=[_data_key(shoot, "inbox")], args=args))
-
-    def open_inbox(self, shoot: Shoot) -> None:
-        """Make the inbox's consumer group (reading from its start) if it is not there."""
-        key = _data_key(shoot, "inbox")
-        try:
-            self._redis.xgroup_create(key, INBOX_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._redis.pexpireat(key, _kept_until(shoot))
-
-    def post_notice(self, shoot: Shoot, frame: bytes) -> None:
-        """Append a notice frame to the log for the followers (:mod:`relay.notices`)."""
-        self._notice(keys=[_data_key(shoot, "log")], args=[EMPTY_UPDATE, frame])
-
-    def inbox_pending(self, shoot: Shoot) -> list[Entry]:
-        """The inbox entries read but never answered by whoever owned the shoot (no wait)."""
-        key = _data_key(shoot, "inbox")
-        raw: Any = self._redis.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500)
-        pairs = raw.items() if isinstance(raw, dict) else (raw or [])
-        return [
-            (_text(i), {_text(k): bytes(v) for k, v in (f or {}).items()})
-            for _, entries in pairs
-            for i, f in entries
-            if f  # an entry deleted while pending comes back without fields
-        ]
-
-    def answer(
-        self, shoot: Shoot, entry_id: str, instance: str, fields: dict[str, str | bytes]
-    ) -> None:
-        """Answer a forwarded request into its instance's reply stream and take it off the
-        inbox, in one script."""
-        keys = [_data_key(shoot, "inbox"), reply_key(shoot, instance)]
-        args: list[str | bytes | int] = [entry_id, REPLIES_KEPT_MS]
-        for name, value in fields.items():
-            args += [name, value]
-        self._answer(keys=keys, args=args)
