@@ -54,7 +54,6 @@ from sync.leaderboard import build_leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
-    CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
     Ack,
@@ -62,7 +61,6 @@ from sync.protocol import (
     Notice,
     Superseded,
     Update,
-    Welcome,
 )
 from sync.register import Applied, Duplicate, Outcome
 from sync.relay_state import ShootState
@@ -71,6 +69,7 @@ from sync.wall import system_wall_ms
 from .config import Settings
 from .credentials import token_matches
 from .durability import Durability, Held
+from .fanout import expire, fan_out, welcome
 from .lease import client_id_for
 from .messages import (
     Access,
@@ -86,6 +85,7 @@ from .messages import (
     Subscribe,
     Unsubscribe,
     WriteResult,
+    abandon,
 )
 from .metrics import Metrics
 from .store import ArcherRecord, Owner, RedisStore, StoredShoot
@@ -293,10 +293,7 @@ class ShootActor:
         self._on_close()
 
     def _expire(self) -> None:
-        for subscriber in self.subscribers:
-            subscriber.answer(encode(Error("expired", "This shoot has ended.", fatal=True)))
-            subscriber.finish(CLOSE_EXPIRED, "shoot expired")
-        self.subscribers.clear()
+        expire(self.subscribers)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -353,13 +350,7 @@ class ShootActor:
     def _abandon(message: Message, error: Exception) -> None:
         """Answer a message the actor will not handle (connections need no answer: the
         actor closes them, and their devices resend)."""
-        match message:
-            case Subscribe(done=reply) | Read(reply=reply) | CheckAccess(reply=reply):
-                reply.fail(error)
-            case AddArcher(reply=reply):
-                reply.fail(error)
-            case Submit(reply=reply) if reply is not None:
-                reply.fail(error)
+        abandon(message, error)
 
     def _access(self, archer_id: str | None, token: str | None) -> Access:
         if self._now_ms() >= self.shoot.expires_ms:
@@ -386,18 +377,7 @@ class ShootActor:
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
         catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
-        welcome = Welcome(
-            shoot=self.shoot,
-            reset=catchup.reset,
-            update=catchup.update,
-            server_ms=self._now_ms(),
-            role="archer" if subscriber.archer_id else "viewer",
-            archer=subscriber.archer_id,
-        )
-        # The catch-up goes first; only then does the subscriber join the fan-out, so it
-        # never receives an update it cannot apply.
-        if subscriber.answer(encode(welcome)):
-            self.subscribers.add(subscriber)
+        welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
 
     def _submit(self, submit: Submit) -> None:
         written = self._state.write(
@@ -440,17 +420,7 @@ class ShootActor:
         self._durability.hold(held)
 
     def _fan_out(self, frame: bytes) -> None:
-        resync_frame: list[bytes] = []
-
-        def resync() -> bytes:
-            self._metrics.resyncs += 1
-            if not resync_frame:
-                resync_frame.append(encode(Update(self.doc.diff())))
-            return resync_frame[0]
-
-        closed = [s for s in self.subscribers if not s.offer(frame, resync)]
-        self.subscribers.difference_update(closed)
-        self._metrics.frames_fanned_out += len(self.subscribers)
+        fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
 
     def _announce(self) -> None:
         """Decide the notices the write just applied calls for, and remember them.

@@ -51,18 +51,17 @@ from sync.document import ShootDocument
 from sync.errors import SyncError
 from sync.leaderboard import build_leaderboard
 from sync.protocol import (
-    CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
     Error,
     Update,
-    Welcome,
 )
 from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
 from .config import Settings
 from .credentials import token_matches
+from .fanout import expire, fan_out, welcome
 from .forward import Forwarder
 from .hub import StreamHub, Watch
 from .keys import reply_key
@@ -79,6 +78,7 @@ from .messages import (
     Submit,
     Subscribe,
     Unsubscribe,
+    abandon,
 )
 from .metrics import Metrics
 from .records import ArcherRecord, Owner, ShootFenced, StoredShoot, StoreUnavailable
@@ -101,17 +101,6 @@ class Handover:
     """What every subscriber's replica holds (the follower's replica)."""
     pending: list[Submit | AddArcher]
     """Requests forwarded to the old owner and never answered."""
-
-
-def abandon(message: Message, error: Exception) -> None:
-    """Answer a message that will not be handled (connections need no answer)."""
-    match message:
-        case Subscribe(done=reply) | Read(reply=reply) | CheckAccess(reply=reply):
-            reply.fail(error)
-        case AddArcher(reply=reply):
-            reply.fail(error)
-        case Submit(reply=reply) if reply is not None:
-            reply.fail(error)
 
 
 class ShootFollower:
@@ -238,10 +227,7 @@ class ShootFollower:
         self._on_close()
 
     def _expire(self) -> None:
-        for subscriber in self.subscribers:
-            subscriber.answer(encode(Error("expired", "This shoot has ended.", fatal=True)))
-            subscriber.finish(CLOSE_EXPIRED, "shoot expired")
-        self.subscribers.clear()
+        expire(self.subscribers)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -309,16 +295,7 @@ class ShootFollower:
             self._refuse(subscriber, exc)
             subscribe.done.set(False)
             return
-        welcome = Welcome(
-            shoot=self.shoot,
-            reset=catchup.reset,
-            update=catchup.update,
-            server_ms=self._now_ms(),
-            role="archer" if subscriber.archer_id else "viewer",
-            archer=subscriber.archer_id,
-        )
-        if subscriber.answer(encode(welcome)):
-            self.subscribers.add(subscriber)
+        welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
         subscribe.done.set(True)
 
     async def _check_access(self, check: CheckAccess) -> None:
@@ -416,17 +393,7 @@ class ShootFollower:
             self._fan_out(encode(Update(self.doc.diff(before))))
 
     def _fan_out(self, frame: bytes) -> None:
-        resync_frame: list[bytes] = []
-
-        def resync() -> bytes:
-            self._metrics.resyncs += 1
-            if not resync_frame:
-                resync_frame.append(encode(Update(self.doc.diff())))
-            return resync_frame[0]
-
-        closed = [s for s in self.subscribers if not s.offer(frame, resync)]
-        self.subscribers.difference_update(closed)
-        self._metrics.frames_fanned_out += len(self.subscribers)
+        fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
 
     # -- the lease -----------------------------------------------------------------------
 

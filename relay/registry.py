@@ -48,11 +48,11 @@ from sync.protocol import CLOSE_GOING_AWAY
 
 from .actor import INBOX_SIZE, ShootActor, wall_ms
 from .config import Settings
-from .follower import Handover, ShootFollower, abandon
+from .follower import Handover, ShootFollower
 from .hub import StreamHub
 from .inbox import serve_inbox
 from .lease import LeaseBoard, LeaseKeeper, new_instance_id
-from .messages import Message, Reply, ShootUnavailable
+from .messages import Message, Reply, ShootUnavailable, abandon
 from .metrics import Metrics
 from .notices import NoticePoster
 from .store import (

@@ -10,8 +10,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
+
+from relay.store import RedisStore
+from sync.clock import Stamp
+from sync.document import ShootDocument
 
 
 @contextmanager
@@ -83,3 +88,16 @@ async def round_robin_proxy(
 
     task_status.started(listeners[0].socket.getsockname()[1])
     await trio.serve_listeners(handle, listeners)
+
+
+def durable(redis_url: str, code: str) -> dict[str, tuple[Stamp, tuple[Any, ...]]]:
+    """Each archer's register as Redis holds it: ``(stamp, arrows)``."""
+    store = RedisStore(redis_url)
+    try:
+        stored = store.load_shoot(code)
+    finally:
+        store.close()
+    assert stored is not None
+    updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
+    registers = ShootDocument.load(updates).registers()
+    return {aid: (r.stamp, tuple(r.state.arrows)) for aid, r in registers.items()}  # type: ignore[attr-defined]

@@ -12,7 +12,6 @@ import random
 import signal
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 import redis
 import trio
 
-from clients import ClientOptions, ConnectionState, Identity, ShootClient, connect, join_shoot
+from clients import ConnectionState, ShootClient, join_shoot
 from clients._events import WriteAcked
 from relay.config import Settings
 from relay.follower import ShootFollower
@@ -35,21 +34,10 @@ from sync.codec import decode_server
 from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Notice, Update, Welcome
-from tests.relays import relay_process, round_robin_proxy
+from tests.relays import durable, relay_process, round_robin_proxy
+from tests.test_chaos import Archer
+from tests.test_chaos import _client as chaos_client
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
-
-
-def _durable(redis_url: str, code: str) -> dict[str, tuple[Stamp, tuple[Any, ...]]]:
-    """Each archer's register as Redis holds it: ``(stamp, arrows)``."""
-    store = RedisStore(redis_url)
-    try:
-        stored = store.load_shoot(code)
-    finally:
-        store.close()
-    assert stored is not None
-    updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
-    registers = ShootDocument.load(updates).registers()
-    return {aid: (r.stamp, tuple(r.state.arrows)) for aid, r in registers.items()}  # type: ignore[attr-defined]
 
 
 def _arrows(p: Peer, archer: str) -> tuple[Any, ...]:
@@ -107,7 +95,7 @@ async def test_three_relays_every_client_sees_every_update(redis_url: str, tmp_p
             ack = await on_b.expect(Ack)
             assert ack.id == 1
             # Acknowledged through the follower: already durable.
-            assert _durable(redis_url, code)[dana][1] == (7,) * 6
+            assert durable(redis_url, code)[dana][1] == (7,) * 6
             for p in (on_a, on_b, on_c):
                 await _until_arrows(p, chris, (9,) * 6)
                 await _until_arrows(p, dana, (7,) * 6)
@@ -200,34 +188,6 @@ async def test_a_follower_that_missed_a_compaction_catches_up_without_reset(
 # -- kill -9 of the owner under twenty writing archers ---------------------------------
 
 ARCHERS = 20
-OPTIONS = ClientOptions(
-    ping_interval_s=2.0,
-    pong_timeout_s=5.0,
-    resend_after_s=2.0,
-    connect_timeout_s=5.0,
-    backoff_base_s=0.05,
-    backoff_cap_s=0.5,
-)
-
-
-@dataclass
-class _Archer:
-    identity: Identity
-    acked: int = 0
-    client: ShootClient | None = None
-
-
-async def _client(
-    url: str,
-    code: str,
-    identity: Identity,
-    seed: int,
-    task_status: trio.TaskStatus[ShootClient] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    async with connect(url, code, identity=identity, options=OPTIONS, rng=random.Random(seed)) as c:
-        await c.wait_connected()
-        task_status.started(c)
-        await trio.sleep_forever()
 
 
 @pytest.mark.slow
@@ -250,32 +210,31 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             shoot = await create_shoot(http)
         code = shoot["code"]
         archers = [
-            _Archer(await join_shoot(urls[n % 3], code, name=f"Archer {n}", round="york"))
+            Archer(await join_shoot(urls[n % 3], code, name=f"Archer {n}", round="york"))
             for n in range(ARCHERS)
         ]
         last_seen: dict[str, Stamp] = {}
         writing = trio.Event()
-        killed = trio.Event()
         stop_writing = trio.Event()
 
         def check() -> None:
             floor = {a.identity.archer_id: a.acked for a in archers}
-            durable = _durable(redis_url, code)
+            in_redis = durable(redis_url, code)
             for archer_id, acked in floor.items():
-                stamp, arrows = durable.get(archer_id, (Stamp(0, 0, ""), ()))
+                stamp, arrows = in_redis.get(archer_id, (Stamp(0, 0, ""), ()))
                 assert len(arrows) >= acked, f"{archer_id}: {acked} acked, Redis has {len(arrows)}"
                 if archer_id in last_seen:
                     assert stamp >= last_seen[archer_id], f"{archer_id} went back in Redis"
                 last_seen[archer_id] = stamp
 
-        async def score(archer: _Archer, rng: random.Random) -> None:
+        async def score(archer: Archer, rng: random.Random) -> None:
             assert archer.client is not None
             while not stop_writing.is_set():
                 await trio.sleep(rng.uniform(0.2, 0.6))  # an archer's pace
                 await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
                 writing.set()
 
-        async def count_acks(archer: _Archer) -> None:
+        async def count_acks(archer: Archer) -> None:
             assert archer.client is not None
             while True:
                 event = await archer.client.events.get()
@@ -291,7 +250,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             proxy_port = await nursery.start(round_robin_proxy, ports)
             proxy = f"http://127.0.0.1:{proxy_port}"
             for n, archer in enumerate(archers):
-                archer.client = await nursery.start(_client, proxy, code, archer.identity, n)
+                archer.client = await nursery.start(chaos_client, proxy, code, archer.identity, n)
                 nursery.start_soon(count_acks, archer)
             for n, archer in enumerate(archers):
                 nursery.start_soon(score, archer, random.Random(n))
@@ -302,7 +261,6 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             victim = next(p for p in processes.values() if p.pid == owner)
             before = {a.identity.archer_id: a.acked for a in archers}
             victim.send_signal(signal.SIGKILL)
-            killed.set()
             await trio.sleep(5)  # the archers go on writing through the survivors
             stop_writing.set()
 
@@ -321,7 +279,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             kept = [a.client for a in archers if a.client is not None and a.client.connections == 1]
             assert len(kept) >= ARCHERS // 3, [a.client.connections for a in archers if a.client]
             assert all(c.resets == 0 for c in kept)
-            durable = _durable(redis_url, code)
+            in_redis = durable(redis_url, code)
             after = {a.identity.archer_id: a.acked for a in archers}
             assert sum(after.values()) > sum(before.values()), "nothing acked after the kill"
             # Every client converges on what Redis holds: its own writes and the others'.
@@ -329,7 +287,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                 assert archer.client is not None
                 own = archer.client.register()
                 assert own is not None
-                assert durable[archer.identity.archer_id] == (own.stamp, tuple(own.state.arrows))
+                assert in_redis[archer.identity.archer_id] == (own.stamp, tuple(own.state.arrows))
                 assert archer.acked == len(own.state.arrows)
             for archer in archers:
                 client = archer.client
@@ -341,7 +299,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                                 aid: (r.stamp, tuple(r.state.arrows))  # type: ignore[attr-defined]
                                 for aid, r in c.registers.items()
                             }
-                            == durable
+                            == in_redis
                         )
                     )
             nursery.cancel_scope.cancel()
@@ -383,7 +341,7 @@ async def test_a_stopping_owner_hands_its_shoot_to_a_follower_without_closing_it
             await on_b.write(2, register(chris, (9,) * 12, device="c"))
             ack = await on_b.expect(Ack)
             assert ack.id == 2
-            assert _durable(redis_url, code)[chris][1] == (9,) * 12
+            assert durable(redis_url, code)[chris][1] == (9,) * 12
             async with httpx.AsyncClient(base_url=url_b) as http:
                 metrics = (await http.get("/metrics")).text
             assert "fastshoot_takeovers_total 1" in metrics

@@ -30,7 +30,7 @@ from relay.store import LeaseHeld, Owner, RedisStore, ShootFenced
 from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Welcome
-from tests.relays import relay_process
+from tests.relays import durable, relay_process
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
 
@@ -110,17 +110,7 @@ async def _start(
 
 
 def _arrows_in_redis(redis_url: str, code: str, archer: str) -> tuple[Any, ...]:
-    store = RedisStore(redis_url)
-    try:
-        stored = store.load_shoot(code)
-    finally:
-        store.close()
-    assert stored is not None
-    updates = [stored.snapshot] if stored.snapshot else []
-    doc = ShootDocument.load(updates + [u for _, u in stored.log])
-    state = doc.register(archer)
-    assert state is not None
-    return tuple(state.state.arrows)  # type: ignore[union-attr]
+    return durable(redis_url, code)[archer][1]
 
 
 async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
