@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -87,6 +87,10 @@ from .streams import Entry, id_key
 from .subscriber import Subscriber
 
 __all__ = ["Handover", "ShootFollower"]
+
+#: Pauses between attempts to reload the shoot while Redis is away.
+RELOAD_RETRY_MIN_S: Final = 0.05
+RELOAD_RETRY_MAX_S: Final = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +236,13 @@ class ShootFollower:
     # -- messages ------------------------------------------------------------------------
 
     def _handle(self, message: Message) -> None:
+        try:
+            self._dispatch(message)
+        except Exception:  # a bug: answer the message, then stop (the registry logs it)
+            abandon(message, ShootUnavailable("the shoot failed; try again"))
+            raise
+
+    def _dispatch(self, message: Message) -> None:
         match message:
             case Subscribe(subscriber, state_vector, done):
                 try:
@@ -377,7 +388,17 @@ class ShootFollower:
                 self._fan_out(encode(Update(update)))
 
     async def _reload(self) -> None:
-        stored = await self._store.call(self._store.load_shoot, self.shoot.code)
+        """Load snapshot and log again (compaction trimmed what this replica never read)
+        and send the subscribers the difference; waits for Redis if it is away."""
+        delay = RELOAD_RETRY_MIN_S
+        while True:
+            try:
+                stored = await self._store.call(self._store.load_shoot, self.shoot.code)
+                break
+            except StoreUnavailable as exc:
+                log.warning("shoot %s: cannot reload it: %s", self.shoot.code, exc)
+                await trio.sleep(delay)  # backoff between retries, not synchronisation
+                delay = min(delay * 2, RELOAD_RETRY_MAX_S)
         if stored is None or stored.shoot.shoot_id != self.shoot.shoot_id:
             self._ended = True  # the shoot is gone from Redis
             assert self._nursery is not None
