@@ -90,14 +90,19 @@ return {1}
 # KEYS: claim, lease, epoch.  ARGV: shoot id, instance, lease ms, keep-until (ms).
 # Answers {1, epoch} when taken, {2, holder, pttl} when someone holds it, {0, why} when
 # the shoot no longer holds its code. The INCR and the SET are one step: a separate INCR
-# then SET NX can move the epoch backwards.
+# then SET NX can move the epoch backwards. A lease this very instance holds is a leftover
+# (its actor stopped and could not give it up; instances ask only for shoots they do not
+# run): it is taken again at once, with a new epoch that fences the old actor's writes.
 ACQUIRE: Final = (
     CLAIMED
     + """
 local refused = unclaimed()
 if refused then return {0, refused} end
 local holder = redis.call('GET', KEYS[2])
-if holder then return {2, holder, redis.call('PTTL', KEYS[2])} end
+local mine = ':' .. ARGV[2]
+if holder and string.sub(holder, -#mine) ~= mine then
+  return {2, holder, redis.call('PTTL', KEYS[2])}
+end
 local epoch = redis.call('INCR', KEYS[3])
 redis.call('PEXPIREAT', KEYS[3], ARGV[4])
 redis.call('SET', KEYS[2], epoch .. ':' .. ARGV[2], 'PX', ARGV[3])

@@ -86,6 +86,12 @@ def test_the_fence_refuses_a_deposed_owner_and_epochs_only_grow(redis_url: str) 
             store.append(shoot, a, [b"later by a"])
         assert not store.renew_lease(shoot, a, 60_000)
         assert store.acquire_lease(shoot, "c", 60_000) == Owner(3, "c")
+        # C's actor stopped without giving the lease up (Redis refused the release): C
+        # takes its own leftover lease again at once, with an epoch that fences the old.
+        assert store.acquire_lease(shoot, "c", 60_000) == Owner(4, "c")
+        with pytest.raises(ShootFenced):
+            store.append(shoot, Owner(3, "c"), [b"late by c's old actor"])
+        assert isinstance(store.acquire_lease(shoot, "cc", 60_000), LeaseHeld)
 
         stored = store.load_shoot(shoot.code)
         assert stored is not None
