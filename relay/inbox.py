@@ -12,7 +12,9 @@ reply stream and the entry is acknowledged and deleted, in one script
 
 Failover: an entry this owner read but did not answer stays *pending* in the group. A new
 owner starts by reading the pending entries (``XREADGROUP ... 0``: the consumer name is
-shared, so they are its own), then new ones. A request the old owner applied but did not
+shared, so they are its own), then new ones. (An entry read by an owner that was being
+deposed may stay pending until the next change of owner; the follower has sent it again
+by then, as a new entry.) A request the old owner applied but did not
 answer is applied again: a duplicate, acknowledged. A deposed owner cannot answer what
 Redis refused it: its answers wait for durability, which the fence denies it.
 
@@ -48,9 +50,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How often the owner reads the inbox's pending entries again, for requests it read but
-#: never handed over (a batch the hub dropped, a read that ended as the shoot changed hands).
-PENDING_RESCAN_S: Final = 5.0
 #: Pauses between attempts while Redis is away.
 RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
@@ -122,20 +121,19 @@ async def serve_inbox(
         watch = hub.watch(store.inbox_key(shoot), repair=repair)
         try:
             while True:
-                # What an earlier owner (or this one, if the hub dropped it) read and never
-                # answered; then new entries, and again now and then for strays.
+                # What an earlier owner (or this one, when the hub dropped a batch) read
+                # and never answered; then new entries.
                 pending = await _retrying(lambda: store.call(store.inbox_pending, shoot))
                 for entry in pending:
                     if not await taker.take(entry):
                         return
                 watch.missed = False
-                with trio.move_on_after(PENDING_RESCAN_S):
-                    async for batch in watch.batches:
-                        for entry in batch:
-                            if not await taker.take(entry):
-                                return
-                        if watch.missed:
-                            break
+                async for batch in watch.batches:
+                    for entry in batch:
+                        if not await taker.take(entry):
+                            return
+                    if watch.missed:
+                        break
         finally:
             watch.close()
             nursery.cancel_scope.cancel()
