@@ -33,7 +33,7 @@ from sync.clock import Stamp
 from sync.codec import decode_server
 from sync.document import ShootDocument
 from sync.models import Shoot
-from sync.protocol import Ack, Notice, Update, Welcome
+from sync.protocol import Ack, Error, Notice, Superseded, Update, Welcome
 from tests.relays import durable, relay_process, round_robin_proxy
 from tests.test_chaos import Archer
 from tests.test_chaos import _client as chaos_client
@@ -99,6 +99,17 @@ async def test_three_relays_every_client_sees_every_update(redis_url: str, tmp_p
             for p in (on_a, on_b, on_c):
                 await _until_arrows(p, chris, (9,) * 6)
                 await _until_arrows(p, dana, (7,) * 6)
+            # Refusals and superseded writes are answered through the follower exactly
+            # as the owner answers its own sessions.
+            bad = register(dana, (11,) * 6, device="d", name="Dana")
+            await on_b.write(3, bad)
+            refused = await on_b.expect(Error)
+            await on_a.write(3, register(chris, (11,) * 6, device="c"))
+            assert (refused.id, refused.code) == (3, (await on_a.expect(Error)).code)
+            await on_b.write(4, register(dana, (7,) * 3, device="d", name="Dana", ms=1))
+            superseded = await on_b.expect(Superseded)
+            assert superseded.id == 4
+            assert superseded.winner.state.arrows == (7,) * 6  # type: ignore[union-attr]
             # A second end from each, and the viewer on C follows along.
             await on_b.write(2, register(dana, (7,) * 12, device="d", name="Dana"))
             await on_a.write(2, register(chris, (9,) * 12, device="c"))
