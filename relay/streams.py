@@ -12,7 +12,8 @@ Cancellation: a cancelled read is abandoned at once (``abandon_on_cancel``), and
 so the thread and the connection are free within milliseconds rather than at the end of
 the block; the thread closes the connection when it returns.
 
-Each read names the keys of one shoot only (one hash tag), so it works on a Redis Cluster.
+A read may name the streams of many shoots (:mod:`relay.hub`), which only a standalone
+Redis allows; on a Redis Cluster each reader reads one shoot's streams (one hash tag).
 """
 
 from __future__ import annotations
