@@ -1,4 +1,4 @@
-"""Blocking reads of a shoot's streams (the log a follower tails, the owner's inbox).
+"""Blocking reads of shoots' streams (the logs followers tail, the owners' inboxes).
 
 A blocking ``XREAD``/``XREADGROUP`` holds its connection and its worker thread for as long
 as it waits, so each reader here has a connection of its own (never one of the store's
@@ -8,7 +8,7 @@ seconds. Its socket time-out is well above the block time and it never retries b
 itself (redis-py's retries turned a 2 s time-out into 27 s).
 
 Cancellation: a cancelled read is abandoned at once (``abandon_on_cancel``), and
-:meth:`StreamReader.close` sends ``CLIENT UNBLOCK`` for it from the store's connection,
+:meth:`StreamReader.aclose` sends ``CLIENT UNBLOCK`` for it from the store's connection,
 so the thread and the connection are free within milliseconds rather than at the end of
 the block; the thread closes the connection when it returns.
 
