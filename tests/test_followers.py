@@ -339,7 +339,10 @@ async def test_a_stopping_owner_hands_its_shoot_to_a_follower_without_closing_it
             assert ack.id == 2
             assert durable(redis_url, code)[chris][1] == (9,) * 12
             async with httpx.AsyncClient(base_url=url_b) as http:
-                metrics = (await http.get("/metrics")).text
-            assert "fastshoot_takeovers_total 1" in metrics
-            assert "fastshoot_live_shoots 1" in metrics
+                while "fastshoot_takeovers_total 1" not in (await http.get("/metrics")).text:
+                    await trio.sleep(0.05)  # polling B's metrics under the deadline above
+            # B's own actor answers the same session now.
+            await on_b.write(3, register(chris, (9,) * 18, device="c"))
+            assert (await on_b.expect(Ack)).id == 3
+            assert durable(redis_url, code)[chris][1] == (9,) * 18
         assert sum(isinstance(m, Welcome) for m in on_b.seen) == 1
