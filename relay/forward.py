@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,8 +46,9 @@ log = logging.getLogger(__name__)
 
 Forwardable = Submit | AddArcher | ForgetArcher
 
-#: Shortest pause between two sends while Redis refuses them.
-RETRY_S: Final = 0.1
+#: Pauses between attempts to send while Redis refuses them.
+RETRY_MIN_S: Final = 0.05
+RETRY_MAX_S: Final = 2.0
 
 
 @dataclass(slots=True)
@@ -107,7 +107,9 @@ class Forwarder:
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
-        self._queue: deque[dict[str, str | bytes]] = deque()
+        # Requests to send, by forward id: a request queued again before it went out is
+        # sent once, so the queue never holds more than the requests themselves.
+        self._queue: dict[str, dict[str, str | bytes]] = {}
         self._wanted = trio.Event()
 
     @property
@@ -177,27 +179,29 @@ class Forwarder:
             message.reply.fail(error)
 
     def _send(self, fields: dict[str, str | bytes]) -> None:
-        self._queue.append(fields)
+        self._queue[str(fields["i"])] = fields
         self._wanted.set()
 
     async def run(self) -> None:
         """Send what is queued, and resend what went unanswered; runs until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._resend_unanswered)
+            delay = RETRY_MIN_S
             while True:
                 await self._wanted.wait()
                 self._wanted = trio.Event()
                 while self._queue:
-                    fields = self._queue[0]
+                    forward_id, fields = next(iter(self._queue.items()))
                     try:
                         await self._store.call(self._store.forward, self._shoot, fields)
                     except StoreUnavailable as exc:
-                        # Left pending: the resend below tries again.
                         log.warning("shoot %s: cannot forward: %s", self._shoot.code, exc)
-                        self._queue.clear()
-                        await trio.sleep(RETRY_S)  # a pause before retrying, not synchronisation
-                        break
-                    self._queue.popleft()
+                        await trio.sleep(delay)  # backoff between retries, not synchronisation
+                        delay = min(delay * 2, RETRY_MAX_S)
+                        continue
+                    delay = RETRY_MIN_S
+                    if self._queue.get(forward_id) is fields:
+                        del self._queue[forward_id]
 
     async def _resend_unanswered(self) -> None:
         while True:
