@@ -21,7 +21,6 @@ import redis
 import trio
 
 from clients import ConnectionState, ShootClient, join_shoot
-from clients._events import WriteAcked
 from relay.config import Settings
 from relay.follower import ShootFollower
 from relay.messages import Message, Subscribe
@@ -35,7 +34,7 @@ from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Error, Notice, Superseded, Update, Welcome
 from tests.relays import durable, relay_process, round_robin_proxy
-from tests.test_chaos import Archer
+from tests.test_chaos import Archer, count_acks
 from tests.test_chaos import _client as chaos_client
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
@@ -229,13 +228,6 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                 await trio.sleep(rng.uniform(0.2, 0.6))  # an archer's pace
                 await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
                 writing.set()
-
-        async def count_acks(archer: Archer) -> None:
-            assert archer.client is not None
-            while True:
-                event = await archer.client.events.get()
-                if isinstance(event, WriteAcked):
-                    archer.acked = max(archer.acked, len(event.register.state.arrows))
 
         async def sampler() -> None:
             while True:
