@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -60,8 +61,10 @@ MIN_RETRY_S: Final = 0.005
 
 
 def new_instance_id() -> str:
-    """This process's name in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    """This process's name in leases and reply streams: host, pid and a random part (pids
+    are reused), in the characters an owner accepts in a forwarded request."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64] or "relay"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def client_id_for(epoch: int) -> int:
