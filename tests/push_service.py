@@ -39,6 +39,8 @@ class PushService:
 
     origin: str = ""
     status: dict[str, int] = field(default_factory=dict)
+    redirect: dict[str, str] = field(default_factory=dict)
+    """Paths answered with a 307 to another URL."""
     received: list[Received] = field(default_factory=list)
     arrived: trio.Event = field(default_factory=trio.Event)
 
@@ -65,7 +67,10 @@ class PushService:
         self.arrived.set()
         self.arrived = trio.Event()
         status = self.status.get(scope["path"], 201)
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        headers = []
+        if scope["path"] in self.redirect:
+            status, headers = 307, [(b"location", self.redirect[scope["path"]].encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
     async def wait_for(self, path: str, count: int = 1) -> list[Received]:

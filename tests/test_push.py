@@ -110,21 +110,31 @@ async def test_gone_subscriptions_are_dropped_and_others_kept(
     with trio.fail_after(30):
         service = await start_push_service(nursery)
         service.status.update({"/push/gone": 410, "/push/unknown": 404, "/push/busy": 503})
+        # A push service's redirect is not followed: the relay posts only where allowed.
+        service.redirect["/push/moved"] = f"{service.origin}/push/elsewhere"
         url = await _relay(nursery, redis_url, service)
+        paths = ("gone", "unknown", "busy", "moved")
         async with httpx.AsyncClient(base_url=url) as http:
             shoot = await create_shoot(http)
             code = shoot["code"]
             chris = await join(http, code, "Chris")
-            await join(http, code, "Alex")
-            for path in ("gone", "unknown", "busy"):
+            alex = await join(http, code, "Alex")
+            for path in paths:
                 device = Device(f"{service.origin}/push/{path}")
                 assert (await _subscribe(http, code, device)).status_code == 201
-        assert _stored(redis_url, shoot) == 3
+        assert _stored(redis_url, shoot) == 4
         await write(url, code, chris, "Chris", END_OF_9, ms=1_000)
-        for path in ("gone", "unknown", "busy"):
+        for path in paths:
             await service.wait_for(f"/push/{path}")
-        while _stored(redis_url, shoot) != 1:  # the relay deletes after the answers
+        while _stored(redis_url, shoot) != 2:  # the relay deletes after the answers
             await trio.sleep(0.02)  # polling Redis under the deadline above
+        # The next notice reaches the devices kept; a batch's sends have all finished
+        # before the next batch starts, so a followed redirect would have shown by now.
+        await write(url, code, alex, "Alex", END_OF_9 * 2, ms=2_000)
+        await service.wait_for("/push/busy", 2)
+        await service.wait_for("/push/moved", 2)
+        assert not [r for r in service.received if r.path == "/push/elsewhere"]
+        assert [r.path for r in service.received].count("/push/gone") == 1
 
 
 @pytest.mark.parametrize(
