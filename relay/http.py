@@ -425,7 +425,10 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = relay.metrics.render()
+        if relay.push is not None:
+            text += relay.push.sender.statistics.render()
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:

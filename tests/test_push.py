@@ -135,6 +135,9 @@ async def test_gone_subscriptions_are_dropped_and_others_kept(
         await service.wait_for("/push/moved", 2)
         assert not [r for r in service.received if r.path == "/push/elsewhere"]
         assert [r.path for r in service.received].count("/push/gone") == 1
+        async with httpx.AsyncClient(base_url=url) as http:
+            metrics = (await http.get("/metrics")).text
+        assert "fastshoot_push_subscriptions_dropped_total 2" in metrics
 
 
 @pytest.mark.parametrize(

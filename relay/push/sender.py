@@ -98,10 +98,33 @@ def _topic(tag: str) -> str:
 
 @dataclass(slots=True)
 class PushStatistics:
+    """What the sender did, for ``/metrics``."""
+
     sent: int = 0
     failed: int = 0
     subscriptions_dropped: int = 0
     notices_dropped: int = 0
+
+    def render(self) -> str:
+        counters = {
+            "fastshoot_push_sent_total": ("Notices a push service accepted", self.sent),
+            "fastshoot_push_failed_total": (
+                "Notices not pushed: refused, timed out or unreachable",
+                self.failed,
+            ),
+            "fastshoot_push_subscriptions_dropped_total": (
+                "Subscriptions deleted because their push service said they are gone",
+                self.subscriptions_dropped,
+            ),
+            "fastshoot_push_notices_dropped_total": (
+                "Notices dropped because the push queue was full",
+                self.notices_dropped,
+            ),
+        }
+        lines: list[str] = []
+        for name, (help_text, value) in counters.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
