@@ -28,18 +28,36 @@ NOTIFICATIONS = """() => navigator.serviceWorker.ready
   .then((ns) => ns.map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data })))"""
 
 
-def _registration_id(cdp: CDPSession, page: Page, scope: str) -> str:
-    """The worker's registration id, from the events ``ServiceWorker.enable`` sends."""
-    seen: list[dict[str, Any]] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: seen.extend(e["registrations"]))
+def _registration_id(cdp: CDPSession, page: Page) -> str:
+    """The registration of the worker that controls ``page``.
+
+    Found through the worker versions ``ServiceWorker.enable`` reports, by the page's own
+    target among their controlled clients: the browser is shared by many contexts whose
+    workers all have the same scope on the same relay, so the scope alone could name
+    another context's worker.
+    """
+    me = cdp.send("Target.getTargetInfo")["targetInfo"]["targetId"]
+    versions: list[dict[str, Any]] = []
+    cdp.on("ServiceWorker.workerVersionUpdated", lambda e: versions.extend(e["versions"]))
     cdp.send("ServiceWorker.enable")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        for registration in seen:
-            if registration["scopeURL"] == scope and not registration["isDeleted"]:
-                return str(registration["registrationId"])
+        for version in versions:
+            if me in version.get("controlledClients", []):
+                return str(version["registrationId"])
         page.wait_for_timeout(50)  # lets Playwright deliver the CDP events (polled, bounded)
-    raise AssertionError(f"no service worker registration for {scope}: {seen}")
+    raise AssertionError(f"no worker controls this page: {versions}")
+
+
+def _shown(page: Page, count: int) -> list[dict[str, Any]]:
+    """The worker's notifications once there are ``count`` of them (polled: the worker
+    handles the push on its own thread, and nothing in the page says when)."""
+    deadline = time.monotonic() + 15
+    while True:
+        shown: list[dict[str, Any]] = page.evaluate(NOTIFICATIONS)
+        if len(shown) >= count or time.monotonic() > deadline:
+            return shown
+        page.wait_for_timeout(100)  # polling under the deadline above
 
 
 def _shoot(api: Api, code: str) -> Shoot:
@@ -68,7 +86,7 @@ def test_a_pushed_notice_is_shown_by_the_service_worker(phone: Phone, api: Api) 
     context, page, code, shoot = _archer_page(phone, api)
     origin = page.evaluate("location.origin")
     cdp = context.new_cdp_session(page)
-    registration = _registration_id(cdp, page, f"{origin}/")
+    registration = _registration_id(cdp, page)
 
     notice = Notice("lead", "national", "alex", "Alex has taken the lead!", 1, 2, None, 1)
     data = payload_for(shoot, notice, "chris").decode()
@@ -76,10 +94,7 @@ def test_a_pushed_notice_is_shown_by_the_service_worker(phone: Phone, api: Api) 
         "ServiceWorker.deliverPushMessage",
         {"origin": origin, "registrationId": registration, "data": data},
     )
-    page.wait_for_function(
-        f"() => ({NOTIFICATIONS})().then((ns) => ns.length > 0)", polling=100, timeout=15_000
-    )
-    shown = page.evaluate(NOTIFICATIONS)
+    shown = _shown(page, 1)
     assert shown == [
         {
             "title": "Club night",
@@ -96,10 +111,7 @@ def test_a_pushed_notice_is_shown_by_the_service_worker(phone: Phone, api: Api) 
         "ServiceWorker.deliverPushMessage",
         {"origin": origin, "registrationId": registration, "data": hostile},
     )
-    page.wait_for_function(
-        f"() => ({NOTIFICATIONS})().then((ns) => ns.length > 1)", polling=100, timeout=15_000
-    )
-    other = next(n for n in page.evaluate(NOTIFICATIONS) if n["tag"] == "fast-shoot")
+    other = next(n for n in _shown(page, 2) if n["tag"] == "fast-shoot")
     assert len(other["body"]) <= 300
     assert other["data"] == {"url": "/"}
 
