@@ -41,6 +41,8 @@ class PushService:
     status: dict[str, int] = field(default_factory=dict)
     redirect: dict[str, str] = field(default_factory=dict)
     """Paths answered with a 307 to another URL."""
+    silent: set[str] = field(default_factory=set)
+    """Paths never answered."""
     received: list[Received] = field(default_factory=list)
     arrived: trio.Event = field(default_factory=trio.Event)
 
@@ -66,6 +68,8 @@ class PushService:
         self.received.append(Received(scope["path"], headers, body))
         self.arrived.set()
         self.arrived = trio.Event()
+        if scope["path"] in self.silent:
+            await trio.sleep_forever()
         status = self.status.get(scope["path"], 201)
         headers = []
         if scope["path"] in self.redirect:

@@ -7,6 +7,8 @@ lists its loopback origin in ``push_services``, as an operator would list a push
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -15,9 +17,15 @@ import redis
 import trio
 
 from relay.config import Settings
+from relay.push.keys import KeyHolder
+from relay.push.sender import QUEUE_SIZE, PushSender
 from relay.push.services import DEFAULT_PUSH_SERVICES, EndpointRefused, PushServices
-from relay.push.subscriptions import MAX_DEVICES_PER_ARCHER
+from relay.push.subscriptions import MAX_DEVICES_PER_ARCHER, SubscriptionStore, parse_subscription
 from relay.server import serve_relay
+from relay.store import RedisStore
+from sync.leaderboard import Leaderboard
+from sync.models import Shoot
+from sync.notifications import Notice
 from tests.push_service import Device, PushService, start_push_service, vapid_claims
 from tests.test_relay_notices import END_OF_5, END_OF_9, write
 from tests.wire import create_shoot, join
@@ -315,3 +323,66 @@ def test_a_wildcard_takes_subdomains_only() -> None:
     ):
         with pytest.raises(EndpointRefused):
             services.check(endpoint)
+
+
+@contextmanager
+def _sender(redis_url: str, service: PushService, **tuning: Any) -> Iterator[PushSender]:
+    """A sender on its own Redis connections (closed after), not yet running."""
+    store = RedisStore(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield PushSender(
+            store,
+            SubscriptionStore(client),
+            KeyHolder(store, client),
+            services=PushServices([service.origin]),
+            subject="mailto:ops@example.org",
+            **tuning,
+        )
+    finally:
+        client.close()
+        store.close()
+
+
+def _a_shoot() -> Shoot:
+    now = int(time.time() * 1000)
+    return Shoot("1234", "s1", "Club night", "Sam", now, now + 3_600_000, "UTC")
+
+
+LEAD = Notice("lead", "national", "a", "Chris has taken the lead!", 1, 2, None, 1)
+
+
+async def test_a_push_service_that_never_answers_costs_one_timeout(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(20):
+        service = await start_push_service(nursery)
+        service.silent.add("/push/slow")
+        shoot = _a_shoot()
+        services = PushServices([service.origin])
+        client = redis.Redis.from_url(redis_url)
+        for path in ("slow", "fast"):
+            device = Device(f"{service.origin}/push/{path}")
+            subscription = parse_subscription(device.subscription(), services, None)
+            SubscriptionStore(client).add(shoot, subscription)
+        client.close()
+        with _sender(redis_url, service, timeout_s=2.0, concurrency=1) as sender:
+            async with trio.open_nursery() as inner:
+                inner.start_soon(sender.run)
+                sender.offer(shoot, LEAD, Leaderboard())
+                # One request at a time: the silent service holds it for the timeout,
+                # then the other device still gets the notice, whichever came first.
+                await service.wait_for("/push/fast")
+                await service.wait_for("/push/slow")
+                while sender.statistics.failed + sender.statistics.sent < 2:
+                    await trio.sleep(0.02)  # polling the sender's counters under the deadline
+                inner.cancel_scope.cancel()
+        assert (sender.statistics.sent, sender.statistics.failed) == (1, 1)
+
+
+async def test_offering_never_blocks_a_shoot(redis_url: str, nursery: trio.Nursery) -> None:
+    service = await start_push_service(nursery)
+    with _sender(redis_url, service) as sender:  # not running: nothing drains the queue
+        for _ in range(QUEUE_SIZE + 5):
+            sender.offer(_a_shoot(), LEAD, Leaderboard())
+    assert sender.statistics.notices_dropped == 5
