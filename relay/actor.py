@@ -467,7 +467,8 @@ class ShootActor:
             self._held_notices.append((self._durability.applied, frame, notice))
 
     def _release_notices(self, durable: int) -> None:
-        """Fan out the notices whose memory Redis now has (called by the persister)."""
+        """Fan out the notices whose memory Redis now has (called by the persister), and
+        hand each to ``on_notice`` (Web Push), which only queues it."""
         while self._held_notices and self._held_notices[0][0] <= durable:
             _, frame, notice = self._held_notices.popleft()
             self._fan_out(frame)
