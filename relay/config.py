@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
 
-from .push.keys import parse_private_key
+from .push.keys import parse_private_key, subject_signs
 from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
 
 __all__ = ["ConfigError", "Settings"]
@@ -85,9 +85,10 @@ def _push_subject(env: Mapping[str, str]) -> str | None:
     raw = env.get("PUSH_SUBJECT", "").strip()
     if not raw:
         return None
-    if not (raw.startswith("mailto:") and "@" in raw) and not raw.startswith("https://"):
+    if not subject_signs(raw):
         raise ConfigError(
-            f"PUSH_SUBJECT must be a mailto: address or an https:// URL, not {raw!r}."
+            "PUSH_SUBJECT must be a mailto: address (mailto:ops@example.org) or an "
+            f"https:// URL, not {raw!r}."
         )
     return raw
 

@@ -17,8 +17,9 @@ import redis
 import trio
 
 from relay.config import Settings
-from relay.push.keys import KeyHolder
+from relay.push.keys import KeyHolder, subject_signs
 from relay.push.sender import QUEUE_SIZE, PushSender
+from relay.push.service import subject_for
 from relay.push.services import DEFAULT_PUSH_SERVICES, EndpointRefused, PushServices
 from relay.push.subscriptions import MAX_DEVICES_PER_ARCHER, SubscriptionStore, parse_subscription
 from relay.server import serve_relay
@@ -291,6 +292,8 @@ async def test_a_configured_key_is_used(redis_url: str, nursery: trio.Nursery) -
         ({"PUSH_VAPID_PRIVATE_KEY": "not a key!"}, "PUSH_VAPID_PRIVATE_KEY"),
         ({"PUSH_VAPID_PRIVATE_KEY": "AAAA"}, "32 bytes"),
         ({"PUSH_SUBJECT": "ops"}, "PUSH_SUBJECT"),
+        ({"PUSH_SUBJECT": "mailto:ops"}, "PUSH_SUBJECT"),
+        ({"PUSH_SUBJECT": "http://archery.example.org"}, "PUSH_SUBJECT"),
     ],
 )
 def test_push_settings_that_cannot_work_are_refused_at_start(
@@ -386,3 +389,19 @@ async def test_offering_never_blocks_a_shoot(redis_url: str, nursery: trio.Nurse
         for _ in range(QUEUE_SIZE + 5):
             sender.offer(_a_shoot(), LEAD, Leaderboard())
     assert sender.statistics.notices_dropped == 5
+
+
+@pytest.mark.parametrize(
+    ("env", "subject"),
+    [
+        ({"PUSH_SUBJECT": "mailto:ops@example.org"}, "mailto:ops@example.org"),
+        ({"PUBLIC_URL": "https://archery.example.org/"}, "https://archery.example.org"),
+        ({"PUBLIC_URL": "https://archery.example.org:8443"}, "mailto:fast-shoot@localhost"),
+        ({"PUBLIC_URL": "http://192.168.1.20:8080"}, "mailto:fast-shoot@localhost"),
+        ({}, "mailto:fast-shoot@localhost"),
+    ],
+)
+def test_the_vapid_contact_is_one_push_services_accept(env: dict[str, str], subject: str) -> None:
+    chosen = subject_for(Settings.from_env(env))
+    assert chosen == subject
+    assert subject_signs(chosen)

@@ -30,11 +30,18 @@ import redis
 import trio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
+from py_vapid import Vapid02, VapidException
 
 from ..store import RedisStore, StoreUnavailable
 
-__all__ = ["VAPID_KEY", "KeyHolder", "VapidKeys", "load_or_create", "parse_private_key"]
+__all__ = [
+    "VAPID_KEY",
+    "KeyHolder",
+    "VapidKeys",
+    "load_or_create",
+    "parse_private_key",
+    "subject_signs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,17 @@ def parse_private_key(text: str) -> ec.EllipticCurvePrivateKey:
         return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
     except ValueError:
         raise ValueError("it is not a valid P-256 private key") from None
+
+
+def subject_signs(subject: str) -> bool:
+    """Whether py-vapid accepts ``subject`` as the ``sub`` claim (checked once, at start,
+    so a contact it refuses cannot fail every push later)."""
+    probe = Vapid02(ec.generate_private_key(ec.SECP256R1()))
+    try:
+        probe.sign({"aud": "https://push.example.com", "sub": subject})
+    except VapidException:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

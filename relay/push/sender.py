@@ -39,6 +39,7 @@ import http_ece
 import httpx
 import trio
 from cryptography.hazmat.primitives.asymmetric import ec
+from py_vapid import VapidException
 
 from sync.leaderboard import Leaderboard
 from sync.models import Shoot
@@ -238,7 +239,13 @@ class PushSender:
         while jobs:
             job = jobs.popleft()
             with trio.move_on_after(self._timeout_s) as scope:
-                status = await self._post(client, keys, job)
+                try:
+                    status = await self._post(client, keys, job)
+                except (VapidException, http_ece.ECEException, ValueError) as exc:
+                    # Signing or encrypting for this one device failed: it alone misses
+                    # the notice; the sender goes on for everyone else.
+                    log.error("push to %s not sent: %s", job.shoot.code, exc)
+                    status = None
             if scope.cancelled_caught:
                 status = None
                 log.info("push to %s timed out", urlsplit(job.subscription.endpoint).hostname)

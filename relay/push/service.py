@@ -12,7 +12,7 @@ import trio
 
 from ..config import Settings
 from ..store import RedisStore
-from .keys import KeyHolder, VapidKeys, parse_private_key
+from .keys import KeyHolder, VapidKeys, parse_private_key, subject_signs
 from .sender import PushSender
 from .services import PushServices
 from .subscriptions import SubscriptionStore
@@ -39,8 +39,9 @@ def subject_for(settings: Settings) -> str:
     service's operator reaches you before blocking a misbehaving sender)."""
     if settings.push_subject:
         return settings.push_subject
-    if settings.public_url and settings.public_url.startswith("https://"):
-        return settings.public_url.rstrip("/")
+    public = (settings.public_url or "").rstrip("/")
+    if public.startswith("https://") and subject_signs(public):  # not one with a port
+        return public
     return "mailto:fast-shoot@localhost"
 
 
