@@ -199,7 +199,13 @@ class PushSender:
                         batch.append(self._receive.receive_nowait())
                     except trio.WouldBlock:
                         break
-                await self._deliver(client, batch)
+                try:
+                    await self._deliver(client, batch)
+                except Exception:
+                    # The supervision boundary, as for shoots: a bug in pushing never
+                    # takes the relay down; this batch is lost and logged, the next goes on.
+                    log.exception("pushing %d notices failed", len(batch))
+                    self.statistics.failed += len(batch)
 
     async def _deliver(self, client: httpx.AsyncClient, batch: list[_Item]) -> None:
         jobs: deque[_Job] = deque()
