@@ -46,7 +46,7 @@ import trio
 from sync.models import Shoot
 from sync.protocol import CLOSE_GOING_AWAY
 
-from .actor import INBOX_SIZE, ShootActor, wall_ms
+from .actor import INBOX_SIZE, NoticeSink, ShootActor, wall_ms
 from .config import Settings
 from .follower import Handover, ShootFollower
 from .hub import StreamHub
@@ -126,6 +126,8 @@ class ShootRegistry:
         self._all_stopped.set()
         self.instance = new_instance_id()
         """This process's name in the shoots' leases."""
+        self.on_notice: NoticeSink | None = None
+        """Given to every actor started from now on (Web Push)."""
         # One blocking reader for every followed log, one for every owned inbox (see
         # relay.hub); on a Redis Cluster each shoot reads with a hub of its own.
         self._tails: StreamHub | None = None
@@ -394,7 +396,8 @@ class ShootRegistry:
                 self._metrics,
                 owner=keeper.owner,
                 on_close=lambda: self._forget(code, slot),
-                on_notice=notices.post,
+                on_notice=self.on_notice,
+                on_notice_frame=notices.post,
             )
         except Exception as exc:  # building is pure: a failure there is in the stored data
             self._start_failed(code, slot, exc, receive, handover, unreadable=True)
