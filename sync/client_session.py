@@ -396,6 +396,7 @@ class ClientSession:
                 return []
             restamped = Register(sent.archer_id, self.clock.now(wall_ms), sent.state)
             self.outbox.replace(restamped)  # a new stamp: due at once
+            self._carried[sent.archer_id] = restamped
             return [self._save()]
         if not still_pending:
             return []
