@@ -28,7 +28,7 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
-from relay.asgi import Receive, Scope, Send, serve_lifespan
+from relay.asgi import Receive, Scope, Send
 from relay.config import Settings
 from sync.protocol import MAX_CLIENT_FRAME_BYTES
 
@@ -39,6 +39,17 @@ __all__ = ["build_baseline_app", "main"]
 
 #: The stand-in for ``welcome``: an empty CBOR map.
 JOINED = b"\xa0"
+
+
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer hypercorn's lifespan scope (a raw ASGI app must)."""
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def build_baseline_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
