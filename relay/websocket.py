@@ -111,6 +111,8 @@ async def _run(owned: OwnedSocket, relay: RelayContext) -> None:
     except Exception:
         owned.close_nowait(CLOSE_INTERNAL_ERROR, "internal error")
         raise
+    finally:
+        owned.finished()
     if evicted.is_set() or owned.gone:
         return
     with trio.move_on_after(settings.read_timeout_s):

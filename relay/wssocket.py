@@ -42,7 +42,7 @@ from wsproto import WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
-from sync.protocol import MAX_CLIENT_FRAME_BYTES
+from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
 
 from .subscriber import Subscriber
 from .wsframes import binary_frame, close_frame, pong_frame
@@ -55,7 +55,7 @@ RECV_BYTES: Final = 65536
 NOTSENT_LOWAT: Final = 16384
 _TCP_NOTSENT_LOWAT: Final = getattr(stdlib_socket, "TCP_NOTSENT_LOWAT", 25)
 #: Errors that mean the peer is gone (reading or writing).
-_GONE_ERRNOS: Final = {errno.EPIPE, errno.ECONNRESET, errno.ETIMEDOUT, errno.ENOTCONN}
+_GONE_ERRNOS: Final = {errno.EPIPE, errno.ECONNRESET, errno.ETIMEDOUT, errno.ENOTCONN, errno.EBADF}
 
 
 def configure(sock: stdlib_socket.socket) -> None:
@@ -278,10 +278,11 @@ class OwnedSocket:
                     return
             await self._receive_data()
 
-    def abort(self) -> None:
-        """Close the socket now (no close frame): the peer sees the connection drop."""
-        self.gone = True
+    def finished(self) -> None:
+        """The session is over: whatever still reaches this socket goes nowhere (an actor
+        may fan out to it before it hears of the end), and the subscriber is closed, so
+        its actor forgets it at its next fan-out."""
         self._broken = True
         self._pending = None
-        trio.lowlevel.notify_closing(self.sock)
-        self.sock.close()
+        if self._subscriber is not None:
+            self._subscriber.close(CLOSE_GOING_AWAY, "session over")

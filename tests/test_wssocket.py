@@ -208,3 +208,17 @@ async def test_writes_to_a_peer_that_hung_up_are_dropped(
     with trio.fail_after(5):
         await owned.send(b"more")  # returns at once: nobody to write to
         assert await owned.receive() is None
+
+
+async def test_an_ended_session_takes_fan_out_without_failing(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The actor may fan out to a subscriber before it hears that the session ended and
+    the door closed the socket: the frame goes nowhere, and the actor forgets it."""
+    relay_side, _ = pair
+    owned, subscriber = _session(relay_side, 8)
+    relay_side.close()  # as the door does when the connection ends
+    assert owned.write_nowait(b"x")  # EBADF: dropped, not raised into the actor
+    owned.finished()
+    assert not subscriber.offer(b"update", lambda: b"full")
+    assert subscriber.closed
