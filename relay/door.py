@@ -110,6 +110,7 @@ class Door:
         self._address_rule = None if proxy is None else proxy.client_address
         self.sessions: set[OwnedSocket] = set()
         """The open WebSocket sessions."""
+        self._accepting = trio.CancelScope()
 
     def close_sessions(self, code: int, reason: str) -> None:
         """Close every open session, in one pass without waiting (see
@@ -133,14 +134,30 @@ class Door:
                     acceptor.start_soon(self._accept, listener, handlers)
                     task_status.started(_url(listener))
                     await stop()
-                    acceptor.cancel_scope.cancel()
+                    self.stop_accepting()
                 _close(listener)
                 await self._context.terminated.set()  # kept-alive HTTP connections close
                 handlers.cancel_scope.deadline = trio.current_time() + HTTP_GRACE_S
         finally:
             _close(listener)
 
+    def stop_accepting(self) -> None:
+        """Accept no more connections (the listening socket closes as the accept loop ends).
+
+        Shutdown calls it first: clients whose sessions it closes reconnect at once, and a
+        refused connection costs the kernel nothing, while each refused handshake would
+        cost this relay's event loop what it needs to close the others.
+        """
+        self._accepting.cancel()
+
     async def _accept(self, listener: stdlib_socket.socket, handlers: trio.Nursery) -> None:
+        try:
+            with self._accepting:
+                await self._accept_loop(listener, handlers)
+        finally:
+            _close(listener)  # refused from now on, not left waiting in the backlog
+
+    async def _accept_loop(self, listener: stdlib_socket.socket, handlers: trio.Nursery) -> None:
         while True:
             try:
                 sock, address = listener.accept()

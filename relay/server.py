@@ -4,12 +4,12 @@
 ``shutdown`` is set, and reports its URL through ``task_status.started``, so tests start
 a real relay with ``url = await nursery.start(serve_relay, settings)``.
 
-Shutdown order: refuse new sessions and close every open one with 1001 (going away;
-clients reconnect elsewhere or later) in one pass that waits for none of them (the
-relay owns their sockets, so each close frame is one non-blocking write), and wait
-until the sessions have ended; then stop accepting connections, giving HTTP requests in
-flight :data:`~relay.door.HTTP_GRACE_S`; then the registry's actors flush what they hold
-to Redis; then the embedded Redis (if any) stops.
+Shutdown order: stop accepting connections, and close every open session with 1001
+(going away; clients reconnect elsewhere or later) in one pass that waits for none of
+them (the relay owns their sockets, so each close frame is one non-blocking write), and
+wait until the sessions have ended; then give HTTP requests in flight
+:data:`~relay.door.HTTP_GRACE_S`; then the registry's actors flush what they hold to
+Redis; then the embedded Redis (if any) stops.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ async def serve_relay(
                     await shutdown.wait()
                     started = trio.current_time()
                     relay.closing = True
+                    door.stop_accepting()
                     log.info("closing %d sessions", len(door.sessions))
                     door.close_sessions(CLOSE_GOING_AWAY, "relay shutting down")
                     with trio.move_on_after(settings.shutdown_grace_s):

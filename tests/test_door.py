@@ -298,11 +298,15 @@ async def test_shutdown_closes_every_session_in_one_pass(redis_url: str) -> None
                     await welcomed.acquire()
                 assert len(door.sessions) == 20
                 relay.closing = True
+                door.stop_accepting()
                 door.close_sessions(CLOSE_GOING_AWAY, "relay shutting down")
                 # One pass, no await: every close frame is already the kernel's.
                 assert all(owned.close_sent for owned in door.sessions)
                 await relay.no_sessions.wait()
             assert closes == [CLOSE_GOING_AWAY] * 20
+            # The clients it closed reconnect at once: refused by the kernel, not served.
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream(*_address(opened.url))
 
 
 async def test_a_websocket_upgrade_on_a_kept_alive_http_connection_is_the_relays(
