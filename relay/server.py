@@ -35,6 +35,7 @@ from .context import RelayContext
 from .door import Door
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
+from .push.service import open_push
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
 from .startup import (
@@ -121,8 +122,13 @@ async def serve_relay(
             reachable=await _check_redis(store, redact_redis_url(redis_url)),
         )
         metrics = Metrics()
-        async with watching(embedded), open_registry(store, settings, metrics) as registry:
-            relay = RelayContext(settings, store, registry, metrics)
+        async with (
+            watching(embedded),
+            open_push(store, settings) as push,
+            open_registry(store, settings, metrics) as registry,
+        ):
+            registry.on_notice = push.sender.offer
+            relay = RelayContext(settings, store, registry, metrics, push=push)
             door = Door(relay, build_app(relay), backlog=LISTEN_BACKLOG)
             sessions_closed = trio.Event()
             async with trio.open_nursery() as nursery:
