@@ -1,9 +1,10 @@
-"""The baseline: a bare broadcast server on the relay's own server stack.
+"""The baseline: a bare broadcast server on hypercorn's trio worker.
 
 What the relay is compared with, started by the benchmark in the same run: hypercorn's
-trio worker serving a raw ASGI app (no framework), configured like the relay (same ping
-interval, read timeout and frame limit), that does nothing but send each binary message
-it receives to every connection of the same room. Its CPU time per delivered message is
+trio worker serving a raw ASGI app (no framework), configured as the relay configured
+hypercorn when its WebSockets ran on it (same ping interval, read timeout and frame
+limit), that does nothing but send each binary message it receives to every connection
+of the same room. Its CPU time per delivered message is
 the floor the relay's fan-out is measured against ("what the server stack alone can
 push"); the relay does the CRDT write, Redis persistence, acks and leaderboard on top.
 
