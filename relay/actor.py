@@ -12,8 +12,12 @@ each write (refuse, or apply with the register merge), numbers the updates, says
 answer may go out, and picks a subscriber's catch-up; this module drives it. A write
 goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
-write's answer until Redis has it -> rebuild the leaderboard and decide the notices (after
-the fan-out, so they never delay it). What the notifier remembers
+write's answer until Redis has it -> update the leaderboard for the one register that
+changed (:class:`sync.live_board.LiveBoard`) and decide the notices from the rounds that
+moved (after the fan-out, so they never delay it). Handicaps and classifications come from
+tables only: what they lack is filled on a worker thread by the shoot's
+:class:`~relay.projector.Projector` and applied when it is back (:meth:`ShootActor.projected`),
+so no write waits for archeryutils. What the notifier remembers
 (:mod:`sync.notifications`) is written to the document as the next update, so a
 restarted or reloaded actor never announces a lead twice; the notices go out only once
 that update is durable (see :meth:`ShootActor._announce`).
@@ -46,12 +50,13 @@ from collections.abc import Callable
 
 import trio
 
-from sync.classification import derived_values
+from sync.classification import is_warm, peek_derived
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
-from sync.leaderboard import build_leaderboard
+from sync.leaderboard import Leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
+from sync.live_board import LiveBoard
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
@@ -64,7 +69,7 @@ from sync.protocol import (
     Update,
     Welcome,
 )
-from sync.register import Applied, Duplicate, Outcome
+from sync.register import Applied, Duplicate, Outcome, Register
 from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
@@ -88,6 +93,7 @@ from .messages import (
     WriteResult,
 )
 from .metrics import Metrics
+from .projector import Projector
 from .store import ArcherRecord, Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
@@ -153,10 +159,14 @@ class ShootActor:
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
-        self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
+        self.doc = ShootDocument.load(updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
-        self._board = build_leaderboard(self.doc.registers().values())
+        self._live = LiveBoard(self.doc.registers().values())
+        self.projector = Projector(self.projected)
+        """Fills the projection tables off the event loop; runs beside the actor."""
+        self.projector.request(self._live.needs.values())
+        self._stopped = False
         stored_memory = NotifierState.from_doc(self.doc.notices_memory())
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
@@ -212,12 +222,20 @@ class ShootActor:
             with persister:
                 await self._durability.run()
 
+        projecting = trio.CancelScope()
+
+        async def project() -> None:
+            with projecting:
+                await self.projector.run()
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(persist)
+            nursery.start_soon(project)
             try:
                 with self._serving:
                     await self._serve()
             finally:
+                projecting.cancel()
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
                         await self._durability.flushed()
@@ -249,6 +267,7 @@ class ShootActor:
     def _stop(self) -> None:
         """Close the subscribers, answer every waiter left and close the inbox, all with no
         checkpoint in between, so nothing can arrive that is never answered."""
+        self._stopped = True
         reason = "shoot moved to another relay" if self.deposed else "shoot unloaded"
         for subscriber in self.subscribers:
             subscriber.close(CLOSE_GOING_AWAY, reason)
@@ -387,7 +406,7 @@ class ShootActor:
             self._metrics.writes_superseded += 1
         self._hold(submit, outcome, written.needs)
         if isinstance(outcome, Applied):
-            self._announce()
+            self._announce(submit.register)
 
     def _refuse_write(self, submit: Submit, exc: SyncError) -> None:
         self._metrics.writes_rejected += 1
@@ -423,11 +442,35 @@ class ShootActor:
         self.subscribers.difference_update(closed)
         self._metrics.frames_fanned_out += len(self.subscribers)
 
-    def _announce(self) -> None:
-        """Decide the notices the write just applied calls for, and remember them.
+    @property
+    def _board(self) -> Leaderboard:
+        return self._live.board
 
-        This runs after the write's update is fanned out: rebuilding the board costs
-        milliseconds in a big shoot, and no subscriber should wait for it. The memory is
+    @property
+    def projecting(self) -> bool:
+        """Whether projections are being filled (the board may lack some until then)."""
+        return self.projector.pending
+
+    def projected(self) -> None:
+        """The projector filled what was asked (called between messages): write the
+        derived values that were waiting, redo the lines that lacked a projection, and ask
+        again for whatever is still missing (a need that arrived meanwhile)."""
+        if self._stopped:
+            return
+        update = self.doc.rederive()
+        if update:
+            self._record(update)
+            self._fan_out(encode(Update(update)))
+        # Notices depend on positions and totals only, which a projection never moves.
+        self._live.refresh(list(self._live.needs))
+        self.projector.request([*self.doc.underived.values(), *self._live.needs.values()])
+
+    def _announce(self, register: Register) -> None:
+        """Update the board for the register the write just set, decide the notices that
+        calls for, and remember them.
+
+        This runs after the write's update is fanned out, so no subscriber waits for it.
+        The memory is
         a document update of its own, persisted right after the write's (updates reach
         Redis in order), and the notices wait until it is durable, as answers do. So a
         notice is never out while Redis lacks the memory of it: a crash before that
@@ -435,9 +478,17 @@ class ShootActor:
         (or the resent one) announces it, once. Replicas get the update too, to stay in
         step with the writer's clock.
         """
-        before, self._board = self._board, build_leaderboard(self.doc.registers().values())
-        notifier, notices = next_notices(self._notifier, before, self._board)
-        memory = self.doc.remember_notices(notifier.doc_changes(self._notifier))
+        before = self._board
+        rounds = self._live.put(register)
+        self.projector.request([*self.doc.underived.values(), *self._live.needs.values()])
+        if not is_warm(register.state):
+            self.projector.warm(register.state)
+        notifier, notices = next_notices(self._notifier, before, self._board, rounds)
+        memory = (
+            self.doc.remember_notices(notifier.doc_changes(self._notifier))
+            if notifier != self._notifier
+            else b""
+        )
         self._notifier = notifier
         if memory:
             self._record(memory)

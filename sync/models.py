@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +26,7 @@ from .rounds import Arrow, RoundInfo, arrow_value, display_order, get_round
 __all__ = [
     "AGE_GROUPS",
     "BOWSTYLES",
+    "CHECKED_CACHE",
     "ENDED_KEPT_MS",
     "GENDERS",
     "MAX_NAME_LENGTH",
@@ -34,6 +36,7 @@ __all__ = [
     "Profile",
     "ScoreSummary",
     "Shoot",
+    "checked",
     "end_of_local_day",
     "shoot_expiry",
     "summarize",
@@ -207,9 +210,10 @@ def validate_state(state: ArcherState) -> RoundInfo:
             "too_many_arrows",
             f"A {info.name} has {info.total_arrows} arrows; this score has {len(state.arrows)}.",
         )
+    allowed_per_arrow = info.allowed_per_arrow()
     for index, arrow in enumerate(state.arrows):
         # bool is an int subclass; True is not an arrow.
-        if isinstance(arrow, bool) or arrow not in info.allowed_at(index):
+        if isinstance(arrow, bool) or arrow not in allowed_per_arrow[index]:
             allowed = ", ".join(str(a) for a in display_order(info.allowed_at(index)))
             raise InvalidState(
                 "invalid_arrow",
@@ -219,18 +223,39 @@ def validate_state(state: ArcherState) -> RoundInfo:
     return info
 
 
+#: Valid states remembered by :func:`checked`: a few per archer of every live shoot.
+CHECKED_CACHE: Final = 4096
+
+
+@lru_cache(maxsize=CHECKED_CACHE)
+def checked(state: ArcherState) -> tuple[RoundInfo, ScoreSummary] | None:
+    """The state's round and summary, or ``None`` if the state is invalid (then
+    :func:`validate_state` says why).
+
+    Cached because one write needs them three times (the relay's check, the derived
+    values, the board) and a board built from scratch needs them for every archer, all but
+    one unchanged; states are frozen and hashable.
+    """
+    try:
+        info = validate_state(state)
+    except InvalidState:
+        return None
+    return info, summarize(state, info)
+
+
 def summarize(state: ArcherState, info: RoundInfo | None = None) -> ScoreSummary:
     """Derive totals from the arrows. The state must already be valid."""
     info = info or get_round(state.round)
     total = hits = golds = xs = 0
     end_totals: list[int] = []
     running_end = 0
+    gold_per_arrow = info.gold_per_arrow()
     for index, arrow in enumerate(state.arrows):
         value = arrow_value(arrow)
         total += value
         running_end += value
         hits += arrow != "M"
-        golds += value == info.gold_value(index) and arrow != "M"
+        golds += value == gold_per_arrow[index] and arrow != "M"
         xs += arrow == "X"
         if (index + 1) % info.end_size == 0:
             end_totals.append(running_end)
