@@ -313,7 +313,8 @@ async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board
             expected = build_leaderboard([written[-1]])
             assert view.leaderboard == expected
             standing = view.leaderboard.standing("a1")
-            assert standing is not None and standing.handicap is not None
+            assert standing is not None
+            assert standing.handicap is not None
             assert actor.doc.derived("a1") == derived_values(written[-1].state)
             for frame in await reader.next_batch():
                 message = decode_server(frame) if isinstance(frame, bytes) else frame

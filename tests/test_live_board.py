@@ -119,7 +119,8 @@ def test_a_missing_projection_shows_as_none_until_filled_then_the_board_is_exact
     standing = live.board.standing("a1")
     assert standing is not None
     assert standing.handicap is None  # not in the tables: nothing computed here
-    assert standing.total == 84 and standing.position == 1  # everything else is there
+    assert standing.total == 84
+    assert standing.position == 1
     need = live.needs["a1"]
     assert isinstance(need, Need)
     assert (need.round, need.arrows, need.score) == ("national", 12, 84)
