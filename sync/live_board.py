@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable
-from dataclasses import replace
 
 from .classification import Need, peek_projection
 from .leaderboard import (
@@ -42,6 +41,7 @@ from .leaderboard import (
     base_standing,
     overall_key,
     overall_positions,
+    placed,
     rank,
 )
 from .models import checked
@@ -67,13 +67,12 @@ class LiveBoard:
         self._bases: dict[str, Standing] = {}
         self._members: dict[str, set[str]] = {}
         """Archer ids by round."""
-        self._ranked: dict[str, list[tuple[Standing, Standing]]] = {}
-        """Per round, in order: each archer's base line and their line with position and
-        gap (without overall position)."""
+        self._ranked: dict[str, list[tuple[str, int, int | None]]] = {}
+        """Per round, in order: each archer's id, position and points behind."""
         self._lines: dict[str, Standing] = {}
         """Every archer's line as on the board."""
-        self._finals: dict[str, tuple[Standing, Standing]] = {}
-        """Per archer, the last line placed and it with its overall position."""
+        self._line_bases: dict[str, Standing] = {}
+        """Per archer, the base line their line on the board was made from."""
         self._groups: dict[str, RoundGroup] = {}
         self._order: list[tuple[_OverallKey, str]] = []
         self._keys: dict[str, _OverallKey] = {}
@@ -128,7 +127,7 @@ class LiveBoard:
             self._members[old.info.codename].discard(archer_id)
             self._bases.pop(archer_id, None)
             self._lines.pop(archer_id, None)
-            self._finals.pop(archer_id, None)
+            self._line_bases.pop(archer_id, None)
             self._order.pop(bisect_left(self._order, (self._keys.pop(archer_id), archer_id)))
         self.needs.pop(archer_id, None)
         valid = checked(register.state)
@@ -170,35 +169,27 @@ class LiveBoard:
                 self._ranked.pop(codename, None)
                 self._groups.pop(codename, None)
                 continue
-            previous = {
-                base.archer_id: (base, line) for base, line in self._ranked.get(codename, ())
-            }
-            lines = []
-            for entry, position, behind in rank([self._entries[aid] for aid in members]):
-                base = self._bases[entry.archer_id]
-                before = previous.get(entry.archer_id)
-                if (
-                    before is not None
-                    and before[0] is base
-                    and (before[1].position, before[1].behind) == (position, behind)
-                ):
-                    lines.append(before)  # unchanged: keep the line as it was
-                else:
-                    lines.append((base, replace(base, position=position, behind=behind)))
-            self._ranked[codename] = lines
+            self._ranked[codename] = [
+                (entry.archer_id, position, behind)
+                for entry, position, behind in rank([self._entries[aid] for aid in members])
+            ]
         changed = (reranked | moved) & self._ranked.keys()
         for codename in changed:
-            standings = tuple(self._with_overall(line) for _, line in self._ranked[codename])
-            self._lines.update((s.archer_id, s) for s in standings)
+            standings = tuple(self._line(*place) for place in self._ranked[codename])
             first = standings[0]
             self._groups[codename] = RoundGroup(first.round, first.round_name, standings)
         return changed | (reranked - self._ranked.keys())
 
-    def _with_overall(self, line: Standing) -> Standing:
-        position = self._overall.get(line.archer_id)
-        last = self._finals.get(line.archer_id)
-        if last is not None and last[0] is line and last[1].overall_position == position:
-            return last[1]
-        final = line if position is None else replace(line, overall_position=position)
-        self._finals[line.archer_id] = (line, final)
-        return final
+    def _line(self, archer_id: str, position: int, behind: int | None) -> Standing:
+        """The archer's line at this place, the same object as before if nothing moved."""
+        base = self._bases[archer_id]
+        overall = self._overall.get(archer_id)
+        last = self._lines.get(archer_id)
+        if (
+            last is None
+            or self._line_bases.get(archer_id) is not base
+            or (last.position, last.behind, last.overall_position) != (position, behind, overall)
+        ):
+            last = self._lines[archer_id] = placed(base, position, behind, overall)
+            self._line_bases[archer_id] = base
+        return last
