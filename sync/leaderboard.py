@@ -24,7 +24,7 @@ date one register at a time, and a property test holds the two to the same answe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
 from .classification import Need, Projection, projection
@@ -213,7 +213,7 @@ def build_leaderboard(
         by_round.setdefault(info.codename, []).append(entry)
 
     ranked = [
-        [replace(base_standing(e, project), position=p, behind=b) for e, p, b in rank(entries)]
+        [placed(base_standing(e, project), p, b, None) for e, p, b in rank(entries)]
         for entries in by_round.values()
     ]
     overall_positions = _overall_positions([s for group in ranked for s in group])
@@ -343,4 +343,4 @@ def _with_overall(s: Standing, positions: dict[str, int]) -> Standing:
     position = positions.get(s.archer_id)
     if position is None:
         return s
-    return replace(s, overall_position=position)
+    return placed(s, s.position, s.behind, position)

@@ -77,6 +77,7 @@ class LiveBoard:
         self._order: list[tuple[_OverallKey, str]] = []
         self._keys: dict[str, _OverallKey] = {}
         self._overall: dict[str, int] = {}
+        self._overall_dirty = False
         self.needs: dict[str, Need] = {}
         """Per archer whose line lacks its projection: what to fill."""
         self.board = Leaderboard()
@@ -102,7 +103,9 @@ class LiveBoard:
     def refresh_rounds(self, rounds: set[str]) -> set[str]:
         if not rounds:
             return rounds
-        changed = self._regroup(rounds, self._rerank_overall())
+        moved = self._rerank_overall() if self._overall_dirty else set()
+        self._overall_dirty = False
+        changed = self._regroup(rounds, moved)
         self.board = Leaderboard(
             groups=tuple(
                 sorted(
@@ -121,6 +124,7 @@ class LiveBoard:
         archer_id = register.archer_id
         self._registers[archer_id] = register
         rounds: set[str] = set()
+        old_key = self._keys.get(archer_id)
         old = self._entries.pop(archer_id, None)
         if old is not None:
             rounds.add(old.info.codename)
@@ -132,6 +136,7 @@ class LiveBoard:
         self.needs.pop(archer_id, None)
         valid = checked(register.state)
         if valid is None or register.state.left:
+            self._overall_dirty |= old_key is not None
             return rounds
         info, summary = valid
         entry = Entry(archer_id, register.state, info, summary)
@@ -146,6 +151,8 @@ class LiveBoard:
         key = overall_key(base)
         self._keys[archer_id] = key
         insort(self._order, (key, archer_id))
+        # Overall positions only move when someone's handicap (or name) did.
+        self._overall_dirty |= key != old_key
         return rounds
 
     def _rerank_overall(self) -> set[str]:
