@@ -150,6 +150,8 @@ class ShootDocument:
         self._derived: dict[str, Any] = {}
         """What the ``derived`` fields hold, by archer, as far as known without reading
         the Yjs maps (cleared when an update from elsewhere is applied)."""
+        self._maps: dict[str, tuple[Map[Any], Array[Any]]] = {}
+        """Each archer's map and arrows array, kept rather than looked up per write."""
         self.underived: dict[str, Need] = {}
         """Archers whose stored derived values lag their state, with what they wait for."""
         self._updates: list[bytes] = []
@@ -194,6 +196,7 @@ class ShootDocument:
             self._updates.clear()
         self._registers = None
         self._derived.clear()
+        self._maps.clear()
 
     # -- what replicas ask for -----------------------------------------------------------
 
@@ -334,16 +337,21 @@ class ShootDocument:
         archer_id = register.archer_id
         fields = _scalar_fields(register)
         arrows = list(register.state.arrows)
-        existing = self._archers.get(archer_id)
-        if existing is None:
-            existing = self._archers[archer_id] = Map({**fields, "arrows": Array(arrows)})
+        held = self._maps.get(archer_id)
+        if held is None:
+            existing = self._archers.get(archer_id)
+            if existing is not None:
+                held = self._maps[archer_id] = (existing, existing["arrows"])
+        if held is None:
+            existing = Map({**fields, "arrows": Array(arrows)})
+            self._archers[archer_id] = existing
             self._derived.pop(archer_id, None)
         else:
+            existing, array = held
             old_fields = _scalar_fields(previous) if previous is not None else {}
             for name, value in fields.items():
                 if old_fields.get(name) != value:
                     existing[name] = value
-            array: Array[Any] = existing["arrows"]
             if previous is not None:
                 old: list[Arrow] = list(previous.state.arrows)
             else:
