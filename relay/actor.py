@@ -13,11 +13,10 @@ answer may go out, and picks a subscriber's catch-up; this module drives it. A w
 goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
 write's answer until Redis has it -> update the leaderboard for the one register that
-changed (:class:`sync.live_board.LiveBoard`) and decide the notices from the rounds that
-moved (after the fan-out, so they never delay it). Handicaps and classifications come from
-tables only: what they lack is filled on a worker thread by the shoot's
-:class:`~relay.projector.Projector` and applied when it is back (:meth:`ShootActor.projected`),
-so no write waits for archeryutils. What the notifier remembers
+changed and decide the notices from the rounds that moved (:mod:`relay.standings`, after
+the fan-out, so they never delay it). Handicaps and classifications come from tables
+only: what they lack is filled on a worker thread (:mod:`relay.projector`) and applied
+when it is back (:meth:`ShootActor.projected`), so no write waits for archeryutils. What the notifier remembers
 (:mod:`sync.notifications`) is written to the document as the next update, so a
 restarted or reloaded actor never announces a lead twice; the notices go out only once
 that update is durable (see :meth:`ShootActor._announce`).
@@ -50,21 +49,18 @@ from collections.abc import Callable
 
 import trio
 
-from sync.classification import is_warm, peek_derived
+from sync.classification import peek_derived
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
 from sync.leaderboard import Leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
-from sync.live_board import LiveBoard
-from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
     Ack,
     Error,
-    Notice,
     Superseded,
     Update,
     Welcome,
@@ -93,7 +89,7 @@ from .messages import (
     WriteResult,
 )
 from .metrics import Metrics
-from .projector import Projector
+from .standings import Standings
 from .store import ArcherRecord, Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
@@ -162,13 +158,10 @@ class ShootActor:
         self.doc = ShootDocument.load(updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
-        self._live = LiveBoard(self.doc.registers().values())
-        self.projector = Projector(self.projected)
+        self._standings = Standings(self.doc, self.projected)
+        self.projector = self._standings.projector
         """Fills the projection tables off the event loop; runs beside the actor."""
-        self.projector.request(self._live.needs.values())
         self._stopped = False
-        stored_memory = NotifierState.from_doc(self.doc.notices_memory())
-        self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes]] = deque()
         self._state: ShootState[Held] = ShootState(self.doc)
@@ -444,7 +437,7 @@ class ShootActor:
 
     @property
     def _board(self) -> Leaderboard:
-        return self._live.board
+        return self._standings.board
 
     @property
     def projecting(self) -> bool:
@@ -452,61 +445,32 @@ class ShootActor:
         return self.projector.pending
 
     def projected(self) -> None:
-        """The projector filled what was asked (called between messages): write the
-        derived values that were waiting, redo the lines that lacked a projection, and ask
-        again for whatever is still missing (a need that arrived meanwhile)."""
+        """The projector filled what was asked (called between messages, never after the
+        actor stopped): the derived values that were waiting go out as an update."""
         if self._stopped:
             return
-        update = self.doc.rederive()
+        update = self._standings.filled()
         if update:
             self._record(update)
             self._fan_out(encode(Update(update)))
-        # Notices depend on positions and totals only, which a projection never moves.
-        self._live.refresh(list(self._live.needs))
-        self.projector.request([*self.doc.underived.values(), *self._live.needs.values()])
 
     def _announce(self, register: Register) -> None:
         """Update the board for the register the write just set, decide the notices that
-        calls for, and remember them.
+        calls for, and remember them (:meth:`relay.standings.Standings.wrote`).
 
         This runs after the write's update is fanned out, so no subscriber waits for it.
-        The memory is
-        a document update of its own, persisted right after the write's (updates reach
-        Redis in order), and the notices wait until it is durable, as answers do. So a
-        notice is never out while Redis lacks the memory of it: a crash before that
-        loses the memory and the unsent notice together, and the next write in the round
-        (or the resent one) announces it, once. Replicas get the update too, to stay in
-        step with the writer's clock.
+        The memory is a document update of its own, persisted right after the write's
+        (updates reach Redis in order), and the notices wait until it is durable, as
+        answers do. So a notice is never out while Redis lacks the memory of it: a crash
+        before that loses the memory and the unsent notice together, and the next write in
+        the round (or the resent one) announces it, once. Replicas get the update too, to
+        stay in step with the writer's clock.
         """
-        before = self._board
-        rounds = self._live.put(register)
-        self.projector.request([*self.doc.underived.values(), *self._live.needs.values()])
-        if not is_warm(register.state):
-            self.projector.warm(register.state)
-        notifier, notices = next_notices(self._notifier, before, self._board, rounds)
-        memory = (
-            self.doc.remember_notices(notifier.doc_changes(self._notifier))
-            if notifier != self._notifier
-            else b""
-        )
-        self._notifier = notifier
+        memory, frames = self._standings.wrote(register)
         if memory:
             self._record(memory)
             self._fan_out(encode(Update(memory)))
-        for notice in notices:
-            frame = encode(
-                Notice(
-                    kind=notice.kind,
-                    round=notice.round,
-                    archer=notice.archer_id,
-                    text=notice.text,
-                    position=notice.position,
-                    of=notice.of,
-                    change=notice.change,
-                    ends=notice.ends,
-                )
-            )
-            self._held_notices.append((self._durability.applied, frame))
+        self._held_notices.extend((self._durability.applied, frame) for frame in frames)
 
     def _release_notices(self, durable: int) -> None:
         """Fan out the notices whose memory Redis now has (called by the persister)."""
