@@ -39,7 +39,7 @@ from typing import Final, Literal
 from archeryutils import classifications as cf
 
 from . import projection_tables as tables
-from .models import ArcherState, Profile, ScoreSummary, checked, summarize
+from .models import ArcherState, Need, ScoreSummary, checked, summarize
 from .projection_tables import MISSING, Missing
 from .rounds import RoundInfo, get_round
 
@@ -83,19 +83,6 @@ class Projection:
     ``"UC"``...), or ``None`` when the tables do not cover this round or profile."""
     status: Literal["on_track", "achieved"]
     """``"on_track"`` while shooting, ``"achieved"`` once the archer has finished."""
-
-
-@dataclass(frozen=True, slots=True)
-class Need:
-    """What a projection depends on: the tables must hold its answer before a peek can
-    give it. Also the key of the projection itself."""
-
-    round: str
-    arrows: int
-    """Arrows counted: the completed ends, or the whole round once finished."""
-    score: int
-    profile: Profile
-    finished: bool
 
 
 def bowstyle_enum(bowstyle: str) -> cf.AGB_bowstyles:

@@ -38,10 +38,9 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
 
-from .classification import Need
 from .clock import Stamp
 from .errors import ProtocolError
-from .models import ArcherState, Profile, Shoot
+from .models import ArcherState, Need, Profile, Shoot
 from .register import Applied, Outcome, Register, decide
 from .rounds import Arrow
 

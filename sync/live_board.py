@@ -83,12 +83,12 @@ class LiveBoard:
         self.board = Leaderboard()
         for register in registers:
             self._place(register)
-        self.refresh_rounds(set(self._members))
+        self._refresh_rounds(set(self._members))
 
     def put(self, register: Register) -> set[str]:
         """Take the archer's new register into account (the current winner: the caller
         has merged it). Returns the rounds whose groups changed."""
-        return self.refresh_rounds(self._place(register))
+        return self._refresh_rounds(self._place(register))
 
     def refresh(self, archer_ids: Iterable[str]) -> set[str]:
         """Redo the lines of archers whose projections were missing and have since been
@@ -98,9 +98,10 @@ class LiveBoard:
             register = self._registers.get(archer_id)
             if register is not None:
                 rounds |= self._place(register)
-        return self.refresh_rounds(rounds)
+        return self._refresh_rounds(rounds)
 
-    def refresh_rounds(self, rounds: set[str]) -> set[str]:
+    def _refresh_rounds(self, rounds: set[str]) -> set[str]:
+        """Re-rank ``rounds`` (and move overall positions if a key moved); a new board."""
         if not rounds:
             return rounds
         moved = self._rerank_overall() if self._overall_dirty else set()

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_TITLE_LENGTH",
     "MIN_LIFETIME_MS",
     "ArcherState",
+    "Need",
     "Profile",
     "ScoreSummary",
     "Shoot",
@@ -221,6 +222,20 @@ def validate_state(state: ArcherState) -> RoundInfo:
                 f"there (allowed: {allowed}).",
             )
     return info
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What an archer's projection (:mod:`sync.classification`) depends on, and the key
+    it is kept by: the tables must hold its answer before a lookup can give it. Here,
+    not there, so that the document can recognise one without importing archeryutils."""
+
+    round: str
+    arrows: int
+    """Arrows counted: the completed ends, or the whole round once finished."""
+    score: int
+    profile: Profile
+    finished: bool
 
 
 #: Valid states remembered by :func:`checked`: a few per archer of every live shoot.
