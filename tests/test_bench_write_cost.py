@@ -6,7 +6,7 @@ scored through it, every write applied, with both measurements reported.
 
 from __future__ import annotations
 
-from benchmarks.write_cost import run, shoot_writes
+from benchmarks.write_cost import goal, run, shoot_writes
 
 
 def test_a_small_shoot_runs_and_reports_both_measurements() -> None:
@@ -15,6 +15,10 @@ def test_a_small_shoot_runs_and_reports_both_measurements() -> None:
     for key in ("median_ms", "p99_ms", "max_ms", "scratch_median_ms", "scratch_p99_ms"):
         assert result[key] > 0, key
     assert result["median_ms"] <= result["p99_ms"] <= result["max_ms"]
+    entry = goal(result)
+    assert entry["name"].startswith("fixed CPU per write")
+    assert entry["measured"] == result["median_ms"]
+    assert entry["verdict"] == "met" or entry["verdict"].startswith("missed")
 
 
 def test_the_shoot_is_scored_end_by_end_one_arrow_per_write() -> None:
