@@ -87,9 +87,11 @@ Outcome = Applied | Duplicate | Superseded
 
 def decide(current: Register | None, write: Register) -> Outcome:
     """What applying ``write`` to a register holding ``current`` does."""
-    order = 1 if current is None else _compare(write, current)
+    if current is None:
+        return Applied(write)
+    order = _compare(write, current)
     if order > 0:
         return Applied(write)
     if order == 0:
-        return Duplicate(current)  # type: ignore[arg-type]
-    return Superseded(current)  # type: ignore[arg-type]
+        return Duplicate(current)
+    return Superseded(current)
