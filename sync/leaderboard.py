@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, TypeVar
+from operator import attrgetter
+from typing import Any, Final, Literal, TypeVar
 
 from .classification import Need, Projection, projection
 from .models import ArcherState, Profile, ScoreSummary, checked
@@ -122,6 +123,10 @@ class Standing:
         }
 
 
+_STANDING_FIELDS: Final = tuple(f.name for f in fields(Standing))
+_get_fields: Final = attrgetter(*_STANDING_FIELDS)
+
+
 @dataclass(frozen=True, slots=True)
 class RoundGroup:
     """The archers shooting one round, in ranking order."""
@@ -150,11 +155,11 @@ class Leaderboard:
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
 
-    def __post_init__(self) -> None:
-        self._by_id.update((s.archer_id, s) for s in self.overall)
-
     def standing(self, archer_id: str) -> Standing | None:
         """The archer's standing, or ``None`` if they are not on the board."""
+        if not self._by_id and self.overall:
+            # Built on first use: the relay makes a board per write and rarely asks.
+            self._by_id.update((s.archer_id, s) for s in self.overall)
         return self._by_id.get(archer_id)
 
     def group(self, round_codename: str) -> RoundGroup | None:
@@ -301,21 +306,15 @@ def base_standing(entry: Entry, project: Projector) -> Standing:
     )
 
 
-_STANDING_FIELDS: tuple[str, ...] = ()
-
-
 def placed(
     base: Standing, position: int, behind: int | None, overall_position: int | None
 ) -> Standing:
     """``base`` at its place: ``dataclasses.replace`` without its checks, which cost more
     than everything else a write does to the board."""
-    global _STANDING_FIELDS
-    if not _STANDING_FIELDS:
-        _STANDING_FIELDS = tuple(f.name for f in fields(Standing))
     line = object.__new__(Standing)
     put = object.__setattr__
-    for name in _STANDING_FIELDS:
-        put(line, name, getattr(base, name))
+    for name, value in zip(_STANDING_FIELDS, _get_fields(base), strict=True):
+        put(line, name, value)
     put(line, "position", position)
     put(line, "behind", behind)
     put(line, "overall_position", overall_position)
