@@ -14,9 +14,9 @@ arrows do not add up to.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -242,20 +242,86 @@ class Need:
 CHECKED_CACHE: Final = 4096
 
 
-@lru_cache(maxsize=CHECKED_CACHE)
-def checked(state: ArcherState) -> tuple[RoundInfo, ScoreSummary] | None:
+_Checked = tuple[RoundInfo, ScoreSummary] | None
+_CHECKED: dict[ArcherState, _Checked] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def checked(state: ArcherState, previous: ArcherState | None = None) -> _Checked:
     """The state's round and summary, or ``None`` if the state is invalid (then
     :func:`validate_state` says why).
 
     Cached because one write needs them three times (the relay's check, the derived
     values, the board) and a board built from scratch needs them for every archer, all but
-    one unchanged; states are frozen and hashable.
+    one unchanged; states are frozen and hashable. ``previous``, a state of the same
+    archer already checked, lets a write that only adds arrows be checked and summed
+    from the new arrows alone (the usual write: one more arrow).
     """
-    try:
-        info = validate_state(state)
-    except InvalidState:
+    found = _CHECKED.get(state, _UNCHECKED)
+    if found is not _UNCHECKED:
+        return found  # type: ignore[return-value]
+    base = None if previous is None else _CHECKED.get(previous)
+    if base is not None and previous is not None and _extends(previous, state):
+        result: _Checked = _checked_after(state, previous, *base)
+    else:
+        try:
+            info = validate_state(state)
+        except InvalidState:
+            result = None
+        else:
+            result = info, summarize(state, info)
+    with _CHECKED_LOCK:  # worker threads build boards too
+        while len(_CHECKED) >= CHECKED_CACHE:
+            del _CHECKED[next(iter(_CHECKED))]  # the oldest first
+        _CHECKED[state] = result
+    return result
+
+
+_UNCHECKED: Final = object()
+
+
+def _extends(previous: ArcherState, state: ArcherState) -> bool:
+    """Whether ``state`` is ``previous`` with arrows added (or none), everything that
+    validation looks at other than the arrows unchanged."""
+    return (
+        state.name == previous.name
+        and state.round == previous.round
+        and state.profile == previous.profile
+        and len(state.arrows) >= len(previous.arrows)
+        and state.arrows[: len(previous.arrows)] == previous.arrows
+    )
+
+
+def _checked_after(
+    state: ArcherState, previous: ArcherState, info: RoundInfo, before: ScoreSummary
+) -> _Checked:
+    """:func:`checked` for a state that extends a valid one: only the new arrows are
+    validated and summed (the answer is the same as from scratch, which a test checks)."""
+    arrows, start = state.arrows, len(previous.arrows)
+    if len(arrows) > info.total_arrows:
         return None
-    return info, summarize(state, info)
+    allowed = info.allowed_per_arrow()
+    for index in range(start, len(arrows)):
+        arrow = arrows[index]
+        if isinstance(arrow, bool) or arrow not in allowed[index]:
+            return None
+    new = arrows[start:]
+    values = [a if isinstance(a, int) else _POINTS[a] for a in new]
+    size = info.end_size
+    ends = len(arrows) // size
+    # The ends completed since: from the first end that was open before.
+    opened = before.ends_completed * size
+    tail = [a if isinstance(a, int) else _POINTS[a] for a in arrows[opened : ends * size]]
+    return info, ScoreSummary(
+        total=before.total + sum(values),
+        hits=before.hits + len(new) - new.count("M"),
+        golds=before.golds + sum(map(int.__eq__, values, info.gold_per_arrow()[start:])),
+        xs=before.xs + new.count("X"),
+        arrows_shot=len(arrows),
+        ends_completed=ends,
+        end_totals=before.end_totals
+        + tuple(sum(tail[i : i + size]) for i in range(0, len(tail), size)),
+    )
 
 
 def summarize(state: ArcherState, info: RoundInfo | None = None) -> ScoreSummary:

@@ -94,10 +94,12 @@ class ShootState(Generic[A]):
     ) -> Written:
         """Decide and apply a write; raises a :class:`~sync.errors.SyncError`, having
         changed nothing, for a write the relay refuses."""
-        if checked(register.state) is None:  # cached: the board and derived values reuse it
+        current = self.doc.register(register.archer_id)
+        # Cached for the board and the derived values; from the current state's check
+        # when the write only adds arrows.
+        if checked(register.state, None if current is None else current.state) is None:
             validate_state(register.state)  # raises, saying why
         check_skew(register.stamp, now_ms)
-        current = self.doc.register(register.archer_id)
         if isinstance(decide(current, register), Applied) and not has_room():
             raise LimitExceeded(
                 "document_full",
