@@ -23,6 +23,7 @@ from sync.codec import encode
 from sync.document import ShootDocument
 from sync.leaderboard import Leaderboard
 from sync.live_board import LiveBoard
+from sync.notifications import Notice as Notification
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import Notice
 from sync.register import Register
@@ -56,13 +57,13 @@ class Standings:
     def board(self) -> Leaderboard:
         return self._live.board
 
-    def wrote(self, register: Register) -> tuple[bytes, list[bytes]]:
+    def wrote(self, register: Register) -> tuple[bytes, list[tuple[bytes, Notification]]]:
         """The document applied ``register`` (a write that won): update the board and
         decide the notices.
 
         Returns:
             The document update remembering the notices (empty if nothing changed), and
-            the notices' frames, which must wait until that update is durable.
+            each notice with its frame, which must wait until that update is durable.
         """
         before = self._live.board
         rounds = self._live.put(register)
@@ -75,17 +76,20 @@ class Standings:
             memory = self._doc.remember_notices(notifier.doc_changes(self._notifier))
         self._notifier = notifier
         frames = [
-            encode(
-                Notice(
-                    kind=notice.kind,
-                    round=notice.round,
-                    archer=notice.archer_id,
-                    text=notice.text,
-                    position=notice.position,
-                    of=notice.of,
-                    change=notice.change,
-                    ends=notice.ends,
-                )
+            (
+                encode(
+                    Notice(
+                        kind=notice.kind,
+                        round=notice.round,
+                        archer=notice.archer_id,
+                        text=notice.text,
+                        position=notice.position,
+                        of=notice.of,
+                        change=notice.change,
+                        ends=notice.ends,
+                    )
+                ),
+                notice,
             )
             for notice in notices
         ]
