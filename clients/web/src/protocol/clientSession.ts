@@ -70,7 +70,8 @@ export interface ClientSessionOptions {
 export class ClientSession {
   readonly archerId: string | null;
   readonly token: string | null;
-  readonly initial: ArcherState | null;
+  /** The base of the first write before any state was seen (a driver may set it late). */
+  initial: ArcherState | null;
   readonly timings: SessionTimings;
   readonly outbox: Outbox;
   replica: Replica;
