@@ -91,6 +91,12 @@ MUTANTS = [
         "pass",
     ),
     Mutant(
+        "a local write is merged into the outbox instead of replacing the pending one",
+        "sync/client_session.py",
+        "self.outbox.replace(register)",
+        "self.outbox.put(register)",
+    ),
+    Mutant(
         "correct() forgets the stamps it has seen",
         "sync/clock.py",
         "kept = [stamp for stamp in self._recent if stamp.wall_ms <= bound]",

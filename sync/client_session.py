@@ -310,7 +310,10 @@ class ClientSession:
             # The pending write had already lost to ``current`` (another device's state)
             # and is replaced now, unsent: say so unless ``current`` holds it.
             actions += self._loss(pending, current)
-        self.outbox.put(register)
+        # Replaced, not merged: the new state was built on the pending one, and after a
+        # clock_skew correction its stamp may be the smaller (the convergence test found
+        # a merge here dropping the newest end).
+        self.outbox.replace(register)
         actions = [self._save(), A.Changed(frozenset({archer_id}), "local"), *actions]
         return register, [*actions, *self._timer_action()]
 
