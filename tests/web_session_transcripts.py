@@ -124,6 +124,9 @@ class Recorder:
         self.events: dict[str, list[Json]] = {}
         self.silent: set[str] = set()
         """Devices whose pings the relay does not answer."""
+        self.held: list[tuple[str, Write]] = []
+        """Writes the relay has not read yet (see :meth:`hold` and :meth:`release`)."""
+        self.holding: set[str] = set()
         self.unanswered: set[str] = set()
         """Devices whose next ``hello`` the relay does not answer (the test does)."""
         """Devices whose pings the relay does not answer."""
@@ -211,6 +214,8 @@ class Recorder:
                 self.unanswered.discard(name)
             elif isinstance(message, Hello):
                 self.deliver(name, self.relay.hello(name, message, relay_ms).message)
+            elif isinstance(message, Write) and name in self.holding:
+                self.held.append((name, message))
             elif isinstance(message, Write):
                 hook = self.intercept.pop(name, None)
                 answer = hook(message) if hook else None
@@ -221,6 +226,15 @@ class Recorder:
                     self.deliver(sent.to, sent.message)
             elif isinstance(message, Ping) and name not in self.silent:
                 self.deliver(name, Pong(message.nonce, relay_ms))
+
+    def release(self) -> None:
+        """The relay reads the writes it held, in order."""
+        self.holding.clear()
+        held, self.held = self.held, []
+        for name, write in held:
+            relay_ms = WALL + int(self.now * 1000)
+            for sent in self.relay.write(name, write, relay_ms, self._live()):
+                self.deliver(sent.to, sent.message)
 
     def flush(self) -> None:
         for answer in self.relay.flush():
@@ -307,6 +321,25 @@ def rate_limited_and_clock_skew() -> Recorder:
     return r
 
 
+def newer_write_after_a_correction() -> Recorder:
+    """A write stamped before the correction is pending when the next one, stamped after it
+    (the smaller stamp), is made on top of it: the newer write replaces it all the same."""
+    r = Recorder("phone")
+    r.skew_ms["phone"] = 3_600_000
+    r.connect("phone")
+    r.write("phone", 9)
+    r.holding.add("phone")
+    r.fire("phone")  # in flight
+    r.now = 0.5
+    r.write("phone", 7)  # replaces the one in flight, stamped an hour ahead
+    r.release()  # clock_skew for the first: the clock is corrected, the second stays
+    r.now = 1.0
+    r.write("phone", 5)  # smaller stamp, newer state
+    r.fire("phone")
+    r.flush()
+    return r
+
+
 def reset_after_crash() -> Recorder:
     r = Recorder("phone")
     r.connect("phone")
@@ -388,6 +421,7 @@ SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "hello_welcome_heartbeat": hello_welcome_heartbeat,
     "refusals": refusals,
     "rate_limited_and_clock_skew": rate_limited_and_clock_skew,
+    "newer_write_after_a_correction": newer_write_after_a_correction,
     "reset_after_crash": reset_after_crash,
     "superseded_pending": superseded_pending,
     "pending_beaten_then_written_over": pending_beaten_then_written_over,

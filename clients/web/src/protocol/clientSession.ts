@@ -241,7 +241,9 @@ export class ClientSession {
     // The pending write had already lost to `current` (another device's state) and is
     // replaced now, unsent: say so unless `current` holds it.
     const lost = pending !== null && current !== null && !sameRegister(current, pending) ? this.loss(pending, current) : [];
-    this.outbox.put(register);
+    // Replaced, not merged: the new state was built on the pending one, and after a
+    // clock_skew correction its stamp may be the smaller.
+    this.outbox.replace(register);
     return [register, [this.save(), { kind: "changed", archers: [archer], source: "local" }, ...lost, this.timer()]];
   }
 
