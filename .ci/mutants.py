@@ -87,8 +87,8 @@ MUTANTS = [
     Mutant(
         "an acknowledged write another device's state replaced is not reported",
         "sync/client_session.py",
-        "actions += self._loss(previous, register, acknowledged=True)",
-        "pass",
+        "return self._loss(carried, value, acknowledged=True)",
+        "return []",
     ),
     Mutant(
         "a local write is merged into the outbox instead of replacing the pending one",

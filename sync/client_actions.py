@@ -1,8 +1,46 @@
 """What the client session machine (:mod:`sync.client_session`) returns, and its settings.
 
 The actions are plain frozen values, one class per thing a driver must do or tell its
-user; the table in :mod:`sync.client_session` says which event returns which. A port of
+user; the table below says which event of :mod:`sync.client_session` returns which. A port of
 the machine to another language (the browser's) mirrors these names and fields.
+
+Events (methods) and actions (what they return)
+----------------------------------------------
+
+=================================  =========================================================
+event                              actions it can return
+=================================  =========================================================
+``connected(now)``                 ``Send(Hello)``, ``Timer`` (``Close(fatal)`` once refused
+                                   for good)
+``frame_received(data, now, wall)``  as ``received``; a frame that is not a valid message:
+                                   ``Close("malformed"/codec code)``
+``received(message, now, wall)``   ``Welcomed``, ``Changed``, ``SaveOutbox``, ``Acked``,
+                                   ``Replaced``, ``Refused``, ``NoticeArrived``,
+                                   ``RelayError``, ``Close``, ``Timer``
+``timer_fired(now, wall)``         ``Send(Write)``, ``Send(Ping)``, ``Close("timeout" /
+                                   "heartbeat_timeout")``, ``Timer``
+``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
+                                   ``Changed("local")``, ``Replaced``, ``Timer``
+``disconnected(close_code=None)``  ``Timer(inf)``; a fatal close code (4401, 4404, 4410)
+                                   makes ``phase`` ``CLOSED``
+=================================  =========================================================
+
+Every event returns a list whose last action is a ``Timer``. State to read:
+``phase`` (``OFFLINE``, ``HELLO_SENT``, ``LIVE``, ``CLOSED``), ``registers()`` and
+``visible(archer)`` (the replica overlaid with the outbox), ``outbox``, ``replica``,
+``clock``, ``shoot``, ``connections``, ``resets``, ``synced``, ``next_timer``.
+
+``now`` is a monotonic time in seconds (timers, heartbeat, pacing); ``wall`` the device's
+wall clock in milliseconds (stamps and the ``clock_skew`` correction). Writes are only
+ever sent from ``timer_fired``: a write, a welcome or a ``rate_limited`` answer makes one
+due and returns a ``Timer`` for it, so a driver needs one task that sleeps until the
+latest ``Timer(at)`` and calls ``timer_fired``, and one that reads frames.
+
+Carrying out the actions: ``Send`` (encode and send the message), ``SaveOutbox`` (write
+:attr:`~sync.client_session.ClientSession.outbox` durably *before* the actions after it: a ``Send`` of a write
+must not overtake the save that keeps it), ``Close`` (close the socket, then call
+``disconnected``; ``fatal`` means do not reconnect), ``Timer(at)`` (call ``timer_fired``
+at ``at``; replaces the previous request). The others are news for the user.
 """
 
 from __future__ import annotations

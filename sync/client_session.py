@@ -32,43 +32,8 @@ that come back, **in order**. It owns every rule of the client's side of the pro
   device's arrows as the first ones; so another device's undo of this device's arrow is
   reported too.
 
-Events (methods) and actions (what they return)
-----------------------------------------------
-
-=================================  =========================================================
-event                              actions it can return
-=================================  =========================================================
-``connected(now)``                 ``Send(Hello)``, ``Timer`` (``Close(fatal)`` once refused
-                                   for good)
-``frame_received(data, now, wall)``  as ``received``; a frame that is not a valid message:
-                                   ``Close("malformed"/codec code)``
-``received(message, now, wall)``   ``Welcomed``, ``Changed``, ``SaveOutbox``, ``Acked``,
-                                   ``Replaced``, ``Refused``, ``NoticeArrived``,
-                                   ``RelayError``, ``Close``, ``Timer``
-``timer_fired(now, wall)``         ``Send(Write)``, ``Send(Ping)``, ``Close("timeout" /
-                                   "heartbeat_timeout")``, ``Timer``
-``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
-                                   ``Changed("local")``, ``Replaced``, ``Timer``
-``disconnected(close_code=None)``  ``Timer(inf)``; a fatal close code (4401, 4404, 4410)
-                                   makes ``phase`` ``CLOSED``
-=================================  =========================================================
-
-Every event returns a list whose last action is a ``Timer``. State to read:
-``phase`` (``OFFLINE``, ``HELLO_SENT``, ``LIVE``, ``CLOSED``), ``registers()`` and
-``visible(archer)`` (the replica overlaid with the outbox), ``outbox``, ``replica``,
-``clock``, ``shoot``, ``connections``, ``resets``, ``synced``, ``next_timer``.
-
-``now`` is a monotonic time in seconds (timers, heartbeat, pacing); ``wall`` the device's
-wall clock in milliseconds (stamps and the ``clock_skew`` correction). Writes are only
-ever sent from ``timer_fired``: a write, a welcome or a ``rate_limited`` answer makes one
-due and returns a ``Timer`` for it, so a driver needs one task that sleeps until the
-latest ``Timer(at)`` and calls ``timer_fired``, and one that reads frames.
-
-Carrying out the actions: ``Send`` (encode and send the message), ``SaveOutbox`` (write
-:attr:`ClientSession.outbox` durably *before* the actions after it: a ``Send`` of a write
-must not overtake the save that keeps it), ``Close`` (close the socket, then call
-``disconnected``; ``fatal`` means do not reconnect), ``Timer(at)`` (call ``timer_fired``
-at ``at``; replaces the previous request). The others are news for the user.
+The events (its methods) and the actions each returns are tabled in
+:mod:`sync.client_actions`, with how a driver carries them out.
 """
 
 from __future__ import annotations
@@ -154,6 +119,13 @@ class ClientSession:
         self.clock = HybridClock(device_id)
         for stamp in self._known_stamps():
             self.clock.observe(stamp)
+        self._carried: dict[str, Register] = {}
+        """Per archer, this device's last edit while no other device's state that does not
+        hold it has replaced it (then it is reported, once)."""
+        if archer_id is not None:
+            last = merge(self.outbox.seen(archer_id), self.outbox.get(archer_id))
+            if last is not None and self._mine(last):
+                self._carried[archer_id] = last
         self.phase = A.Phase.OFFLINE
         self.shoot: Shoot | None = None
         self.connections = 0
@@ -314,6 +286,7 @@ class ClientSession:
         # clock_skew correction its stamp may be the smaller (the convergence test found
         # a merge here dropping the newest end).
         self.outbox.replace(register)
+        self._carried[archer_id] = register
         actions = [self._save(), A.Changed(frozenset({archer_id}), "local"), *actions]
         return register, [*actions, *self._timer_action()]
 
@@ -353,20 +326,21 @@ class ClientSession:
 
     def _see(self, register: Register) -> list[A.Action]:
         """The relay holds ``register`` for this device's archer."""
-        previous = self.outbox.seen(register.archer_id)
         if not self.outbox.see(register):
             return []
-        actions: list[A.Action] = [self._save()]
-        if (
-            previous is not None
-            and self._mine(previous)
-            and not self._mine(register)
-            and self.outbox.get(register.archer_id) is None
-        ):
-            # This device's write was on the relay, and another device's newer state that
-            # may not hold it replaced it (a pending write would be answered on its own).
-            actions += self._loss(previous, register, acknowledged=True)
-        return actions
+        return [self._save(), *self._check_carried(register)]
+
+    def _check_carried(self, value: Register) -> list[A.Action]:
+        """Whether ``value``, another device's state now the archer's, still holds this
+        device's last edit (acknowledged, or held by an earlier winner); report it once if
+        not. A pending write is answered on its own."""
+        carried = self._carried.get(value.archer_id)
+        if carried is None or self._mine(value) or self.outbox.get(value.archer_id):
+            return []
+        if carried.key() >= value.key() or A.includes(value, carried):
+            return []
+        del self._carried[value.archer_id]
+        return self._loss(carried, value, acknowledged=True)
 
     def _on_ack(self, ack: Ack) -> list[A.Action]:
         assert self._conn is not None
@@ -377,9 +351,9 @@ class ClientSession:
             return []
         actions: list[A.Action] = [self._save(), A.Acked(acked)]
         seen = self.outbox.seen(ack.archer)
-        if seen is not None and seen != acked and not self._mine(seen):
-            # Another device's newer state arrived while this write waited for its answer.
-            actions += self._loss(acked, seen, acknowledged=True)
+        if seen is not None:
+            # Another device's newer state may have arrived while this write waited.
+            actions += self._check_carried(seen)
         return actions
 
     def _adopt(self, winner: Register) -> list[A.Action]:
@@ -390,7 +364,14 @@ class ClientSession:
         dropped = self.outbox.adopt(winner)
         actions.append(self._save())
         if dropped is not None:
-            actions += self._loss(dropped, winner)
+            lost = self._loss(dropped, winner)
+            if lost:
+                self._carried.pop(winner.archer_id, None)
+            actions += lost
+        seen = self.outbox.seen(winner.archer_id)
+        if seen is not None and self.archer_id == winner.archer_id:
+            # The winner held this device's edit, but a newer state may not any more.
+            actions += self._check_carried(seen)
         return [*actions, A.Changed(frozenset({winner.archer_id}), "relay")]
 
     def _on_write_error(
@@ -415,6 +396,7 @@ class ClientSession:
                 return []
             restamped = Register(sent.archer_id, self.clock.now(wall_ms), sent.state)
             self.outbox.replace(restamped)  # a new stamp: due at once
+            self._carried[sent.archer_id] = restamped
             return [self._save()]
         if not still_pending:
             return []

@@ -508,6 +508,24 @@ def replace_clock(machine: ClientSession) -> Any:
         ("score", 0, 9),
     ],
 )
+@example(
+    # The tablet's equal end wins over the phone's (it holds it, nothing is lost yet), then
+    # the tablet's undo replaces it: the phone's last arrow is gone, and must be reported.
+    skew=[0, 0, 0],
+    steps=[
+        *[("score", 0, 9)] * 3,
+        *[("score", 1, 9)] * 4,
+        ("score", 0, 9),
+        ("score", 1, "undo"),
+        ("deliver", 0),
+    ],
+)
+@example(
+    # Both devices far ahead: every write is refused and re-stamped; the phone's long
+    # state loses to the tablet's short one, and the carried edit must be the re-stamped one.
+    skew=[MAX_CLOCK_SKEW_MS + 1, MAX_CLOCK_SKEW_MS + 1, 0],
+    steps=[*[("score", 0, 9)] * 9, ("score", 1, 9)],
+)
 def test_every_replica_converges_to_the_lww_oracle(skew: list[int], steps: list[Any]) -> None:
     named = [decode(step) for step in steps]
     note(f"steps={named!r}")
