@@ -180,9 +180,19 @@ class Recorder:
         self._carry(name, self._record(name, event, actions))
 
     def write(self, name: str, *arrows: Any) -> Register:
+        """The device adds ``arrows`` to its archer's state."""
+        return self._write(name, add(*arrows), {"add": list(arrows)})
+
+    def undo(self, name: str) -> Register:
+        """The device takes back its archer's last arrow."""
+        return self._write(name, lambda s: replace(s, arrows=s.arrows[:-1]), {"undo": 1})
+
+    def _write(
+        self, name: str, change: Callable[[ArcherState], ArcherState], what: Json
+    ) -> Register:
         wall = self.wall(name)
-        register, actions = self.clients[name].write(add(*arrows), self.now, wall)
-        event = {"event": "write", "now": self.now, "wall": wall, "add": list(arrows)}
+        register, actions = self.clients[name].write(change, self.now, wall)
+        event = {"event": "write", "now": self.now, "wall": wall, **what}
         event["register"] = register_to_wire(register)
         self._carry(name, self._record(name, event, actions))
         return register
@@ -340,6 +350,63 @@ def newer_write_after_a_correction() -> Recorder:
     return r
 
 
+def held_by_the_winner_then_undone() -> Recorder:
+    """The tablet's equal end wins over the phone's (it holds it: nothing lost yet); then the
+    tablet's undo replaces it, and the phone's arrow is gone: reported then."""
+    r = Recorder("phone", "tablet")
+    r.write("phone", 9)
+    r.now = 1.0
+    r.write("tablet", 9)
+    r.connect("tablet")
+    r.fire("tablet")
+    r.flush()
+    r.connect("phone")
+    r.fire("phone")
+    r.flush()  # superseded by a winner that holds the phone's end
+    r.now = 2.0
+    r.undo("tablet")
+    r.fire("tablet")
+    r.flush()
+    return r
+
+
+def winner_undone_before_the_answer() -> Recorder:
+    """The ``superseded`` answer names a winner that holds the phone's end, but the phone
+    has already seen that winner undone: the loss is reported when the answer comes."""
+    r = Recorder("phone", "tablet")
+    r.write("phone", 9)
+    r.now = 1.0
+    r.write("tablet", 9)
+    r.connect("tablet")
+    r.fire("tablet")  # applied, not durable
+    r.connect("phone")
+    r.fire("phone")  # superseded, held until the winner is durable
+    r.now = 2.0
+    r.undo("tablet")
+    r.fire("tablet")  # the undo reaches the phone at once
+    r.flush()
+    return r
+
+
+def both_ahead_restamped() -> Recorder:
+    """Both devices far ahead: every write is refused and re-stamped; the phone's longer
+    state loses to the tablet's later, shorter one, judged by the re-stamped edit."""
+    r = Recorder("phone", "tablet")
+    r.skew_ms["phone"] = r.skew_ms["tablet"] = 3_600_000
+    r.connect("phone")
+    r.write("phone", 9, 9)
+    r.fire("phone")  # clock_skew: re-stamped
+    r.fire("phone")
+    r.flush()
+    r.now = 1.0
+    r.write("tablet", 7)  # offline, never saw the phone's
+    r.connect("tablet")
+    r.fire("tablet")  # clock_skew
+    r.fire("tablet")
+    r.flush()
+    return r
+
+
 def reset_after_crash() -> Recorder:
     r = Recorder("phone")
     r.connect("phone")
@@ -423,6 +490,9 @@ SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "rate_limited_and_clock_skew": rate_limited_and_clock_skew,
     "newer_write_after_a_correction": newer_write_after_a_correction,
     "reset_after_crash": reset_after_crash,
+    "held_by_the_winner_then_undone": held_by_the_winner_then_undone,
+    "winner_undone_before_the_answer": winner_undone_before_the_answer,
+    "both_ahead_restamped": both_ahead_restamped,
     "superseded_pending": superseded_pending,
     "pending_beaten_then_written_over": pending_beaten_then_written_over,
     "acknowledged_then_replaced": acknowledged_then_replaced,

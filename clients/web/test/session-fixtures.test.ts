@@ -16,6 +16,7 @@ interface Event {
   wall?: number;
   code?: number | null;
   add?: Arrow[];
+  undo?: number;
   register?: Json;
   frame?: string;
   text?: string;
@@ -78,7 +79,8 @@ for (const t of transcripts) {
           actions = session.frameReceived(e.frame !== undefined ? bytes(e.frame) : e.text!, e.now!, e.wall!);
           break;
         case "write": {
-          const [register, done] = session.write((s) => ({ ...s, arrows: [...s.arrows, ...e.add!] }), e.now!, e.wall!);
+          const change = (s: ArcherState): ArcherState => ({ ...s, arrows: e.undo ? s.arrows.slice(0, -e.undo) : [...s.arrows, ...e.add!] });
+          const [register, done] = session.write(change, e.now!, e.wall!);
           assert.deepEqual(plain(register), e.register, where);
           actions = done;
           break;

@@ -40,7 +40,7 @@ import {
 import { HybridClock, sameStamp } from "./clock";
 import { FrameError } from "./codec";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
-import { Outbox, mergeRegisters, sameRegister } from "./outboxState";
+import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
 import { Replica } from "./replica";
 import type { ArcherState, ShootInfo, Stamp } from "./types";
 
@@ -83,6 +83,9 @@ export class ClientSession {
   /** Welcomes that said `reset`. */
   resets = 0;
   private known = new Map<string, WireRegister>();
+  /** Per archer, this device's last edit while no other device's state that does not hold
+   * it has replaced it (then it is reported, once). */
+  private readonly carried = new Map<string, WireRegister>();
   private conn: Conn | null = null;
   private nextId = 0;
   private nonce = 0;
@@ -103,6 +106,10 @@ export class ClientSession {
     for (const r of this.outbox.pending()) this.clock.observe(r.stamp);
     for (const r of this.outbox.seenAll()) this.clock.observe(r.stamp);
     if (this.outbox.clock !== null) this.clock.observe(this.outbox.clock);
+    if (this.archerId !== null) {
+      const last = mergeRegisters(this.outbox.seen(this.archerId), this.outbox.get(this.archerId));
+      if (last !== null && this.mine(last)) this.carried.set(this.archerId, last);
+    }
   }
 
   // -- what the user reads -----------------------------------------------------------------
@@ -244,6 +251,7 @@ export class ClientSession {
     // Replaced, not merged: the new state was built on the pending one, and after a
     // clock_skew correction its stamp may be the smaller.
     this.outbox.replace(register);
+    this.carried.set(archer, register);
     return [register, [this.save(), { kind: "changed", archers: [archer], source: "local" }, ...lost, this.timer()]];
   }
 
@@ -288,15 +296,19 @@ export class ClientSession {
 
   /** The relay holds `register` for this device's archer. */
   private see(register: WireRegister): Action[] {
-    const previous = this.outbox.seen(register.archer);
     if (!this.outbox.see(register)) return [];
-    const actions: Action[] = [this.save()];
-    if (previous !== null && this.mine(previous) && !this.mine(register) && this.outbox.get(register.archer) === null) {
-      // This device's write was on the relay, and another device's newer state that may not
-      // hold it replaced it (a pending write would be answered on its own).
-      actions.push(...this.loss(previous, register, true));
-    }
-    return actions;
+    return [this.save(), ...this.checkCarried(register)];
+  }
+
+  /** Whether `value`, another device's state now the archer's, still holds this device's
+   * last edit (acknowledged, or held by an earlier winner); report it once if not. A
+   * pending write is answered on its own. */
+  private checkCarried(value: WireRegister): Action[] {
+    const carried = this.carried.get(value.archer);
+    if (carried === undefined || this.mine(value) || this.outbox.get(value.archer) !== null) return [];
+    if (compareRegisters(carried, value) >= 0 || includes(value, carried)) return [];
+    this.carried.delete(value.archer);
+    return this.loss(carried, value, true);
   }
 
   private onAck(id: number, archer: string, stamp: Stamp): Action[] {
@@ -306,10 +318,8 @@ export class ClientSession {
     if (acked === null) return [];
     const actions: Action[] = [this.save(), { kind: "acked", register: acked }];
     const seen = this.outbox.seen(archer);
-    if (seen !== null && !sameRegister(seen, acked) && !this.mine(seen)) {
-      // Another device's newer state arrived while this write waited for its answer.
-      actions.push(...this.loss(acked, seen, true));
-    }
+    // Another device's newer state may have arrived while this write waited.
+    if (seen !== null) actions.push(...this.checkCarried(seen));
     return actions;
   }
 
@@ -320,7 +330,14 @@ export class ClientSession {
     const actions = this.archerId === winner.archer ? this.see(winner) : [];
     const dropped = this.outbox.adopt(winner);
     actions.push(this.save());
-    if (dropped !== null) actions.push(...this.loss(dropped, winner));
+    if (dropped !== null) {
+      const lost = this.loss(dropped, winner);
+      if (lost.length > 0) this.carried.delete(winner.archer);
+      actions.push(...lost);
+    }
+    const seen = this.outbox.seen(winner.archer);
+    // The winner held this device's edit, but a newer state may not any more.
+    if (seen !== null && this.archerId === winner.archer) actions.push(...this.checkCarried(seen));
     actions.push({ kind: "changed", archers: [winner.archer], source: "relay" });
     return actions;
   }
@@ -343,7 +360,9 @@ export class ClientSession {
     if (code === "clock_skew" && serverMs !== null) {
       this.clock.correct(wallMs, serverMs);
       if (!stillPending) return [];
-      this.outbox.replace({ archer: sent.archer, stamp: this.clock.now(wallMs), state: sent.state }); // due at once
+      const restamped: WireRegister = { archer: sent.archer, stamp: this.clock.now(wallMs), state: sent.state };
+      this.outbox.replace(restamped); // due at once
+      this.carried.set(sent.archer, restamped);
       return [this.save()];
     }
     if (!stillPending) return [];
