@@ -176,6 +176,7 @@ class RedisServer:
         appendfsync: Redis's fsync policy; ``always`` makes every answered write durable.
         die_with_parent: Ask the kernel to stop the server when this process dies (Linux;
             spawn on the main thread).
+        extra_args: More ``redis-server`` options (``--cluster-enabled yes``...).
     """
 
     def __init__(
@@ -186,8 +187,10 @@ class RedisServer:
         executable: str | None = None,
         appendfsync: str = "always",
         die_with_parent: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.executable = executable or find_redis_server()
         self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent
@@ -264,6 +267,7 @@ class RedisServer:
             "--appendfsync", self.appendfsync,
             "--logfile", "redis.log",
             "--pidfile", str((self.data_dir / "redis.pid").resolve()),
+            *self.extra_args,
         ]  # fmt: skip
         preexec = None
         if self.die_with_parent and sys.platform.startswith("linux"):

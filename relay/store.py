@@ -65,6 +65,8 @@ import trio
 
 from sync.models import ENDED_KEPT_MS, Shoot
 
+from .redis_client import open_redis
+
 __all__ = [
     "ArcherRecord",
     "Durability",
@@ -305,16 +307,26 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _update(fields: Any) -> bytes:
+    """The update in a log entry's fields: a dict, or the raw ``[field, value, ...]``
+    list a Redis Cluster transaction returns (redis-py does not parse replies there)."""
+    if isinstance(fields, dict):
+        return bytes(fields[b"u"])
+    pairs = dict(zip(fields[::2], fields[1::2], strict=True))
+    return bytes(pairs[b"u"])
+
+
 class RedisStore:
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
     Args:
-        url: A ``redis://`` URL.
+        url: A ``redis://`` URL, or ``redis+cluster://`` for a Redis Cluster
+            (:mod:`relay.redis_client`).
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._redis = redis.Redis.from_url(
+        self._redis = open_redis(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
         self._append = self._redis.register_script(_APPEND)
@@ -429,12 +441,12 @@ class RedisStore:
         for key in (_data_key(shoot, "archers"), _key(code, "archers")):
             pipe.hgetall(key)
         snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
-        log = [(entry_id.decode(), fields[b"u"]) for entry_id, fields in entries]
+        log = [(_text(entry_id), _update(fields)) for entry_id, fields in entries]
         # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
         # belongs to the live shoot with this code: the code could not be reused before
         # those keys expired with it. Read it too until the last such shoot has ended
         # (a day after this layout was deployed); Yjs updates applied twice change nothing.
-        old = [(f"old-{entry_id.decode()}", fields[b"u"]) for entry_id, fields in old_entries]
+        old = [(f"old-{_text(entry_id)}", _update(fields)) for entry_id, fields in old_entries]
         if old_snapshot is not None:
             old.insert(0, ("old-snapshot", old_snapshot))
         records = {

@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import redis
 
+from relay.redis_client import open_redis
 from relay.redis_server import RedisServer
 from relay.store import ArcherRecord, Durability, Owner, RedisStore, ShootFenced, parse_version
 from sync.document import ShootDocument
@@ -38,7 +38,7 @@ def _exercise(url: str) -> None:
         assert stored is not None
         # Exact trimming: only what came after the compaction is left in the log.
         assert (stored.snapshot, [u for _, u in stored.log]) == (b"snapshot", [b"d"])
-        client = redis.Redis.from_url(url)
+        client = open_redis(url)
         client.delete(f"shoot:{{{shoot.code}}}:meta")
         client.close()
         with pytest.raises(ShootFenced):
@@ -86,7 +86,7 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
 ) -> None:
     """A relay upgraded mid-day still finds the live shoots the old layout stored."""
     store = RedisStore(redis_url)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         shoot = store.create_shoot(_shoot)
         doc = ShootDocument(client_id=7)
