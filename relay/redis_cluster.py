@@ -27,7 +27,7 @@ from typing import Final
 
 import redis
 
-from .redis_server import RedisServer, RedisServerError, _port_is_free, find_redis_server
+from .redis_server import RedisServer, RedisServerError, find_redis_server, port_is_free
 
 __all__ = ["CLUSTER_BUS_OFFSET", "LocalRedisCluster", "cluster_url"]
 
@@ -53,7 +53,7 @@ def _cluster_ports(count: int) -> list[int]:
         port = random.randrange(MIN_PORT, MAX_PORT)
         if port in ports or port + CLUSTER_BUS_OFFSET in ports:
             continue
-        if _port_is_free(port) and _port_is_free(port + CLUSTER_BUS_OFFSET):
+        if port_is_free(port) and port_is_free(port + CLUSTER_BUS_OFFSET):
             ports.append(port)
     return ports
 

@@ -19,7 +19,8 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Final
@@ -27,6 +28,8 @@ from typing import Final
 import hypercorn.config
 import hypercorn.trio
 import trio
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from sync.protocol import CLOSE_GOING_AWAY, HARD_MAX_CLIENT_FRAME_BYTES
 from sync.rounds import all_rounds
@@ -43,13 +46,22 @@ from .startup import (
     RedisDescription,
     StartupError,
     check_port_free,
+    listen_reuse_port,
     lock_data_dir,
     redact_redis_url,
     where_to_go,
 )
 from .store import RedisStore, StoreUnavailable
 
-__all__ = ["run", "serve_relay"]
+__all__ = [
+    "open_embedded",
+    "run",
+    "serve_relay",
+    "shutdown_budget_s",
+    "supervise_embedded",
+    "wait_exit",
+    "watching",
+]
 
 log = logging.getLogger("relay")
 
@@ -63,6 +75,12 @@ REDIS_CHECK_S: Final = 3.0
 #: Pauses between attempts to restart an embedded redis-server that keeps failing.
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
+
+
+def shutdown_budget_s(settings: Settings) -> float:
+    """The longest a graceful stop (SIGTERM) takes: the sessions' grace, HTTP's, then the
+    shoots' flush. A platform's kill time-out (fly.toml's ``kill_timeout``) must exceed it."""
+    return 2 * settings.shutdown_grace_s + HTTP_GRACE_S
 
 
 def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
@@ -117,22 +135,8 @@ async def serve_relay(
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
-        embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
-        try:
-            await start_embedded(embedded)
-        except BaseException as exc:
-            embedded.close()  # blocking for a moment, but the relay is not serving yet
-            if isinstance(exc, RedisServerError):
-                raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
-            raise
+        embedded = await open_embedded(settings)
         redis_url = embedded.url
-        log.info(
-            "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
-            redis_url,
-            embedded.version,
-            embedded.executable,
-            embedded.data_dir,
-        )
     store = RedisStore(redis_url)
     try:
         description = RedisDescription(
@@ -166,12 +170,7 @@ async def serve_relay(
                     sessions_closed.set()
 
                 nursery.start_soon(close_sessions)
-                serve = partial(
-                    hypercorn.trio.serve,
-                    app,  # type: ignore[arg-type]  # hypercorn types scopes more narrowly
-                    _hypercorn_config(settings),
-                    shutdown_trigger=sessions_closed.wait,
-                )
+                serve = partial(_serve_http, app, settings, shutdown_trigger=sessions_closed.wait)
                 try:
                     binds = await nursery.start(serve)
                 except OSError as exc:  # lost a race for the port checked free at start
@@ -194,6 +193,35 @@ async def serve_relay(
                 await trio.to_thread.run_sync(embedded.close)
 
 
+async def _serve_http(
+    app: object,
+    settings: Settings,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """hypercorn on ``settings.host:port``; beside the other workers of one supervisor
+    (``reuse_port``), on a socket of our own with ``SO_REUSEPORT``, which hypercorn's
+    ``serve`` does not set (the kernel spreads new connections over the workers)."""
+    config = _hypercorn_config(settings)
+    if not settings.reuse_port:
+        await hypercorn.trio.serve(
+            app,  # type: ignore[arg-type]  # hypercorn types scopes more narrowly
+            config,
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
+        return
+    sock = listen_reuse_port(settings.host, settings.port, config.backlog)
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, None),  # type: ignore[arg-type]
+        config,
+        sockets=hypercorn.config.Sockets([], [sock], []),
+        shutdown_trigger=shutdown_trigger,
+        task_status=task_status,
+    )
+
+
 @asynccontextmanager
 async def watching(server: RedisServer | None) -> AsyncIterator[None]:
     """Keep the embedded redis-server (if any) running while the block runs: entered
@@ -205,6 +233,30 @@ async def watching(server: RedisServer | None) -> AsyncIterator[None]:
         nursery.cancel_scope.cancel()
 
 
+async def open_embedded(settings: Settings) -> RedisServer:
+    """Start the embedded redis-server for ``REDIS_URL`` unset (the caller closes it).
+
+    Raises:
+        StartupError: it did not start; nothing is left running.
+    """
+    embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
+    try:
+        await start_embedded(embedded)
+    except BaseException as exc:
+        embedded.close()  # blocking for a moment, but the relay is not serving yet
+        if isinstance(exc, RedisServerError):
+            raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
+        raise
+    log.info(
+        "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
+        embedded.url,
+        embedded.version,
+        embedded.executable,
+        embedded.data_dir,
+    )
+    return embedded
+
+
 async def start_embedded(server: RedisServer) -> None:
     """Start the embedded redis-server: the checks on a worker thread, the spawn on this
     (the main) thread so the kernel's parent-death signal is tied to the process, not to
@@ -214,9 +266,8 @@ async def start_embedded(server: RedisServer) -> None:
     await trio.to_thread.run_sync(server.wait_ready)
 
 
-async def _wait_exit(server: RedisServer) -> int | None:
-    """Wait until the server's process exits; its exit status."""
-    process = server.process
+async def wait_exit(process: subprocess.Popen[bytes] | None) -> int | None:
+    """Wait until a child process exits; its exit status."""
     if process is None:
         return None
     try:
@@ -239,7 +290,7 @@ async def supervise_embedded(server: RedisServer) -> None:
     """
     delay = RESTART_MIN_S
     while True:
-        status = await _wait_exit(server)
+        status = await wait_exit(server.process)
         log.error(
             "the embedded redis-server (pid %s) exited with status %s; restarting it",
             server.pid,
@@ -283,7 +334,14 @@ async def _main(settings: Settings) -> None:
                     return
 
             nursery.start_soon(wait_for_signal)
-            await serve_relay(settings, shutdown=shutdown, announce=_print_lines)
+            if settings.workers > 1:
+                from .workers import supervise_workers  # the supervisor, not a worker
+
+                await supervise_workers(settings, shutdown=shutdown, announce=_print_lines)
+            else:
+                # A supervisor's worker leaves the banner to the supervisor.
+                announce = None if settings.reuse_port else _print_lines
+                await serve_relay(settings, shutdown=shutdown, announce=announce)
             nursery.cancel_scope.cancel()
 
 
@@ -328,10 +386,12 @@ def run(settings: Settings | None = None) -> None:
             redis-server did not start; nothing is left running.
     """
     settings = settings or Settings.from_env()
-    check_port_free(settings.host, settings.port)
+    if not settings.reuse_port:  # a worker shares the port its supervisor checked
+        check_port_free(settings.host, settings.port)
     lock = None if settings.redis_url else lock_data_dir(settings.data_dir)
     try:
-        _settle_heap()
+        if settings.workers == 1:  # a supervisor serves nothing itself
+            _settle_heap()
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
