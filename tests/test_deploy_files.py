@@ -85,11 +85,13 @@ def test_compose_runs_two_relays_behind_one_proxy_on_one_redis() -> None:
     assert re.search(r"^  relay1: \*relay$", compose, re.M)
     assert re.search(r"^  relay2: \*relay$", compose, re.M)
     grace = re.search(r"stop_grace_period: (\d+s)", compose)
-    assert grace is not None and _seconds(grace.group(1)) > shutdown_budget_s(Settings())
+    assert grace is not None
+    assert _seconds(grace.group(1)) > shutdown_budget_s(Settings())
     haproxy = (ROOT / "deploy" / "haproxy.cfg").read_text()
     assert re.findall(r"^\s+server (relay\d) \1:8080$", haproxy, re.M) == ["relay1", "relay2"]
     assert "option httpchk GET /health" in haproxy
-    assert "X-Real-IP" in haproxy and "PROXY_CLIENT_HEADER: X-Real-IP" in compose
+    assert "X-Real-IP" in haproxy
+    assert "PROXY_CLIENT_HEADER: X-Real-IP" in compose
 
 
 def test_the_image_builds_with_the_install_script_and_needs_redis_url() -> None:
@@ -105,4 +107,5 @@ def test_the_image_builds_with_the_install_script_and_needs_redis_url() -> None:
     result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr  # the script parses
     usage = subprocess.run(["sh", str(script)], capture_output=True, text=True)
-    assert usage.returncode == 2 and "usage" in usage.stderr
+    assert usage.returncode == 2
+    assert "usage" in usage.stderr
