@@ -14,8 +14,9 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ import trio
 from .limits import raise_fd_limit
 from .progress import Progress
 from .report import machine, write_report
+from .scaling import PROCESSES, measure_scaling
 from .scenarios import Bench, Config
 
 __all__ = ["build_parser", "main"]
 
-SCENARIOS = ("fanout", "throughput", "many", "wire", "durability", "storm")
+SCENARIOS = ("fanout", "throughput", "many", "wire", "durability", "scaling", "storm")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -91,12 +93,13 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
-    steps = {
+    steps: dict[str, Callable[[], Awaitable[None]]] = {
         "fanout": bench.fanout,
         "throughput": bench.throughput,
         "many": bench.many_shoots,
         "wire": bench.wire_bytes,
         "durability": bench.durability,
+        "scaling": partial(measure_scaling, bench),  # relays of its own, on the same Redis
         "storm": bench.storm,  # last: it restarts the relay
     }
     for name in SCENARIOS:
@@ -116,6 +119,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
         count += per_load
     if "many" in scenarios:
         count += per_load
+    count += len(PROCESSES) * 2 if "scaling" in scenarios else 0  # a start and a load each
     return count + ("wire" in scenarios) + ("durability" in scenarios) + ("storm" in scenarios)
 
 

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="relay processes on the port")
     args = parser.parse_args()
     raise_fd_limit()
     settings = Settings(
@@ -33,6 +34,7 @@ def main() -> None:
         data_dir=args.data_dir,
         # Every benchmark shoot is created from this one loopback address.
         shoot_creates_burst=1_000_000,
+        workers=args.workers,
     )
     run(settings)
     logging.shutdown()

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import psutil
 
+from .scaling import scaling_goals, scaling_markdown
+
 __all__ = ["goals", "machine", "write_report"]
 
 #: Published numbers the issue asks us to beat (yhub, one writer and 100 observers).
@@ -239,7 +241,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"update {wire['update_ws_bytes']} B + notices {wire['notice_ws_bytes']} B",
             )
         )
-    return rows
+    return rows + scaling_goals(results)
 
 
 def _goals(results: dict[str, Any]) -> list[str]:
@@ -410,6 +412,7 @@ def _markdown(results: dict[str, Any], info: dict[str, Any]) -> str:
             "once per batch, not per write.",
             "",
         ]
+    lines += scaling_markdown(results)
     if info.get("plots"):
         lines += ["## Plots", ""]
         lines += [f"![{name}]({name})" for name in info["plots"]]
