@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import trio
 
 from relay.config import ConfigError, Settings
 from relay.redis_server import free_port
+from relay.startup import StartupError, check_port_free, listen_reuse_port
 from relay.workers import settings_from_json, settings_to_json
 from sync.protocol import Ack, Update, Welcome
 from tests.wire import Peer, create_shoot, join, peer, register, wait_healthy
@@ -198,3 +200,18 @@ def test_web_concurrency_and_a_required_redis_url() -> None:
         Settings.from_env({"FAST_SHOOT_EMBEDDED_REDIS": "0"})
     env = {"FAST_SHOOT_EMBEDDED_REDIS": "0", "REDIS_URL": "redis://redis:6379/0"}
     assert Settings.from_env(env).redis_url == "redis://redis:6379/0"
+
+
+def test_workers_listen_side_by_side_where_a_plain_bind_is_refused() -> None:
+    port = free_port()
+    first = listen_reuse_port("127.0.0.1", port, 16)
+    second = listen_reuse_port("127.0.0.1", port, 16)
+    try:
+        with pytest.raises(StartupError, match="already in use"):
+            check_port_free("127.0.0.1", port)  # what a second plain relay would hit
+        for sock in (first, second):
+            assert sock.getsockname()[1] == port
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    finally:
+        first.close()
+        second.close()
