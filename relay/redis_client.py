@@ -13,17 +13,18 @@ through a non-transactional pipeline, which the cluster client splits by node.
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import AskError, MovedError
 
-__all__ = ["CLUSTER_SCHEMES", "AnyRedis", "is_cluster_url", "open_redis"]
+__all__ = ["CLUSTER_SCHEMES", "is_cluster_url", "open_redis", "script_then_waitaof"]
 
 #: URL schemes that name a Redis Cluster, and the plain scheme each stands for.
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-
-AnyRedis: TypeAlias = "redis.Redis | RedisCluster"
 
 
 def is_cluster_url(url: str) -> bool:
@@ -39,3 +40,36 @@ def open_redis(url: str, **options: Any) -> redis.Redis | RedisCluster:
     if plain is None:
         return redis.Redis.from_url(url, **options)
     return RedisCluster.from_url(f"{plain}{sep}{rest}", **options)
+
+
+def script_then_waitaof(
+    client: redis.Redis | RedisCluster,
+    script: Script,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    timeout_ms: int,
+) -> tuple[Any, Any]:
+    """Run ``script``, then ``WAITAOF 1 0 timeout_ms``, on one connection.
+
+    ``WAITAOF`` waits for the writes of the connection it is sent on: sent on another
+    connection of the pool (another thread's append went between), or on a cluster to
+    another node, it would answer at once without waiting for this append. So both go in
+    one pipeline, on one connection to the node that holds ``keys[0]``'s slot.
+
+    Returns:
+        The script's answer and ``WAITAOF``'s, either of which may be the exception the
+        server answered with (the caller decides: the script may have written).
+    """
+    target: redis.Redis = client  # type: ignore[assignment]
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
+        if node is None or node.redis_connection is None:
+            raise redis.ConnectionError(f"no cluster node serves {keys[0]}")
+        target = node.redis_connection
+    pipe = target.pipeline(transaction=False)
+    script(keys=keys, args=args, client=pipe)  # the pipeline loads it if Redis lacks it
+    pipe.execute_command("WAITAOF", 1, 0, timeout_ms)  # type: ignore[no-untyped-call]
+    result, waited = pipe.execute(raise_on_error=False)
+    if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster):
+        client.nodes_manager.initialize()  # the slot moved: learn where, then retry
+    return result, waited

@@ -48,7 +48,9 @@ cheaper than a MULTI pipeline from 10 entries up). Connection failures surface a
 Durability: what an append promises depends on the server (:class:`Durability`). With
 ``appendfsync always`` (the embedded Redis) an entry is on disk before the script returns.
 On Redis 7.2 and later with the append-only file on, each append is followed by
-``WAITAOF 1 0``, so the answer waits for the fsync whatever the fsync policy.
+``WAITAOF 1 0`` on the same connection (one pipeline; on a cluster, to the node of the
+shoot's slot: :func:`~relay.redis_client.script_then_waitaof`), so the answer waits for
+the fsync whatever the fsync policy.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ import trio
 
 from sync.models import ENDED_KEPT_MS, Shoot
 
-from .redis_client import open_redis
+from .redis_client import open_redis, script_then_waitaof
 
 __all__ = [
     "ArcherRecord",
@@ -504,28 +506,33 @@ class RedisStore:
         keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]  # leaves nothing behind
         fence: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
         args = [*fence, _kept_until(shoot), *updates]
-        result = self._append(keys=keys, args=args)
+        if not waitaof:
+            result = self._append(keys=keys, args=args)
+        else:
+            result, waited = script_then_waitaof(
+                self._redis, self._append, keys, args, WAITAOF_TIMEOUT_MS
+            )
+            if isinstance(result, Exception):
+                raise result
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
         if waitaof:
-            self._wait_for_fsync()
+            self._check_fsync(waited)
         return _text(result[1]), int(result[2])
 
-    def _wait_for_fsync(self) -> None:
-        try:
-            local, _ = self._redis.execute_command(  # type: ignore[no-untyped-call]
-                "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
-            )
-        except redis.ResponseError as exc:
+    def _check_fsync(self, waited: Any) -> None:
+        if isinstance(waited, redis.ResponseError):
             # The append itself went through. A server swapped for one without WAITAOF,
             # or with the append-only file turned off, must not make us append again.
-            log.warning("WAITAOF refused (%s); acks no longer wait for the fsync", exc)
+            log.warning("WAITAOF refused (%s); acks no longer wait for the fsync", waited)
             assert self.durability is not None
             self.durability = Durability(
                 self.durability.version, False, self.durability.appendfsync, False
             )
             return
-        if int(local) < 1:
+        if isinstance(waited, Exception):
+            raise waited
+        if int(waited[0]) < 1:
             raise StoreUnavailable("Redis did not confirm the write on disk in time.")
 
     def compact(self, shoot: Shoot, owner: Owner, snapshot: bytes, through_id: str) -> None:

@@ -113,3 +113,29 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
     finally:
         client.close()
         store.close()
+
+
+def test_an_append_asks_for_its_fsync_on_its_own_connection(redis_url: str) -> None:
+    """``WAITAOF`` goes with the append script in one pipeline (on a cluster, to the node
+    of the shoot's slot). Redis 7.0 here refuses the command: the append stands, and the
+    store stops asking (as when a server is swapped for one without WAITAOF)."""
+    store = RedisStore(redis_url)
+    try:
+        shoot = store.create_shoot(_shoot)
+        owner = store.acquire_lease(shoot, "test", 60_000)
+        assert isinstance(owner, Owner)
+        real = store.detect_durability()
+        store.durability = Durability("7.2.4", True, "everysec", True)  # as a 7.2 answers
+        store._redis.script_flush()  # a restarted Redis: the pipeline must load the script
+        _, length = store.append(shoot, owner, [b"a", b"b"])
+        assert length == 2
+        if parse_version(real.version) < (7, 2):
+            assert store.durability.waitaof is False  # refused, noticed, not retried
+        else:
+            assert store.durability.waitaof is True
+        assert store.append(shoot, owner, [b"c"])[1] == 3
+        stored = store.load_shoot(shoot.code)
+        assert stored is not None
+        assert [u for _, u in stored.log] == [b"a", b"b", b"c"]  # each written once
+    finally:
+        store.close()
