@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, MovedError, NoScriptError
 
 __all__ = ["CLUSTER_SCHEMES", "is_cluster_url", "open_redis", "script_then_waitaof"]
 
@@ -66,10 +66,16 @@ def script_then_waitaof(
         if node is None or node.redis_connection is None:
             raise redis.ConnectionError(f"no cluster node serves {keys[0]}")
         target = node.redis_connection
-    pipe = target.pipeline(transaction=False)
-    script(keys=keys, args=args, client=pipe)  # the pipeline loads it if Redis lacks it
-    pipe.execute_command("WAITAOF", 1, 0, timeout_ms)  # type: ignore[no-untyped-call]
-    result, waited = pipe.execute(raise_on_error=False)
+    for attempt in range(2):
+        pipe = target.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.execute_command("WAITAOF", 1, 0, timeout_ms)  # type: ignore[no-untyped-call]
+        result, waited = pipe.execute(raise_on_error=False)
+        if not isinstance(result, NoScriptError) or attempt:
+            break
+        # A restarted Redis lost its scripts; nothing was written. (A script queued the
+        # redis-py way would cost a SCRIPT EXISTS round trip on every append instead.)
+        target.script_load(script.script)
     if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster):
         client.nodes_manager.initialize()  # the slot moved: learn where, then retry
     return result, waited
