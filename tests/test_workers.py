@@ -49,11 +49,11 @@ def _serve(tmp_path: Path, port: int, workers: int = 2) -> Iterator[subprocess.P
     }
     env.pop("REDIS_URL", None)
     env.pop("WEB_CONCURRENCY", None)
-    with open(tmp_path / "relay.log", "ab") as log:
+    with open(tmp_path / "relay.log", "ab") as log, open(tmp_path / "banner.txt", "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "clients.cli", "serve", "--workers", str(workers)],
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=out,
             stderr=log,
         )
     try:
@@ -117,6 +117,9 @@ async def test_two_workers_share_a_port_are_restarted_and_stop_together(tmp_path
 
         supervisor.send_signal(signal.SIGTERM)
         assert await trio.to_thread.run_sync(supervisor.wait) == 0
+        banner = (tmp_path / "banner.txt").read_text()  # once, by the supervisor
+        assert banner.count("fast-shoot relay is running.") == 1
+        assert f"Workers:        2 processes on port {port}" in banner
         log = (tmp_path / "relay.log").read_text()
         assert "exited with status -9; restarting it" in log
         assert log.count("every shoot flushed to Redis") == 2  # each worker stopped cleanly
