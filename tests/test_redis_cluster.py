@@ -11,6 +11,7 @@ reads every key Redis holds: whichever Redis ``redis_url`` is, a single server o
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,9 +25,10 @@ from relay.config import Settings
 from relay.redis_client import is_cluster_url, open_redis
 from relay.redis_cluster import CLUSTER_BUS_OFFSET, LocalRedisCluster
 from relay.server import serve_relay
-from relay.store import RedisStore
+from relay.store import CODES, NoCodeAvailable, RedisStore
+from sync.models import Shoot
 from sync.protocol import Ack
-from tests.wire import create_shoot, join, peer, register
+from tests.wire import create_shoot, join, now_ms, peer, register
 
 TAGGED = re.compile(rb"^shoot:\{(\d{4})\}:")
 
@@ -95,3 +97,29 @@ def test_local_cluster_spreads_slots_over_three_masters(tmp_path: Path) -> None:
         finally:
             client.close()
     assert not any(node.running for node in nodes)
+
+
+def test_the_sweep_for_a_free_code_reads_every_slot(redis_url: str) -> None:
+    """With all codes but one taken, random tries miss and the sweep (a pipeline of
+    ``EXISTS`` over many slots, split by node on a cluster) finds the free one; with none
+    left it says so."""
+    client = open_redis(redis_url)
+    store = RedisStore(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for code in CODES:
+            if code != 7777:
+                pipe.set(f"shoot:{{{code}}}:meta", "{}")
+        pipe.execute()
+        shoot = store.create_shoot(_shoot)
+        assert shoot.code == "7777"
+        with pytest.raises(NoCodeAvailable):
+            store.create_shoot(_shoot)
+    finally:
+        store.close()
+        client.close()
+
+
+def _shoot(code: str) -> Shoot:
+    now = now_ms()
+    return Shoot(code, uuid.uuid4().hex, "", "Sam", now, now + 3_600_000, "UTC")
