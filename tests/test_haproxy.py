@@ -20,7 +20,8 @@ import trio
 from relay.config import Settings
 from relay.redis_server import free_port
 from relay.server import serve_relay
-from tests.wire import create_shoot
+from sync.protocol import Welcome
+from tests.wire import create_shoot, peer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "deploy" / "haproxy.cfg"
@@ -84,6 +85,11 @@ async def test_one_port_reaches_both_relays_on_one_redis(
                 for _ in range(4):  # a read is answered by whichever relay gets it
                     body = (await http.get(f"/api/shoots/{code}")).json()
                     assert body["shoot"]["title"] == "Behind the proxy"
+            # The WebSocket upgrade goes through too (the first session loads the shoot, so
+            # the relay it lands on owns it).
+            async with peer(url, code) as viewer:
+                welcome = await viewer.expect(Welcome)
+            assert welcome.update
     finally:
         proxy.terminate()
         _, errors = proxy.communicate(timeout=10)
