@@ -50,8 +50,10 @@ from sync.classification import derived_values
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
-from sync.leaderboard import build_leaderboard
+from sync.leaderboard import Leaderboard, build_leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
+from sync.models import Shoot
+from sync.notifications import Notice as Notification
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_EXPIRED,
@@ -111,6 +113,9 @@ __all__ = [
 
 INBOX_SIZE = 256
 
+#: Where notices go besides the sessions: ``(shoot, notice, leaderboard now)``.
+NoticeSink = Callable[[Shoot, Notification, Leaderboard], None]
+
 
 #: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
 wall_ms = system_wall_ms
@@ -129,6 +134,8 @@ class ShootActor:
         owner: The shoot's lease, taken before loading: every write is fenced by it, and
             the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
+        on_notice: Given each notice as it goes out to the sessions, with the board then
+            (Web Push, :mod:`relay.push.sender`); it must not block.
         now_ms: The wall clock, replaceable in tests.
     """
 
@@ -142,6 +149,7 @@ class ShootActor:
         *,
         owner: Owner,
         on_close: Callable[[], None] = lambda: None,
+        on_notice: NoticeSink | None = None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.shoot = stored.shoot
@@ -150,6 +158,7 @@ class ShootActor:
         self._metrics = metrics
         self._now_ms = now_ms
         self._on_close = on_close
+        self._on_notice = on_notice
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
@@ -160,7 +169,7 @@ class ShootActor:
         stored_memory = NotifierState.from_doc(self.doc.notices_memory())
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
-        self._held_notices: deque[tuple[int, bytes]] = deque()
+        self._held_notices: deque[tuple[int, bytes, Notification]] = deque()
         self._state: ShootState[Held] = ShootState(self.doc)
         self._durability = Durability(
             self.shoot,
@@ -455,12 +464,16 @@ class ShootActor:
                     ends=notice.ends,
                 )
             )
-            self._held_notices.append((self._durability.applied, frame))
+            self._held_notices.append((self._durability.applied, frame, notice))
 
     def _release_notices(self, durable: int) -> None:
-        """Fan out the notices whose memory Redis now has (called by the persister)."""
+        """Fan out the notices whose memory Redis now has (called by the persister), and
+        hand each to ``on_notice`` (Web Push), which only queues it."""
         while self._held_notices and self._held_notices[0][0] <= durable:
-            self._fan_out(self._held_notices.popleft()[1])
+            _, frame, notice = self._held_notices.popleft()
+            self._fan_out(frame)
+            if self._on_notice is not None:
+                self._on_notice(self.shoot, notice, self._board)
 
     # -- size and persistence ------------------------------------------------------------
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
 
+from .push.keys import parse_private_key, subject_signs
+from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
+
 __all__ = ["ConfigError", "Settings"]
 
 
@@ -61,6 +64,44 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0, not {env.get(name)!r}.")
+
+
+def _push_services(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("PUSH_SERVICES", "")
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        return DEFAULT_PUSH_SERVICES
+    for part in parts:
+        try:
+            ServiceOrigin.parse(part)
+        except ValueError as exc:
+            raise ConfigError(f"PUSH_SERVICES: {exc}.") from exc
+    return tuple(parts)
+
+
+def _vapid_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PUSH_VAPID_PRIVATE_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        parse_private_key(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"PUSH_VAPID_PRIVATE_KEY must be a raw P-256 private key in base64url: {exc}."
+        ) from exc
+    return raw
+
+
+def _push_subject(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PUSH_SUBJECT", "").strip()
+    if not raw:
+        return None
+    if not subject_signs(raw):
+        raise ConfigError(
+            "PUSH_SUBJECT must be a mailto: address (mailto:ops@example.org) or an "
+            f"https:// URL, not {raw!r}."
+        )
+    return raw
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -138,6 +179,14 @@ class Settings:
     proxy_trusted_peers: tuple[str, ...] = ()
     """Networks (CIDR) the proxy connects from; the header is believed only from them.
     Empty: from any peer (the relay must then be reachable through the proxy alone)."""
+    push_services: tuple[str, ...] = DEFAULT_PUSH_SERVICES
+    """Origins of the push services the relay may send notices to (see
+    :mod:`relay.push.services`); a subscription to anything else is refused."""
+    push_vapid_private_key: str | None = None
+    """The VAPID private key (raw P-256, base64url); ``None``: one generated once and
+    shared by every instance through Redis."""
+    push_subject: str | None = None
+    """The VAPID contact (``mailto:`` or ``https:``) push services see."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -173,4 +222,7 @@ class Settings:
             proxy_client_header=(env.get("PROXY_CLIENT_HEADER", "").strip() or None),
             proxy_hops=_positive_int(env, "PROXY_HOPS", defaults.proxy_hops),
             proxy_trusted_peers=_networks(env, "PROXY_TRUSTED_PEERS"),
+            push_services=_push_services(env),
+            push_vapid_private_key=_vapid_key(env),
+            push_subject=_push_subject(env),
         )

@@ -38,7 +38,7 @@ from typing import Final, TypeVar
 
 import trio
 
-from .actor import INBOX_SIZE, ShootActor, wall_ms
+from .actor import INBOX_SIZE, NoticeSink, ShootActor, wall_ms
 from .config import Settings
 from .lease import LeaseKeeper, acquire, new_instance_id
 from .messages import Message, Reply, ShootUnavailable
@@ -106,6 +106,8 @@ class ShootRegistry:
         self._all_stopped.set()
         self.instance = new_instance_id()
         """This process's name in the shoots' leases."""
+        self.on_notice: NoticeSink | None = None
+        """Given to every actor started from now on (Web Push)."""
 
     @property
     def live_shoots(self) -> int:
@@ -271,6 +273,7 @@ class ShootRegistry:
                 self._metrics,
                 owner=keeper.owner,
                 on_close=lambda: self._forget(code, slot),
+                on_notice=self.on_notice,
             )
         except Exception as exc:  # building is pure: whatever fails is in the stored data
             self._unreadable(code, slot, exc)

@@ -40,6 +40,7 @@ from .config import Settings
 from .context import RelayContext
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
+from .push.service import open_push
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
 from .startup import (
@@ -146,8 +147,13 @@ async def serve_relay(
             reachable=await _check_redis(store, redact_redis_url(redis_url)),
         )
         metrics = Metrics()
-        async with watching(embedded), open_registry(store, settings, metrics) as registry:
-            relay = RelayContext(settings, store, registry, metrics)
+        async with (
+            watching(embedded),
+            open_push(store, settings) as push,
+            open_registry(store, settings, metrics) as registry,
+        ):
+            registry.on_notice = push.sender.offer
+            relay = RelayContext(settings, store, registry, metrics, push=push)
             app = build_app(relay)
             sessions_closed = trio.Event()
             async with trio.open_nursery() as nursery:

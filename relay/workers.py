@@ -69,8 +69,8 @@ def settings_to_json(settings: Settings) -> str:
 
 def settings_from_json(text: str) -> Settings:
     body: dict[str, Any] = json.loads(text)
+    body = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}  # JSON arrays
     body["data_dir"] = Path(body["data_dir"])
-    body["proxy_trusted_peers"] = tuple(body["proxy_trusted_peers"])
     return Settings(**body)
 
 

@@ -188,6 +188,7 @@ def test_worker_settings_travel_whole() -> None:
         redis_url="redis://:made-up@127.0.0.1:1/0",
         data_dir=Path("somewhere"),
         proxy_trusted_peers=("10.0.0.0/8",),
+        push_services=("https://push.example.org",),
         workers=1,
         reuse_port=True,
     )
