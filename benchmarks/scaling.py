@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import psutil
 
-from .procs import Server
+from .procs import Server, python_module
 from .scenarios import MAX_WRITER_RATE, Bench
 
 __all__ = ["GOAL_SPEEDUP", "PROCESSES", "measure_scaling", "scaling_goals", "scaling_markdown"]
@@ -40,7 +40,8 @@ class WorkersServer(Server):
         data_dir = bench.work_dir / f"relay-{processes}"
         args = ["--redis-url", redis_url, "--data-dir", str(data_dir)]
         args += ["--workers", str(processes)]
-        super().__init__(f"relay-{processes}p", "benchmarks.relay_proc", args, bench.work_dir)
+        command = python_module("benchmarks.relay_proc", *args)
+        super().__init__(f"relay-{processes}p", command, bench.work_dir)
 
     def _tree(self) -> list[psutil.Process]:
         root = psutil.Process(self.pid)
@@ -101,7 +102,7 @@ async def measure_scaling(bench: Bench) -> None:
 
 def scaling_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The scaling goal for the report's goal table (empty when not measured)."""
-    from .report import _goal, _verdict
+    from .goals import _goal, verdict
 
     scaling = results.get("scaling")
     if scaling is None:
@@ -119,7 +120,7 @@ def scaling_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             f">= {GOAL_SPEEDUP}x",
             scaling["speedup"],
             "x",
-            _verdict(scaling["speedup"], GOAL_SPEEDUP, lower_is_better=False),
+            verdict(scaling["speedup"], GOAL_SPEEDUP, lower_is_better=False),
             detail,
         )
     ]
@@ -127,7 +128,8 @@ def scaling_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def scaling_markdown(results: dict[str, Any]) -> list[str]:
     """The scenario's section of the Markdown report."""
-    from .report import _f, _table
+    from .report import _table
+    from .stats import fmt as _f
 
     scaling = results.get("scaling")
     if scaling is None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
+from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES, WRITES_BURST, WRITES_PER_S
 
 from .push.keys import parse_private_key, subject_signs
 from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
@@ -165,6 +165,11 @@ class Settings:
     a shoot waits, at most, before another instance takes over from a dead owner."""
     max_archers: int = MAX_ARCHERS_PER_SHOOT
     max_document_bytes: int = MAX_DOCUMENT_BYTES
+    writes_burst: int = WRITES_BURST
+    writes_per_s: float = WRITES_PER_S
+    """Writes one connection may send at once, then per second (more get ``rate_limited``).
+    Ten a second is far more than an archer scores; the benchmark's capacity ramp lifts
+    it to offer a thousand writes a second to one shoot from 50 connections."""
     shoot_creates_burst: int = 10
     shoot_creates_per_hour: float = 20.0
     """Shoots one client address may create at once, then per hour after that. Every shoot

@@ -38,6 +38,7 @@ from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
+from .follower import ShootFollower
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
 from .push.service import open_push
@@ -313,7 +314,7 @@ async def supervise_embedded(server: RedisServer) -> None:
         log.info("the embedded redis-server is back (pid %s)", server.pid)
 
 
-def _log_flushed(actors: list[ShootActor]) -> None:
+def _log_flushed(actors: list[ShootActor | ShootFollower]) -> None:
     """Say that every shoot reached Redis only when it did (each actor flushes on stop)."""
     behind = [actor for actor in actors if actor.unpersisted]
     if not behind:
