@@ -21,7 +21,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError
 
-__all__ = ["CLUSTER_SCHEMES", "is_cluster_url", "open_redis", "script_then_waitaof"]
+__all__ = ["CLUSTER_SCHEMES", "is_cluster_url", "node_url", "open_redis", "script_then_waitaof"]
 
 #: URL schemes that name a Redis Cluster, and the plain scheme each stands for.
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -40,6 +40,17 @@ def open_redis(url: str, **options: Any) -> redis.Redis | RedisCluster:
     if plain is None:
         return redis.Redis.from_url(url, **options)
     return RedisCluster.from_url(f"{plain}{sep}{rest}", **options)
+
+
+def node_url(url: str, host: str, port: int) -> str:
+    """``url`` (a cluster URL) aimed at one node, as a plain URL: its credentials, TLS and
+    options kept."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo = netloc.rpartition("@")[0]
+    address = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    plain = CLUSTER_SCHEMES.get(scheme.lower(), scheme)
+    return f"{plain}://{address}{slash}{tail}"
 
 
 def script_then_waitaof(

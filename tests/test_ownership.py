@@ -172,7 +172,7 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
 
 async def _wait_released(redis_url: str, lease: str) -> None:
     """Poll (with a deadline) until nobody holds the lease."""
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         with trio.fail_after(10):
             while client.exists(lease):
