@@ -15,8 +15,9 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,22 @@ from .limits import raise_fd_limit
 from .progress import Progress
 from .references import REFERENCES
 from .report import machine, write_report
+from .scaling import PROCESSES, measure_scaling
 from .scenarios import Bench, Config
 
 __all__ = ["build_parser", "main"]
 
-SCENARIOS = ("fanout", "throughput", "writecost", "ramp", "many", "wire", "durability", "storm")
+SCENARIOS = (
+    "fanout",
+    "throughput",
+    "writecost",
+    "ramp",
+    "many",
+    "wire",
+    "durability",
+    "scaling",
+    "storm",
+)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -123,7 +135,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
-    steps = {
+    steps: dict[str, Callable[[], Awaitable[None]]] = {
         "fanout": bench.fanout,
         "throughput": bench.throughput,
         "writecost": bench.write_cost,
@@ -131,6 +143,7 @@ async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
         "many": bench.many_shoots,
         "wire": bench.wire_bytes,
         "durability": bench.durability,
+        "scaling": partial(measure_scaling, bench),  # relays of its own, on the same Redis
         "storm": bench.storm,  # last: it restarts the relay
     }
     for name in SCENARIOS:
@@ -152,6 +165,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
         count += 1 + len(set(config.many_references) & set(config.references))
     if "ramp" in scenarios:
         count += 1 + len(config.ramp_references)
+    count += len(PROCESSES) * 2 if "scaling" in scenarios else 0  # a start and a load each
     return (
         count
         + ("writecost" in scenarios)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from .scaling import scaling_goals
 from .stats import fmt
 
 __all__ = [
@@ -262,4 +263,5 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         *_many_goals(results),
         *_storm_goal(results),
         *_wire_goal(results),
+        *scaling_goals(results),
     ]

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="relay processes on the port")
     args = parser.parse_args()
     raise_fd_limit()
     settings = Settings(
@@ -38,6 +39,7 @@ def main() -> None:
         data_dir=args.data_dir,
         # Every benchmark shoot is created from this one loopback address.
         shoot_creates_burst=1_000_000,
+        workers=args.workers,
         # The capacity ramp offers 1,000+ writes/s to one shoot from 50 connections.
         writes_burst=BENCH_WRITES_PER_S,
         writes_per_s=BENCH_WRITES_PER_S,

@@ -14,6 +14,7 @@ from typing import Any, Final
 import psutil
 
 from .goals import goals, ratio
+from .scaling import scaling_markdown
 from .stats import fmt as _f
 
 __all__ = ["machine", "write_report"]
@@ -368,6 +369,7 @@ def _markdown(results: dict[str, Any], info: dict[str, Any]) -> str:
             "once per batch, not per write.",
             "",
         ]
+    lines += scaling_markdown(results)
     if info.get("plots"):
         lines += ["## Plots", ""]
         lines += [f"![{name}]({name})" for name in info["plots"]]

@@ -69,6 +69,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"fast-shoot: {message} (see `{self.prog} --help`)\n")
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _choices(values: frozenset[str]) -> list[str]:
     return sorted(values)
 
@@ -95,11 +106,17 @@ def _add_relay(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fast-shoot", description="Live leaderboards for archers.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
+    serve = commands.add_parser(
         "serve",
         help="run the relay (HOST, PORT, REDIS_URL... from the environment; see the README)",
         description="Run the relay. It is configured by environment variables: HOST, PORT, "
         "REDIS_URL, FAST_SHOOT_DATA_DIR, PUBLIC_URL... (see the README).",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        metavar="N",
+        help="relay processes sharing the port, one per core (default: $WEB_CONCURRENCY or 1)",
     )
     commands.add_parser(
         "bench", add_help=False, help="run the benchmarks (see `fast-shoot bench --help`)"
@@ -321,19 +338,24 @@ def _main(argv: list[str]) -> int:
         parser.print_help()
         return 0
     if args.command == "serve":
-        return _serve()
+        return _serve(args.workers)
     _complete(args)
     return _run_client_command(args)
 
 
-def _serve() -> int:
+def _serve(workers: int | None) -> int:
     # The relay's dependencies load only when serving.
-    from relay.config import ConfigError
+    import dataclasses
+
+    from relay.config import ConfigError, Settings
     from relay.server import run
     from relay.startup import StartupError
 
     try:
-        run()
+        settings = Settings.from_env()
+        if workers is not None:
+            settings = dataclasses.replace(settings, workers=workers)
+        run(settings)
     except (ConfigError, StartupError) as exc:
         print(f"fast-shoot: {exc}", file=sys.stderr)
         return 1

@@ -55,6 +55,17 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {env.get(name)!r}.")
+
+
 def _push_services(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("PUSH_SERVICES", "")
     parts = [part.strip() for part in raw.split(",") if part.strip()]
@@ -120,7 +131,17 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     redis_url: str | None = None
-    """``None`` starts an embedded redis-server whose data lives in :attr:`data_dir`."""
+    """``None`` starts an embedded redis-server whose data lives in :attr:`data_dir`;
+    ``redis+cluster://`` names a Redis Cluster (:mod:`relay.redis_client`)."""
+    embedded_redis: bool = True
+    """``False`` (``FAST_SHOOT_EMBEDDED_REDIS=0``, as in the container image, which has no
+    redis-server) makes ``REDIS_URL`` required instead of starting one."""
+    workers: int = 1
+    """Relay processes sharing the port (``--workers``, ``WEB_CONCURRENCY``); above 1 a
+    supervisor runs them (:mod:`relay.workers`)."""
+    reuse_port: bool = False
+    """Listen with ``SO_REUSEPORT``, beside the other workers on the same port (set by the
+    supervisor for its workers, never from the environment)."""
     data_dir: Path = field(default_factory=lambda: Path(".fast-shoot"))
     public_url: str | None = None
     """Origin used in join links and QR codes; by default the request's own origin."""
@@ -180,10 +201,20 @@ class Settings:
         """Read the settings; raises :class:`ConfigError` naming a variable it cannot use."""
         env = os.environ if env is None else env
         defaults = cls()
+        redis_url = env.get("REDIS_URL") or None
+        embedded = _flag(env, "FAST_SHOOT_EMBEDDED_REDIS", defaults.embedded_redis)
+        if redis_url is None and not embedded:
+            raise ConfigError(
+                "REDIS_URL is required: FAST_SHOOT_EMBEDDED_REDIS=0 says not to start a "
+                "redis-server here. Set REDIS_URL=redis://host:6379/0 (a secret, never in a "
+                "committed file)."
+            )
         return cls(
             host=env.get("HOST", defaults.host),
             port=_port(env, "PORT", defaults.port),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=redis_url,
+            embedded_redis=embedded,
+            workers=_positive_int(env, "WEB_CONCURRENCY", defaults.workers),
             data_dir=Path(env.get("FAST_SHOOT_DATA_DIR", ".fast-shoot")),
             public_url=(env.get("PUBLIC_URL") or None),
             idle_timeout_s=_float(env, "SHOOT_IDLE_TIMEOUT_S", defaults.idle_timeout_s),

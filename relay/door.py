@@ -44,6 +44,7 @@ from .asgi import App, proxy_for
 from .context import RelayContext
 from .handoff import HandoffStream
 from .routing import MAX_HEAD_BYTES, is_websocket_upgrade
+from .startup import listen_reuse_port
 from .websocket import serve_websocket
 from .wssocket import OwnedSocket, configure
 
@@ -127,7 +128,10 @@ class Door:
         """Listen on the relay's host and port until ``stop`` returns; ``started`` with the
         URL. Then stop accepting, and give HTTP requests in flight :data:`HTTP_GRACE_S`."""
         settings = self._relay.settings
-        listener = _listen(settings.host, settings.port, self._backlog)
+        if settings.reuse_port:  # one of several workers on this port (relay.workers)
+            listener = listen_reuse_port(settings.host, settings.port, self._backlog)
+        else:
+            listener = _listen(settings.host, settings.port, self._backlog)
         try:
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as acceptor:

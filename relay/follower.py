@@ -336,7 +336,7 @@ class ShootFollower:
         async with trio.open_nursery() as nursery:
             hub = self._hub
             if hub is None:  # a hub of this shoot's own (see relay.hub)
-                hub = StreamHub(self._store.reader())
+                hub = StreamHub(self._store.reader(self._store.log_key(self.shoot)))
                 nursery.start_soon(hub.run)
             log_watch = hub.watch(self._store.log_key(self.shoot), self._last_id)
             replies = hub.watch(reply_key(self.shoot, self._instance))

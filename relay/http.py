@@ -11,6 +11,7 @@ Bodies are read within a size cap (:mod:`relay.body`); QR codes render off the e
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import unicodedata
@@ -421,6 +422,9 @@ def build_http_app(relay: RelayContext) -> Starlette:
             "degraded_shoots": degraded,
             "live_shoots": relay.registry.live_shoots,
             "connections": relay.metrics.connections,
+            # Which process answered: one of several workers or instances behind one address.
+            "instance": relay.registry.instance,
+            "pid": os.getpid(),
         }
         return JSONResponse(body, status_code=200 if status == "ok" else 503)
 

@@ -110,7 +110,8 @@ async def serve_inbox(
     """
     async with trio.open_nursery() as nursery:
         if hub is None:
-            hub = StreamHub(store.reader(), group=(INBOX_GROUP, INBOX_CONSUMER))
+            reader = store.reader(store.inbox_key(shoot))
+            hub = StreamHub(reader, group=(INBOX_GROUP, INBOX_CONSUMER))
             nursery.start_soon(hub.run)
         taker = _Taker(store, shoot, actor_inbox, nursery)
 

@@ -65,6 +65,8 @@ __all__ = [
     "RedisServerError",
     "find_redis_server",
     "free_port",
+    "pdeathsig_preexec",
+    "port_is_free",
     "redis_server_version",
 ]
 
@@ -118,7 +120,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         # As redis-server binds: connections of a server that just died linger in
         # TIME_WAIT on this port without making it unusable.
@@ -134,7 +136,7 @@ def _minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def _pdeathsig_preexec() -> Callable[[], None]:
+def pdeathsig_preexec() -> Callable[[], None]:
     """A ``preexec_fn`` that asks the kernel for SIGTERM when the spawning thread dies.
 
     ``prctl`` is looked up here, in the parent: the child of a threaded process may only
@@ -176,6 +178,7 @@ class RedisServer:
         appendfsync: Redis's fsync policy; ``always`` makes every answered write durable.
         die_with_parent: Ask the kernel to stop the server when this process dies (Linux;
             spawn on the main thread).
+        extra_args: More ``redis-server`` options (``--cluster-enabled yes``...).
     """
 
     def __init__(
@@ -186,8 +189,10 @@ class RedisServer:
         executable: str | None = None,
         appendfsync: str = "always",
         die_with_parent: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.executable = executable or find_redis_server()
         self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent
@@ -264,11 +269,12 @@ class RedisServer:
             "--appendfsync", self.appendfsync,
             "--logfile", "redis.log",
             "--pidfile", str((self.data_dir / "redis.pid").resolve()),
+            *self.extra_args,
         ]  # fmt: skip
         preexec = None
         if self.die_with_parent and sys.platform.startswith("linux"):
             if threading.current_thread() is threading.main_thread():
-                preexec = _pdeathsig_preexec()
+                preexec = pdeathsig_preexec()
             else:
                 log.warning(
                     "redis-server spawned off the main thread cannot be tied to the "
@@ -377,7 +383,7 @@ class RedisServer:
         record = self.data_dir / "redis-port"
         with contextlib.suppress(OSError, ValueError):
             recorded = int(record.read_text())
-            if _port_is_free(recorded):
+            if port_is_free(recorded):
                 return recorded
             log.warning("port %d recorded for %s is taken; choosing another", recorded, record)
         port = free_port()

@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
@@ -32,7 +33,7 @@ from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
-from .door import Door
+from .door import HTTP_GRACE_S, Door
 from .follower import ShootFollower
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
@@ -49,7 +50,15 @@ from .startup import (
 )
 from .store import RedisStore, StoreUnavailable
 
-__all__ = ["run", "serve_relay"]
+__all__ = [
+    "open_embedded",
+    "run",
+    "serve_relay",
+    "shutdown_budget_s",
+    "supervise_embedded",
+    "wait_exit",
+    "watching",
+]
 
 log = logging.getLogger("relay")
 
@@ -61,6 +70,12 @@ REDIS_CHECK_S: Final = 3.0
 #: Pauses between attempts to restart an embedded redis-server that keeps failing.
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
+
+
+def shutdown_budget_s(settings: Settings) -> float:
+    """The longest a graceful stop (SIGTERM) takes: the sessions' grace, HTTP's, then the
+    shoots' flush. A platform's kill time-out (fly.toml's ``kill_timeout``) must exceed it."""
+    return 2 * settings.shutdown_grace_s + HTTP_GRACE_S
 
 
 async def _check_redis(store: RedisStore, shown_url: str) -> bool:
@@ -98,22 +113,8 @@ async def serve_relay(
     embedded: RedisServer | None = None
     redis_url = settings.redis_url
     if redis_url is None:
-        embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
-        try:
-            await start_embedded(embedded)
-        except BaseException as exc:
-            embedded.close()  # blocking for a moment, but the relay is not serving yet
-            if isinstance(exc, RedisServerError):
-                raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
-            raise
+        embedded = await open_embedded(settings)
         redis_url = embedded.url
-        log.info(
-            "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
-            redis_url,
-            embedded.version,
-            embedded.executable,
-            embedded.data_dir,
-        )
     store = RedisStore(redis_url)
     try:
         description = RedisDescription(
@@ -183,6 +184,30 @@ async def watching(server: RedisServer | None) -> AsyncIterator[None]:
         nursery.cancel_scope.cancel()
 
 
+async def open_embedded(settings: Settings) -> RedisServer:
+    """Start the embedded redis-server for ``REDIS_URL`` unset (the caller closes it).
+
+    Raises:
+        StartupError: it did not start; nothing is left running.
+    """
+    embedded = RedisServer(settings.data_dir / "redis", die_with_parent=True)
+    try:
+        await start_embedded(embedded)
+    except BaseException as exc:
+        embedded.close()  # blocking for a moment, but the relay is not serving yet
+        if isinstance(exc, RedisServerError):
+            raise StartupError(f"The embedded redis-server did not start: {exc}") from exc
+        raise
+    log.info(
+        "no REDIS_URL set: started an embedded redis-server at %s (version %s, %s), data in %s",
+        embedded.url,
+        embedded.version,
+        embedded.executable,
+        embedded.data_dir,
+    )
+    return embedded
+
+
 async def start_embedded(server: RedisServer) -> None:
     """Start the embedded redis-server: the checks on a worker thread, the spawn on this
     (the main) thread so the kernel's parent-death signal is tied to the process, not to
@@ -192,9 +217,8 @@ async def start_embedded(server: RedisServer) -> None:
     await trio.to_thread.run_sync(server.wait_ready)
 
 
-async def _wait_exit(server: RedisServer) -> int | None:
-    """Wait until the server's process exits; its exit status."""
-    process = server.process
+async def wait_exit(process: subprocess.Popen[bytes] | None) -> int | None:
+    """Wait until a child process exits; its exit status."""
     if process is None:
         return None
     try:
@@ -217,7 +241,7 @@ async def supervise_embedded(server: RedisServer) -> None:
     """
     delay = RESTART_MIN_S
     while True:
-        status = await _wait_exit(server)
+        status = await wait_exit(server.process)
         log.error(
             "the embedded redis-server (pid %s) exited with status %s; restarting it",
             server.pid,
@@ -261,7 +285,14 @@ async def _main(settings: Settings) -> None:
                     return
 
             nursery.start_soon(wait_for_signal)
-            await serve_relay(settings, shutdown=shutdown, announce=_print_lines)
+            if settings.workers > 1:
+                from .workers import supervise_workers  # the supervisor, not a worker
+
+                await supervise_workers(settings, shutdown=shutdown, announce=_print_lines)
+            else:
+                # A supervisor's worker leaves the banner to the supervisor.
+                announce = None if settings.reuse_port else _print_lines
+                await serve_relay(settings, shutdown=shutdown, announce=announce)
             nursery.cancel_scope.cancel()
 
 
@@ -306,10 +337,12 @@ def run(settings: Settings | None = None) -> None:
             redis-server did not start; nothing is left running.
     """
     settings = settings or Settings.from_env()
-    check_port_free(settings.host, settings.port)
+    if not settings.reuse_port:  # a worker shares the port its supervisor checked
+        check_port_free(settings.host, settings.port)
     lock = None if settings.redis_url else lock_data_dir(settings.data_dir)
     try:
-        _settle_heap()
+        if settings.workers == 1:  # a supervisor serves nothing itself
+            _settle_heap()
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

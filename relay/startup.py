@@ -28,6 +28,7 @@ __all__ = [
     "StartupError",
     "check_port_free",
     "lan_address",
+    "listen_reuse_port",
     "lock_data_dir",
     "redact_redis_url",
     "where_to_go",
@@ -55,6 +56,30 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind(address)
         except OSError as exc:
             raise StartupError(_bind_problem(host, port, exc)) from exc
+
+
+def listen_reuse_port(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking socket listening on ``host:port`` with ``SO_REUSEPORT``, so several worker processes each hold their own listening socket on one
+    port and the kernel spreads new connections over them.
+
+    Raises:
+        StartupError: the address cannot be bound (another program holds the port without
+            ``SO_REUSEPORT``, or the host is not this machine's).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(_bind_problem(host, port, exc)) from exc
+    return sock
 
 
 def _bind_problem(host: str, port: int, exc: OSError) -> str:

@@ -58,7 +58,9 @@ cheaper than a MULTI pipeline from 10 entries up). Connection failures surface a
 Durability: what an append promises depends on the server (:class:`Durability`). With
 ``appendfsync always`` (the embedded Redis) an entry is on disk before the script returns.
 On Redis 7.2 and later with the append-only file on, each append is followed by
-``WAITAOF 1 0``, so the answer waits for the fsync whatever the fsync policy.
+``WAITAOF 1 0`` on the same connection (one pipeline; on a cluster, to the node of the
+shoot's slot: :func:`~relay.redis_client.script_then_waitaof`), so the answer waits for
+the fsync whatever the fsync policy.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 import redis
 import trio
@@ -90,6 +92,7 @@ from .records import (
     StoreUnavailable,
     parse_version,
 )
+from .redis_client import is_cluster_url, open_redis, script_then_waitaof
 from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
@@ -122,6 +125,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _fields(raw: Any) -> dict[bytes, bytes]:
+    """A log entry's fields: redis-py's dict, or the raw ``[field, value, ...]`` list a
+    Redis Cluster transaction returns (redis-py does not parse replies there)."""
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
 class RedisStore(StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
@@ -131,15 +142,21 @@ class RedisStore(StreamCalls):
             (:mod:`relay.hub`) rather than one per instance.
 
     Args:
-        url: A ``redis://`` URL.
+        url: A ``redis://`` URL, or ``redis+cluster://`` for a Redis Cluster
+            (:mod:`relay.redis_client`).
     """
 
     cluster: bool = False
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+        self.cluster = is_cluster_url(url)
+        # A Redis Cluster's client answers the same commands, each routed to its key's node.
+        self._redis = cast(
+            redis.Redis,
+            open_redis(
+                url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+            ),
         )
         self._append = self._redis.register_script(scripts.APPEND)
         self._compact = self._redis.register_script(scripts.COMPACT)
@@ -254,18 +271,19 @@ class RedisStore(StreamCalls):
         for key in (_data_key(shoot, "archers"), _key(code, "archers")):
             pipe.hgetall(key)
         snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
+        entries = [(_text(entry_id), _fields(raw)) for entry_id, raw in entries]
         # Markers (compaction's "c", a released lease's "r", a notice "n") hold no update.
         log = [
-            (entry_id.decode(), fields[b"u"])
+            (entry_id, fields[b"u"])
             for entry_id, fields in entries
             if not (b"c" in fields or b"r" in fields or b"n" in fields)
         ]
-        log_end = entries[-1][0].decode() if entries else "0-0"
+        log_end = entries[-1][0] if entries else "0-0"
         # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
         # belongs to the live shoot with this code: the code could not be reused before
         # those keys expired with it. Read it too until the last such shoot has ended
         # (a day after this layout was deployed); Yjs updates applied twice change nothing.
-        old = [(f"old-{entry_id.decode()}", fields[b"u"]) for entry_id, fields in old_entries]
+        old = [(f"old-{_text(entry_id)}", _fields(raw)[b"u"]) for entry_id, raw in old_entries]
         if old_snapshot is not None:
             old.insert(0, ("old-snapshot", old_snapshot))
         records = {
@@ -338,28 +356,33 @@ class RedisStore(StreamCalls):
         keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]  # leaves nothing behind
         fence: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
         args = [*fence, _kept_until(shoot), *updates]
-        result = self._append(keys=keys, args=args)
+        if not waitaof:
+            result = self._append(keys=keys, args=args)
+        else:
+            result, waited = script_then_waitaof(
+                self._redis, self._append, keys, args, WAITAOF_TIMEOUT_MS
+            )
+            if isinstance(result, Exception):
+                raise result
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
         if waitaof:
-            self._wait_for_fsync()
+            self._check_fsync(waited)
         return _text(result[1]), int(result[2])
 
-    def _wait_for_fsync(self) -> None:
-        try:
-            local, _ = self._redis.execute_command(  # type: ignore[no-untyped-call]
-                "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
-            )
-        except redis.ResponseError as exc:
+    def _check_fsync(self, waited: Any) -> None:
+        if isinstance(waited, redis.ResponseError):
             # The append itself went through. A server swapped for one without WAITAOF,
             # or with the append-only file turned off, must not make us append again.
-            log.warning("WAITAOF refused (%s); acks no longer wait for the fsync", exc)
+            log.warning("WAITAOF refused (%s); acks no longer wait for the fsync", waited)
             assert self.durability is not None
             self.durability = Durability(
                 self.durability.version, False, self.durability.appendfsync, False
             )
             return
-        if int(local) < 1:
+        if isinstance(waited, Exception):
+            raise waited
+        if int(waited[0]) < 1:
             raise StoreUnavailable("Redis did not confirm the write on disk in time.")
 
     def compact(self, shoot: Shoot, owner: Owner, snapshot: bytes, through_id: str) -> None:

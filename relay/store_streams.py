@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import redis
 import trio
+from redis.cluster import RedisCluster
 
 from sync.models import Shoot
 
@@ -19,6 +20,7 @@ from . import scripts
 from .keys import data_key as _data_key
 from .keys import kept_until as _kept_until
 from .keys import reply_key
+from .redis_client import node_url
 from .streams import Entry, StreamReader
 
 __all__ = ["INBOX_CONSUMER", "INBOX_GROUP", "StreamCalls"]
@@ -56,11 +58,19 @@ class StreamCalls:
         self._notice = self._redis.register_script(scripts.NOTICE)
         self._readers: trio.CapacityLimiter | None = None
 
-    def reader(self) -> StreamReader:
+    def reader(self, key: str | None = None) -> StreamReader:
         """A blocking reader on a connection of its own (:mod:`relay.streams`); call it
-        from Trio (the readers share one thread limiter, made at the first call)."""
+        from Trio (the readers share one thread limiter, made at the first call).
+
+        On a Redis Cluster a reader serves one shoot: ``key``, one of its keys, says which
+        node it connects to (and sends ``CLIENT UNBLOCK`` to)."""
         if self._readers is None:
             self._readers = trio.CapacityLimiter(MAX_READERS)
+        if key is not None and isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(key)
+            unblocker = node.redis_connection
+            url = node_url(self.url, node.host, node.port)
+            return StreamReader(url, unblocker, self._readers)
         return StreamReader(self.url, self._redis, self._readers)
 
     def log_key(self, shoot: Shoot) -> str:

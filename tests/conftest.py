@@ -1,5 +1,12 @@
 """Shared fixtures: a real redis-server for the session, and one per chaos test.
 
+``pytest --redis-cluster`` runs the Redis-facing tests (those that use the ``redis_url``
+fixture, directly or through ``relay_url``) against a local 3-master Redis Cluster instead
+(:mod:`relay.redis_cluster`), and deselects every other test: ``redis_url`` is then a
+``redis+cluster://`` URL, which the relay and :func:`relay.redis_client.open_redis` reach
+with redis-py's cluster client. Tests that stop, kill or restart a server of their own
+(``own_redis``, ``redis_server``) have no cluster form and are deselected too.
+
 Also hypothesis's ``ci`` profile, loaded when the ``CI`` environment variable is set
 (``.ci/run`` sets it). Examples are derandomized: every CI run tries the same ones, so a
 red run is never a matter of luck and rerunning it replays the failure; a failure also
@@ -17,10 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import trio
 from hypothesis import HealthCheck, Phase, settings
 
+from relay.redis_client import open_redis
+from relay.redis_cluster import LocalRedisCluster
 from relay.redis_server import RedisServer
 
 settings.register_profile(
@@ -42,6 +50,41 @@ elif os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-cluster",
+        action="store_true",
+        help="run the Redis-facing tests against a local 3-master Redis Cluster (only them)",
+    )
+
+
+#: Fixtures that need one plain redis-server of their own (stopped, killed, restarted).
+SINGLE_SERVER_FIXTURES = frozenset({"own_redis", "redis_server"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In cluster mode keep only the tests that reach Redis through ``redis_url``."""
+    if not config.getoption("--redis-cluster"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "redis_url" in names and not names & SINGLE_SERVER_FIXTURES:
+            kept.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A local Redis Cluster of three masters for the session (``--redis-cluster``)."""
+    with LocalRedisCluster(tmp_path_factory.mktemp("cluster"), die_with_parent=True) as cluster:
+        yield cluster
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the whole test session, on a free loopback port; it dies
@@ -51,11 +94,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, emptied before the test."""
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (or Redis Cluster, with ``--redis-cluster``), emptied before
+    the test."""
+    if request.config.getoption("--redis-cluster"):
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        return cluster.url
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
     if not redis_server.running:  # a previous test may have stopped it
         redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
+    client = open_redis(redis_server.url)
     try:
         client.flushall()
     finally:

@@ -27,6 +27,7 @@ HEADINGS = (
     "## Reconnect storm",
     "## Bytes on the wire",
     "## What `appendfsync always` costs",
+    "## Several relay processes on one port (`--workers`)",
 )
 
 

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import redis
 import trio
 
 from relay.body import MAX_BODY_BYTES, BodyRejected, parse_json_object
+from relay.redis_client import open_redis
 from tests.wire import create_shoot
 
 FIFTY_MB = 50 * 1024 * 1024
@@ -42,7 +42,7 @@ def test_an_empty_body_is_an_empty_object_and_objects_pass() -> None:
 
 
 def _shoot_count(redis_url: str) -> int:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         return len(list(client.scan_iter("shoot:*:meta")))
     finally:

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import trio
 
 from clients import ConnectionState, ShootClient, join_shoot
@@ -25,6 +24,7 @@ from relay.config import Settings
 from relay.follower import ShootFollower
 from relay.messages import Message, Subscribe
 from relay.metrics import Metrics
+from relay.redis_client import open_redis
 from relay.redis_server import free_port
 from relay.store import RedisStore
 from relay.subscriber import Close, Subscriber
@@ -55,7 +55,7 @@ def _notices(p: Peer) -> list[str]:
 
 def _owner_pid(redis_url: str, shoot: dict[str, Any]) -> int:
     """The pid of the relay holding the shoot's lease (instance ids are host-pid-random)."""
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         token = client.get(f"shoot:{{{shoot['code']}}}:{shoot['shoot_id']}:lease")
     finally:

@@ -24,6 +24,7 @@ import trio_websocket
 
 from relay.config import Settings
 from relay.lease import CLIENT_ID_BASE
+from relay.redis_client import open_redis
 from relay.redis_server import free_port
 from relay.server import serve_relay
 from relay.store import LeaseHeld, Owner, RedisStore, ShootFenced
@@ -48,7 +49,7 @@ def _wait_lapsed(client: redis.Redis, shoot: Shoot) -> None:
 
 def test_the_fence_refuses_a_deposed_owner_and_epochs_only_grow(redis_url: str) -> None:
     store = RedisStore(redis_url)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         shoot = store.create_shoot(_shoot)
         a = store.acquire_lease(shoot, "a", 100)
@@ -171,7 +172,7 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
 
 async def _wait_released(redis_url: str, lease: str) -> None:
     """Poll (with a deadline) until nobody holds the lease."""
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         with trio.fail_after(10):
             while client.exists(lease):

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import trio
 
 from relay.config import Settings
@@ -22,6 +21,7 @@ from relay.push.sender import QUEUE_SIZE, PushSender
 from relay.push.service import subject_for
 from relay.push.services import DEFAULT_PUSH_SERVICES, EndpointRefused, PushServices
 from relay.push.subscriptions import MAX_DEVICES_PER_ARCHER, SubscriptionStore, parse_subscription
+from relay.redis_client import open_redis
 from relay.server import serve_relay
 from relay.store import RedisStore
 from sync.leaderboard import Leaderboard
@@ -55,7 +55,7 @@ async def _subscribe(
 
 
 def _stored(redis_url: str, shoot: dict[str, Any]) -> int:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         return int(client.hlen(f"shoot:{{{shoot['code']}}}:{shoot['shoot_id']}:push"))
     finally:
@@ -332,7 +332,7 @@ def test_a_wildcard_takes_subdomains_only() -> None:
 def _sender(redis_url: str, service: PushService, **tuning: Any) -> Iterator[PushSender]:
     """A sender on its own Redis connections (closed after), not yet running."""
     store = RedisStore(redis_url)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         yield PushSender(
             store,
@@ -363,7 +363,7 @@ async def test_a_push_service_that_never_answers_costs_one_timeout(
         service.silent.add("/push/slow")
         shoot = _a_shoot()
         services = PushServices([service.origin])
-        client = redis.Redis.from_url(redis_url)
+        client = open_redis(redis_url)
         for path in ("slow", "fast"):
             device = Device(f"{service.origin}/push/{path}")
             subscription = parse_subscription(device.subscription(), services, None)

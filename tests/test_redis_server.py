@@ -16,6 +16,7 @@ import redis
 import trio
 
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.redis_server import (
     SYSTEM_REDIS_SERVER,
     RedisServer,
@@ -65,7 +66,7 @@ def test_the_binary_is_chosen_by_a_fixed_rule_not_by_the_path(
 
 
 def test_session_server_answers(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         assert client.ping() is True
         assert client.dbsize() == 0

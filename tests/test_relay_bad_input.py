@@ -7,10 +7,10 @@ import json
 import cbor2
 import httpx
 import pytest
-import redis
 import trio
 import trio_websocket
 
+from relay.redis_client import open_redis
 from sync.codec import decode_server, encode
 from sync.protocol import (
     MAX_CLIENT_FRAME_BYTES,
@@ -222,7 +222,7 @@ async def test_a_live_shoot_ends_its_sessions_when_its_day_ends(
 
 
 def _set_expiry(redis_url: str, code: str, expires_ms: int) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     key = f"shoot:{{{code}}}:meta"
     meta = json.loads(client.get(key))  # type: ignore[arg-type]
     meta["expires_ms"] = expires_ms

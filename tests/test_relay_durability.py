@@ -6,11 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import trio
 import trio_websocket
 
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.redis_server import RedisServer
 from relay.server import serve_relay
 from relay.store import RedisStore
@@ -165,7 +165,7 @@ async def test_the_log_is_compacted_into_the_snapshot(
             for n in range(1, 13):
                 await archer.write(n, register(chris, (9,) * n, device="a", ms=n))
                 await archer.expect(Ack)
-        client = redis.Redis.from_url(redis_url)
+        client = open_redis(redis_url)
         assert client.exists(f"shoot:{{{code}}}:{shoot_id}:snapshot")
         assert client.xlen(f"shoot:{{{code}}}:{shoot_id}:log") < 5
         assert client.pttl(f"shoot:{{{code}}}:{shoot_id}:snapshot") > 0  # expires in time

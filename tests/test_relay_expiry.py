@@ -13,6 +13,7 @@ import redis
 import trio
 
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.server import serve_relay
 from relay.store import Owner, RedisStore, ShootFenced
 from sync.models import MIN_LIFETIME_MS, Shoot, end_of_local_day
@@ -62,7 +63,7 @@ async def test_an_ended_shoot_answers_410_keeps_its_final_board_and_frees_its_co
     redis_url: str, nursery: trio.Nursery
 ) -> None:
     settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, idle_timeout_s=0.1)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     with trio.fail_after(20):
         url: str = await nursery.start(serve_relay, settings)
         async with httpx.AsyncClient(base_url=url) as http:
@@ -122,7 +123,7 @@ def test_a_late_write_of_an_ended_shoot_never_lands_in_the_next_shoot_with_its_c
     redis_url: str,
 ) -> None:
     store = RedisStore(redis_url)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         old = store.create_shoot(_make(uuid.uuid4().hex, now_ms() + 3_600_000))
         owner = store.acquire_lease(old, "test", 60_000)

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import trio
 import trio_websocket
 
 from relay.actor import ShootActor
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.server import serve_relay
 from sync.codec import decode_server
 from sync.protocol import Ack, Error, Update, Welcome
@@ -120,7 +120,7 @@ async def test_a_bug_in_one_message_restarts_only_that_shoot_and_answers_its_sen
 
 
 def _poison(redis_url: str, code: str, kind: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         if kind == "log-garbage":
             client.xadd(f"shoot:{{{code}}}:log", {"u": b"\x01\x80garbage"})
@@ -183,7 +183,7 @@ async def test_poison_data_in_redis_refuses_that_shoot_and_nothing_else(
                 metrics = (await http.get("/metrics")).text
                 assert "fastshoot_shoots_unreadable_total 0" not in metrics  # logged, counted
                 assert "fastshoot_actor_crashes_total 0" in metrics
-        client = redis.Redis.from_url(redis_url)
+        client = open_redis(redis_url)
         assert client.hlen(f"shoot:{{{poisoned}}}:archers") == (1 if "archer" in kind else 0)
         client.close()
 
@@ -250,7 +250,7 @@ async def test_a_repaired_shoot_is_served_again(
             _poison(redis_url, code, "log-garbage")
             assert (await http.get(f"/api/shoots/{code}")).status_code == 500
             # Within the retry interval the verdict stands without loading again...
-            client = redis.Redis.from_url(redis_url)
+            client = open_redis(redis_url)
             client.delete(f"shoot:{{{code}}}:log")  # the operator repairs it
             client.close()
             assert (await http.get(f"/api/shoots/{code}")).status_code == 500

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import redis
 import trio
 import trio_websocket
 
 from relay.actor import ShootActor
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.server import serve_relay
 from sync.protocol import CLOSE_GOING_AWAY, Ack, Welcome
 from tests.wire import Peer, create_shoot, join, peer, register
@@ -45,7 +45,7 @@ async def test_shutdown_closes_sessions_with_going_away(
 
 
 async def test_no_free_code_is_a_clear_error(relay_url: str, redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     pipe = client.pipeline(transaction=False)
     for code in range(1000, 10000):
         pipe.set(f"shoot:{{{code}}}:meta", "{}", px=60_000)

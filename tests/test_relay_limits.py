@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import redis
 import trio
 
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.server import serve_relay
 from sync.limits import MAX_WRITE_UPDATE_BYTES
 from sync.protocol import MAX_SERVER_FRAME_BYTES, Ack, Error, Welcome
@@ -46,7 +46,7 @@ async def test_a_join_over_the_archer_limit_is_refused_and_changes_nothing(
                 f"/api/shoots/{code}/join", json={"archer_id": archer, "token": token}
             )
             assert again.status_code == 200
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     assert client.hlen(f"shoot:{{{code}}}:{shoot_id}:archers") == 3
     client.close()
 

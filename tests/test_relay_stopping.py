@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import trio
 import trio_websocket
 
 from relay.actor import ShootActor
 from relay.config import Settings
+from relay.redis_client import open_redis
 from relay.redis_server import RedisServer
 from relay.server import serve_relay
 from relay.store import RedisStore
@@ -44,7 +44,7 @@ def _persisted_arrows(redis_url: str, code: str, archer: str) -> tuple[Any, ...]
 def _refuse_writes(redis_url: str, refuse: bool) -> None:
     """Make Redis refuse (or accept again) every write, as a master does that lost its
     replicas: appends fail at once with NOREPLICAS, and no retry can sneak one in."""
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     client.config_set("min-replicas-to-write", 1 if refuse else 0)
     client.close()
 

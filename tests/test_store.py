@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import redis
 
+from relay.redis_client import open_redis
 from relay.redis_server import RedisServer
 from relay.store import ArcherRecord, Durability, Owner, RedisStore, ShootFenced, parse_version
 from sync.document import ShootDocument
@@ -38,7 +38,7 @@ def _exercise(url: str) -> None:
         assert stored is not None
         # Exact trimming: only what came after the compaction is left in the log.
         assert (stored.snapshot, [u for _, u in stored.log]) == (b"snapshot", [b"d"])
-        client = redis.Redis.from_url(url)
+        client = open_redis(url)
         client.delete(f"shoot:{{{shoot.code}}}:meta")
         client.close()
         with pytest.raises(ShootFenced):
@@ -86,7 +86,7 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
 ) -> None:
     """A relay upgraded mid-day still finds the live shoots the old layout stored."""
     store = RedisStore(redis_url)
-    client = redis.Redis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         shoot = store.create_shoot(_shoot)
         doc = ShootDocument(client_id=7)
@@ -112,4 +112,30 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
         assert store.get_archer(shoot, "a1") == record
     finally:
         client.close()
+        store.close()
+
+
+def test_an_append_asks_for_its_fsync_on_its_own_connection(redis_url: str) -> None:
+    """``WAITAOF`` goes with the append script in one pipeline (on a cluster, to the node
+    of the shoot's slot). Redis 7.0 here refuses the command: the append stands, and the
+    store stops asking (as when a server is swapped for one without WAITAOF)."""
+    store = RedisStore(redis_url)
+    try:
+        shoot = store.create_shoot(_shoot)
+        owner = store.acquire_lease(shoot, "test", 60_000)
+        assert isinstance(owner, Owner)
+        real = store.detect_durability()
+        store.durability = Durability("7.2.4", True, "everysec", True)  # as a 7.2 answers
+        store._redis.script_flush()  # a restarted Redis: the pipeline must load the script
+        _, length = store.append(shoot, owner, [b"a", b"b"])
+        assert length == 2
+        if parse_version(real.version) < (7, 2):
+            assert store.durability.waitaof is False  # refused, noticed, not retried
+        else:
+            assert store.durability.waitaof is True
+        assert store.append(shoot, owner, [b"c"])[1] == 3
+        stored = store.load_shoot(shoot.code)
+        assert stored is not None
+        assert [u for _, u in stored.log] == [b"a", b"b", b"c"]  # each written once
+    finally:
         store.close()

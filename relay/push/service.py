@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import redis
 import trio
 
 from ..config import Settings
+from ..redis_client import open_redis
 from ..store import RedisStore
 from .keys import KeyHolder, VapidKeys, parse_private_key, subject_signs
 from .sender import PushSender
@@ -48,8 +49,12 @@ def subject_for(settings: Settings) -> str:
 @asynccontextmanager
 async def open_push(store: RedisStore, settings: Settings) -> AsyncIterator[PushService]:
     """Push, with its sender running until the block ends."""
-    client = redis.Redis.from_url(
-        store.url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+    # A Redis Cluster's client answers the same commands (each key here is on one slot).
+    client = cast(
+        redis.Redis,
+        open_redis(
+            store.url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+        ),
     )
     configured = None
     if settings.push_vapid_private_key:
