@@ -15,6 +15,7 @@ from .app import (
     row,
     score,
     wait_for_service_worker,
+    wait_offline,
     wait_online,
 )
 from .conftest import PHONE, Phone, chromium_path
@@ -52,6 +53,7 @@ def test_offline_ends_survive_a_reload_and_arrive_once(
     viewer = open_as_viewer(phone(), code)
 
     signal.cut()
+    wait_offline(archer)
     score(archer, END_A + END_B)
     expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
 
@@ -102,6 +104,7 @@ def test_a_browser_restart_without_signal_loses_nothing(
         wait_online(archer)
         wait_for_service_worker(archer)
         signal.cut()
+        wait_offline(archer)
         score(archer, END_A)
         expect(archer.get_by_test_id("pending")).to_contain_text("1 end waits to be sent")
     finally:
@@ -190,6 +193,8 @@ def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replace
 
     phone_signal.cut()
     tablet_signal.cut()
+    wait_offline(on_phone)
+    wait_offline(on_tablet)
     score(on_phone, END_A)  # older
     score(on_tablet, END_A + END_B)  # newer: it wins
 
