@@ -290,7 +290,9 @@ class ShootActor:
             if self.subscribers or self._now_ms() >= self.shoot.expires_ms:
                 continue
             if self._durability.pending:
-                continue  # unload only once Redis has everything; meanwhile keep serving
+                # Unload only once Redis has everything; meanwhile keep serving.
+                self._metrics.unloads_deferred += 1
+                continue
             # Nothing can slip in between this check and closing the inbox: no checkpoint.
             if self._inbox.statistics().current_buffer_used == 0:
                 return

@@ -21,6 +21,8 @@ talk to.
   state vector ahead of the replica (a device coming from the owner, which fans out
   before Redis has the update) first makes the follower read the log up to now; only a
   device holding what Redis never had (a crashed owner's last updates) gets a ``reset``.
+- **Reads** get the owner's board, built from the replica with the projection tables
+  filled off the event loop (:mod:`relay.follower_board`).
 - **Writes and joins** are forwarded to the owner (:mod:`relay.forward`) and answered as
   the owner answers them. **Access** is checked against the archers' records, loaded
   with the shoot and read from Redis for archers who joined since.
@@ -49,7 +51,6 @@ import trio
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import SyncError
-from sync.leaderboard import build_leaderboard
 from sync.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
@@ -62,6 +63,7 @@ from sync.wall import system_wall_ms
 from .config import Settings
 from .credentials import token_matches
 from .fanout import expire, fan_out, welcome
+from .follower_board import FollowerBoard
 from .forward import Forwarder
 from .hub import StreamHub, Watch
 from .keys import reply_key
@@ -74,7 +76,6 @@ from .messages import (
     Message,
     Read,
     ShootUnavailable,
-    ShootView,
     Submit,
     Subscribe,
     Unsubscribe,
@@ -103,8 +104,9 @@ class Handover:
     subscribers: set[Subscriber]
     state_vector: bytes
     """What every subscriber's replica holds (the follower's replica)."""
-    pending: list[Submit | AddArcher]
-    """Requests forwarded to the old owner and never answered."""
+    pending: list[Submit | AddArcher | Read]
+    """Requests forwarded to the old owner and never answered, and reads waiting for
+    the follower's board."""
 
 
 class ShootFollower:
@@ -150,6 +152,7 @@ class ShootFollower:
         updates = [stored.snapshot] if stored.snapshot else []
         self.doc = ShootDocument.load(updates + [u for _, u in stored.log])
         self._state: ShootState[None] = ShootState(self.doc)
+        self._board = FollowerBoard(self.shoot, self.doc)
         self._archers = dict(stored.archers)
         self._last_id = stored.log_end
         self._reply_id = "0-0"
@@ -178,6 +181,7 @@ class ShootFollower:
                     unwatch = self._leases.watch(self.shoot, self._holder, self._lease_due_now)
                     nursery.start_soon(_call_when_cancelled, unwatch)
                 nursery.start_soon(self._forwarder.run)
+                nursery.start_soon(self._board.projector.run)
                 await self._serve()
                 nursery.cancel_scope.cancel()
         except BaseException:
@@ -192,7 +196,7 @@ class ShootFollower:
             self._promoted,
             {s for s in self.subscribers if not s.closed},
             self.doc.state_vector(),
-            self._forwarder.take(),
+            [*self._forwarder.take(), *self._board.take()],
         )
 
     async def _serve(self) -> None:
@@ -209,7 +213,7 @@ class ShootFollower:
                 self._handle(message)
                 continue
             self.subscribers = {s for s in self.subscribers if not s.closed}
-            if self.subscribers or self._forwarder.pending:
+            if self.subscribers or self._forwarder.pending or self._board.waiting:
                 continue
             if self._inbox.statistics().current_buffer_used == 0:
                 return
@@ -221,6 +225,8 @@ class ShootFollower:
             subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
         gone = ShootUnavailable(f"shoot {self.shoot.code} stopped before answering")
         self._forwarder.fail_all(gone)
+        for read in self._board.take():
+            abandon(read, gone)
         while True:
             try:
                 message = self._inbox.receive_nowait()
@@ -257,10 +263,8 @@ class ShootFollower:
                     self._spawn(self._catch_up_then_welcome, message)
             case Unsubscribe(subscriber):
                 self.subscribers.discard(subscriber)
-            case Read(reply):
-                registers = self.doc.registers()
-                board = build_leaderboard(registers.values())
-                reply.set(ShootView(self.shoot, board, registers))
+            case Read():
+                self._board.read(message)
             case CheckAccess():
                 self._spawn(self._check_access, message)
             case AddArcher(archer_id, record):
@@ -385,6 +389,7 @@ class ShootFollower:
             update = fields.get("u")
             if through is None and "r" not in fields and update is not None:
                 self.doc.apply_update(update)
+                self._board.changed()
                 self._fan_out(encode(Update(update)))
 
     async def _reload(self) -> None:
@@ -411,6 +416,7 @@ class ShootFollower:
             self.doc.apply_update(update)
         self._last_id = max(self._last_id, stored.log_end, key=id_key)
         if self.doc.state_vector() != before:
+            self._board.changed()
             self._fan_out(encode(Update(self.doc.diff(before))))
 
     def _fan_out(self, frame: bytes) -> None:

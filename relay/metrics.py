@@ -59,6 +59,7 @@ class Metrics:
     shoots_unreadable: int = 0
     redis_failures: int = 0
     redis_degraded_shoots: int = 0
+    unloads_deferred: int = 0
     fanout_latency: Histogram = field(default_factory=Histogram)
     redis_latency: Histogram = field(default_factory=Histogram)
 
@@ -99,6 +100,10 @@ class Metrics:
                 self.shoots_unreadable,
             ),
             "fastshoot_redis_failures_total": ("Failed Redis calls", self.redis_failures),
+            "fastshoot_unloads_deferred_total": (
+                "Idle shoots kept loaded because Redis lacked some of their writes",
+                self.unloads_deferred,
+            ),
         }
         lines: list[str] = []
         for name, (help_text, value) in gauges.items():

@@ -269,13 +269,10 @@ async def test_a_write_still_waiting_for_redis_when_the_actor_stops_is_answered(
     store.close()
 
 
-async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board_is_right(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With cold tables, a write that completes an end needs archeryutils: the actor must
-    not call it itself (it runs on the event loop, here the main thread), and once the
-    projector's worker thread is back the board, the stored derived values and what a
-    subscriber's replica holds are what a from-scratch computation gives."""
+def cold_tables(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Empty the projection tables (for the rest of the test) and spy on the calls that
+    fill them. Returns where each call ran: ``True`` for the event loop's thread (the
+    main thread, under pytest-trio), ``False`` for a worker thread."""
     for table in ("_SCORE_TABLES", "_ROOTS", "_FULL_SCORES", "_CLASS_TABLES"):
         monkeypatch.setattr(projection_tables, table, projection_tables._Table())
     monkeypatch.setattr(classification, "_PROJECTIONS", {})
@@ -288,7 +285,17 @@ async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board
             return _original(*args)
 
         monkeypatch.setattr(projection_tables, name, spy)
+    return threads
 
+
+async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board_is_right(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cold tables, a write that completes an end needs archeryutils: the actor must
+    not call it itself (it runs on the event loop, here the main thread), and once the
+    projector's worker thread is back the board, the stored derived values and what a
+    subscriber's replica holds are what a from-scratch computation gives."""
+    threads = cold_tables(monkeypatch)
     actor, send, store = _actor(redis_url)
     reader = Subscriber(limit=64)
     replica = ShootDocument()

@@ -4,6 +4,7 @@ while Redis is away does not leave ``/health`` degraded for ever."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -133,12 +134,20 @@ async def test_an_idle_shoot_waiting_for_redis_stays_loaded_and_keeps_answering(
         async with httpx.AsyncClient(base_url=url) as http:
             code = (await create_shoot(http))["code"]
             chris, token = await join(http, code, "Chris")
-            _refuse_writes(own_redis.url, True)
             async with peer(url, code, archer=chris, token=token) as archer:
+                # Subscribed, the shoot stays loaded however long Redis then refuses.
                 await archer.expect(Welcome)
+                _refuse_writes(own_redis.url, True)
                 await archer.write(1, register(chris, (9,) * 6, device="a"))
                 await archer.expect(Update)
-            await trio.sleep(0.5)  # several idle timeouts pass: the behaviour under test
+            # The behaviour under test: idle timeouts pass with the write still waiting.
+            deferred = 0
+            while deferred < 3:
+                text = (await http.get("/metrics")).text
+                found = re.search(r"^fastshoot_unloads_deferred_total (\d+)$", text, re.M)
+                assert found is not None
+                deferred = int(found[1])
+                await trio.sleep(0.02)  # polling interval, not synchronisation
             with trio.fail_after(3):
                 async with peer(url, code) as viewer:
                     await viewer.expect(Welcome)

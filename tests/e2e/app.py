@@ -47,6 +47,12 @@ def wait_online(page: Page) -> None:
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "online")
 
 
+def wait_offline(page: Page) -> None:
+    """The screen says offline: after the signal is cut, the layout no longer moves (the
+    client waits for the network before it dials again), so taps land where aimed."""
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "offline")
+
+
 def wait_for_service_worker(page: Page) -> None:
     """The app shell is cached once the worker is active and controls the page."""
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")

@@ -16,6 +16,7 @@ from .app import (
     row,
     score,
     wait_for_service_worker,
+    wait_offline,
     wait_online,
 )
 from .conftest import PHONE, Phone, chromium_path
@@ -53,6 +54,7 @@ def test_offline_ends_survive_a_reload_and_arrive_once(
     viewer = open_as_viewer(phone(), code)
 
     signal.cut()
+    wait_offline(archer)
     score(archer, END_A + END_B)
     expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
 
@@ -103,6 +105,7 @@ def test_a_browser_restart_without_signal_loses_nothing(
         wait_online(archer)
         wait_for_service_worker(archer)
         signal.cut()
+        wait_offline(archer)
         score(archer, END_A)
         expect(archer.get_by_test_id("pending")).to_contain_text("1 end waits to be sent")
     finally:
@@ -188,6 +191,8 @@ def _score_offline_on_both(
     acknowledged before ``older`` reconnects."""
     for _, signal, _ in (older, newer):
         signal.cut()
+    for page, _, _ in (older, newer):
+        wait_offline(page)
     for page, _, arrows in (older, newer):
         score(page, arrows)
     page, signal, _ = newer

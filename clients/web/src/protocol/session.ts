@@ -206,6 +206,13 @@ export class Session implements ShootClient {
   private connect(): void {
     if (this.closed || this.fatal) return;
     this.clearReconnect();
+    if (this.watchNetwork && typeof navigator !== "undefined" && navigator.onLine === false) {
+      // No network at all: dialling can only fail, and each attempt would flip the screen
+      // to "connecting" and back, moving the keypad under the archer's thumb. The
+      // `online` event dials (networkBack).
+      this.setConnection("offline");
+      return;
+    }
     this.setConnection("connecting");
     let ws: WebSocket;
     try {
