@@ -36,7 +36,9 @@ Two helper tasks run beside the reader:
 Between attempts the loop waits a delay from :class:`~clients._backoff.Backoff` (full
 jitter); it stops for good after the relay closes with 4401, 4404 or 4410.
 
-Answers to writes: ``ack`` with the pending write's stamp removes it from the outbox;
+Answers to writes: ``ack`` with the pending write's stamp removes it from the outbox (an
+``ack`` of an older write, replaced there by a newer one meanwhile, is still reported:
+that write is durable);
 ``superseded`` adopts the winner (an event says so) and drops the pending write if the
 winner is at least as new; ``error`` ``clock_skew`` corrects the clock from the relay's
 time and re-stamps the same state; ``rate_limited`` keeps the write, empties the sender's
@@ -216,6 +218,8 @@ class ShootClient:
         self._next_id = 0
         self._nonce = 0
         self._inflight: dict[int, Register] = {}
+        # Per archer, the newest of this device's writes the relay has acknowledged.
+        self._acked: dict[str, Register] = {}
         # Per connection: archer id -> (stamp sent, when), and the sender's token bucket.
         self._sent: dict[str, tuple[Stamp, float]] = {}
         self._bucket = TokenBucket(WRITES_BURST, WRITES_PER_S)
@@ -551,11 +555,16 @@ class ShootClient:
                 self._doc.apply_update(update)
                 await self._after_replica_change(before)
             case Ack(id=request_id, archer=archer, stamp=stamp):
-                self._inflight.pop(request_id, None)
+                sent = self._inflight.pop(request_id, None)
                 self._clock.observe(stamp)
                 acked = self._outbox.acknowledge(archer, stamp)
                 if acked is not None:
                     await self._save()
+                elif sent is not None and (sent.archer_id, sent.stamp) == (archer, stamp):
+                    # A newer write of the archer's replaced this one in the outbox while
+                    # it was on its way: it is durable all the same (the newer one waits).
+                    acked = sent
+                if acked is not None and self._newly_acked(acked):
                     self._emit(WriteAcked(acked))
                 else:
                     self._notify()
@@ -605,6 +614,15 @@ class ShootClient:
             self._emit(RegistersChanged(frozenset({sent.archer_id}), "relay"))
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _newly_acked(self, register: Register) -> bool:
+        """Whether ``register`` is newer than every write of its archer acknowledged so far
+        (a resent write is acknowledged once per copy; it is reported once)."""
+        newest = self._acked.get(register.archer_id)
+        if newest is not None and register.key() <= newest.key():
+            return False
+        self._acked[register.archer_id] = register
+        return True
 
     def _known_stamps(self) -> list[Stamp]:
         stamps = [r.stamp for r in self._outbox.pending()]
