@@ -336,7 +336,7 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
             assert durable[archer_id] == (own.stamp, len(own.state.arrows))
             assert archer.acked == len(own.state.arrows)
         assert samples >= MIN_SAMPLES, samples
-        print(f"{samples} samples; acks per archer: {[a.acks for a in archers]}")
+        print(f"{samples} samples; acks per archer: {[a.acks for a in archers]}; {chaos.kills}")
         nursery.cancel_scope.cancel()
 
 
