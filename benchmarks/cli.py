@@ -1,8 +1,9 @@
 """``fast-shoot bench``: run the benchmarks and write the report.
 
-Quick mode (the default) finishes in under a minute; ``--full`` runs the sizes the goals
-are stated for (10 to 200 subscribers, 1,000 shoots x 10 clients, a 5,000-client
-reconnect storm) and takes a few minutes. Every size can be overridden, which is how the
+Quick mode (the default) takes about a minute; ``--full`` runs the sizes the goals
+are stated for (10 to 500 subscribers, the write-rate ramp to 2,000 writes/s, 1,000
+shoots x 10 clients, a 5,000-client reconnect storm, every reference server) and takes
+several minutes. Every size can be overridden, which is how the
 smoke test runs it in seconds. Everything runs on 127.0.0.1, bounded in count and time.
 """
 
@@ -23,16 +24,31 @@ import trio
 
 from .limits import raise_fd_limit
 from .progress import Progress
+from .references import REFERENCES
 from .report import machine, write_report
 from .scenarios import Bench, Config
 
 __all__ = ["build_parser", "main"]
 
-SCENARIOS = ("fanout", "throughput", "many", "wire", "durability", "storm")
+SCENARIOS = ("fanout", "throughput", "writecost", "ramp", "many", "wire", "durability", "storm")
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part for part in text.split(",") if part)
+    unknown = set(names) - set(REFERENCES)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown reference {', '.join(sorted(unknown))}; known: {', '.join(REFERENCES)}"
+        )
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--many-clients", type=int, help="clients per shoot there")
     parser.add_argument("--many-rate", type=float, help="writes/s per shoot there")
     parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--refs",
+        type=_names,
+        help=f"reference servers beside the relay, of: {', '.join(REFERENCES)} (quick: floor;"
+        " full: all three; '' for none)",
+    )
+    parser.add_argument("--write-cost-rate", type=float, help="writes/s in the CPU-per-write run")
+    parser.add_argument("--ramp-subscribers", type=int, help="connections in the ramp's shoot")
+    parser.add_argument("--ramp-rates", type=_floats, help="the ramp's steps, writes/s")
+    parser.add_argument("--ramp-step", type=float, help="seconds per ramp step")
+    parser.add_argument(
+        "--ramp-refs", type=_names, help="references that climb the ramp too (full: floor)"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -83,10 +111,14 @@ def config_from(args: argparse.Namespace) -> Config:
         "many_rate": args.many_rate,
         "storm_clients": args.storm_clients,
         "profile_dir": args.profile,
+        "references": args.refs,
+        "write_cost_rate": args.write_cost_rate,
+        "ramp_subscribers": args.ramp_subscribers,
+        "ramp_rates": args.ramp_rates,
+        "ramp_step_s": args.ramp_step,
+        "ramp_references": args.ramp_refs,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
-    if args.no_baseline:
-        changes["baseline"] = False
     return dataclasses.replace(config, **changes)
 
 
@@ -94,6 +126,8 @@ async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
     steps = {
         "fanout": bench.fanout,
         "throughput": bench.throughput,
+        "writecost": bench.write_cost,
+        "ramp": bench.ramp,
         "many": bench.many_shoots,
         "wire": bench.wire_bytes,
         "durability": bench.durability,
@@ -108,15 +142,23 @@ async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
 
 
 def _steps(config: Config, scenarios: Sequence[str]) -> int:
-    per_load = 2 if config.baseline else 1
+    per_load = 1 + len(config.references)
     count = 0
     if "fanout" in scenarios:
         count += per_load * len(config.subscribers)
     if "throughput" in scenarios and config.throughput_rate > 0:
         count += per_load
     if "many" in scenarios:
-        count += per_load
-    return count + ("wire" in scenarios) + ("durability" in scenarios) + ("storm" in scenarios)
+        count += 1 + len(set(config.many_references) & set(config.references))
+    if "ramp" in scenarios:
+        count += 1 + len(config.ramp_references)
+    return (
+        count
+        + ("writecost" in scenarios)
+        + ("wire" in scenarios)
+        + ("durability" in scenarios)
+        + ("storm" in scenarios)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workers": config.workers,
         "config": dataclasses.asdict(config),
         "seconds": time.monotonic() - started,
-        "notes": notes + bench.errors,
+        "notes": notes + bench.notes + bench.errors,
     }
     out = args.out or Path(tempfile.mkdtemp(prefix=f"fast-shoot-bench-{mode}-"))
     path = write_report(bench.results, info, out)

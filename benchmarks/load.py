@@ -10,9 +10,11 @@ commands on stdin; every answer is one line on stdout.
 - On start the worker opens its connections (a bounded number at a time), sends each
   one's ``hello`` and waits for the first frame (``welcome``), then prints
   ``ready {"connected": n, "failed": m, ...}``.
-- ``go <seconds>``: writers score at their rate for that long, everyone keeps reading;
-  after a short drain it prints ``done {stats}`` (latency samples, frames and bytes,
-  writes sent) and the connections stay open for the next command.
+- ``go <seconds> [scale]``: writers score at their rate (times ``scale``, 1 by default:
+  the capacity ramp raises it step by step on the same connections) for that long,
+  everyone keeps reading; after a short drain it prints ``done {stats}`` (latency
+  samples, frames and bytes, writes sent) and the connections stay open for the next
+  command.
 - ``storm <seconds>``: arm the reconnect storm; prints ``armed``. When the orchestrator
   restarts the server, every client reconnects with jittered backoff, sending its
   replica's state vector; when all are back (or time is up) the worker prints
@@ -50,8 +52,10 @@ from sync.rounds import Arrow, get_round
 from .limits import raise_fd_limit
 from .wsclient import ConnectionClosed, WsClient, connect
 
-__all__ = ["ConnSpec", "Plan", "main", "ws_overhead"]
+__all__ = ["ROUND", "ConnSpec", "Plan", "main", "ws_overhead"]
 
+#: The round every benchmark archer shoots (144 arrows).
+ROUND: Final = "wa1440_90"
 MARK: Final = re.compile(rb"bench\.(\d+)\.")
 #: CBOR for ``"type": "update"`` (relay) and ``"type": "write"`` (the baseline's echo).
 UPDATE_TAG: Final = b"dtypefupdate"
@@ -88,6 +92,8 @@ class ConnSpec:
     """Writes per second (0 for a viewer)."""
     phase_s: float = 0.0
     """Offset of this writer's first write, so writers of a shoot interleave."""
+    arrows_before: int = 0
+    """Arrows the archer has already shot: its writes go on from there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ class Plan:
     host: str
     port: int
     conns: list[ConnSpec]
-    round: str = "wa1440_90"
+    round: str = ROUND
     connect_concurrency: int = 64
     connect_timeout_s: float = 60.0
     replica: bool = False
@@ -271,15 +277,17 @@ class Worker:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def write_loop(self, client: Client, go_ns: int, end_ns: int, counter: int) -> int:
+    async def write_loop(
+        self, client: Client, go_ns: int, end_ns: int, counter: int, scale: float
+    ) -> int:
         spec = client.spec
         ws = client.ws
         if ws is None or spec.archer is None or spec.rate <= 0:
             return counter
-        interval_ns = int(1e9 / spec.rate)
+        interval_ns = int(1e9 / (spec.rate * scale))
         total = self.round.total_arrows
-        arrows: list[Arrow] = []
-        next_ns = go_ns + int(spec.phase_s * 1e9)
+        arrows = [ARROW_CYCLE[i % len(ARROW_CYCLE)] for i in range(spec.arrows_before % total)]
+        next_ns = go_ns + int(spec.phase_s / scale * 1e9)
         while next_ns < end_ns and not ws.closed:
             await trio.sleep(max(0.0, (next_ns - time.monotonic_ns()) / 1e9))
             next_ns += interval_ns
@@ -300,7 +308,7 @@ class Worker:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def go(self, duration_s: float) -> dict[str, Any]:
+    async def go(self, duration_s: float, scale: float = 1.0) -> dict[str, Any]:
         self.stats = Stats()
         self.measuring = True
         go_ns = time.monotonic_ns()
@@ -308,7 +316,7 @@ class Worker:
         async with trio.open_nursery() as nursery:
             for client in self.clients:
                 nursery.start_soon(
-                    self.write_loop, client, go_ns, end_ns, 1_000_000 + go_ns // 10**9
+                    self.write_loop, client, go_ns, end_ns, 1_000_000 + go_ns // 10**9, scale
                 )
         # A worker holding only viewers has no writes to wait for: it still measures for
         # the whole window.
@@ -371,7 +379,8 @@ async def _serve(plan: Plan) -> None:
             line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             command, _, argument = line.strip().partition(" ")
             if command == "go":
-                _say("done", await worker.go(float(argument)))
+                seconds, _, scale = argument.partition(" ")
+                _say("done", await worker.go(float(seconds), float(scale or 1)))
             elif command == "storm":
                 worker.arm_storm(float(argument))
                 _say("armed")

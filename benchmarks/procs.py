@@ -1,8 +1,8 @@
-"""The processes a benchmark run starts: Redis, the relay, the baseline and load workers.
+"""The processes a benchmark run starts: Redis, the relay, the references and load workers.
 
 Each server runs in its own process so that its CPU time (user + system, from
 ``psutil``, i.e. ``/proc/<pid>/stat``) and resident memory can be read around each
-measurement window, the relay's and the baseline's the same way. Children import the
+measurement window, the relay's and every reference's the same way. Children import the
 same ``benchmarks``/``relay`` code as this process (``PYTHONPATH`` is set to its root),
 and everything listens on 127.0.0.1 only.
 """
@@ -29,7 +29,7 @@ from relay.redis_server import free_port
 
 from .load import ConnSpec, Plan
 
-__all__ = ["Server", "WorkerPool", "child_env"]
+__all__ = ["Server", "WorkerPool", "child_env", "python_module"]
 
 READY_TIMEOUT_S: Final = 60.0
 CODE_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -42,17 +42,32 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class Server:
-    """A server child process (the relay or the baseline) on a fixed loopback port.
+def python_module(module: str, *args: str) -> list[str]:
+    """The command that runs ``module`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
 
-    The port is kept across :meth:`restart`, as a restarted relay behind a load balancer
-    would be, so clients reconnect to the same address.
+
+def _process_cpu_clock(pid: int) -> int:
+    """Linux's CPU-time clock id of a whole process (``clock_getcpuclockid``)."""
+    return ((~pid) << 3) | 2  # CPUCLOCK_SCHED, process-wide
+
+
+class Server:
+    """A server child process (the relay or a reference) on a fixed loopback port.
+
+    ``command`` is run with ``--port N`` appended. The port is kept across a stop and
+    start, as a restarted relay behind a load balancer would be, so clients reconnect to
+    the same address.
     """
 
-    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, command: Sequence[str], log_dir: Path, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.port = free_port()
-        self._argv = [sys.executable, "-m", module, "--port", str(self.port), *args]
+        self._argv = [*command, "--port", str(self.port)]
+        self._cwd = cwd
+        self._spawned = 0.0
         self._log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -70,6 +85,13 @@ class Server:
     def start(self, health_path: str = "/health") -> float:
         """Spawn the server and wait until it answers HTTP; returns the seconds it took."""
         started = time.monotonic()
+        self.spawn()
+        self.wait_ready(health_path)
+        return time.monotonic() - started
+
+    def spawn(self) -> None:
+        """Start the process (:meth:`wait_ready` waits until it serves)."""
+        self._spawned = time.monotonic()
         self._log = self._log_path.open("ab")
         self._process = subprocess.Popen(
             self._argv,
@@ -77,8 +99,14 @@ class Server:
             stdout=self._log,
             stderr=self._log,
             env=child_env(),
+            cwd=self._cwd,
         )
         self._ps = psutil.Process(self._process.pid)
+
+    def wait_ready(self, health_path: str = "/health") -> float:
+        """Poll until the spawned server answers HTTP; the seconds since it was spawned."""
+        assert self._process is not None
+        started = self._spawned
         deadline = started + READY_TIMEOUT_S
         with httpx.Client(timeout=1.0) as client:
             while time.monotonic() < deadline:
@@ -107,10 +135,19 @@ class Server:
             self._log = None
 
     def cpu_s(self) -> float:
-        """CPU seconds (user + system) this process has used, its threads included."""
+        """CPU seconds (user + system) this process has used, its threads included.
+
+        Read from the process's CPU-time clock (Linux: nanoseconds, the scheduler's own
+        accounting, finished threads included); ``/proc/<pid>/stat`` through psutil counts
+        in 10 ms ticks, too coarse for a server that uses 40 ms in a short window.
+        """
         assert self._ps is not None
-        times = self._ps.cpu_times()
-        return float(times.user + times.system)
+        assert self._process is not None
+        try:
+            return time.clock_gettime(_process_cpu_clock(self._process.pid))
+        except OSError:
+            times = self._ps.cpu_times()
+            return float(times.user + times.system)
 
     def rss(self) -> int:
         assert self._ps is not None
@@ -163,6 +200,7 @@ class WorkerPool:
         *,
         replica: bool = False,
         connect_concurrency: int = 64,
+        drain_s: float = 1.0,
     ) -> tuple[WorkerPool, list[Any]]:
         """Start the workers and wait until each has opened its connections.
 
@@ -173,7 +211,14 @@ class WorkerPool:
         workers = []
         for index in range(processes):
             share = list(conns[index::processes])
-            plan = Plan(host, port, share, replica=replica, connect_concurrency=connect_concurrency)
+            plan = Plan(
+                host,
+                port,
+                share,
+                replica=replica,
+                connect_concurrency=connect_concurrency,
+                drain_s=drain_s,
+            )
             plan_path = work_dir / f"plan-{port}-{index}.json"
             body = asdict(plan)
             plan_path.write_text(json.dumps(body))

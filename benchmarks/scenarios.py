@@ -1,11 +1,14 @@
-"""The benchmark scenarios, each measured on the relay and, where it applies, the baseline.
+"""The benchmark scenarios, each measured on the relay and, where it applies, the references.
 
 One :class:`Bench` holds the run's processes: a real redis-server, the relay (its own
-process, ``benchmarks.relay_proc``) and the bare broadcast baseline (its own process,
-``benchmarks.baseline``). Every load scenario builds a list of connections (shoots are
-created and archers joined over the relay's HTTP API), runs it through load worker
-processes against the relay and then, unchanged, against the baseline, reading each
-server's CPU time around the same measurement window.
+process, ``benchmarks.relay_proc``) and the reference servers (``benchmarks.references``:
+the floor, and optionally Node ``ws`` and the hypercorn baseline), each in its own
+process. Every load scenario builds a list of connections (shoots are created and
+archers joined over the relay's HTTP API), runs it through load worker processes against
+the relay and then, unchanged, against each reference, reading each server's CPU time
+around the same measurement window. The relay is driven through its public interface
+only (HTTP and WebSocket), so whatever version of it is checked out is what is measured.
+The capacity scenarios (CPU per write, the write-rate ramp) are in ``capacity.py``.
 
 Definitions used in the results:
 
@@ -32,23 +35,17 @@ import httpx
 import trio
 
 from relay.redis_server import RedisServer
-from sync.clock import Stamp
-from sync.codec import decode_server, encode
-from sync.models import ArcherState
-from sync.protocol import Hello, Notice, Update, Welcome, Write
-from sync.register import Register
-from sync.rounds import Arrow
 
+from . import capacity, wire
 from .durability import measure_append_cost
-from .load import ConnSpec, ws_overhead
-from .procs import Server, WorkerPool
+from .load import ROUND, ConnSpec
+from .procs import Server, WorkerPool, python_module
 from .progress import Progress
+from .references import Skipped, make_reference
 from .stats import merge_reports, summarize_latency
-from .wsclient import ConnectionClosed, connect
 
 __all__ = ["Bench", "Config"]
 
-ROUND: Final = "wa1440_90"
 #: Writes per second per writer connection, safely under the relay's 10/s limit.
 MAX_WRITER_RATE: Final = 9.0
 HTTP_CONCURRENCY: Final = 16
@@ -74,19 +71,42 @@ class Config:
     storm_clients: int = 500
     storm_per_shoot: int = 10
     storm_timeout_s: float = 60.0
+    write_cost_archers: int = 20
+    write_cost_arrows: int = 72
+    """The shoot the CPU-per-write run writes into: this many archers, each with this
+    many arrows shot (the size the write-cost goal is stated for)."""
+    write_cost_rate: float = 50.0
+    """Writes per second from the one connection of that run."""
+    ramp_subscribers: int = 50
+    ramp_rates: tuple[float, ...] = (250.0, 500.0, 1000.0, 1500.0, 2000.0)
+    """Writes per second offered to one shoot, step by step, until p99 reaches the limit."""
+    ramp_step_s: float = 3.0
+    ramp_p99_ms: float = 50.0
+    ramp_references: tuple[str, ...] = ("floor",)
+    """References that climb the same ramp (what the machine and generator allow)."""
     workers: int = 2
-    baseline: bool = True
+    references: tuple[str, ...] = ("floor",)
+    """Reference servers measured beside the relay (see ``references.py``)."""
+    many_references: tuple[str, ...] = ("floor",)
+    """References that take the many-shoots load too (their memory per connection)."""
+    drain_s: float = 1.0
+    """How long load workers keep reading after the last write of a window."""
     profile_dir: Path | None = None
     """Record the servers with py-spy (collapsed stacks) during every load window."""
 
     @classmethod
     def quick(cls) -> Config:
         return cls(
-            subscribers=(10, 100),
-            duration_s=3.0,
+            subscribers=(100,),
+            duration_s=2.0,
             throughput_rate=0.0,
             many_shoots=50,
-            storm_clients=300,
+            storm_clients=200,
+            ramp_rates=(250.0, 500.0, 1000.0),
+            ramp_step_s=2.0,
+            ramp_references=(),
+            many_references=(),
+            drain_s=0.5,
         )
 
     @classmethod
@@ -96,6 +116,7 @@ class Config:
             duration_s=15.0,
             many_shoots=1000,
             storm_clients=5000,
+            references=("floor", "node", "baseline"),
         )
 
 
@@ -106,28 +127,48 @@ class Bench:
     progress: Progress
     redis: RedisServer | None = None
     relay: Server | None = None
-    baseline: Server | None = None
+    references: dict[str, Server] = field(default_factory=dict)
+    """The references that started, in the order they are measured."""
     results: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     # -- processes -----------------------------------------------------------------------
 
     def start(self) -> None:
         self.redis = RedisServer(self.work_dir / "redis")
         self.redis.start()
+        relay_dir = str(self.work_dir / "relay")
         self.relay = Server(
             "relay",
-            "benchmarks.relay_proc",
-            ["--redis-url", self.redis.url, "--data-dir", str(self.work_dir / "relay")],
+            python_module(
+                "benchmarks.relay_proc", "--redis-url", self.redis.url, "--data-dir", relay_dir
+            ),
             self.work_dir,
         )
-        self.results["relay_start_s"] = self.relay.start("/health")
-        if self.config.baseline:
-            self.baseline = Server("baseline", "benchmarks.baseline", [], self.work_dir)
-            self.baseline.start("/")
+        self.relay.spawn()
+        skipped = self.results.setdefault("skipped_references", {})
+        for name in self.config.references:  # they start while the relay does
+            try:
+                server = make_reference(name, self.work_dir)
+                server.spawn()
+            except Skipped as exc:
+                skipped[name] = str(exc)
+                self.notes.append(f"Reference {name} skipped: {exc}")
+                continue
+            self.references[name] = server
+        self.results["relay_start_s"] = self.relay.wait_ready("/health")
+        for name, server in list(self.references.items()):
+            try:
+                server.wait_ready("/")
+            except RuntimeError as exc:
+                server.stop()
+                del self.references[name]
+                skipped[name] = str(exc)
+                self.notes.append(f"Reference {name} skipped: {exc}")
 
     def stop(self) -> None:
-        for server in (self.relay, self.baseline):
+        for server in (self.relay, *self.references.values()):
             if server is not None:
                 server.stop()
         if self.redis is not None:
@@ -135,7 +176,7 @@ class Bench:
 
     # -- shoots --------------------------------------------------------------------------
 
-    async def _create_shoots(
+    async def create_shoots(
         self, count: int, writers_per_shoot: int
     ) -> list[tuple[str, list[tuple[str, str]]]]:
         """Create shoots and join archers over HTTP: ``(code, [(archer, token)...])``."""
@@ -166,6 +207,11 @@ class Bench:
                     nursery.start_soon(one)
         return shoots
 
+    async def score(self, code: str, archer: str, token: str, arrows: int) -> None:
+        """One archer's register with ``arrows`` arrows, written and acknowledged."""
+        assert self.relay is not None
+        await wire.score(self.relay.port, code, archer, token, arrows)
+
     async def _shoot_conns(
         self, shoots: int, per_shoot: int, shoot_rate: float, writer_rate: float
     ) -> list[ConnSpec]:
@@ -173,7 +219,7 @@ class Bench:
         writers = min(writers, per_shoot)
         rate = shoot_rate / writers if writers else 0.0
         conns: list[ConnSpec] = []
-        for code, archers in await self._create_shoots(shoots, writers):
+        for code, archers in await self.create_shoots(shoots, writers):
             offset = random.random() / shoot_rate if shoot_rate > 0 else 0.0
             for index, (archer, token) in enumerate(archers):
                 phase = offset + index / shoot_rate
@@ -183,42 +229,56 @@ class Bench:
 
     # -- one measurement -----------------------------------------------------------------
 
-    async def measure(
-        self, server: Server, conns: list[ConnSpec], per_shoot: int, label: str
-    ) -> dict[str, Any]:
-        """Connect ``conns`` to ``server``, write for the configured time, and summarize."""
-        duration = self.config.duration_s
+    async def open_pool(
+        self, server: Server, conns: list[ConnSpec], label: str
+    ) -> tuple[WorkerPool, dict[str, Any]]:
+        """Start load workers holding ``conns`` open to ``server``; how that went."""
         self.progress.step(f"{label}: connecting {len(conns)}")
         rss_before = server.rss()
         started = time.monotonic()
         pool, ready = await WorkerPool.start(
-            "127.0.0.1", server.port, conns, self.config.workers, self.work_dir
+            "127.0.0.1",
+            server.port,
+            conns,
+            self.config.workers,
+            self.work_dir,
+            drain_s=self.config.drain_s,
         )
-        try:
-            connect_s = time.monotonic() - started
-            connected = sum(r["connected"] for r in ready)
-            rss_connected = server.rss()
-            self.progress.label = f"{label}: writing for {duration:g} s"
-            cpu_before, wall_before = server.cpu_s(), time.monotonic()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.progress.tick_for, duration + 1.0)
-                if self.config.profile_dir is not None:
-                    nursery.start_soon(self._profile, server, duration, label)
-                await pool.broadcast(f"go {duration}")
-                reports = await pool.read_all("done")
-                nursery.cancel_scope.cancel()
-            cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
-        finally:
-            await pool.close()
-        self.progress.finish_step()
+        return pool, {
+            "server": server.name,
+            "connections": sum(r["connected"] for r in ready),
+            "failed": sum(r["failed"] for r in ready),
+            "connect_s": time.monotonic() - started,
+            "rss_before": rss_before,
+            "rss_connected": server.rss(),
+        }
+
+    async def window(
+        self,
+        server: Server,
+        pool: WorkerPool,
+        per_shoot: int,
+        label: str,
+        *,
+        duration: float | None = None,
+        scale: float = 1.0,
+    ) -> dict[str, Any]:
+        """One measurement on open connections: writers at ``scale`` times their rate."""
+        duration = self.config.duration_s if duration is None else duration
+        self.progress.label = f"{label}: writing for {duration:g} s"
+        cpu_before, wall_before = server.cpu_s(), time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.progress.tick_for, duration + 1.0)
+            if self.config.profile_dir is not None:
+                nursery.start_soon(self._profile, server, duration, label)
+            await pool.broadcast(f"go {duration} {scale}")
+            reports = await pool.read_all("done")
+            nursery.cancel_scope.cancel()
+        cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
         merged = merge_reports(reports)
         delivered = merged["marked_frames"]
         expected = merged["writes"] * per_shoot
         return {
-            "server": server.name,
-            "connections": connected,
-            "failed": sum(r["failed"] for r in ready),
-            "connect_s": connect_s,
             "writes": merged["writes"],
             "writes_per_s": merged["writes"] / duration,
             "delivered": delivered,
@@ -229,13 +289,24 @@ class Bench:
             "acks": merged["acks"],
             "rate_limited": merged["rate_limited"],
             "cpu_s": cpu_s,
+            "wall_s": wall_s,
             "cpu_util": cpu_s / wall_s,
             "cpu_us_per_msg": cpu_s / delivered * 1e6 if delivered else math.nan,
             "bytes_per_msg": merged["marked_bytes"] / delivered if delivered else math.nan,
-            "rss_before": rss_before,
-            "rss_connected": rss_connected,
             **summarize_latency(merged["latencies_us"]),
         }
+
+    async def measure(
+        self, server: Server, conns: list[ConnSpec], per_shoot: int, label: str
+    ) -> dict[str, Any]:
+        """Connect ``conns`` to ``server``, write for the configured time, and summarize."""
+        pool, opened = await self.open_pool(server, conns, label)
+        try:
+            measured = await self.window(server, pool, per_shoot, label)
+        finally:
+            await pool.close()
+        self.progress.finish_step()
+        return {**opened, **measured}
 
     async def _profile(self, server: Server, duration: float, label: str) -> None:
         """py-spy's collapsed stacks of the server for the window (py-spy must be on PATH)."""
@@ -247,13 +318,20 @@ class Bench:
         command += [str(max(1, int(duration))), "--format", "raw", "--rate", "200"]
         await trio.run_process([*command, "--output", str(out)], capture_stdout=True, check=False)
 
-    async def compare(self, conns: list[ConnSpec], per_shoot: int, label: str) -> dict[str, Any]:
+    async def compare(
+        self,
+        conns: list[ConnSpec],
+        per_shoot: int,
+        label: str,
+        references: tuple[str, ...] | None = None,
+    ) -> dict[str, Any]:
+        """The relay, then each started reference (all, or those named), on ``conns``."""
         assert self.relay is not None
         result = {"relay": await self.measure(self.relay, conns, per_shoot, f"{label} relay")}
-        if self.baseline is not None:
-            result["baseline"] = await self.measure(
-                self.baseline, conns, per_shoot, f"{label} baseline"
-            )
+        for name, server in self.references.items():
+            if references is not None and name not in references:
+                continue
+            result[name] = await self.measure(server, conns, per_shoot, f"{label} {name}")
         return result
 
     # -- scenarios -----------------------------------------------------------------------
@@ -279,6 +357,14 @@ class Bench:
         row.update(subscribers=cfg.throughput_subscribers, shoots=1, rate=cfg.throughput_rate)
         self.results["throughput"] = row
 
+    async def write_cost(self) -> None:
+        """CPU per write, fan-out aside (``capacity.write_cost``)."""
+        await capacity.write_cost(self)
+
+    async def ramp(self) -> None:
+        """The write rate one shoot holds (``capacity.ramp``)."""
+        await capacity.ramp(self)
+
     async def many_shoots(self) -> None:
         """Many shoots at once; also connections held and memory per shoot/connection."""
         cfg = self.config
@@ -289,7 +375,7 @@ class Bench:
             cfg.many_shoots, cfg.many_clients, cfg.many_rate, MAX_WRITER_RATE
         )
         rss_shoots = self.relay.rss()
-        row = await self.compare(conns, cfg.many_clients, "many shoots")
+        row = await self.compare(conns, cfg.many_clients, "many shoots", cfg.many_references)
         relay = row["relay"]
         row.update(
             shoots=cfg.many_shoots,
@@ -302,11 +388,12 @@ class Bench:
             bytes_per_connection=(relay["rss_connected"] - rss_shoots)
             / max(1, relay["connections"]),
         )
-        if "baseline" in row:
-            base = row["baseline"]
-            row["baseline_bytes_per_connection"] = (
-                base["rss_connected"] - base["rss_before"]
-            ) / max(1, base["connections"])
+        row["reference_bytes_per_connection"] = {
+            name: (row[name]["rss_connected"] - row[name]["rss_before"])
+            / max(1, row[name]["connections"])
+            for name in self.references
+            if name in row
+        }
         self.results["many"] = row
 
     async def storm(self) -> None:
@@ -376,76 +463,6 @@ class Bench:
             measure_append_cost, self.work_dir
         )
 
-    async def wire_bytes(self, archers: int = 20, arrows: int = 36) -> None:
-        """Bytes one subscriber receives for a one-arrow update, in a realistic shoot.
-
-        ``archers`` archers have each shot ``arrows`` arrows; a viewer joins (its welcome
-        is the whole shoot, what the original app sent on every arrow), then one archer
-        scores one more arrow with a realistic device id.
-        """
-        assert self.relay is not None
-        self.progress.step("bytes on the wire")
-        (code, joined), *_ = await self._create_shoots(1, archers)
-        port = self.relay.port
-        values: tuple[Arrow, ...] = ("X", 10, 9, 9, 8, 7)
-
-        def register(archer: str, count: int) -> Register:
-            state = ArcherState(
-                name="Archer",
-                round=ROUND,
-                arrows=tuple(values[i % len(values)] for i in range(count)),
-            )
-            return Register(archer, Stamp(time.time_ns() // 1_000_000, 0, "phone-3f9c"), state)
-
-        async def score(archer: str, token: str, count: int) -> None:
-            ws = await connect("127.0.0.1", port)
-            try:
-                await ws.send(encode(Hello(code, "archer", b"\x00", archer, token)))
-                await ws.receive()  # the welcome: nothing may be sent before it
-                await ws.send(encode(Write(1, register(archer, count))))
-                while b"dtypecack" not in await ws.receive():
-                    pass
-            finally:
-                await ws.aclose()
-
-        for archer, token in joined:
-            await score(archer, token, arrows)
-        viewer = await connect("127.0.0.1", port)
-        try:
-            await viewer.send(encode(Hello(code, "viewer")))
-            welcome = decode_server(first := await viewer.receive())
-            assert isinstance(welcome, Welcome)
-            await score(*joined[0], arrows + 1)
-            updates: list[tuple[int, int]] = []
-            notices: list[int] = []
-            with trio.move_on_after(1.0):
-                while True:
-                    frame = await viewer.receive()
-                    message = decode_server(frame)
-                    if isinstance(message, Update):
-                        updates.append((len(frame), len(message.update)))
-                    elif isinstance(message, Notice):
-                        notices.append(len(frame))
-        except ConnectionClosed as exc:
-            raise RuntimeError(f"the relay closed the viewer ({exc.code})") from exc
-        finally:
-            await viewer.aclose()
-        async with httpx.AsyncClient(base_url=self.relay.http_url) as http:
-            shoot_json = await http.get(f"/api/shoots/{code}")
-        update_frame = sum(size + ws_overhead(size) for size, _ in updates)
-        notice_frames = sum(size + ws_overhead(size) for size in notices)
-        self.results["wire"] = {
-            "archers": archers,
-            "arrows_each": arrows,
-            "update_frames": len(updates),
-            "update_ws_bytes": update_frame,
-            "update_cbor_bytes": sum(size for size, _ in updates),
-            "update_yjs_bytes": sum(yjs for _, yjs in updates),
-            "notice_frames": len(notices),
-            "notice_ws_bytes": notice_frames,
-            "per_subscriber_ws_bytes": update_frame + notice_frames,
-            "whole_shoot_yjs_bytes": len(welcome.update),
-            "whole_shoot_welcome_ws_bytes": len(first) + ws_overhead(len(first)),
-            "whole_shoot_json_bytes": len(shoot_json.content),
-        }
-        self.progress.finish_step()
+    async def wire_bytes(self) -> None:
+        """Bytes one subscriber receives for a one-arrow update (``wire.wire_bytes``)."""
+        await wire.wire_bytes(self)

@@ -1,4 +1,4 @@
-"""Percentiles and the merging of load workers' reports."""
+"""Percentiles, the merging of load workers' reports, and numbers as the report shows them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["merge_reports", "percentile", "summarize_latency"]
+__all__ = ["fmt", "merge_reports", "percentile", "summarize_latency"]
 
 PERCENTILES = (50, 95, 99)
 
@@ -38,3 +38,14 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
             else:
                 merged[key] = merged.get(key, 0) + value
     return merged
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a Markdown table: thousands separated, ``-`` for missing or ``nan``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

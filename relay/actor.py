@@ -50,11 +50,12 @@ from sync.classification import derived_values
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
-from sync.leaderboard import build_leaderboard
+from sync.leaderboard import Leaderboard, build_leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
+from sync.models import Shoot
+from sync.notifications import Notice as Notification
 from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
-    CLOSE_EXPIRED,
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
     Ack,
@@ -62,7 +63,6 @@ from sync.protocol import (
     Notice,
     Superseded,
     Update,
-    Welcome,
 )
 from sync.register import Applied, Duplicate, Outcome
 from sync.relay_state import ShootState
@@ -71,6 +71,7 @@ from sync.wall import system_wall_ms
 from .config import Settings
 from .credentials import token_matches
 from .durability import Durability, Held
+from .fanout import expire, fan_out, welcome
 from .lease import client_id_for
 from .messages import (
     Access,
@@ -86,6 +87,7 @@ from .messages import (
     Subscribe,
     Unsubscribe,
     WriteResult,
+    abandon,
 )
 from .metrics import Metrics
 from .store import ArcherRecord, Owner, RedisStore, StoredShoot
@@ -111,6 +113,9 @@ __all__ = [
 
 INBOX_SIZE = 256
 
+#: Where notices go besides the sessions: ``(shoot, notice, leaderboard now)``.
+NoticeSink = Callable[[Shoot, Notification, Leaderboard], None]
+
 
 #: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
 wall_ms = system_wall_ms
@@ -129,6 +134,10 @@ class ShootActor:
         owner: The shoot's lease, taken before loading: every write is fenced by it, and
             the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
+        on_notice: Given each notice as it goes out to the sessions, with the board then
+            (Web Push, :mod:`relay.push.sender`); it must not block.
+        on_notice_frame: Called with each notice frame as it goes out (the registry passes
+            them on to the shoot's followers, see :mod:`relay.notices`).
         now_ms: The wall clock, replaceable in tests.
     """
 
@@ -142,6 +151,8 @@ class ShootActor:
         *,
         owner: Owner,
         on_close: Callable[[], None] = lambda: None,
+        on_notice: NoticeSink | None = None,
+        on_notice_frame: Callable[[bytes], None] = lambda frame: None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.shoot = stored.shoot
@@ -150,6 +161,8 @@ class ShootActor:
         self._metrics = metrics
         self._now_ms = now_ms
         self._on_close = on_close
+        self._on_notice = on_notice
+        self._on_notice_frame = on_notice_frame
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
@@ -160,7 +173,7 @@ class ShootActor:
         stored_memory = NotifierState.from_doc(self.doc.notices_memory())
         self._notifier = assume_announced(stored_memory, self._board)
         # Notices waiting for the update that remembers them to be durable.
-        self._held_notices: deque[tuple[int, bytes]] = deque()
+        self._held_notices: deque[tuple[int, bytes, Notification]] = deque()
         self._state: ShootState[Held] = ShootState(self.doc)
         self._durability = Durability(
             self.shoot,
@@ -176,6 +189,7 @@ class ShootActor:
         )
         self._serving = trio.CancelScope()
         self.deposed = False
+        self._adopted: tuple[set[Subscriber], bytes, list[Message]] | None = None
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
@@ -196,6 +210,29 @@ class ShootActor:
         was never acknowledged, so their devices resend it there."""
         self.deposed = True
         self._serving.cancel()
+
+    def adopt(
+        self, subscribers: set[Subscriber], state_vector: bytes, pending: list[Message]
+    ) -> None:
+        """Take over a follower's sessions (:mod:`relay.follower`), whose replicas hold
+        ``state_vector`` (durable only: never more than this actor loaded), and its
+        unanswered requests; done as the actor starts."""
+        self._adopted = (subscribers, state_vector, pending)
+
+    def _take_over(self) -> None:
+        if self._adopted is None:
+            return
+        subscribers, state_vector, pending = self._adopted
+        self._adopted = None
+        catchup = self._state.welcome(state_vector)
+        frame = encode(Update(catchup.update))
+        for subscriber in subscribers:
+            if catchup.reset:  # cannot happen (see adopt); reconnecting is always safe
+                subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
+            elif subscriber.offer(frame, lambda: frame):
+                self.subscribers.add(subscriber)
+        for message in pending:
+            self._handle(message)
 
     # -- running -------------------------------------------------------------------------
 
@@ -225,6 +262,7 @@ class ShootActor:
                 persister.cancel()
 
     async def _serve(self) -> None:
+        self._take_over()
         while True:
             remaining_s = (self.shoot.expires_ms - self._now_ms()) / 1000
             if remaining_s <= 0:
@@ -264,10 +302,7 @@ class ShootActor:
         self._on_close()
 
     def _expire(self) -> None:
-        for subscriber in self.subscribers:
-            subscriber.answer(encode(Error("expired", "This shoot has ended.", fatal=True)))
-            subscriber.finish(CLOSE_EXPIRED, "shoot expired")
-        self.subscribers.clear()
+        expire(self.subscribers)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -324,13 +359,7 @@ class ShootActor:
     def _abandon(message: Message, error: Exception) -> None:
         """Answer a message the actor will not handle (connections need no answer: the
         actor closes them, and their devices resend)."""
-        match message:
-            case Subscribe(done=reply) | Read(reply=reply) | CheckAccess(reply=reply):
-                reply.fail(error)
-            case AddArcher(reply=reply):
-                reply.fail(error)
-            case Submit(reply=reply) if reply is not None:
-                reply.fail(error)
+        abandon(message, error)
 
     def _access(self, archer_id: str | None, token: str | None) -> Access:
         if self._now_ms() >= self.shoot.expires_ms:
@@ -357,18 +386,7 @@ class ShootActor:
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
         catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
-        welcome = Welcome(
-            shoot=self.shoot,
-            reset=catchup.reset,
-            update=catchup.update,
-            server_ms=self._now_ms(),
-            role="archer" if subscriber.archer_id else "viewer",
-            archer=subscriber.archer_id,
-        )
-        # The catch-up goes first; only then does the subscriber join the fan-out, so it
-        # never receives an update it cannot apply.
-        if subscriber.answer(encode(welcome)):
-            self.subscribers.add(subscriber)
+        welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
 
     def _submit(self, submit: Submit) -> None:
         written = self._state.write(
@@ -411,17 +429,7 @@ class ShootActor:
         self._durability.hold(held)
 
     def _fan_out(self, frame: bytes) -> None:
-        resync_frame: list[bytes] = []
-
-        def resync() -> bytes:
-            self._metrics.resyncs += 1
-            if not resync_frame:
-                resync_frame.append(encode(Update(self.doc.diff())))
-            return resync_frame[0]
-
-        closed = [s for s in self.subscribers if not s.offer(frame, resync)]
-        self.subscribers.difference_update(closed)
-        self._metrics.frames_fanned_out += len(self.subscribers)
+        fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
 
     def _announce(self) -> None:
         """Decide the notices the write just applied calls for, and remember them.
@@ -455,12 +463,17 @@ class ShootActor:
                     ends=notice.ends,
                 )
             )
-            self._held_notices.append((self._durability.applied, frame))
+            self._held_notices.append((self._durability.applied, frame, notice))
 
     def _release_notices(self, durable: int) -> None:
-        """Fan out the notices whose memory Redis now has (called by the persister)."""
+        """Fan out the notices whose memory Redis now has (called by the persister), and
+        hand each to ``on_notice`` (Web Push), which only queues it."""
         while self._held_notices and self._held_notices[0][0] <= durable:
-            self._fan_out(self._held_notices.popleft()[1])
+            _, frame, notice = self._held_notices.popleft()
+            self._fan_out(frame)
+            self._on_notice_frame(frame)
+            if self._on_notice is not None:
+                self._on_notice(self.shoot, notice, self._board)
 
     # -- size and persistence ------------------------------------------------------------
 

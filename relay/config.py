@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES
+from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES, WRITES_BURST, WRITES_PER_S
+
+from .push.keys import parse_private_key, subject_signs
+from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -50,6 +53,44 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
                 f"{name} must list IP networks such as 10.0.0.0/8, not {part!r}."
             ) from exc
     return tuple(parts)
+
+
+def _push_services(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("PUSH_SERVICES", "")
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        return DEFAULT_PUSH_SERVICES
+    for part in parts:
+        try:
+            ServiceOrigin.parse(part)
+        except ValueError as exc:
+            raise ConfigError(f"PUSH_SERVICES: {exc}.") from exc
+    return tuple(parts)
+
+
+def _vapid_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PUSH_VAPID_PRIVATE_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        parse_private_key(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"PUSH_VAPID_PRIVATE_KEY must be a raw P-256 private key in base64url: {exc}."
+        ) from exc
+    return raw
+
+
+def _push_subject(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PUSH_SUBJECT", "").strip()
+    if not raw:
+        return None
+    if not subject_signs(raw):
+        raise ConfigError(
+            "PUSH_SUBJECT must be a mailto: address (mailto:ops@example.org) or an "
+            f"https:// URL, not {raw!r}."
+        )
+    return raw
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -103,6 +144,11 @@ class Settings:
     a shoot waits, at most, before another instance takes over from a dead owner."""
     max_archers: int = MAX_ARCHERS_PER_SHOOT
     max_document_bytes: int = MAX_DOCUMENT_BYTES
+    writes_burst: int = WRITES_BURST
+    writes_per_s: float = WRITES_PER_S
+    """Writes one connection may send at once, then per second (more get ``rate_limited``).
+    Ten a second is far more than an archer scores; the benchmark's capacity ramp lifts
+    it to offer a thousand writes a second to one shoot from 50 connections."""
     shoot_creates_burst: int = 10
     shoot_creates_per_hour: float = 20.0
     """Shoots one client address may create at once, then per hour after that. Every shoot
@@ -117,6 +163,14 @@ class Settings:
     proxy_trusted_peers: tuple[str, ...] = ()
     """Networks (CIDR) the proxy connects from; the header is believed only from them.
     Empty: from any peer (the relay must then be reachable through the proxy alone)."""
+    push_services: tuple[str, ...] = DEFAULT_PUSH_SERVICES
+    """Origins of the push services the relay may send notices to (see
+    :mod:`relay.push.services`); a subscription to anything else is refused."""
+    push_vapid_private_key: str | None = None
+    """The VAPID private key (raw P-256, base64url); ``None``: one generated once and
+    shared by every instance through Redis."""
+    push_subject: str | None = None
+    """The VAPID contact (``mailto:`` or ``https:``) push services see."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,4 +196,7 @@ class Settings:
             proxy_client_header=(env.get("PROXY_CLIENT_HEADER", "").strip() or None),
             proxy_hops=_positive_int(env, "PROXY_HOPS", defaults.proxy_hops),
             proxy_trusted_peers=_networks(env, "PROXY_TRUSTED_PEERS"),
+            push_services=_push_services(env),
+            push_vapid_private_key=_vapid_key(env),
+            push_subject=_push_subject(env),
         )

@@ -33,7 +33,7 @@ import trio
 
 from sync.codec import decode_client, encode
 from sync.errors import ProtocolError
-from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
+from sync.limits import TokenBucket
 from sync.protocol import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
@@ -187,7 +187,8 @@ def _decode(frame: bytes | str) -> ClientMessage:
 async def _read_loop(
     socket: FrameSocket, relay: RelayContext, code: str, subscriber: Subscriber
 ) -> None:
-    writes = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=trio.current_time())
+    settings = relay.settings
+    writes = TokenBucket(settings.writes_burst, settings.writes_per_s, updated=trio.current_time())
     strikes = TokenBucket(MAX_RATE_LIMITED, RATE_LIMITED_FORGIVEN_PER_S, updated=writes.updated)
     while not subscriber.closed:
         frame = await socket.receive()

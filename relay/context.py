@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -12,6 +13,9 @@ from .ended import EndedShoots
 from .metrics import Metrics
 from .registry import ShootRegistry
 from .store import RedisStore
+
+if TYPE_CHECKING:
+    from .push.service import PushService
 
 __all__ = ["RelayContext"]
 
@@ -25,6 +29,8 @@ class RelayContext:
     throttle: JoinThrottle = field(default_factory=JoinThrottle)
     ended: EndedShoots = field(init=False)
     """Final results of shoots whose day is over (read only)."""
+    push: PushService | None = None
+    """Web Push (subscriptions, keys, the sender); ``None`` where it is not set up."""
     closing: bool = False
     no_sessions: trio.Event = field(default_factory=trio.Event)
     """Set while no WebSocket session is open; shutdown waits on it."""

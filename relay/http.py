@@ -57,6 +57,7 @@ from .auth import AccessDenied, Throttled
 from .body import BodyRejected, read_json_object
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
+from .push.routes import push_routes
 from .qr import QrBusy, QrCodes
 from .refusals import REFUSALS, refusal_for
 from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
@@ -424,7 +425,10 @@ def build_http_app(relay: RelayContext) -> Starlette:
         return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = relay.metrics.render()
+        if relay.push is not None:
+            text += relay.push.sender.statistics.render()
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -441,6 +445,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
         Route("/api/shoots/{code}", guarded(read_shoot), methods=["GET"]),
         Route("/api/shoots/{code}/qr.{kind:str}", guarded(qr), methods=["GET"]),
         Route("/api/rounds", guarded(rounds), methods=["GET"]),
+        *push_routes(relay, guarded, _live_shoot),
         Route("/health", guarded(health), methods=["GET"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
         *web_routes(),

@@ -17,33 +17,35 @@ and resend what was never acknowledged) and drops what it could not persist, whi
 fence would refuse anyway. Redis being away is not a deposition: the lease may lapse, but
 as long as nobody takes it the epoch does not move, and the keeper takes it back.
 
-An instance that finds the lease held waits, guided by the lease's remaining time, so a
-crashed owner's shoot is taken over as soon as its lease expires; if the holder keeps
-renewing, the caller is told the shoot is served elsewhere (:class:`ShootElsewhere`).
+An instance that finds the lease held serves the shoot as a follower
+(:mod:`relay.follower`), which watches the lease, guided by its remaining time, so a
+crashed owner's shoot is taken over as soon as its lease expires; an owner that stops
+gives the lease up and says so in the log, so a follower takes over at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Final
 
 import trio
 
 from sync.models import Shoot
 
-from .messages import ShootUnavailable
-from .store import LeaseHeld, Owner, RedisStore, StoreUnavailable
+from .store import Owner, RedisStore, StoreUnavailable
 
 __all__ = [
     "CLIENT_ID_BASE",
+    "LeaseBoard",
     "LeaseKeeper",
-    "ShootElsewhere",
-    "acquire",
     "client_id_for",
     "new_instance_id",
 ]
@@ -58,44 +60,16 @@ CLIENT_ID_BASE: Final = 1 << 31
 MIN_RETRY_S: Final = 0.005
 
 
-class ShootElsewhere(ShootUnavailable):
-    """Another relay instance owns the shoot and keeps renewing its lease."""
-
-
 def new_instance_id() -> str:
-    """This process's name in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    """This process's name in leases and reply streams: host, pid and a random part (pids
+    are reused), in the characters an owner accepts in a forwarded request."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64] or "relay"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def client_id_for(epoch: int) -> int:
     """The Yjs client id of the owner holding ``epoch``: a new one for every owner."""
     return CLIENT_ID_BASE + epoch
-
-
-async def acquire(
-    store: RedisStore, shoot: Shoot, instance: str, lease_s: float, wait_s: float
-) -> Owner:
-    """Take the shoot's lease, waiting up to ``wait_s`` for a holder's lease to expire.
-
-    Raises:
-        ShootElsewhere: another instance still held it after ``wait_s``.
-        ShootFenced: the shoot no longer holds its code.
-        StoreUnavailable: Redis cannot be reached.
-    """
-    lease_ms = round(lease_s * 1000)
-    deadline = trio.current_time() + wait_s
-    while True:
-        got = await store.call(store.acquire_lease, shoot, instance, lease_ms)
-        if isinstance(got, Owner):
-            return got
-        left = deadline - trio.current_time()
-        if left <= 0:
-            raise ShootElsewhere(f"shoot {shoot.code} is served by another relay instance")
-        await trio.sleep(min(left, max(_pttl_s(got), MIN_RETRY_S)))
-
-
-def _pttl_s(held: LeaseHeld) -> float:
-    return held.pttl_ms / 1000 if held.pttl_ms > 0 else 0.0
 
 
 class LeaseKeeper:
@@ -153,3 +127,59 @@ class LeaseKeeper:
         # If Redis is away, the lease expires by itself.
         with trio.CancelScope(shield=True), trio.move_on_after(2.0), suppress(StoreUnavailable):
             await self._store.call(self._store.release_lease, self._shoot, self.owner)
+
+
+class LeaseBoard:
+    """The leases of every shoot this instance follows, read in one pipeline per tick.
+
+    A follower must take its shoot over as soon as the owner's lease expires. Asking each
+    lease on its own every few seconds costs a thread hop and a script per follower;
+    with a thousand followed shoots that is a measurable share of a core. So the board
+    reads all of them (``GET`` and ``PTTL``) in one pipeline every ``every_s`` and calls
+    a follower's ``on_due`` only when its lease is gone, changed hands, or expires before
+    the next tick (the follower then waits for exactly the remaining time).
+
+    Args:
+        every_s: The tick; a third of the lease, like the owners' renewals.
+    """
+
+    def __init__(self, store: RedisStore, every_s: float) -> None:
+        self._store = store
+        self._every_s = every_s
+        self._watches: dict[int, _Watched] = {}
+        self._ids = itertools.count()
+
+    def watch(self, shoot: Shoot, holder: str, on_due: Callable[[], None]) -> Callable[[], None]:
+        """Watch ``shoot``'s lease, now held by ``holder``; returns the function that
+        stops watching."""
+        key = next(self._ids)
+        self._watches[key] = _Watched(shoot, holder, on_due)
+
+        def unwatch() -> None:
+            self._watches.pop(key, None)
+
+        return unwatch
+
+    async def run(self) -> None:
+        """Read the watched leases every tick, until cancelled."""
+        store = self._store
+        while True:
+            await trio.sleep(self._every_s)  # the tick
+            watched = list(self._watches.values())
+            if not watched:
+                continue
+            try:
+                states = await store.call(store.lease_states, [w.shoot for w in watched])
+            except StoreUnavailable:
+                continue  # the followers' own attempts report it
+            for w, (holder, pttl_ms) in zip(watched, states, strict=True):
+                if holder is None or holder != w.holder or pttl_ms < self._every_s * 1000:
+                    w.holder = holder
+                    w.on_due()
+
+
+@dataclass(slots=True)
+class _Watched:
+    shoot: Shoot
+    holder: str | None
+    on_due: Callable[[], None]

@@ -37,6 +37,7 @@ __all__ = [
     "Subscribe",
     "Unsubscribe",
     "WriteResult",
+    "abandon",
 ]
 
 T = TypeVar("T")
@@ -167,3 +168,15 @@ class CheckAccess:
 
 
 Message = Subscribe | Unsubscribe | Submit | Read | AddArcher | ForgetArcher | CheckAccess
+
+
+def abandon(message: Message, error: Exception) -> None:
+    """Answer a message that will not be handled with ``error`` (a session's messages need
+    no answer: whoever gives up on them closes the session, and its device resends)."""
+    match message:
+        case Subscribe(done=reply) | Read(reply=reply) | CheckAccess(reply=reply):
+            reply.fail(error)
+        case AddArcher(reply=reply):
+            reply.fail(error)
+        case Submit(reply=reply) if reply is not None:
+            reply.fail(error)

@@ -46,6 +46,9 @@ class Histogram:
 class Metrics:
     connections: int = 0
     live_shoots: int = 0
+    followed_shoots: int = 0
+    writes_forwarded: int = 0
+    takeovers: int = 0
     writes_applied: int = 0
     writes_superseded: int = 0
     writes_rejected: int = 0
@@ -63,6 +66,10 @@ class Metrics:
         gauges = {
             "fastshoot_connections": ("WebSocket connections open", self.connections),
             "fastshoot_live_shoots": ("Shoots loaded in memory", self.live_shoots),
+            "fastshoot_followed_shoots": (
+                "Shoots served here while another relay owns them",
+                self.followed_shoots,
+            ),
             "fastshoot_redis_degraded_shoots": (
                 "Shoots with writes waiting for Redis",
                 self.redis_degraded_shoots,
@@ -70,6 +77,14 @@ class Metrics:
         }
         counters = {
             "fastshoot_writes_applied_total": ("Writes that won", self.writes_applied),
+            "fastshoot_writes_forwarded_total": (
+                "Writes forwarded to the owning relay",
+                self.writes_forwarded,
+            ),
+            "fastshoot_takeovers_total": (
+                "Shoots this relay took over from a follower",
+                self.takeovers,
+            ),
             "fastshoot_writes_superseded_total": (
                 "Writes a newer one beat",
                 self.writes_superseded,

@@ -14,7 +14,6 @@ from typing import Final
 from sync.protocol import CLOSE_EXPIRED, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
 from .auth import AccessDenied, Throttled
-from .lease import ShootElsewhere
 from .messages import ShootUnavailable
 from .registry import ShootExpired, ShootUnreadable, UnknownShoot
 from .store import StoreUnavailable
@@ -62,12 +61,6 @@ REFUSALS: Final[dict[type[Exception], Refusal]] = {
     ShootUnavailable: Refusal(
         "unavailable",
         "This shoot is restarting or busy; try again soon.",
-        503,
-        CLOSE_TRY_AGAIN_LATER,
-    ),
-    ShootElsewhere: Refusal(
-        "unavailable",
-        "Another relay instance is serving this shoot right now; try again soon.",
         503,
         CLOSE_TRY_AGAIN_LATER,
     ),

@@ -14,10 +14,15 @@ document: poison data fails *here*, inside the boundary), runs it, and:
   get the same answer without loading it again (its clients retrying cannot flood Redis
   and the log), and the first one after that tries Redis again.
 
-Before loading, the supervisor takes the shoot's ownership lease in Redis
-(:mod:`relay.lease`), waiting for a holder's lease to expire if needed, and keeps it
-while the actor runs; if another instance takes the shoot over, the actor is deposed and
-stops. Two relays on one Redis therefore never write one shoot at the same time.
+Before loading, the supervisor tries to take the shoot's ownership lease in Redis
+(:mod:`relay.lease`) and keeps it while the actor runs; if another instance takes the
+shoot over, the actor is deposed and stops. Two relays on one Redis therefore never write
+one shoot at the same time. When another instance holds the lease, the supervisor runs a
+:class:`~relay.follower.ShootFollower` in the actor's place instead: it serves this
+instance's clients from the shoot's log and forwards their writes to the owner, and when
+the owner is gone it takes the lease, and the supervisor starts an actor that adopts the
+follower's sessions (a failover clients see as a pause). The owner serves what followers
+forward with :func:`~relay.inbox.serve_inbox` beside its actor.
 
 Callers never hold an actor, only its inbox; :meth:`ShootRegistry.send` retries with a
 fresh actor when the one it found has just stopped.
@@ -38,12 +43,27 @@ from typing import Final, TypeVar
 
 import trio
 
-from .actor import INBOX_SIZE, ShootActor, wall_ms
+from sync.models import Shoot
+from sync.protocol import CLOSE_GOING_AWAY
+
+from .actor import INBOX_SIZE, NoticeSink, ShootActor, wall_ms
 from .config import Settings
-from .lease import LeaseKeeper, acquire, new_instance_id
-from .messages import Message, Reply, ShootUnavailable
+from .follower import Handover, ShootFollower
+from .hub import StreamHub
+from .inbox import serve_inbox
+from .lease import LeaseBoard, LeaseKeeper, new_instance_id
+from .messages import Message, Reply, ShootUnavailable, abandon
 from .metrics import Metrics
-from .store import RedisStore, ShootFenced, StoredShoot
+from .notices import NoticePoster
+from .store import (
+    INBOX_CONSUMER,
+    INBOX_GROUP,
+    LeaseHeld,
+    Owner,
+    RedisStore,
+    ShootFenced,
+    StoredShoot,
+)
 
 __all__ = [
     "DECODING_ERRORS",
@@ -86,7 +106,7 @@ class _Slot:
 
     ready: trio.Event = field(default_factory=trio.Event)
     inbox: trio.MemorySendChannel[Message] | None = None
-    actor: ShootActor | None = None
+    actor: ShootActor | ShootFollower | None = None
     error: Exception | None = None
 
 
@@ -106,6 +126,19 @@ class ShootRegistry:
         self._all_stopped.set()
         self.instance = new_instance_id()
         """This process's name in the shoots' leases."""
+        self.on_notice: NoticeSink | None = None
+        """Given to every actor started from now on (Web Push)."""
+        # One blocking reader for every followed log, one for every owned inbox (see
+        # relay.hub); on a Redis Cluster each shoot reads with a hub of its own.
+        self._tails: StreamHub | None = None
+        self._inboxes: StreamHub | None = None
+        if not store.cluster:
+            self._tails = StreamHub(store.reader())
+            self._inboxes = StreamHub(store.reader(), group=(INBOX_GROUP, INBOX_CONSUMER))
+            nursery.start_soon(self._tails.run)
+            nursery.start_soon(self._inboxes.run)
+        self._leases = LeaseBoard(store, settings.lease_s / 3)
+        nursery.start_soon(self._leases.run)
 
     @property
     def live_shoots(self) -> int:
@@ -115,10 +148,10 @@ class ShootRegistry:
         """Whether this instance runs (or is starting) the shoot's actor."""
         return code in self._slots
 
-    def actors(self) -> list[ShootActor]:
+    def actors(self) -> list[ShootActor | ShootFollower]:
         return [slot.actor for slot in self._slots.values() if slot.actor is not None]
 
-    async def send(self, code: str, message: Message) -> ShootActor:
+    async def send(self, code: str, message: Message) -> ShootActor | ShootFollower:
         """Deliver a message to the shoot's actor, starting it if needed.
 
         Raises:
@@ -179,19 +212,24 @@ class ShootRegistry:
             raise slot.error
         return slot
 
-    async def _own(self, code: str) -> LeaseKeeper | None:
-        """Take the shoot's lease (``None`` when the shoot ended meanwhile)."""
+    async def _take(self, code: str) -> tuple[Shoot, Owner | LeaseHeld]:
+        """The shoot, and its lease if nobody holds it (else who does).
+
+        Raises:
+            UnknownShoot, ShootExpired: the shoot cannot be served.
+            StoreUnavailable: Redis cannot be reached.
+        """
         shoot = await self._store.call(self._store.load_meta, code)
         if shoot is None:
             raise UnknownShoot(code)
         if shoot.expires_ms <= wall_ms():
             raise ShootExpired(code)
-        lease_s = self._settings.lease_s
+        lease_ms = round(self._settings.lease_s * 1000)
         try:
-            owner = await acquire(self._store, shoot, self.instance, lease_s, lease_s * 1.5)
-        except ShootFenced:
-            return None
-        return LeaseKeeper(self._store, shoot, owner, lease_s)
+            got = await self._store.call(self._store.acquire_lease, shoot, self.instance, lease_ms)
+        except ShootFenced as exc:  # it ended (or its code went to a newer shoot) meanwhile
+            raise ShootExpired(code) from exc
+        return shoot, got
 
     async def _load(self, code: str) -> StoredShoot:
         stored = await self._store.call(self._store.load_shoot, code)
@@ -229,39 +267,126 @@ class ShootRegistry:
         self._refuse(code, slot, self.unreadable(code, exc))
 
     async def _supervise(self, code: str, slot: _Slot) -> None:
-        """Run one actor for the shoot, from load to stop or crash.
+        """Serve the shoot here, from load to stop or crash: as its owner, or as a follower
+        while another instance owns it, and then as its owner if this instance takes the
+        lease over (see :mod:`relay.follower`).
 
-        The slot is forgotten the moment the actor closes its inbox (synchronously, see
-        ``on_close``), so the next request starts a new actor from Redis, and two actors
-        of one shoot never write at the same time.
+        The slot is forgotten the moment the actor (or follower) closes its inbox
+        (synchronously, see ``on_close``), so the next request starts anew from Redis, and
+        two actors of one shoot never write at the same time.
         """
+        send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
         try:
-            keeper = await self._own(code)
+            shoot, got = await self._take(code)
         except DECODING_ERRORS as exc:  # raised while parsing what Redis held
             self._unreadable(code, slot, exc)
             return
-        except Exception as exc:  # UnknownShoot, ShootExpired, ShootElsewhere, Redis...
+        except Exception as exc:  # UnknownShoot, ShootExpired, Redis...
             self._refuse(code, slot, exc)
             return
-        if keeper is None:
-            self._refuse(code, slot, ShootExpired(code))
-            return
+        handover = None
+        if isinstance(got, LeaseHeld):
+            handover = await self._follow(code, slot, receive, send, got.holder)
+            if handover is None:
+                return
+            got = handover.owner
+        keeper = LeaseKeeper(self._store, shoot, got, self._settings.lease_s)
         try:
-            await self._run(code, slot, keeper)
+            await self._run(code, slot, keeper, receive, send, handover)
         finally:
             await keeper.release()
 
-    async def _run(self, code: str, slot: _Slot, keeper: LeaseKeeper) -> None:
-        """Load the shoot and run its actor while ``keeper`` keeps its lease."""
-        send, receive = trio.open_memory_channel[Message](INBOX_SIZE)
+    def _start_failed(
+        self,
+        code: str,
+        slot: _Slot,
+        exc: Exception,
+        receive: trio.MemoryReceiveChannel[Message],
+        handover: Handover | None,
+        *,
+        unreadable: bool = False,
+    ) -> None:
+        """Refuse the shoot's callers with ``exc`` (as unreadable data if ``unreadable``);
+        after a takeover, also close the follower's sessions and answer what it left
+        (they reconnect, and resend)."""
+        if unreadable or isinstance(exc, DECODING_ERRORS):
+            self._unreadable(code, slot, exc)
+        else:
+            self._refuse(code, slot, exc)
+        if handover is None:
+            return
+        gone = ShootUnavailable(f"shoot {code} could not be taken over")
+        for subscriber in handover.subscribers:
+            subscriber.close(CLOSE_GOING_AWAY, "shoot unloaded")
+        for message in handover.pending:
+            abandon(message, gone)
+        while True:
+            try:
+                abandon(receive.receive_nowait(), gone)
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        receive.close()
+
+    async def _follow(
+        self,
+        code: str,
+        slot: _Slot,
+        receive: trio.MemoryReceiveChannel[Message],
+        send: trio.MemorySendChannel[Message],
+        holder: str,
+    ) -> Handover | None:
+        """Serve the shoot as a follower; the handover if this instance took it over."""
         try:
             stored = await self._load(code)
-        except DECODING_ERRORS as exc:  # raised while parsing what Redis held
-            self._unreadable(code, slot, exc)
+        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable, decoding
+            self._start_failed(code, slot, exc, receive, None)
+            return None
+        try:
+            follower = ShootFollower(
+                stored,
+                self._store,
+                receive,
+                self._settings,
+                self._metrics,
+                instance=self.instance,
+                holder=holder,
+                hub=self._tails,
+                leases=self._leases,
+                on_close=lambda: self._forget(code, slot),
+            )
+        except Exception as exc:  # building is pure: a failure there is in the stored data
+            self._start_failed(code, slot, exc, receive, None, unreadable=True)
+            return None
+        slot.inbox, slot.actor = send, follower
+        slot.ready.set()
+        if self._closing:
+            send.close()
+        self._metrics.followed_shoots += 1
+        try:
+            return await follower.run()
+        except Exception:
+            log.exception("shoot %s: its follower crashed", code)
+            self._metrics.actor_crashes += 1
+            return None
+        finally:
+            self._metrics.followed_shoots -= 1
+
+    async def _run(
+        self,
+        code: str,
+        slot: _Slot,
+        keeper: LeaseKeeper,
+        receive: trio.MemoryReceiveChannel[Message],
+        send: trio.MemorySendChannel[Message],
+        handover: Handover | None,
+    ) -> None:
+        """Load the shoot and run its actor while ``keeper`` keeps its lease."""
+        try:
+            stored = await self._load(code)
+        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable, decoding
+            self._start_failed(code, slot, exc, receive, handover)
             return
-        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable...
-            self._refuse(code, slot, exc)
-            return
+        notices = NoticePoster(self._store, stored.shoot)
         try:
             actor = ShootActor(
                 stored,
@@ -271,10 +396,15 @@ class ShootRegistry:
                 self._metrics,
                 owner=keeper.owner,
                 on_close=lambda: self._forget(code, slot),
+                on_notice=self.on_notice,
+                on_notice_frame=notices.post,
             )
-        except Exception as exc:  # building is pure: whatever fails is in the stored data
-            self._unreadable(code, slot, exc)
+        except Exception as exc:  # building is pure: a failure there is in the stored data
+            self._start_failed(code, slot, exc, receive, handover, unreadable=True)
             return
+        if handover is not None:
+            actor.adopt(handover.subscribers, handover.state_vector, list(handover.pending))
+            self._metrics.takeovers += 1
         keeper.on_deposed = actor.depose
         slot.inbox, slot.actor = send, actor
         slot.ready.set()
@@ -284,6 +414,8 @@ class ShootRegistry:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(keeper.run)
+                nursery.start_soon(notices.run)
+                nursery.start_soon(serve_inbox, self._store, stored.shoot, send, self._inboxes)
                 await actor.run()
                 nursery.cancel_scope.cancel()
         except Exception:

@@ -35,8 +35,10 @@ from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
+from .follower import ShootFollower
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
+from .push.service import open_push
 from .redis_server import RedisServer, RedisServerError
 from .registry import open_registry
 from .startup import (
@@ -142,8 +144,13 @@ async def serve_relay(
             reachable=await _check_redis(store, redact_redis_url(redis_url)),
         )
         metrics = Metrics()
-        async with watching(embedded), open_registry(store, settings, metrics) as registry:
-            relay = RelayContext(settings, store, registry, metrics)
+        async with (
+            watching(embedded),
+            open_push(store, settings) as push,
+            open_registry(store, settings, metrics) as registry,
+        ):
+            registry.on_notice = push.sender.offer
+            relay = RelayContext(settings, store, registry, metrics, push=push)
             app = build_app(relay)
             sessions_closed = trio.Event()
             async with trio.open_nursery() as nursery:
@@ -256,7 +263,7 @@ async def supervise_embedded(server: RedisServer) -> None:
         log.info("the embedded redis-server is back (pid %s)", server.pid)
 
 
-def _log_flushed(actors: list[ShootActor]) -> None:
+def _log_flushed(actors: list[ShootActor | ShootFollower]) -> None:
     """Say that every shoot reached Redis only when it did (each actor flushes on stop)."""
     behind = [actor for actor in actors if actor.unpersisted]
     if not behind:

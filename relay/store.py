@@ -9,6 +9,16 @@ them all::
     shoot:{1234}:<id>:archers    hash  archer id -> JSON {token_sha256, name, created_ms}, until end
     shoot:{1234}:<id>:snapshot   the compacted Yjs state, until end + 24 h
     shoot:{1234}:<id>:log        stream of Yjs updates appended since the snapshot (field "u")
+    shoot:{1234}:<id>:lease      "<epoch>:<instance>" of the shoot's owner (PX, renewed)
+    shoot:{1234}:<id>:epoch      the last epoch handed out (only grows)
+    shoot:{1234}:<id>:inbox      stream of requests followers forward to the owner
+    shoot:{1234}:<id>:replies:<instance>  stream of the owner's answers to one follower
+
+The key names are made in :mod:`relay.keys`, the scripts are in :mod:`relay.scripts`, and
+what the store returns and raises is in :mod:`relay.records`; this module makes the calls.
+The calls only followers and forwarded requests need are in :mod:`relay.store_streams`
+(mixed in); their blocking reads (tailing logs, owners' inboxes) use connections of their
+own (:mod:`relay.streams`, :mod:`relay.hub`).
 
 A shoot's data is keyed by its shoot id, not only its code: codes are reused (9,000 of
 them), and a write of a shoot that has ended must never land in the next shoot with the
@@ -57,15 +67,34 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Final, ParamSpec, TypeVar
 
 import redis
 import trio
 
-from sync.models import ENDED_KEPT_MS, Shoot
+from sync.models import Shoot
+
+from . import scripts
+from .keys import code_key as _key
+from .keys import data_key as _data_key
+from .keys import kept_until as _kept_until
+from .records import (
+    ArcherRecord,
+    Durability,
+    LeaseHeld,
+    NoCodeAvailable,
+    Owner,
+    ShootFenced,
+    StoredShoot,
+    StoreUnavailable,
+    parse_version,
+)
+from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
+    "INBOX_CONSUMER",
+    "INBOX_GROUP",
     "ArcherRecord",
     "Durability",
     "LeaseHeld",
@@ -75,6 +104,7 @@ __all__ = [
     "ShootFenced",
     "StoreUnavailable",
     "StoredShoot",
+    "parse_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,241 +118,36 @@ RANDOM_ATTEMPTS: Final = 16
 WAITAOF_TIMEOUT_MS: Final = 1_000
 
 
-class StoreUnavailable(Exception):
-    """Redis could not be reached or failed; the caller may retry later."""
-
-
-class NoCodeAvailable(Exception):
-    """All 9,000 join codes are taken by live shoots."""
-
-
-class ShootFenced(Exception):
-    """Redis refused a write: the shoot no longer holds its code (it ended, or a newer
-    shoot has the code). Retrying cannot help; what was not written is dropped."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"shoot {code}: {reason}")
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class ArcherRecord:
-    """What the relay keeps about an archer beside their register: their secret."""
-
-    token_sha256: str
-    name: str
-    created_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredShoot:
-    """A shoot as loaded from Redis."""
-
-    shoot: Shoot
-    snapshot: bytes | None
-    log: list[tuple[str, bytes]]
-    """``(stream id, update)`` pairs in order."""
-    archers: dict[str, ArcherRecord] = field(default_factory=dict)
-    """Who may write, so a loaded shoot can admit its archers while Redis is away."""
-
-
-@dataclass(frozen=True, slots=True)
-class Durability:
-    """What the Redis behind the store does with a write before answering."""
-
-    version: str
-    aof: bool
-    """The append-only file is on."""
-    appendfsync: str | None
-    """``always``, ``everysec`` or ``no``; ``None`` where ``CONFIG GET`` is not allowed."""
-    waitaof: bool
-    """Appends wait for ``WAITAOF 1 0`` (Redis >= 7.2 with the append-only file on)."""
-
-    def describe(self) -> str:
-        if self.waitaof:
-            promise = "each ack waits until Redis has fsynced the write (WAITAOF)"
-        elif self.aof and self.appendfsync == "always":
-            promise = "each ack waits until Redis has fsynced the write (appendfsync always)"
-        elif self.aof:
-            policy = self.appendfsync or "unknown"
-            promise = f"a Redis crash can lose the last second of acks (appendfsync {policy})"
-        else:
-            promise = "acks are in Redis's memory only (no append-only file)"
-        return f"Redis {self.version}: {promise}"
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """``"7.0.15"`` -> ``(7, 0, 15)``; parts that are not numbers end the tuple."""
-    parts: list[int] = []
-    for part in text.split("."):
-        if not part.isdigit():
-            break
-        parts.append(int(part))
-    return tuple(parts)
-
-
-def _key(code: str, part: str) -> str:
-    return f"shoot:{{{code}}}:{part}"
-
-
-def _data_key(shoot: Shoot, part: str) -> str:
-    return f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:{part}"
-
-
-def _kept_until(shoot: Shoot) -> int:
-    return shoot.expires_ms + ENDED_KEPT_MS
-
-
-# The claim check, shared by every script that writes a shoot's data: KEYS[1] is the
-# code's claim and ARGV[1] the writer's shoot id. Answers nil when the shoot still holds
-# its code, else why not.
-_CLAIMED: Final = """
-local function unclaimed()
-  local meta = redis.call('GET', KEYS[1])
-  if not meta then return 'ended' end
-  local ok, shoot = pcall(cjson.decode, meta)
-  if not ok or type(shoot) ~= 'table' or shoot['shoot_id'] ~= ARGV[1] then
-    return 'replaced'
-  end
-  return nil
-end
-"""
-
-# The fence of every write of a shoot's document: the claim check, then ownership.
-# KEYS[2] is the lease, KEYS[3] the epoch; ARGV[2] the writer's token, ARGV[3] its epoch.
-# A lease held by someone else, or an epoch that moved on, means the writer was deposed.
-_FENCE: Final = (
-    _CLAIMED
-    + """
-local function fenced()
-  local refused = unclaimed()
-  if refused then return refused end
-  local holder = redis.call('GET', KEYS[2])
-  if holder ~= ARGV[2] and (holder or redis.call('GET', KEYS[3]) ~= ARGV[3]) then
-    return 'deposed'
-  end
-  return nil
-end
-"""
-)
-
-# KEYS: claim, lease, epoch, log.  ARGV: shoot id, token, epoch, keep-until (ms), update...
-_APPEND: Final = (
-    _FENCE
-    + """
-local refused = fenced()
-if refused then return {0, refused} end
-local id
-for i = 5, #ARGV do id = redis.call('XADD', KEYS[4], '*', 'u', ARGV[i]) end
-redis.call('PEXPIREAT', KEYS[4], ARGV[4])
-return {1, id, redis.call('XLEN', KEYS[4])}
-"""
-)
-
-# KEYS: claim, lease, epoch, snapshot, log.
-# ARGV: shoot id, token, epoch, keep-until (ms), snapshot, through id.
-_COMPACT: Final = (
-    _FENCE
-    + """
-local refused = fenced()
-if refused then return {0, refused} end
-redis.call('SET', KEYS[4], ARGV[5], 'PXAT', ARGV[4])
-redis.call('XTRIM', KEYS[5], 'MINID', ARGV[6])
-redis.call('XDEL', KEYS[5], ARGV[6])
-return {1}
-"""
-)
-
-# KEYS: claim, lease, epoch.  ARGV: shoot id, instance, lease ms, keep-until (ms).
-# Answers {1, epoch} when taken, {2, holder, pttl} when someone holds it, {0, why} when
-# the shoot no longer holds its code. The INCR and the SET are one step: a separate INCR
-# then SET NX can move the epoch backwards.
-_ACQUIRE: Final = (
-    _CLAIMED
-    + """
-local refused = unclaimed()
-if refused then return {0, refused} end
-local holder = redis.call('GET', KEYS[2])
-if holder then return {2, holder, redis.call('PTTL', KEYS[2])} end
-local epoch = redis.call('INCR', KEYS[3])
-redis.call('PEXPIREAT', KEYS[3], ARGV[4])
-redis.call('SET', KEYS[2], epoch .. ':' .. ARGV[2], 'PX', ARGV[3])
-return {1, epoch}
-"""
-)
-
-# KEYS: lease, epoch.  ARGV: token, epoch, lease ms. Extends the lease, or takes it back
-# when it lapsed and nobody took it since (the epoch is still ours); 0 when deposed.
-_RENEW: Final = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return 1
-end
-if not holder and redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-
-# KEYS: lease.  ARGV: token.
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: claim, latest.  ARGV: shoot JSON, end (ms), keep-until (ms).
-_CLAIM: Final = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[3])
-return 1
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Who may write a shoot: the epoch of its lease and the instance holding it."""
-
-    epoch: int
-    instance: str
-
-    @property
-    def token(self) -> str:
-        """What the lease key holds while this owner has it."""
-        return f"{self.epoch}:{self.instance}"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseHeld:
-    """Another instance holds the shoot's lease (``holder``) for ``pttl_ms`` more."""
-
-    holder: str
-    pttl_ms: int
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisStore:
+class RedisStore(StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
+
+    Attributes:
+        cluster: Whether Redis is a cluster, where one command may name keys of one slot
+            only: then each shoot's streams are read by a reader of its own
+            (:mod:`relay.hub`) rather than one per instance.
 
     Args:
         url: A ``redis://`` URL.
     """
+
+    cluster: bool = False
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._redis = redis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
-        self._append = self._redis.register_script(_APPEND)
-        self._compact = self._redis.register_script(_COMPACT)
-        self._claim_script = self._redis.register_script(_CLAIM)
-        self._acquire = self._redis.register_script(_ACQUIRE)
-        self._renew = self._redis.register_script(_RENEW)
-        self._release = self._redis.register_script(_RELEASE)
+        self._append = self._redis.register_script(scripts.APPEND)
+        self._compact = self._redis.register_script(scripts.COMPACT)
+        self._claim_script = self._redis.register_script(scripts.CLAIM)
+        self._acquire = self._redis.register_script(scripts.ACQUIRE)
+        self._renew = self._redis.register_script(scripts.RENEW)
+        self._release = self._redis.register_script(scripts.RELEASE)
+        self._streams_init()
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""
@@ -429,7 +254,13 @@ class RedisStore:
         for key in (_data_key(shoot, "archers"), _key(code, "archers")):
             pipe.hgetall(key)
         snapshot, old_snapshot, entries, old_entries, archers, old_archers = pipe.execute()
-        log = [(entry_id.decode(), fields[b"u"]) for entry_id, fields in entries]
+        # Markers (compaction's "c", a released lease's "r", a notice "n") hold no update.
+        log = [
+            (entry_id.decode(), fields[b"u"])
+            for entry_id, fields in entries
+            if not (b"c" in fields or b"r" in fields or b"n" in fields)
+        ]
+        log_end = entries[-1][0].decode() if entries else "0-0"
         # Data written before it was keyed by shoot id (shoot:{code}:snapshot|log|archers)
         # belongs to the live shoot with this code: the code could not be reused before
         # those keys expired with it. Read it too until the last such shoot has ended
@@ -441,7 +272,7 @@ class RedisStore:
             aid.decode(): ArcherRecord(**json.loads(raw))
             for aid, raw in {**old_archers, **archers}.items()
         }
-        return StoredShoot(shoot, snapshot, old + log, records)
+        return StoredShoot(shoot, snapshot, old + log, records, log_end)
 
     def _fence_keys(self, shoot: Shoot) -> list[str]:
         return [_key(shoot.code, "meta"), _data_key(shoot, "lease"), _data_key(shoot, "epoch")]
@@ -466,8 +297,23 @@ class RedisStore:
         return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
 
     def release_lease(self, shoot: Shoot, owner: Owner) -> None:
-        """Give the lease up (if still ours), so the next owner need not wait for it."""
-        self._release(keys=[_data_key(shoot, "lease")], args=[owner.token])
+        """Give the lease up (if still ours), so the next owner need not wait for it, and
+        tell the followers tailing the log."""
+        keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
+        self._release(keys=keys, args=[owner.token, EMPTY_UPDATE])
+
+    def lease_states(self, shoots: Sequence[Shoot]) -> list[tuple[str | None, int]]:
+        """Each shoot's lease holder (``None``: nobody) and milliseconds left, read in one
+        pipeline (one command per key: no key of two shoots in one command)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shoot in shoots:
+            pipe.get(_data_key(shoot, "lease"))
+            pipe.pttl(_data_key(shoot, "lease"))
+        found = pipe.execute()
+        return [
+            (None if holder is None else _text(holder), int(pttl))
+            for holder, pttl in zip(found[::2], found[1::2], strict=True)
+        ]
 
     def lease_holder(self, shoot: Shoot) -> str | None:
         """The token of whoever holds the shoot's lease, if anyone does."""
@@ -517,7 +363,8 @@ class RedisStore:
             raise StoreUnavailable("Redis did not confirm the write on disk in time.")
 
     def compact(self, shoot: Shoot, owner: Owner, snapshot: bytes, through_id: str) -> None:
-        """Replace the snapshot and drop log entries it covers (up to ``through_id``).
+        """Replace the snapshot and drop log entries it covers (up to ``through_id``),
+        leaving a marker entry that names ``through_id`` for followers tailing the log.
 
         Raises:
             ShootFenced: the shoot no longer holds its code, or ``owner`` was deposed;
@@ -525,7 +372,7 @@ class RedisStore:
         """
         keys = [*self._fence_keys(shoot), _data_key(shoot, "snapshot"), _data_key(shoot, "log")]
         args: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
-        args += [_kept_until(shoot), snapshot, through_id]
+        args += [_kept_until(shoot), snapshot, through_id, EMPTY_UPDATE]
         result = self._compact(keys=keys, args=args)
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))

@@ -1,7 +1,8 @@
 """``fast-shoot bench`` runs end to end with tiny sizes and writes its report.
 
 Speed is never asserted here (the machine is shared and noisy): only that every scenario
-runs, against the real relay and the baseline, and that the report has its sections.
+runs, against the real relay and the floor reference, and that the report has its
+sections and every goal with its target, measurement and verdict.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.goals import CPU_GOAL, P99_GOAL, RAMP_GOAL, WRITE_GOAL, goals
+
 HEADINGS = (
     "## Goals",
     "## Fan-out latency",
+    "## CPU per write",
+    "## Write-rate ramp",
     "## Many shoots at once",
     "## Connections and memory",
     "## Reconnect storm",
@@ -46,6 +51,16 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
         "3",
         "--storm-clients",
         "6",
+        "--ramp-subscribers",
+        "3",
+        "--ramp-rates",
+        "6,12",
+        "--ramp-step",
+        "0.5",
+        "--ramp-refs",
+        "floor",
+        "--write-cost-rate",
+        "10",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -57,13 +72,23 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     report_json = json.loads((tmp_path / "quick.json").read_text())
     results = report_json["results"]
     names = {goal["name"] for goal in report_json["goals"]}
+    assert names >= {CPU_GOAL, P99_GOAL, WRITE_GOAL, RAMP_GOAL}
     assert "Clients back in sync after a relay restart" in names
     assert "Memory per idle connection (RSS growth / connections)" in names
     assert "Bytes per subscriber for a one-arrow update" in names
     for goal in report_json["goals"]:
         assert set(goal) >= {"name", "target", "measured", "unit", "verdict"}
+        assert goal["name"] in report
+    by_name = {goal["name"]: goal for goal in report_json["goals"]}
+    # Measured against the floor of the same run, at the only size run here.
+    assert by_name[CPU_GOAL]["measured"] is not None
+    assert "at 3 subscribers" in by_name[CPU_GOAL]["verdict"]
+    assert by_name[WRITE_GOAL]["measured"] is not None
     assert results["fanout"][0]["relay"]["delivered"] > 0
-    assert results["fanout"][0]["baseline"]["delivered"] > 0
+    assert results["fanout"][0]["floor"]["delivered"] > 0
+    assert results["write_cost"]["writes"] > 0
+    assert {"relay", "floor"} <= set(results["ramp"])
+    assert results["ramp"]["relay"]["steps"][0]["writes"] > 0
     assert results["storm"]["synced"] == results["storm"]["clients"]
     assert set(results["durability"]["median_us"]) == {"always", "everysec"}
     if importlib.util.find_spec("matplotlib") is not None:
@@ -73,18 +98,45 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
 
 def test_goals_carry_target_measurement_and_verdict() -> None:
     """The JSON goals say met or missed by how much, from the numbers of the run."""
-    from benchmarks.report import goals
-
     results = {
+        "fanout": [
+            {
+                "subscribers": 100,
+                "relay": {"cpu_us_per_msg": 30.0, "p99_ms": 5.0, "p50_ms": 2.0},
+                "floor": {"cpu_us_per_msg": 10.0, "p99_ms": 4.0, "p50_ms": 2.0},
+            }
+        ],
+        "write_cost": {
+            "cpu_ms_per_write": 0.25,
+            "cpu_ms_per_write_raw": 0.3,
+            "idle_cpu_per_s": 0.01,
+            "writes": 500,
+            "rate": 50.0,
+            "archers": 20,
+            "arrows_each": 72,
+        },
+        "ramp": {
+            "subscribers": 50,
+            "p99_limit_ms": 50.0,
+            "rates": [500.0, 1000.0, 2000.0],
+            "relay": {"held_writes_per_s": 0.0, "stopped": "at 500 writes/s: p99 80 ms"},
+        },
         "wire": {"per_subscriber_ws_bytes": 150, "update_ws_bytes": 120, "notice_ws_bytes": 30},
         "many": {
             "relay": {"connections": 10_000},
             "target_connections": 10_000,
             "bytes_per_connection": 40 * 1024,
-            "baseline_bytes_per_connection": 20 * 1024,
+            "reference_bytes_per_connection": {"floor": 10 * 1024},
         },
     }
     by_name = {goal["name"]: goal for goal in goals(results)}
+    cpu = by_name[CPU_GOAL]
+    assert (cpu["measured"], cpu["unit"]) == (3.0, "x")
+    assert cpu["verdict"] == "missed (1.50x the goal)"
+    assert by_name[P99_GOAL]["measured"] == 1.25
+    assert by_name[P99_GOAL]["verdict"] == "met"
+    assert by_name[WRITE_GOAL]["verdict"] == "met"
+    assert by_name[RAMP_GOAL]["verdict"] == "missed (nothing held)"
     wire = by_name["Bytes per subscriber for a one-arrow update"]
     assert (wire["measured"], wire["unit"], wire["verdict"]) == (150.0, "B", "met")
     memory = by_name["Memory per idle connection (RSS growth / connections)"]

@@ -193,6 +193,17 @@ def url_of(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+async def count_acks(archer: Archer) -> None:
+    """Keep ``archer.acked`` at the arrows of the newest write the relay acknowledged, and
+    ``archer.acks`` at how many writes it acknowledged."""
+    assert archer.client is not None
+    while True:
+        event = await archer.client.events.get()
+        if isinstance(event, WriteAcked):
+            archer.acks += 1
+            archer.acked = max(archer.acked, len(event.register.state.arrows))
+
+
 def _durable(redis_dir: Path, code: str) -> dict[str, tuple[Stamp, int]] | None:
     """Each archer's register as Redis has it: ``(stamp, arrows)``; ``None`` if Redis is
     down right now."""
@@ -247,14 +258,6 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
         while not chaos_over.is_set():
             await trio.sleep(rng.uniform(*PACE_S))  # an archer's pace, not synchronisation
             await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
-
-    async def count_acks(archer: Archer) -> None:
-        assert archer.client is not None
-        while True:
-            event = await archer.client.events.get()
-            if isinstance(event, WriteAcked):
-                archer.acks += 1
-                archer.acked = max(archer.acked, len(event.register.state.arrows))
 
     async def sample() -> bool:
         """Compare Redis with what was acknowledged before looking; False if Redis is down."""

@@ -9,14 +9,9 @@ relay that is not the owner does not write, and a relay paused past its lease
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +30,7 @@ from relay.store import LeaseHeld, Owner, RedisStore, ShootFenced
 from sync.document import ShootDocument
 from sync.models import Shoot
 from sync.protocol import Ack, Welcome
+from tests.relays import durable, relay_process
 from tests.wire import Peer, create_shoot, join, now_ms, peer, register, wait_healthy
 
 
@@ -90,6 +86,12 @@ def test_the_fence_refuses_a_deposed_owner_and_epochs_only_grow(redis_url: str) 
             store.append(shoot, a, [b"later by a"])
         assert not store.renew_lease(shoot, a, 60_000)
         assert store.acquire_lease(shoot, "c", 60_000) == Owner(3, "c")
+        # C's actor stopped without giving the lease up (Redis refused the release): C
+        # takes its own leftover lease again at once, with an epoch that fences the old.
+        assert store.acquire_lease(shoot, "c", 60_000) == Owner(4, "c")
+        with pytest.raises(ShootFenced):
+            store.append(shoot, Owner(3, "c"), [b"late by c's old actor"])
+        assert isinstance(store.acquire_lease(shoot, "cc", 60_000), LeaseHeld)
 
         stored = store.load_shoot(shoot.code)
         assert stored is not None
@@ -114,17 +116,7 @@ async def _start(
 
 
 def _arrows_in_redis(redis_url: str, code: str, archer: str) -> tuple[Any, ...]:
-    store = RedisStore(redis_url)
-    try:
-        stored = store.load_shoot(code)
-    finally:
-        store.close()
-    assert stored is not None
-    updates = [stored.snapshot] if stored.snapshot else []
-    doc = ShootDocument.load(updates + [u for _, u in stored.log])
-    state = doc.register(archer)
-    assert state is not None
-    return tuple(state.state.arrows)  # type: ignore[union-attr]
+    return durable(redis_url, code)[archer][1]
 
 
 async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
@@ -136,8 +128,11 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
         url_a, _ = await _start(nursery, redis_url, lease_s=1.0, idle_timeout_s=0.2)
         url_b, _ = await _start(nursery, redis_url, lease_s=1.0, idle_timeout_s=0.2)
         async with httpx.AsyncClient(base_url=url_b) as http:
-            code = (await create_shoot(http))["code"]
+            created = await create_shoot(http)
+            code = created["code"]
             chris, token = await join(http, code, "Chris")
+        lease = f"shoot:{{{code}}}:{created['shoot_id']}:lease"
+        await _wait_released(redis_url, lease)  # B, which joined Chris, has unloaded it
         async with peer(url_a, code, archer=chris, token=token) as on_a:
             await on_a.expect(Welcome)
             await on_a.write(1, register(chris, (9,) * 6, device="a", ms=1_000))
@@ -147,25 +142,47 @@ async def test_two_relays_on_one_redis_never_write_one_shoot_at_once(
                 with trio.fail_after(0.9):  # under A's lease: B did not wait for it
                     body = (await http.get(f"/api/shoots/{code}")).json()
             assert body["archers"][chris]["arrows"] == [9] * 6
-            # While A serves the shoot, B refuses to: it would be a second writer.
-            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-                async with peer(url_b, code, archer=chris, token=token) as on_b:
-                    await on_b.expect(Welcome)
-            assert closed.value.reason is not None
-            assert closed.value.reason.code == 1013  # try again later
-        # A's archer has left; A unloads, gives the lease up, and B takes the shoot over.
+            # While A owns the shoot, B serves it as a follower: the whole state of two
+            # ends written through B is forwarded to A, the one writer, and acked once
+            # durable.
+            async with peer(url_b, code, archer=chris, token=token) as on_b:
+                await on_b.expect(Welcome)
+                await on_b.write(2, register(chris, (9,) * 12, device="a", ms=2_000))
+                ack = await on_b.expect(Ack)
+                assert ack.id == 2
+                assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
+            # A's own session sees it too, from A's actor.
+            while _arrows(on_a.doc, chris) != (9,) * 12:
+                await on_a.receive()
+        assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
+        await _wait_released(redis_url, lease)  # A has unloaded it: B owns it next
         async with peer(url_b, code, archer=chris, token=token) as on_b:
             await on_b.expect(Welcome)
-            await on_b.write(2, register(chris, (9,) * 12, device="a", ms=2_000))
+            await on_b.write(3, register(chris, (9,) * 18, device="a", ms=3_000))
             await on_b.expect(Ack)
-        assert _arrows_in_redis(redis_url, code, chris) == (9,) * 12
         async with peer(url_a, code) as viewer:
             await viewer.expect(Welcome)
             state = viewer.doc.register(chris)
             assert state is not None
-            assert state.state.arrows == (9,) * 12  # type: ignore[union-attr]
+            assert state.state.arrows == (9,) * 18  # type: ignore[union-attr]
             # Each owner wrote as a client of its own, derived from its epoch.
-            assert {CLIENT_ID_BASE + 1, CLIENT_ID_BASE + 2} <= set(_clients(viewer.doc))
+            assert set(_clients(viewer.doc)) == {CLIENT_ID_BASE + e for e in (1, 2, 3)}
+
+
+async def _wait_released(redis_url: str, lease: str) -> None:
+    """Poll (with a deadline) until nobody holds the lease."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with trio.fail_after(10):
+            while client.exists(lease):
+                await trio.sleep(0.02)  # polling Redis, bounded by the deadline
+    finally:
+        client.close()
+
+
+def _arrows(doc: ShootDocument, archer: str) -> tuple[Any, ...]:
+    state = doc.register(archer)
+    return () if state is None else tuple(state.state.arrows)  # type: ignore[union-attr]
 
 
 def _clients(doc: ShootDocument) -> list[int]:
@@ -193,33 +210,6 @@ def _decode_state_vector(sv: bytes) -> dict[int, int]:
 # -- two real processes: the owner is paused past its lease --------------------------
 
 
-@contextmanager
-def _serve(
-    tmp_path: Path, name: str, redis_url: str, port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "REDIS_URL": redis_url,
-        "SHOOT_LEASE_S": "1.0",
-        "FAST_SHOOT_DATA_DIR": str(tmp_path / name),
-    }
-    with open(tmp_path / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.kill()
-        process.wait(timeout=10)
-
-
 @dataclass
 class _Ending:
     count: int
@@ -243,8 +233,8 @@ async def test_an_owner_paused_past_its_lease_is_fenced_and_acknowledges_nothing
     port_a, port_b = free_port(), free_port()
     url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
     with (
-        _serve(tmp_path, "a", redis_url, port_a) as relay_a,
-        _serve(tmp_path, "b", redis_url, port_b),
+        relay_process(tmp_path, "a", redis_url, port_a) as relay_a,
+        relay_process(tmp_path, "b", redis_url, port_b),
         trio.fail_after(60),
     ):
         await wait_healthy(url_a)

@@ -30,12 +30,14 @@ DOCS = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 _CODE_CALLS = frozenset(
     {"Error", "Refused", "Refusal", "ProtocolError", "InvalidState", "LimitExceeded", "SyncError"}
 )
+#: Calls whose second argument is an error code (the first is the HTTP status).
+_STATUS_THEN_CODE_CALLS = frozenset({"BodyRejected"})
 #: Codes that never reach a client: the client's own check of the relay's updates.
 _NEVER_SENT = frozenset({"invalid_update"})
 
 
 def _sources() -> list[Path]:
-    return sorted([*(ROOT / "sync").glob("*.py"), *(ROOT / "relay").glob("*.py")])
+    return sorted([*(ROOT / "sync").glob("*.py"), *(ROOT / "relay").rglob("*.py")])
 
 
 def _codes_in_source() -> dict[str, str]:
@@ -46,9 +48,12 @@ def _codes_in_source() -> dict[str, str]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", getattr(node.func, "attr", None))
-            if name not in _CODE_CALLS:
+            if name in _STATUS_THEN_CODE_CALLS:
+                args = list(node.args[1:2])
+            elif name in _CODE_CALLS:
+                args = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "code")]
+            else:
                 continue
-            args = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "code")]
             for arg in args:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     found.setdefault(arg.value, path.name)
@@ -83,6 +88,7 @@ def test_the_scan_finds_what_it_looks_for() -> None:
     codes = _codes_in_source()
     for code in ("malformed", "read_only", "not_your_register", "unexpected", "unknown_round"):
         assert code in codes
+    assert codes["push_full"] == "routes.py"  # in a subpackage, given with a status
     assert _close_constants()["CLOSE_TOO_SLOW"] == 4408
 
 

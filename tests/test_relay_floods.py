@@ -110,3 +110,36 @@ async def test_a_flood_of_refused_writes_is_closed_while_a_bystander_keeps_up(
         # sends faster than it reads.
         assert len(errors) < FLOOD // 10
         assert sent <= FLOOD
+
+
+async def test_the_write_limit_per_connection_is_a_setting(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """A relay started with a burst of 3 and next to no refill refuses the 4th write.
+
+    The benchmark's capacity ramp lifts the limit this way; were the setting ignored, the
+    default burst (20) would acknowledge all five.
+    """
+    from relay.config import Settings
+    from relay.server import serve_relay
+
+    settings = Settings(
+        host="127.0.0.1", port=0, redis_url=redis_url, writes_burst=3, writes_per_s=0.001
+    )
+    with trio.fail_after(20):
+        url: str = await nursery.start(serve_relay, settings)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+        async with peer(url, code, archer=chris, token=token) as archer:
+            await archer.expect(Welcome)
+            for n in range(1, 6):
+                await archer.write(n, register(chris, (9,) * n, device="a", ms=1_000 * n))
+            answers: dict[int, str] = {}
+            while len(answers) < 5:
+                message = await archer.receive()
+                if isinstance(message, Ack):
+                    answers[message.id] = "ack"
+                elif isinstance(message, Error) and message.id is not None:
+                    answers[message.id] = message.code
+    assert answers == {1: "ack", 2: "ack", 3: "ack", 4: "rate_limited", 5: "rate_limited"}

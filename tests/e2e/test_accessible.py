@@ -21,8 +21,48 @@ from .harness import Api, RelayProcess, end_the_day
 AXE = ROOT / "clients" / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 #: "Needs review" findings that are faults whatever the content: an ``aria-label`` on an
-#: element whose role may not be named (a plain ``div``) is ignored by screen readers.
-REVIEWED_AS_FAULTS = ("aria-prohibited-attr",)
+#: element whose role may not be named (a plain ``div``) is ignored by screen readers; a
+#: control whose visible text axe cannot find in its accessible name (one letter, such as
+#: the keypad's "M", is too short to check: the fix shows more than the letter).
+REVIEWED_AS_FAULTS = ("aria-prohibited-attr", "label-content-name-mismatch")
+#: Why axe could not measure a text's contrast that means the text is covered: something
+#: drawn over it (a toast over the scorecard's totals once) hides it from everyone.
+COVERED = "overlapped by another element"
+
+
+#: Whether an element (by axe's selector) is one a person can read now: inside the open
+#: modal dialog when there is one (the page behind it is inert), else anywhere.
+READABLE_NOW = """(selector) => {
+  const modal = document.querySelector('[aria-modal="true"]');
+  const node = document.querySelector(selector);
+  return !!node && (!modal || modal.contains(node));
+}"""
+
+
+#: Whether every text of the stats under a container is what a person sees at its place
+#: (nothing drawn over it).
+ON_TOP = """(box) => [...box.querySelectorAll('dt, dd')].every((el) => {
+  const r = el.getBoundingClientRect();
+  const seen = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  return el === seen || el.contains(seen);
+})"""
+
+
+def _covered(page: Page, finding: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of a colour-contrast finding left for review because readable text is
+    covered, or ``None``."""
+    if finding["id"] != "color-contrast":
+        return None
+    nodes = [
+        node
+        for node in finding["nodes"]
+        if any(COVERED in check["message"] for check in node["any"])
+        and len(node["target"]) == 1  # not inside a frame or shadow root
+        and page.evaluate(READABLE_NOW, node["target"][0])
+    ]
+    return {**finding, "nodes": nodes} if nodes else None
+
+
 TV = {"width": 1920, "height": 1080}
 DESKTOP = {"is_mobile": False, "has_touch": False, "device_scale_factor": 1}
 
@@ -40,6 +80,7 @@ def assert_accessible(page: Page, screen: str) -> None:
     found = results["violations"] + [
         v for v in results["incomplete"] if v["id"] in REVIEWED_AS_FAULTS
     ]
+    found += [c for c in (_covered(page, v) for v in results["incomplete"]) if c is not None]
     bad = [v for v in found if v["impact"] in SERIOUS]
     details = [
         {
@@ -91,6 +132,10 @@ def test_every_screen_passes_axe(phone: Phone, api: Api) -> None:
 
     archer.get_by_test_id("board-row").first.click()
     expect(archer.get_by_role("dialog")).to_be_visible()
+    # The toast stays on screen for seconds: the scorecard's totals must not be under it
+    # (they once were, and axe could not even measure their contrast).
+    expect(archer.get_by_test_id("toast").first).to_be_attached()
+    assert archer.evaluate(ON_TOP, archer.get_by_test_id("scorecard").element_handle())
     assert_accessible(archer, "scorecard")
 
     viewer = open_as_viewer(phone(), code)
@@ -103,7 +148,7 @@ def test_keypad_works_by_keyboard_and_reads_arrow_values(phone: Phone, api: Api)
     page = open_as_archer(phone(has_touch=False, is_mobile=False), code, chris)
     keypad = page.get_by_role("group", name="Score the next arrow")
     expect(keypad.get_by_role("button", name="Score X, inner ten, scores 10")).to_be_visible()
-    expect(keypad.get_by_role("button", name="Score Miss, scores 0")).to_be_visible()
+    expect(keypad.get_by_role("button", name="Score M, miss, scores 0")).to_be_visible()
 
     keypad.get_by_role("button", name="Score X, inner ten, scores 10").focus()
     page.keyboard.press("Enter")

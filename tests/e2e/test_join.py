@@ -112,7 +112,7 @@ def test_join_through_the_join_link(phone: Phone, api: Api) -> None:
     _fill_profile(page, "Alex", "national", "national")
     expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))
     # The 5-zone keypad of an imperial round.
-    expect(page.locator(".keypad button")).to_have_text(["9", "7", "5", "3", "1", "M"])
+    expect(page.locator(".keypad button")).to_have_text(["9", "7", "5", "3", "1", "M miss"])
     expect(row(page, "Alex")).to_contain_text("(you)")
 
     # Opening the link again on the same phone offers to carry on.

@@ -59,7 +59,7 @@ def test_undo_takes_back_the_last_arrow(phone: Phone, api: Api) -> None:
     chris = api.join(code, "Chris", "wa720_70")
     archer = open_as_archer(phone(), code, chris)
     expect(archer.locator(".keypad button")).to_have_text(
-        ["X", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1", "M"]
+        ["X inner ten", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1", "M miss"]
     )
     score(archer, ["X", 10, 7])
     archer.get_by_role("button", name="Undo").click()
@@ -171,7 +171,7 @@ def test_tap_an_archer_for_the_scorecard(phone: Phone, api: Api) -> None:
     code = api.create_shoot()["code"]
     chris = api.join(code, "Chris", "worcester")
     archer = open_as_archer(phone(), code, chris)
-    expect(archer.locator(".keypad button")).to_have_text(["5", "4", "3", "2", "1", "M"])
+    expect(archer.locator(".keypad button")).to_have_text(["5", "4", "3", "2", "1", "M miss"])
     score(archer, [5, 5, 4, 4, 3, 5, 4, "M", 2, 1, 5])
     viewer = open_as_viewer(phone(), code)
     row(viewer, "Chris").click()

@@ -13,7 +13,8 @@
  * The build (build.mjs) defines the hashed shell files and a version that changes with
  * them; each version gets its own cache and the old ones are deleted on activation.
  */
-export {};
+import { openFromNotification } from "./notification-click";
+import { readPushMessage } from "./push-message";
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const PREFIX = "fast-shoot-shell-";
@@ -21,6 +22,8 @@ const CACHE = `${PREFIX}${__BUILD_VERSION__}`;
 const SHELL = "/";
 /** How long a navigation waits for the relay before the cached shell is used. */
 const NETWORK_TIMEOUT_MS = 4000;
+/** The app's icon among the shell files, for notifications shown without a page. */
+const ICON = __SHELL_ASSETS__.find((path) => /\/icon-192-[A-Z0-9]+\.png$/.test(path));
 const APP_ROUTE = /^\/(?:(?:join|shoot|view|results)\/\d{4}\/?)?$/;
 
 sw.addEventListener("install", (event) => {
@@ -95,15 +98,26 @@ async function cacheFirst(request: Request): Promise<Response> {
 // A tap on a notice's system notification brings the shoot's page forward, or opens it.
 sw.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const data = event.notification.data as { url?: unknown } | null;
-  const path = typeof data?.url === "string" && data.url.startsWith("/") ? data.url : "/";
+  event.waitUntil(openFromNotification(sw.clients, event.notification.data));
+});
+
+// A notice pushed by the relay while no page of the app is open (Web Push). Every push
+// must show a notification (the subscription is `userVisibleOnly`); the tag is the one the
+// page uses for the same notice, so a notice seen both ways shows once.
+sw.addEventListener("push", (event) => {
+  let raw: string | null = null;
+  try {
+    raw = event.data ? event.data.text() : null;
+  } catch {
+    raw = null;
+  }
+  const message = readPushMessage(raw);
   event.waitUntil(
-    (async () => {
-      const windows = await sw.clients.matchAll({ type: "window", includeUncontrolled: true });
-      for (const client of windows) {
-        if (new URL(client.url).pathname === path) return void (await client.focus());
-      }
-      await sw.clients.openWindow(path);
-    })(),
+    sw.registration.showNotification(message.title, {
+      body: message.body,
+      tag: message.tag,
+      data: { url: message.url },
+      icon: ICON,
+    }),
   );
 });

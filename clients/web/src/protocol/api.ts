@@ -160,3 +160,27 @@ export async function readShoot(code: string, options?: Options): Promise<ShootR
     ended: raw.ended === true,
   };
 }
+
+/** The relay's VAPID public key (base64url), which browsers subscribe to push with. */
+export async function fetchPushKey(options?: Options): Promise<string> {
+  const raw = (await call("/api/push/key", { method: "GET" }, options)) as Record<string, unknown>;
+  if (typeof raw.public_key !== "string") throw new ApiError(200, "malformed", "The relay's push key is missing.");
+  return raw.public_key;
+}
+
+/** Ask the relay to push this shoot's notices to a browser's push subscription; an
+ * archer's own (with the archer's token), or a viewer's (lead changes only). */
+export async function subscribePush(
+  code: string,
+  subscription: PushSubscriptionJSON,
+  identity: Identity | null,
+  options?: Options,
+): Promise<void> {
+  const body = identity ? { subscription, archer_id: identity.archerId, token: identity.token } : { subscription };
+  await post(`/api/shoots/${encodeURIComponent(code)}/push`, body, options);
+}
+
+export async function unsubscribePush(code: string, endpoint: string, options?: Options): Promise<void> {
+  const init = { method: "DELETE", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ endpoint }) };
+  await call(`/api/shoots/${encodeURIComponent(code)}/push`, init, options);
+}

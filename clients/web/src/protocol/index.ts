@@ -17,7 +17,16 @@ export type {
   OpenShootOptions,
 } from "./types";
 export { openShoot } from "./session";
-export { ApiError, createShoot, joinShoot, fetchRounds, readShoot } from "./api";
+export {
+  ApiError,
+  createShoot,
+  joinShoot,
+  fetchRounds,
+  readShoot,
+  fetchPushKey,
+  subscribePush,
+  unsubscribePush,
+} from "./api";
 export type { CreatedShoot, JoinRequest, RoundInfo, ShootRead } from "./api";
 export {
   rememberProfile,

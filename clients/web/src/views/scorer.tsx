@@ -9,6 +9,7 @@ import type { Arrow, ArcherState, ShootClient } from "../protocol/index";
 import type { Rounds } from "./data";
 import { arrowScore, buildBoard, roundOf, summaryOf } from "./data";
 import { linkTo } from "./router";
+import { stopPush } from "./notify";
 
 type Confirming = "finish" | "leave" | null;
 
@@ -16,12 +17,17 @@ export function arrowLabel(arrow: Arrow): string {
   return String(arrow);
 }
 
-/** What a screen reader says for an arrow: "X" and "M" read as letters otherwise. */
+/** What a screen reader says for an arrow: "X" and "M" read as letters otherwise. Each
+ * starts with the letter shown, so the name a voice-control user reads off the key works. */
 export function spokenArrow(arrow: Arrow): string {
-  if (arrow === "X") return "X, inner ten, scores 10";
-  if (arrow === "M") return "Miss, scores 0";
+  if (arrow === "X") return `X, ${KEY_NOTES.X}, scores 10`;
+  if (arrow === "M") return `M, ${KEY_NOTES.M}, scores 0`;
   return String(arrow);
 }
+
+/** The word under a letter key: a newcomer learns what X and M mean, and the key's visible
+ * text is more than one letter, so its accessible name can be checked to contain it. */
+const KEY_NOTES: Partial<Record<string, string>> = { X: "inner ten", M: "miss" };
 
 export function arrowClass(arrow: Arrow): string {
   return `arrow v-${String(arrow).toLowerCase()}`;
@@ -165,6 +171,8 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
                 onClick={() => addArrow(value)}
               >
                 {arrowLabel(value)}
+                {KEY_NOTES[String(value)] && " "}
+                {KEY_NOTES[String(value)] && <small class="key-note">{KEY_NOTES[String(value)]}</small>}
               </button>
             ))}
           </div>
@@ -212,6 +220,7 @@ export function Scorer(props: { client: ShootClient; rounds: Rounds | null }) {
           onYes={() => {
             setConfirming(null);
             update((now) => ({ ...now, left: true }));
+            void stopPush(client.code, false); // no more pushes about a shoot left behind
           }}
           onNo={() => setConfirming(null)}
         />

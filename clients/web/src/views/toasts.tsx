@@ -11,7 +11,8 @@ import { buildBoard } from "./data";
 import type { RankedRound } from "./notices";
 import { RecentNotices, isForMe } from "./notices";
 import type { NotifyState } from "./notify";
-import { notifyState, showSystemNotification, turnOff, turnOn } from "./notify";
+import { identityFor } from "../protocol/index";
+import { notifyState, showSystemNotification, startPush, stopPush, turnOff, turnOn } from "./notify";
 
 /** How long a toast stays; long enough to read a sentence at arm's length. */
 const TOAST_MS = 8000;
@@ -71,10 +72,10 @@ export function NoticeCenter(props: { client: ShootClient; rounds: Rounds | null
             <button
               type="button"
               class="toast-close"
-              aria-label="Dismiss"
               onClick={() => setToasts((old) => old.filter((x) => x.id !== t.id))}
             >
-              ×
+              <span aria-hidden="true">×</span>
+              <span class="sr-only">Dismiss</span>
             </button>
           </p>
         ))}
@@ -86,14 +87,34 @@ export function NoticeCenter(props: { client: ShootClient; rounds: Rounds | null
           ))}
         </ul>
       )}
-      <NotifyToggle />
+      <NotifyToggle code={client.code} archer={client.me} />
     </>
   );
 }
 
-/** "Notify me" / "Stop notifications": the only place permission is ever asked for. */
-export function NotifyToggle() {
+/**
+ * "Notify me" / "Stop notifications": the only place permission is ever asked for. While
+ * on, the relay is also asked to push this shoot's notices for when the app is closed; a
+ * sentence says so when that cannot work here (the in-page notifications go on).
+ */
+export function NotifyToggle(props: { code: string; archer: string | null }) {
+  const { code, archer } = props;
   const [state, setState] = useState<NotifyState>(() => notifyState());
+  const [pushNote, setPushNote] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (state !== "on") return;
+    let live = true;
+    void (async () => {
+      const identity = archer ? await identityFor(code).catch(() => null) : null;
+      const outcome = await startPush(code, identity);
+      if (live) setPushNote(outcome.ok ? null : outcome.reason);
+    })();
+    return () => {
+      live = false;
+    };
+  }, [state, code, archer]);
+
   if (state === "unsupported") return null;
   if (state === "blocked") {
     return (
@@ -104,15 +125,28 @@ export function NotifyToggle() {
   }
   const on = state === "on";
   return (
-    <p class="notify" data-testid="notify-state" data-state={state}>
+    <div class="notify" data-testid="notify-state" data-state={state}>
       <button
         type="button"
         class="button secondary"
         aria-pressed={on}
-        onClick={async () => setState(on ? turnOff() : await turnOn())}
+        onClick={async () => {
+          if (on) {
+            setPushNote(null);
+            setState(turnOff());
+            await stopPush(code, true);
+          } else {
+            setState(await turnOn());
+          }
+        }}
       >
         {on ? "Stop notifications" : "Notify me of lead changes"}
       </button>
-    </p>
+      {on && pushNote && (
+        <p class="hint" data-testid="push-note">
+          {pushNote}
+        </p>
+      )}
+    </div>
   );
 }
