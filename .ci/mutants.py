@@ -57,8 +57,9 @@ MUTANTS = [
     Mutant(
         "stamps compared without the counter",
         "sync/register.py",
-        "return (self.stamp, canonical_state(self.state))",
-        "return ((self.stamp.wall_ms, self.stamp.device_id), canonical_state(self.state))",
+        "return 1 if a.stamp > b.stamp else -1",
+        "return 1 if (a.stamp.wall_ms, a.stamp.device_id) > (b.stamp.wall_ms, b.stamp.device_id)"
+        " else -1",
     ),
     Mutant(
         "correct() forgets the stamps it has seen",

@@ -1,9 +1,10 @@
-"""The baseline: a bare broadcast server on the relay's own server stack.
+"""The baseline: a bare broadcast server on hypercorn's trio worker.
 
 What the relay is compared with, started by the benchmark in the same run: hypercorn's
-trio worker serving a raw ASGI app (no framework), configured like the relay (same ping
-interval, read timeout and frame limit), that does nothing but send each binary message
-it receives to every connection of the same room. Its CPU time per delivered message is
+trio worker serving a raw ASGI app (no framework), configured as the relay configured
+hypercorn when its WebSockets ran on it (same ping interval, read timeout and frame
+limit), that does nothing but send each binary message it receives to every connection
+of the same room. Its CPU time per delivered message is
 the floor the relay's fan-out is measured against ("what the server stack alone can
 push"); the relay does the CRDT write, Redis persistence, acks and leaderboard on top.
 
@@ -28,7 +29,7 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
-from relay.asgi import Receive, Scope, Send, serve_lifespan
+from relay.asgi import Receive, Scope, Send
 from relay.config import Settings
 from sync.protocol import MAX_CLIENT_FRAME_BYTES
 
@@ -39,6 +40,17 @@ __all__ = ["build_baseline_app", "main"]
 
 #: The stand-in for ``welcome``: an empty CBOR map.
 JOINED = b"\xa0"
+
+
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer hypercorn's lifespan scope (a raw ASGI app must)."""
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def build_baseline_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -9,7 +9,9 @@ commands on stdin; every answer is one line on stdout.
 
 - On start the worker opens its connections (a bounded number at a time), sends each
   one's ``hello`` and waits for the first frame (``welcome``), then prints
-  ``ready {"connected": n, "failed": m, ...}``.
+  ``ready {"connected": n, "failed": m, ...}``. Each connection reads from the moment it
+  is open, as a real client does: the relay drops a connection that leaves its pings
+  unanswered, and opening thousands takes longer than that allows.
 - ``go <seconds> [scale]``: writers score at their rate (times ``scale``, 1 by default:
   the capacity ramp raises it step by step on the same connections) for that long,
   everyone keeps reading; after a short drain it prints ``done {stats}`` (latency
@@ -189,7 +191,8 @@ class Worker:
             client.replica.apply_update(message.update)
         client.ws = ws
 
-    async def connect_all(self) -> tuple[int, int]:
+    async def connect_all(self, readers: trio.Nursery) -> tuple[int, int]:
+        """Open every connection; each one's reader starts in ``readers`` once it is open."""
         limiter = trio.CapacityLimiter(self.plan.connect_concurrency)
         failed = 0
 
@@ -200,6 +203,7 @@ class Worker:
                     try:
                         with trio.fail_after(self.plan.connect_timeout_s):
                             await self._open(client)
+                        readers.start_soon(self.read_loop, client)
                         return
                     except CONNECT_ERRORS:
                         await trio.sleep(0.1 * 2**attempt)  # backoff before a retry
@@ -367,14 +371,12 @@ def _say(kind: str, body: Any = None) -> None:
 async def _serve(plan: Plan) -> None:
     worker = Worker(plan)
     started = time.monotonic()
-    connected, failed = await worker.connect_all()
-    _say(
-        "ready",
-        {"connected": connected, "failed": failed, "seconds": time.monotonic() - started},
-    )
     async with trio.open_nursery() as nursery:
-        for client in worker.clients:
-            nursery.start_soon(worker.read_loop, client)
+        connected, failed = await worker.connect_all(nursery)
+        _say(
+            "ready",
+            {"connected": connected, "failed": failed, "seconds": time.monotonic() - started},
+        )
         while True:
             line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             command, _, argument = line.strip().partition(" ")

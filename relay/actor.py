@@ -12,8 +12,11 @@ each write (refuse, or apply with the register merge), numbers the updates, says
 answer may go out, and picks a subscriber's catch-up; this module drives it. A write
 goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
-write's answer until Redis has it -> rebuild the leaderboard and decide the notices (after
-the fan-out, so they never delay it). What the notifier remembers
+write's answer until Redis has it -> update the leaderboard for the one register that
+changed and decide the notices from the rounds that moved (:mod:`relay.standings`, after
+the fan-out, so they never delay it). Handicaps and classifications come from tables
+only: what they lack is filled on a worker thread (:mod:`relay.projector`) and applied
+when it is back (:meth:`ShootActor.projected`), so no write waits for archeryutils. What the notifier remembers
 (:mod:`sync.notifications`) is written to the document as the next update, so a
 restarted or reloaded actor never announces a lead twice; the notices go out only once
 that update is durable (see :meth:`ShootActor._announce`).
@@ -46,25 +49,23 @@ from collections.abc import Callable
 
 import trio
 
-from sync.classification import derived_values
+from sync.classification import peek_derived
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
-from sync.leaderboard import Leaderboard, build_leaderboard
+from sync.leaderboard import Leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
 from sync.models import Shoot
 from sync.notifications import Notice as Notification
-from sync.notifications import NotifierState, assume_announced, next_notices
 from sync.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_PROTOCOL_ERROR,
     Ack,
     Error,
-    Notice,
     Superseded,
     Update,
 )
-from sync.register import Applied, Duplicate, Outcome
+from sync.register import Applied, Duplicate, Outcome, Register
 from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
@@ -90,6 +91,7 @@ from .messages import (
     abandon,
 )
 from .metrics import Metrics
+from .standings import Standings
 from .store import ArcherRecord, Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
@@ -166,12 +168,13 @@ class ShootActor:
         updates = [stored.snapshot] if stored.snapshot else []
         updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
-        self.doc = ShootDocument.load(updates, client_id=client_id, derive=derived_values)
+        self.doc = ShootDocument.load(updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
-        self._board = build_leaderboard(self.doc.registers().values())
-        stored_memory = NotifierState.from_doc(self.doc.notices_memory())
-        self._notifier = assume_announced(stored_memory, self._board)
+        self._standings = Standings(self.doc, self.projected)
+        self.projector = self._standings.projector
+        """Fills the projection tables off the event loop; runs beside the actor."""
+        self._stopped = False
         # Notices waiting for the update that remembers them to be durable.
         self._held_notices: deque[tuple[int, bytes, Notification]] = deque()
         self._state: ShootState[Held] = ShootState(self.doc)
@@ -249,12 +252,20 @@ class ShootActor:
             with persister:
                 await self._durability.run()
 
+        projecting = trio.CancelScope()
+
+        async def project() -> None:
+            with projecting:
+                await self.projector.run()
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(persist)
+            nursery.start_soon(project)
             try:
                 with self._serving:
                     await self._serve()
             finally:
+                projecting.cancel()
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(self._settings.shutdown_grace_s):
                         await self._durability.flushed()
@@ -287,6 +298,7 @@ class ShootActor:
     def _stop(self) -> None:
         """Close the subscribers, answer every waiter left and close the inbox, all with no
         checkpoint in between, so nothing can arrive that is never answered."""
+        self._stopped = True
         reason = "shoot moved to another relay" if self.deposed else "shoot unloaded"
         for subscriber in self.subscribers:
             subscriber.close(CLOSE_GOING_AWAY, reason)
@@ -405,7 +417,7 @@ class ShootActor:
             self._metrics.writes_superseded += 1
         self._hold(submit, outcome, written.needs)
         if isinstance(outcome, Applied):
-            self._announce()
+            self._announce(submit.register)
 
     def _refuse_write(self, submit: Submit, exc: SyncError) -> None:
         self._metrics.writes_rejected += 1
@@ -431,39 +443,43 @@ class ShootActor:
     def _fan_out(self, frame: bytes) -> None:
         fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
 
-    def _announce(self) -> None:
-        """Decide the notices the write just applied calls for, and remember them.
+    @property
+    def _board(self) -> Leaderboard:
+        return self._standings.board
 
-        This runs after the write's update is fanned out: rebuilding the board costs
-        milliseconds in a big shoot, and no subscriber should wait for it. The memory is
-        a document update of its own, persisted right after the write's (updates reach
-        Redis in order), and the notices wait until it is durable, as answers do. So a
-        notice is never out while Redis lacks the memory of it: a crash before that
-        loses the memory and the unsent notice together, and the next write in the round
-        (or the resent one) announces it, once. Replicas get the update too, to stay in
-        step with the writer's clock.
+    @property
+    def projecting(self) -> bool:
+        """Whether projections are being filled (the board may lack some until then)."""
+        return self.projector.pending
+
+    def projected(self) -> None:
+        """The projector filled what was asked (called between messages, never after the
+        actor stopped): the derived values that were waiting go out as an update."""
+        if self._stopped:
+            return
+        update = self._standings.filled()
+        if update:
+            self._record(update)
+            self._fan_out(encode(Update(update)))
+
+    def _announce(self, register: Register) -> None:
+        """Update the board for the register the write just set, decide the notices that
+        calls for, and remember them (:meth:`relay.standings.Standings.wrote`).
+
+        This runs after the write's update is fanned out, so no subscriber waits for it.
+        The memory is a document update of its own, persisted right after the write's
+        (updates reach Redis in order), and the notices wait until it is durable, as
+        answers do. So a notice is never out while Redis lacks the memory of it: a crash
+        before that loses the memory and the unsent notice together, and the next write in
+        the round (or the resent one) announces it, once. Replicas get the update too, to
+        stay in step with the writer's clock.
         """
-        before, self._board = self._board, build_leaderboard(self.doc.registers().values())
-        notifier, notices = next_notices(self._notifier, before, self._board)
-        memory = self.doc.remember_notices(notifier.doc_changes(self._notifier))
-        self._notifier = notifier
+        memory, notices = self._standings.wrote(register)
         if memory:
             self._record(memory)
             self._fan_out(encode(Update(memory)))
-        for notice in notices:
-            frame = encode(
-                Notice(
-                    kind=notice.kind,
-                    round=notice.round,
-                    archer=notice.archer_id,
-                    text=notice.text,
-                    position=notice.position,
-                    of=notice.of,
-                    change=notice.change,
-                    ends=notice.ends,
-                )
-            )
-            self._held_notices.append((self._durability.applied, frame, notice))
+        applied = self._durability.applied
+        self._held_notices.extend((applied, frame, notice) for frame, notice in notices)
 
     def _release_notices(self, durable: int) -> None:
         """Fan out the notices whose memory Redis now has (called by the persister), and

@@ -1,24 +1,12 @@
-"""The ASGI application: ``/ws`` to the session driver, everything else to the HTTP API.
+"""The ASGI application hypercorn serves: the HTTP API and pages, and refused handshakes.
 
-A WebSocket handshake anywhere but ``/ws`` is answered 404, and 503 while the relay shuts
-down, with the HTTP API's JSON error body.
-
-hypercorn's trio worker runs it. WebSocket scopes are handled here without a framework
-(the hot path: one dict per frame in each direction); HTTP goes to Starlette.
-
-hypercorn traps handled here (see the design notes): after the peer is gone,
-``websocket.send`` silently does nothing, so the adapter remembers the disconnect and
-the session watches ``receive()``; the lifespan scope is answered by hand.
-
-One more: hypercorn hands received messages to the app through a queue of 10 and stops
-reading the socket while it is full, and nothing empties it once the app has returned.
-A client that kept sending after the relay's close would then never have its close
-handshake read: its connection (socket, buffers, task) would stay forever, since even the
-end of its TCP stream is never read. So after a session the app keeps receiving, and
-dropping, until hypercorn reports the disconnect: the peer's close, the end of its
-stream, or hypercorn's read timeout for a silent peer. Dropping costs what reading any
-connected client costs, one message at a time (each at most
-:data:`~sync.protocol.HARD_MAX_CLIENT_FRAME_BYTES`).
+WebSocket sessions never come here: the relay's door (:mod:`relay.door`) keeps every
+``GET /ws`` upgrade for itself and hands everything else to hypercorn. So a WebSocket
+scope here is a handshake the relay does not serve: anywhere but ``/ws`` it is answered
+404 with the HTTP API's JSON error body, and at ``/ws`` 503 ``unavailable``, so the client
+retries on a new connection. (A ``/ws`` upgrade on a kept-alive HTTP connection is taken
+back by :mod:`relay.handoff`; one arrives here only on a connection the door stopped
+following, after an upgrade of another kind or a request it could not parse.)
 """
 
 from __future__ import annotations
@@ -27,66 +15,16 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .connection import serve_session
 from .context import RelayContext
 from .http import build_http_app
 from .proxy import ClientAddressFromProxy
 
-__all__ = ["AsgiSocket", "build_app", "serve_lifespan"]
+__all__ = ["build_app", "proxy_for"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-class AsgiSocket:
-    """A :class:`relay.connection.FrameSocket` over an ASGI WebSocket scope."""
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client") or ("unknown", 0)
-        self.client_address = str(client[0])
-        self._receive = receive
-        self._send = send
-        self.gone = False
-        self._closed = False
-
-    async def receive(self) -> bytes | str | None:
-        while not self.gone:
-            event = await self._receive()
-            kind = event["type"]
-            if kind == "websocket.receive":
-                data = event.get("bytes")
-                return data if data is not None else str(event.get("text") or "")
-            if kind == "websocket.disconnect":
-                self.gone = True
-        return None
-
-    async def send(self, frame: bytes) -> None:
-        if not self.gone and not self._closed:
-            await self._send({"type": "websocket.send", "bytes": frame})
-
-    async def close(self, code: int, reason: str) -> None:
-        if not self.gone and not self._closed:
-            self._closed = True
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-    async def drain(self) -> None:
-        """Receive and drop messages until the peer has gone (see the module's notes)."""
-        while not self.gone:
-            event = await self._receive()
-            if event["type"] == "websocket.disconnect":
-                self.gone = True
-
-
-async def serve_lifespan(receive: Receive, send: Send) -> None:
-    """Answer the server's lifespan scope; the relay sets itself up outside ASGI."""
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def _refuse_handshake(send: Send, status: int, code: str, message: str) -> None:
@@ -101,7 +39,18 @@ async def _refuse_handshake(send: Send, status: int, code: str, message: str) ->
     await send({"type": "websocket.http.response.body", "body": body})
 
 
-def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def proxy_for(relay: RelayContext, app: App) -> ClientAddressFromProxy | None:
+    """The proxy-header rule the operator configured, wrapping ``app``; ``None`` without
+    one (any client can send such headers, so they are read only when configured)."""
+    settings = relay.settings
+    if settings.proxy_client_header is None:
+        return None
+    return ClientAddressFromProxy(
+        app, settings.proxy_client_header, settings.proxy_hops, settings.proxy_trusted_peers
+    )
+
+
+def build_app(relay: RelayContext) -> App:
     http = build_http_app(relay)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,25 +61,11 @@ def build_app(relay: RelayContext) -> Callable[[Scope, Receive, Send], Awaitable
                 return
             if scope["path"] != "/ws":
                 await _refuse_handshake(send, 404, "not_found", "There is nothing at this address.")
-                return
-            if relay.closing:
+            else:
                 await _refuse_handshake(
-                    send, 503, "unavailable", "The relay is shutting down; try again soon."
+                    send, 503, "unavailable", "Open the WebSocket on a new connection."
                 )
-                return
-            await send({"type": "websocket.accept"})
-            socket = AsgiSocket(scope, receive, send)
-            await serve_session(socket, relay)
-            await socket.drain()
-        elif kind == "lifespan":
-            await serve_lifespan(receive, send)
-        else:
+        elif kind == "http":
             await http(scope, receive, send)
 
-    header = relay.settings.proxy_client_header
-    if header is not None:  # only when configured: any client can send such headers
-        settings = relay.settings
-        return ClientAddressFromProxy(
-            app, header, settings.proxy_hops, settings.proxy_trusted_peers
-        )
-    return app
+    return proxy_for(relay, app) or app

@@ -128,8 +128,11 @@ class Settings:
     """A shoot nobody is connected to is unloaded after this long (it stays in Redis)."""
     hello_timeout_s: float = 10.0
     ws_ping_interval_s: float = 5.0
-    """hypercorn pings every socket this often and evicts peers that stop answering."""
+    """The relay pings every WebSocket this often (see :attr:`read_timeout_s`)."""
     read_timeout_s: float = 15.0
+    """A WebSocket whose ping is unanswered this long is closed (a phone that lost its
+    network, or a client that stopped reading); also how long an HTTP connection may stay
+    silent, and how long the relay waits for the answer to its close."""
     subscriber_queue: int = 256
     """Frames buffered per subscriber before it is resynced (a slow phone never stalls
     the others, and its memory stays bounded)."""

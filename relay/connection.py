@@ -2,19 +2,22 @@
 
 Theory of operation
 -------------------
-The session talks to a :class:`FrameSocket` (the ASGI adapter in :mod:`relay.asgi`
-implements it), so it reads without knowing hypercorn.
+The session talks to a :class:`FrameSocket` (the relay's own socket,
+:class:`relay.wssocket.OwnedSocket`, implements it), so it reads without knowing how
+frames travel.
 
-1. The first frame must be a ``hello`` within ``hello_timeout_s``. A failed hello (unknown
+1. Every byte the session sends goes through its :class:`~relay.subscriber.Subscriber`,
+   from the first frame to the close: answers, updates, the socket's own pings and pongs.
+   The subscriber writes a frame at once while nothing is queued, and queues it
+   otherwise; the *sender* task drains the queue onto the socket. So frames never
+   interleave, and a slow reader's backlog stays bounded by the subscriber's rules.
+2. The first frame must be a ``hello`` within ``hello_timeout_s``. A failed hello (unknown
    code, wrong token) counts against the client address's throttle.
-2. The session subscribes to the shoot's actor, which queues the ``welcome`` (the diff for
+3. The session subscribes to the shoot's actor, which queues the ``welcome`` (the diff for
    the client's state vector, or a full state with ``reset``) before adding the session
    to its fan-out.
-3. Two tasks run in the session's nursery: the *sender* drains the subscriber's queue onto
-   the socket, and the *reader* decodes frames and hands writes to the actor. Everything
-   the session sends after the hello goes through the queue, so frames never interleave.
-   The sender ends the session when it has sent a close; the reader ends it when the
-   peer has gone.
+4. The *reader* decodes frames and hands writes to the actor. The sender ends the session
+   when it has sent a close; the reader ends it when the peer has gone.
 
 Frames that cannot be decoded are fatal (``docs/protocol.md``): an ``error`` with
 ``fatal`` set, then a close. Writes that decode but break a rule are answered with an
@@ -71,10 +74,17 @@ class FrameSocket(Protocol):
     gone: bool
     """Set once the peer has disconnected."""
 
+    def attach(self, subscriber: Subscriber) -> None:
+        """Send everything through ``subscriber`` (which writes to this socket)."""
+
     async def receive(self) -> bytes | str | None:
         """The next message, or ``None`` once the peer is gone."""
 
-    async def send(self, frame: bytes) -> None: ...
+    async def flush(self) -> None:
+        """Finish writing a frame the subscriber started without waiting."""
+
+    async def send(self, frame: bytes) -> None:
+        """Write one frame as the subscriber queued it (already framed)."""
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -104,47 +114,50 @@ _GONE: tuple[type[Exception], ...] = (*_REFUSALS, trio.BrokenResourceError)
 
 async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
     """Run one client's session until either side closes it."""
-    try:
-        hello = await _receive_hello(socket, relay)
-        if hello is None:
+    subscriber = Subscriber(relay.settings.subscriber_queue)
+    socket.attach(subscriber)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
+        try:
+            hello = await _receive_hello(socket, relay)
+            if hello is None:
+                nursery.cancel_scope.cancel()
+                return
+            archer_id = await authorize(relay, hello, socket.client_address)
+        except _REFUSALS as exc:
+            refused = refusal(exc)
+            _end(subscriber, relay, Error(refused.code, refused.message), refused.close_code)
             return
-        archer_id = await authorize(relay, hello, socket.client_address)
+        subscriber.role = hello.role
+        subscriber.archer_id = archer_id
+        relay.session_opened()
+        try:
+            await _subscribed(socket, relay, hello, subscriber)
+        finally:
+            relay.session_closed()
+        if socket.gone:
+            nursery.cancel_scope.cancel()
+
+
+async def _subscribed(
+    socket: FrameSocket, relay: RelayContext, hello: Hello, subscriber: Subscriber
+) -> None:
+    try:
+        subscribe = Subscribe(subscriber, hello.sv)
+        await relay.registry.send(hello.shoot, subscribe)
+        # False: the actor refused the hello (e.g. a malformed state vector) and
+        # has queued the error and the close; the sender delivers them.
+        if await subscribe.done.wait():
+            await _read_loop(socket, relay, hello.shoot, subscriber)
     except _REFUSALS as exc:
         refused = refusal(exc)
-        relay.metrics.errors += 1
-        await socket.send(encode(Error(refused.code, refused.message, fatal=True)))
-        await socket.close(refused.close_code, refused.code)
-        return
-    subscriber = Subscriber(relay.settings.subscriber_queue, role=hello.role, archer_id=archer_id)
-    relay.session_opened()
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
-            try:
-                subscribe = Subscribe(subscriber, hello.sv)
-                await relay.registry.send(hello.shoot, subscribe)
-                # False: the actor refused the hello (e.g. a malformed state vector) and
-                # has queued the error and the close; the sender delivers them.
-                if await subscribe.done.wait():
-                    await _read_loop(socket, relay, hello.shoot, subscriber)
-            except _REFUSALS as exc:
-                refused = refusal(exc)
-                _end(
-                    subscriber,
-                    relay,
-                    Error(refused.code, refused.message, fatal=True),
-                    refused.close_code,
-                )
-            finally:
-                # A closed subscriber is dropped by the actor at its next fan-out anyway;
-                # telling it matters only for a session that ends while the shoot goes on.
-                if not relay.closing:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1):
-                        await _unsubscribe(relay, hello.shoot, subscriber)
-            if socket.gone:
-                nursery.cancel_scope.cancel()
+        _end(subscriber, relay, Error(refused.code, refused.message), refused.close_code)
     finally:
-        relay.session_closed()
+        # A closed subscriber is dropped by the actor at its next fan-out anyway;
+        # telling it matters only for a session that ends while the shoot goes on.
+        if not relay.closing:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await _unsubscribe(relay, hello.shoot, subscriber)
 
 
 async def _unsubscribe(relay: RelayContext, code: str, subscriber: Subscriber) -> None:
@@ -240,15 +253,19 @@ def _write_refusal(subscriber: Subscriber, archer_id: str, request_id: int) -> E
 
 
 async def _send_loop(socket: FrameSocket, subscriber: Subscriber, scope: trio.CancelScope) -> None:
-    """Drain the subscriber's queue onto the socket; after a close, end the session."""
+    """Drain the subscriber's queue onto the socket; after a close, end the session.
+
+    It sleeps while the subscriber writes straight to the socket, and wakes for a backlog:
+    a frame queued because the kernel's buffer was full, or the rest of one written in
+    part.
+    """
     while True:
-        batch = await subscriber.next_batch()
-        for item in batch:
-            if isinstance(item, Close):
-                await socket.close(item.code, item.reason)
-                scope.cancel()
-                return
+        item = await subscriber.next_frame()
+        if item is None:
+            await socket.flush()
+        elif isinstance(item, Close):
+            await socket.close(item.code, item.reason)
+            scope.cancel()
+            return
+        else:
             await socket.send(item)
-        # A send to a vanished peer may return without yielding (hypercorn): make sure
-        # the reader gets to run and notice the disconnect.
-        await trio.lowlevel.checkpoint()

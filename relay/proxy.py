@@ -77,19 +77,28 @@ class ClientAddressFromProxy:
         self.app, self.header, self.hops = app, header, hops
         self.trusted = [ipaddress.ip_network(peer, strict=False) for peer in trusted_peers]
 
-    def _trusts(self, scope: Scope) -> bool:
+    def _trusts(self, peer_address: str) -> bool:
         if not self.trusted:
             return True
-        client = scope.get("client")
         try:
-            peer = ipaddress.ip_address(client[0]) if client else None
+            peer = ipaddress.ip_address(peer_address)
         except ValueError:
             return False
-        return peer is not None and any(peer in network for network in self.trusted)
+        return any(peer in network for network in self.trusted)
+
+    def client_address(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The client's address per the proxy's header, when the peer is trusted to say;
+        ``None`` to keep the connection's own (the relay's WebSocket door asks this too)."""
+        if not self._trusts(peer):
+            return None
+        return forwarded_address(headers, self.header, self.hops)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and self._trusts(scope):
-            address = forwarded_address(scope.get("headers") or (), self.header, self.hops)
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            address = self.client_address(
+                str(client[0]) if client else "", scope.get("headers") or ()
+            )
             if address is not None:
                 scope = dict(scope)
                 scope["client"] = (address, 0)

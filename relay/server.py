@@ -1,15 +1,15 @@
-"""Running the relay: the embedded Redis, the registry, hypercorn, and graceful shutdown.
+"""Running the relay: the embedded Redis, the registry, the door, and graceful shutdown.
 
 ``serve_relay`` follows trio's ``serve_*`` convention: it runs until cancelled or until
 ``shutdown`` is set, and reports its URL through ``task_status.started``, so tests start
 a real relay with ``url = await nursery.start(serve_relay, settings)``.
 
-Shutdown order: refuse new sessions and close every open one with 1001 (going away;
-clients reconnect elsewhere or later) and wait until they are gone; then stop hypercorn,
-giving HTTP requests in flight :data:`HTTP_GRACE_S`; then the registry's actors flush
-what they hold to Redis; then the embedded Redis (if any) stops. Closing the sessions
-ourselves first matters: hypercorn's per-connection ping task only notices a closed socket
-after its next ping interval, and hypercorn would wait for it.
+Shutdown order: stop accepting connections, and close every open session with 1001
+(going away; clients reconnect elsewhere or later) in one pass that waits for none of
+them (the relay owns their sockets, so each close frame is one non-blocking write), and
+wait until the sessions have ended; then give HTTP requests in flight
+:data:`~relay.door.HTTP_GRACE_S`; then the registry's actors flush what they hold to
+Redis; then the embedded Redis (if any) stops.
 """
 
 from __future__ import annotations
@@ -21,20 +21,18 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Final
 
-import hypercorn.config
-import hypercorn.trio
 import trio
 
-from sync.protocol import CLOSE_GOING_AWAY, HARD_MAX_CLIENT_FRAME_BYTES
+from sync.protocol import CLOSE_GOING_AWAY
 from sync.rounds import all_rounds
 
 from .actor import ShootActor
 from .asgi import build_app
 from .config import Settings
 from .context import RelayContext
+from .door import Door
 from .follower import ShootFollower
 from .hypercorn_patch import patch_hypercorn
 from .metrics import Metrics
@@ -55,8 +53,6 @@ __all__ = ["run", "serve_relay"]
 
 log = logging.getLogger("relay")
 
-#: What HTTP requests still running at shutdown get, once the sessions are closed.
-HTTP_GRACE_S: Final = 1.0
 #: Pending connections the kernel queues for us: a reconnect storm after a restart is
 #: thousands of clients at once, and a dropped SYN is retried only after 1 s, then 3 s.
 LISTEN_BACKLOG: Final = 4096
@@ -65,23 +61,6 @@ REDIS_CHECK_S: Final = 3.0
 #: Pauses between attempts to restart an embedded redis-server that keeps failing.
 RESTART_MIN_S: Final = 0.5
 RESTART_MAX_S: Final = 10.0
-
-
-def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
-    config = hypercorn.config.Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    # A send to a peer that stopped reading cannot be cancelled in hypercorn; pings and a
-    # read timeout are what evict such peers.
-    config.websocket_ping_interval = settings.ws_ping_interval_s
-    config.read_timeout = int(settings.read_timeout_s)
-    # Above the protocol's limit, so the session itself refuses a frame a little too large
-    # with a `frame_too_large` error before closing (hypercorn would close at once).
-    config.websocket_max_message_size = HARD_MAX_CLIENT_FRAME_BYTES
-    config.graceful_timeout = HTTP_GRACE_S
-    config.backlog = LISTEN_BACKLOG
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    return config
 
 
 async def _check_redis(store: RedisStore, shown_url: str) -> bool:
@@ -151,7 +130,7 @@ async def serve_relay(
         ):
             registry.on_notice = push.sender.offer
             relay = RelayContext(settings, store, registry, metrics, push=push)
-            app = build_app(relay)
+            door = Door(relay, build_app(relay), backlog=LISTEN_BACKLOG)
             sessions_closed = trio.Event()
             async with trio.open_nursery() as nursery:
 
@@ -159,10 +138,9 @@ async def serve_relay(
                     await shutdown.wait()
                     started = trio.current_time()
                     relay.closing = True
-                    log.info("closing %d sessions", relay.metrics.connections)
-                    for actor in registry.actors():
-                        for subscriber in list(actor.subscribers):
-                            subscriber.close(CLOSE_GOING_AWAY, "relay shutting down")
+                    door.stop_accepting()
+                    log.info("closing %d sessions", len(door.sessions))
+                    door.close_sessions(CLOSE_GOING_AWAY, "relay shutting down")
                     with trio.move_on_after(settings.shutdown_grace_s):
                         await relay.no_sessions.wait()
                     log.info(
@@ -173,19 +151,12 @@ async def serve_relay(
                     sessions_closed.set()
 
                 nursery.start_soon(close_sessions)
-                serve = partial(
-                    hypercorn.trio.serve,
-                    app,  # type: ignore[arg-type]  # hypercorn types scopes more narrowly
-                    _hypercorn_config(settings),
-                    shutdown_trigger=sessions_closed.wait,
-                )
                 try:
-                    binds = await nursery.start(serve)
+                    url = await nursery.start(door.serve, sessions_closed.wait)
                 except OSError as exc:  # lost a race for the port checked free at start
                     raise StartupError(
                         f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}."
                     ) from exc
-                url = str(binds[0]).replace("0.0.0.0", "127.0.0.1")
                 log.info("relay listening on %s", url)
                 if announce is not None:
                     announce(where_to_go(settings, url, description))

@@ -11,6 +11,14 @@ frames (:data:`MAX_QUEUED_ANSWERS`), so a client that writes without reading is 
 A subscriber that needs resyncing again and again is closed with ``CLOSE_TOO_SLOW``; it
 will reconnect and catch up from its state vector. Either way its memory stays bounded:
 ``limit`` updates plus :data:`MAX_QUEUED_ANSWERS` answers, each at most one frame.
+
+The fast path: with a :class:`Transport` attached (the connection's socket), a frame
+offered while nothing is queued is written to the socket at once, from the caller's task
+and without waiting (the actor's fan-out loop writes the same bytes to one subscriber
+after another, one non-blocking ``send`` each). Only when the kernel's buffer is full does
+a frame wait in the queue, where the rules above apply, for the connection's sender task.
+The transport says when it is busy (the rest of a partly written frame, or the sender in
+the middle of a frame), so queued frames always go first and frames never interleave.
 """
 
 from __future__ import annotations
@@ -19,13 +27,13 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
 from sync.protocol import CLOSE_TOO_SLOW
 
-__all__ = ["Close", "Subscriber", "SubscriberStats"]
+__all__ = ["Close", "Subscriber", "SubscriberStats", "Transport"]
 
 #: Resyncs allowed before a subscriber is closed instead.
 MAX_RESYNCS: Final = 3
@@ -50,6 +58,23 @@ class _Answer:
     may well be byte-identical, e.g. the same refusal of the same request id)."""
 
     frame: bytes
+
+
+class Transport(Protocol):
+    """Where a subscriber's frames go: the connection's socket."""
+
+    def frame(self, payload: bytes) -> bytes:
+        """The bytes to write for a message (the same object for the same payload)."""
+
+    def write_nowait(self, frame: bytes) -> bool:
+        """Write ``frame`` now if the transport is idle, without waiting.
+
+        Returns:
+            ``True`` when the transport took the frame (the kernel has it, or holds the
+            rest of it until the socket is writable, or the peer is gone and it is
+            dropped); ``False`` when it must wait in the queue (busy, or the kernel's
+            buffer is full), and nothing of it was written.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +107,34 @@ class Subscriber:
         self._answers = 0
         self._wakeup = trio.Event()
         self._closed = False
+        self._transport: Transport | None = None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def attach(self, transport: Transport) -> None:
+        """Write frames to ``transport``: offered frames are framed for it, and written at
+        once while nothing is queued. Attach before anything is queued."""
+        self._transport = transport
+
+    def wake(self) -> None:
+        """Wake the sender task (the transport holds the rest of a frame to finish)."""
+        self._wakeup.set()
+
+    def _push(self, frame: bytes | _Answer) -> None:
+        transport = self._transport
+        if transport is not None and not self._frames:
+            data = frame.frame if isinstance(frame, _Answer) else frame
+            if transport.write_nowait(data):
+                return
+        if isinstance(frame, _Answer):
+            self._answers += 1
+        self._frames.append(frame)
+        self._wakeup.set()
+
+    def _framed(self, payload: bytes) -> bytes:
+        return payload if self._transport is None else self._transport.frame(payload)
 
     def statistics(self) -> SubscriberStats:
         return SubscriberStats(len(self._frames), self._answers, self.resyncs, self._closed)
@@ -103,17 +152,17 @@ class Subscriber:
         if self._closed:
             return False
         if len(self._frames) - self._answers < self.limit:
-            self._frames.append(frame)
+            self._push(self._framed(frame))
         elif self.resyncs < MAX_RESYNCS:
             self.resyncs += 1
             kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
-            self._frames.append(resync())
+            self._frames.append(self._framed(resync()))
             self._frames.extend(kept)
+            self._wakeup.set()
         else:
             self.close(CLOSE_TOO_SLOW, "too slow to keep up")
             return False
-        self._wakeup.set()
         return True
 
     def answer(self, frame: bytes) -> bool:
@@ -129,9 +178,19 @@ class Subscriber:
         if self._answers >= MAX_QUEUED_ANSWERS:
             self.close(CLOSE_TOO_SLOW, "too slow to keep up")
             return False
-        self._frames.append(_Answer(frame))
-        self._answers += 1
-        self._wakeup.set()
+        self._push(_Answer(self._framed(frame)))
+        return True
+
+    def control(self, frame: bytes) -> bool:
+        """Queue a WebSocket control frame, already framed (a ping, or a pong answering
+        the client's ping). Bounded as answers are: a client that pings without reading
+        is closed like one that writes without reading."""
+        if self._closed:
+            return False
+        if self._answers >= MAX_QUEUED_ANSWERS:
+            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+            return False
+        self._push(_Answer(frame))
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -152,8 +211,23 @@ class Subscriber:
         self._frames.append(Close(code, reason))
         self._wakeup.set()
 
+    async def next_frame(self) -> bytes | Close | None:
+        """The oldest queued frame, waiting for one; ``None`` after a wake-up with nothing
+        queued (the transport has the rest of a frame to finish)."""
+        if not self._frames:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            if not self._frames:
+                return None
+        item = self._frames.popleft()
+        if isinstance(item, _Answer):
+            self._answers -= 1
+            return item.frame
+        return item
+
     async def next_batch(self) -> list[bytes | Close]:
-        """Wait for frames, then take everything queued."""
+        """Wait for frames, then take everything queued (for a consumer without a
+        transport, such as the actor's tests)."""
         while not self._frames:
             await self._wakeup.wait()
             self._wakeup = trio.Event()

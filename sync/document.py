@@ -51,7 +51,7 @@ from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
 
 from .clock import Stamp
 from .errors import ProtocolError
-from .models import ArcherState, Profile, Shoot
+from .models import ArcherState, Need, Profile, Shoot
 from .register import Applied, Outcome, Register, decide
 from .rounds import Arrow
 
@@ -138,7 +138,11 @@ class ShootDocument:
             write, so theirs does not matter. ``None`` lets pycrdt pick a random one.
         derive: For the writer: computes the ``derived`` field written beside each
             archer's state in the same transaction as the write (the relay passes
-            :func:`sync.classification.derived_values`). ``None`` writes no such field.
+            :func:`sync.classification.peek_derived` through the cached summary).
+            ``None`` writes no such field. It may answer with a
+            :class:`~sync.classification.Need` instead of values: the field is then left
+            as it was, the archer is listed in :attr:`underived`, and
+            :meth:`rederive` writes the values once the need has been filled.
     """
 
     def __init__(
@@ -156,6 +160,13 @@ class ShootDocument:
         # Each archer's fields as last read (JSON-decoded), with the register built from
         # them: a read after an update rebuilds only the archers whose fields differ.
         self._read: dict[str, tuple[Any, Register]] = {}
+        self._derived: dict[str, Any] = {}
+        """What the ``derived`` fields hold, by archer, as far as known without reading
+        the Yjs maps (cleared when an update from elsewhere is applied)."""
+        self._maps: dict[str, tuple[Map[Any], Array[Any]]] = {}
+        """Each archer's map and arrows array, kept rather than looked up per write."""
+        self.underived: dict[str, Need] = {}
+        """Archers whose stored derived values lag their state, with what they wait for."""
         self._updates: list[bytes] = []
         self._doc.observe(self._collect)  # never unobserved: see the module docstring
 
@@ -197,6 +208,8 @@ class ShootDocument:
         finally:
             self._updates.clear()
         self._registers = None
+        self._derived.clear()
+        self._maps.clear()
 
     # -- what replicas ask for -----------------------------------------------------------
 
@@ -296,15 +309,42 @@ class ShootDocument:
             The outcome, and the Yjs update to persist and fan out: empty unless the
             outcome is :class:`~sync.register.Applied`.
         """
-        outcome = decide(self.register(register.archer_id), register)
+        previous = self.register(register.archer_id)
+        outcome = decide(previous, register)
         if not isinstance(outcome, Applied):
             return outcome, b""
         with self._doc.transaction():
-            self._write_fields(register)
+            self._write_fields(register, previous)
         if self._registers is not None:
             self._registers[register.archer_id] = register
         self._read.pop(register.archer_id, None)  # its fields as read are out of date
         return outcome, self._take_update()
+
+    def rederive(self) -> bytes:
+        """Write the derived values of the :attr:`underived` archers whose needs have
+        been filled since (see ``derive``). Returns the update, empty if none was."""
+        if self._derive is None or not self.underived:
+            return b""
+        with self._doc.transaction():
+            for archer_id in list(self.underived):
+                register = self.register(archer_id)
+                fields = self._archers.get(archer_id)
+                if register is None or fields is None:
+                    del self.underived[archer_id]
+                    continue
+                self._store_derived(archer_id, fields, self._derive(register.state))
+        return self._take_update()
+
+    def _store_derived(self, archer_id: str, fields: Map[Any], values: Any) -> None:
+        if isinstance(values, Need):
+            self.underived[archer_id] = values
+            return
+        self.underived.pop(archer_id, None)
+        if archer_id not in self._derived:
+            self._derived[archer_id] = fields.get("derived")
+        if self._derived[archer_id] != values:
+            fields["derived"] = values
+            self._derived[archer_id] = values
 
     def remember_notices(self, entries: Mapping[str, object]) -> bytes:
         """Store the relay's memory of its notices: plain data by round, ``None`` removing
@@ -322,25 +362,38 @@ class ShootDocument:
                     self._notices[name] = value
         return self._take_update()
 
-    def _write_fields(self, register: Register) -> None:
+    def _write_fields(self, register: Register, previous: Register | None) -> None:
+        """Set what changed since ``previous`` (the register the map holds: this is the
+        only writer, so the comparison needs no read of the Yjs map)."""
+        archer_id = register.archer_id
         fields = _scalar_fields(register)
+        arrows = list(register.state.arrows)
+        held = self._maps.get(archer_id)
+        if held is None:
+            existing = self._archers.get(archer_id)
+            if existing is not None:
+                held = self._maps[archer_id] = (existing, existing["arrows"])
+        if held is None:
+            existing = Map({**fields, "arrows": Array(arrows)})
+            self._archers[archer_id] = existing
+            self._derived.pop(archer_id, None)
+        else:
+            existing, array = held
+            old_fields = _scalar_fields(previous) if previous is not None else {}
+            for name, value in fields.items():
+                if old_fields.get(name) != value:
+                    existing[name] = value
+            if previous is not None:
+                old: list[Arrow] = list(previous.state.arrows)
+            else:
+                old = [_arrow(a) for a in array.to_py() or ()]
+            keep = 0
+            while keep < min(len(old), len(arrows)) and old[keep] == arrows[keep]:
+                keep += 1
+            if keep < len(old):
+                del array[keep:]
+            if keep < len(arrows):
+                array.extend(arrows[keep:])
         if self._derive is not None:
             # Same transaction as the state: one update per write, the same for everyone.
-            fields["derived"] = self._derive(register.state)
-        arrows = list(register.state.arrows)
-        existing = self._archers.get(register.archer_id)
-        if existing is None:
-            self._archers[register.archer_id] = Map({**fields, "arrows": Array(arrows)})
-            return
-        for name, value in fields.items():
-            if existing.get(name) != value:
-                existing[name] = value
-        array: Array[Any] = existing["arrows"]
-        old = [_arrow(a) for a in json.loads(str(array))]  # one native call, not one per arrow
-        keep = 0
-        while keep < min(len(old), len(arrows)) and old[keep] == arrows[keep]:
-            keep += 1
-        if keep < len(old):
-            del array[keep:]
-        if keep < len(arrows):
-            array.extend(arrows[keep:])
+            self._store_derived(archer_id, existing, self._derive(register.state))

@@ -14,27 +14,45 @@ The cross-round ranking is by current AGB handicap (lower is better), which is w
 handicaps are for: comparing archers on different rounds. Archers without one yet
 (no end completed, or nothing scored) come last, by name.
 
-Everything is derived from the registers on every call; nothing is stored. The relay
-rebuilds the board after each applied write, so it must be cheap: validation and
-summaries are cached per (frozen) archer state, the archeryutils work per score in
-:mod:`sync.classification`, so a rebuild after one write recomputes one archer (about
-3 ms for 200 archers, against 240 ms cold).
+Everything is derived from the registers; nothing is stored. :func:`build_leaderboard`
+builds a board from scratch (validation and summaries are cached per frozen archer
+state, the archeryutils work in :mod:`sync.classification`'s tables). The relay does not
+rebuild it on every write: :class:`sync.live_board.LiveBoard` keeps the same board up to
+date one register at a time, and a property test holds the two to the same answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, Final, Literal, TypeVar
 
-from .classification import CACHE_SIZE, projection
-from .errors import InvalidState
-from .models import ArcherState, Profile, ScoreSummary, summarize, validate_state
+from .classification import Need, Projection, projection
+from .models import ArcherState, Profile, ScoreSummary, checked
 from .register import Register, merge
 from .rounds import RoundInfo
 
-__all__ = ["Leaderboard", "RoundGroup", "Standing", "build_leaderboard"]
+#: How a board gets an archer's projection: :func:`sync.classification.projection`
+#: (always answers), or :func:`~sync.classification.peek_projection` (tables only; a
+#: :class:`~sync.classification.Need` shows as no projection until it is filled).
+Projector = Callable[[ArcherState, ScoreSummary, RoundInfo], "Projection | Need | None"]
+
+__all__ = [
+    "Entry",
+    "Leaderboard",
+    "Projector",
+    "RoundGroup",
+    "Standing",
+    "base_standing",
+    "build_leaderboard",
+    "order_key",
+    "overall_key",
+    "overall_positions",
+    "placed",
+    "rank",
+    "ranking_key",
+]
 
 _T = TypeVar("_T")
 
@@ -105,6 +123,10 @@ class Standing:
         }
 
 
+_STANDING_FIELDS: Final = tuple(f.name for f in fields(Standing))
+_get_fields: Final = attrgetter(*_STANDING_FIELDS)
+
+
 @dataclass(frozen=True, slots=True)
 class RoundGroup:
     """The archers shooting one round, in ranking order."""
@@ -133,11 +155,11 @@ class Leaderboard:
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
 
-    def __post_init__(self) -> None:
-        self._by_id.update((s.archer_id, s) for s in self.overall)
-
     def standing(self, archer_id: str) -> Standing | None:
         """The archer's standing, or ``None`` if they are not on the board."""
+        if not self._by_id and self.overall:
+            # Built on first use: the relay makes a board per write and rarely asks.
+            self._by_id.update((s.archer_id, s) for s in self.overall)
         return self._by_id.get(archer_id)
 
     def group(self, round_codename: str) -> RoundGroup | None:
@@ -156,14 +178,16 @@ class Leaderboard:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Entry:
     archer_id: str
     state: ArcherState
     info: RoundInfo
     summary: ScoreSummary
 
 
-def build_leaderboard(registers: Iterable[Register]) -> Leaderboard:
+def build_leaderboard(
+    registers: Iterable[Register], project: Projector = projection
+) -> Leaderboard:
     """Rank every archer still in the shoot.
 
     Args:
@@ -171,28 +195,32 @@ def build_leaderboard(registers: Iterable[Register]) -> Leaderboard:
             A register whose state breaks the round's rules is skipped (the relay
             validates before writing; this only keeps one bad value from hiding the
             whole board). Two registers for one archer are merged as the register does.
+        project: Where projections come from (see :data:`Projector`).
 
     Returns:
         The same board for the same registers, whatever their order.
     """
     winners: dict[str, tuple[Register, RoundInfo, ScoreSummary]] = {}
     for register in registers:
-        checked = _checked(register.state)
-        if checked is None:
+        valid = checked(register.state)
+        if valid is None:
             continue
         current = winners.get(register.archer_id)
         if current is None or merge(current[0], register) is register:
-            winners[register.archer_id] = (register, *checked)
+            winners[register.archer_id] = (register, *valid)
 
-    by_round: dict[str, list[_Entry]] = {}
+    by_round: dict[str, list[Entry]] = {}
     for register, info, summary in winners.values():
         state = register.state
         if state.left:
             continue
-        entry = _Entry(register.archer_id, state, info, summary)
+        entry = Entry(register.archer_id, state, info, summary)
         by_round.setdefault(info.codename, []).append(entry)
 
-    ranked = [_rank_group(entries) for entries in by_round.values()]
+    ranked = [
+        [placed(base_standing(e, project), p, b, None) for e, p, b in rank(entries)]
+        for entries in by_round.values()
+    ]
     overall_positions = _overall_positions([s for group in ranked for s in group])
 
     groups = tuple(
@@ -204,25 +232,11 @@ def build_leaderboard(registers: Iterable[Register]) -> Leaderboard:
         for group in sorted(ranked, key=lambda g: (-len(g), g[0].round_name, g[0].round))
     )
     everyone = [s for group in groups for s in group.standings]
-    overall = tuple(sorted(everyone, key=_overall_key))
+    overall = tuple(sorted(everyone, key=overall_key))
     return Leaderboard(groups=groups, overall=overall)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _checked(state: ArcherState) -> tuple[RoundInfo, ScoreSummary] | None:
-    """The state's round and summary, or ``None`` if the state is invalid.
-
-    Cached because a rebuild after one write would otherwise re-validate and re-add every
-    archer's arrows; states are frozen and hashable, and all but one are unchanged.
-    """
-    try:
-        info = validate_state(state)
-    except InvalidState:
-        return None
-    return info, summarize(state, info)
-
-
-def _ranking_key(entry: _Entry) -> tuple[int, int, int]:
+def ranking_key(entry: Entry) -> tuple[int, int, int]:
     """Higher is better: the score, then the round's two tie-breaks."""
     s = entry.summary
     if entry.info.tie_break == "hits":
@@ -244,23 +258,28 @@ def _competition_positions(items: Sequence[_T], key: Callable[[_T], object]) -> 
     return positions
 
 
-def _rank_group(entries: list[_Entry]) -> list[Standing]:
-    def order(e: _Entry) -> tuple[int, int, int, str, str]:
-        total, first, second = _ranking_key(e)
-        return (-total, -first, -second, e.state.name, e.archer_id)
-
-    entries = sorted(entries, key=order)
-    positions = _competition_positions(entries, _ranking_key)
-    standings: list[Standing] = []
-    for index, (entry, position) in enumerate(zip(entries, positions, strict=True)):
-        behind = None if index == 0 else entries[index - 1].summary.total - entry.summary.total
-        standings.append(_standing(entry, position, behind))
-    return standings
+def order_key(e: Entry) -> tuple[int, int, int, str, str]:
+    """Display order within a group: by the ranking, then name, then id."""
+    total, first, second = ranking_key(e)
+    return (-total, -first, -second, e.state.name, e.archer_id)
 
 
-def _standing(entry: _Entry, position: int, behind: int | None) -> Standing:
+def rank(entries: list[Entry]) -> list[tuple[Entry, int, int | None]]:
+    """A group's entries in order, each with its position and points behind the one above."""
+    entries = sorted(entries, key=order_key)
+    positions = _competition_positions(entries, ranking_key)
+    return [
+        (entry, position, None if i == 0 else entries[i - 1].summary.total - entry.summary.total)
+        for i, (entry, position) in enumerate(zip(entries, positions, strict=True))
+    ]
+
+
+def base_standing(entry: Entry, project: Projector) -> Standing:
+    """The archer's line before it is placed: position 0, no overall position."""
     state, info, summary = entry.state, entry.info, entry.summary
-    proj = projection(state, summary, info)
+    proj = project(state, summary, info)
+    if isinstance(proj, Need):
+        proj = None  # not in the tables yet: shown without, until it is filled
     return Standing(
         archer_id=entry.archer_id,
         name=state.name,
@@ -277,8 +296,8 @@ def _standing(entry: _Entry, position: int, behind: int | None) -> Standing:
         total_arrows=info.total_arrows,
         max_score=info.max_score,
         finished=state.finished,
-        position=position,
-        behind=behind,
+        position=0,
+        behind=None,
         handicap=None if proj is None else proj.handicap,
         predicted_score=None if proj is None else proj.predicted_score,
         classification=None if proj is None else proj.classification,
@@ -287,19 +306,40 @@ def _standing(entry: _Entry, position: int, behind: int | None) -> Standing:
     )
 
 
-def _overall_key(s: Standing) -> tuple[bool, float, str, str]:
+def placed(
+    base: Standing, position: int, behind: int | None, overall_position: int | None
+) -> Standing:
+    """``base`` at its place: ``dataclasses.replace`` without its checks, which cost more
+    than everything else a write does to the board."""
+    line = object.__new__(Standing)
+    put = object.__setattr__
+    for name, value in zip(_STANDING_FIELDS, _get_fields(base), strict=True):
+        put(line, name, value)
+    put(line, "position", position)
+    put(line, "behind", behind)
+    put(line, "overall_position", overall_position)
+    return line
+
+
+def overall_key(s: Standing) -> tuple[bool, float, str, str]:
     return (s.handicap is None, s.handicap or 0.0, s.name, s.archer_id)
 
 
 def _overall_positions(standings: list[Standing]) -> dict[str, int]:
     """Cross-round positions by handicap; equal handicaps share a position."""
-    rated = sorted((s for s in standings if s.handicap is not None), key=_overall_key)
-    positions = _competition_positions(rated, lambda s: s.handicap)
-    return {s.archer_id: p for s, p in zip(rated, positions, strict=True)}
+    rated = sorted((s for s in standings if s.handicap is not None), key=overall_key)
+    return overall_positions([(s.handicap, s.archer_id) for s in rated])
+
+
+def overall_positions(rated: Sequence[tuple[float | None, str]]) -> dict[str, int]:
+    """Positions 1, 2, 2, 4... by handicap, for ``(handicap, archer id)`` pairs already in
+    overall order."""
+    positions = _competition_positions(rated, lambda pair: pair[0])
+    return {aid: p for (_, aid), p in zip(rated, positions, strict=True)}
 
 
 def _with_overall(s: Standing, positions: dict[str, int]) -> Standing:
     position = positions.get(s.archer_id)
     if position is None:
         return s
-    return replace(s, overall_position=position)
+    return placed(s, s.position, s.behind, position)

@@ -14,26 +14,30 @@ arrows do not add up to.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import InvalidState
-from .rounds import Arrow, RoundInfo, arrow_value, display_order, get_round
+from .rounds import Arrow, RoundInfo, display_order, get_round
 
 __all__ = [
     "AGE_GROUPS",
     "BOWSTYLES",
+    "CHECKED_CACHE",
     "ENDED_KEPT_MS",
     "GENDERS",
     "MAX_NAME_LENGTH",
     "MAX_TITLE_LENGTH",
     "MIN_LIFETIME_MS",
     "ArcherState",
+    "Need",
     "Profile",
     "ScoreSummary",
     "Shoot",
+    "checked",
     "end_of_local_day",
     "shoot_expiry",
     "summarize",
@@ -207,9 +211,10 @@ def validate_state(state: ArcherState) -> RoundInfo:
             "too_many_arrows",
             f"A {info.name} has {info.total_arrows} arrows; this score has {len(state.arrows)}.",
         )
+    allowed_per_arrow = info.allowed_per_arrow()
     for index, arrow in enumerate(state.arrows):
         # bool is an int subclass; True is not an arrow.
-        if isinstance(arrow, bool) or arrow not in info.allowed_at(index):
+        if isinstance(arrow, bool) or arrow not in allowed_per_arrow[index]:
             allowed = ", ".join(str(a) for a in display_order(info.allowed_at(index)))
             raise InvalidState(
                 "invalid_arrow",
@@ -219,31 +224,130 @@ def validate_state(state: ArcherState) -> RoundInfo:
     return info
 
 
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What an archer's projection (:mod:`sync.classification`) depends on, and the key
+    it is kept by: the tables must hold its answer before a lookup can give it. Here,
+    not there, so that the document can recognise one without importing archeryutils."""
+
+    round: str
+    arrows: int
+    """Arrows counted: the completed ends, or the whole round once finished."""
+    score: int
+    profile: Profile
+    finished: bool
+
+
+#: Valid states remembered by :func:`checked`: a few per archer of every live shoot.
+CHECKED_CACHE: Final = 4096
+
+
+_Checked = tuple[RoundInfo, ScoreSummary] | None
+_CHECKED: dict[ArcherState, _Checked] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def checked(state: ArcherState, previous: ArcherState | None = None) -> _Checked:
+    """The state's round and summary, or ``None`` if the state is invalid (then
+    :func:`validate_state` says why).
+
+    Cached because one write needs them three times (the relay's check, the derived
+    values, the board) and a board built from scratch needs them for every archer, all but
+    one unchanged; states are frozen and hashable. ``previous``, a state of the same
+    archer already checked, lets a write that only adds arrows be checked and summed
+    from the new arrows alone (the usual write: one more arrow).
+    """
+    found = _CHECKED.get(state, _UNCHECKED)
+    if found is not _UNCHECKED:
+        return found  # type: ignore[return-value]
+    base = None if previous is None else _CHECKED.get(previous)
+    if base is not None and previous is not None and _extends(previous, state):
+        result: _Checked = _checked_after(state, previous, *base)
+    else:
+        try:
+            info = validate_state(state)
+        except InvalidState:
+            result = None
+        else:
+            result = info, summarize(state, info)
+    with _CHECKED_LOCK:  # worker threads build boards too
+        while len(_CHECKED) >= CHECKED_CACHE:
+            del _CHECKED[next(iter(_CHECKED))]  # the oldest first
+        _CHECKED[state] = result
+    return result
+
+
+_UNCHECKED: Final = object()
+
+
+def _extends(previous: ArcherState, state: ArcherState) -> bool:
+    """Whether ``state`` is ``previous`` with arrows added (or none), everything that
+    validation looks at other than the arrows unchanged."""
+    return (
+        state.name == previous.name
+        and state.round == previous.round
+        and state.profile == previous.profile
+        and len(state.arrows) >= len(previous.arrows)
+        and state.arrows[: len(previous.arrows)] == previous.arrows
+    )
+
+
+def _checked_after(
+    state: ArcherState, previous: ArcherState, info: RoundInfo, before: ScoreSummary
+) -> _Checked:
+    """:func:`checked` for a state that extends a valid one: only the new arrows are
+    validated and summed (the answer is the same as from scratch, which a test checks)."""
+    arrows, start = state.arrows, len(previous.arrows)
+    if len(arrows) > info.total_arrows:
+        return None
+    allowed = info.allowed_per_arrow()
+    for index in range(start, len(arrows)):
+        arrow = arrows[index]
+        if isinstance(arrow, bool) or arrow not in allowed[index]:
+            return None
+    new = arrows[start:]
+    values = [a if isinstance(a, int) else _POINTS[a] for a in new]
+    size = info.end_size
+    ends = len(arrows) // size
+    # The ends completed since: from the first end that was open before.
+    opened = before.ends_completed * size
+    tail = [a if isinstance(a, int) else _POINTS[a] for a in arrows[opened : ends * size]]
+    return info, ScoreSummary(
+        total=before.total + sum(values),
+        hits=before.hits + len(new) - new.count("M"),
+        golds=before.golds + sum(map(int.__eq__, values, info.gold_per_arrow()[start:])),
+        xs=before.xs + new.count("X"),
+        arrows_shot=len(arrows),
+        ends_completed=ends,
+        end_totals=before.end_totals
+        + tuple(sum(tail[i : i + size]) for i in range(0, len(tail), size)),
+    )
+
+
 def summarize(state: ArcherState, info: RoundInfo | None = None) -> ScoreSummary:
     """Derive totals from the arrows. The state must already be valid."""
     info = info or get_round(state.round)
-    total = hits = golds = xs = 0
-    end_totals: list[int] = []
-    running_end = 0
-    for index, arrow in enumerate(state.arrows):
-        value = arrow_value(arrow)
-        total += value
-        running_end += value
-        hits += arrow != "M"
-        golds += value == info.gold_value(index) and arrow != "M"
-        xs += arrow == "X"
-        if (index + 1) % info.end_size == 0:
-            end_totals.append(running_end)
-            running_end = 0
+    arrows = state.arrows
+    # Whole-tuple operations instead of a loop per arrow: this runs on every write.
+    values = [a if isinstance(a, int) else _POINTS[a] for a in arrows]
+    misses = arrows.count("M")
+    # A miss scores 0, never a top ring's value, so it is never counted as a gold.
+    golds = sum(map(int.__eq__, values, info.gold_per_arrow()))
+    size = info.end_size
+    ends = len(arrows) // size
     return ScoreSummary(
-        total=total,
-        hits=hits,
+        total=sum(values),
+        hits=len(arrows) - misses,
         golds=golds,
-        xs=xs,
-        arrows_shot=len(state.arrows),
-        ends_completed=len(state.arrows) // info.end_size,
-        end_totals=tuple(end_totals),
+        xs=arrows.count("X"),
+        arrows_shot=len(arrows),
+        ends_completed=ends,
+        end_totals=tuple(sum(values[i : i + size]) for i in range(0, ends * size, size)),
     )
+
+
+#: Points of the arrows that are not numbers.
+_POINTS: Final[dict[str, int]] = {"X": 10, "M": 0}
 
 
 def check_time_zone(name: str) -> ZoneInfo:

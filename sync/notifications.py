@@ -46,7 +46,7 @@ The rules are per round group, because positions only mean something within a ro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -188,7 +188,10 @@ class NotifierState:
 
 
 def next_notices(
-    state: NotifierState, before: Leaderboard, after: Leaderboard
+    state: NotifierState,
+    before: Leaderboard,
+    after: Leaderboard,
+    rounds: Collection[str] | None = None,
 ) -> tuple[NotifierState, tuple[Notice, ...]]:
     """The notices that going from ``before`` to ``after`` calls for.
 
@@ -197,6 +200,10 @@ def next_notices(
         before: The board the previous call was given as ``after`` (or, after a load,
             the board as loaded).
         after: The board now.
+        rounds: The rounds whose groups may differ between the two boards, when the
+            caller knows (:meth:`sync.live_board.LiveBoard.put` says): the others are
+            not compared. ``None`` compares every group. The answer is the same either
+            way, as long as no other group changed.
 
     Returns:
         The state to pass next time, and the notices in board order (per group: the lead
@@ -206,9 +213,10 @@ def next_notices(
     notices: list[Notice] = []
     for group in after.groups:
         memory = state.rounds.get(group.round, RoundMemory())
-        previous = before.group(group.round)
-        if _signature(previous) != _signature(group):
-            memory = _notices_for_group(previous, group, memory, notices)
+        if rounds is None or group.round in rounds:
+            previous = before.group(group.round)
+            if _signature(previous) != _signature(group):
+                memory = _notices_for_group(previous, group, memory, notices)
         memories[group.round] = memory
     return NotifierState(rounds=MappingProxyType(memories)), tuple(notices)
 

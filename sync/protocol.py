@@ -31,7 +31,6 @@ __all__ = [
     "CLOSE_TOO_SLOW",
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNKNOWN_SHOOT",
-    "HARD_MAX_CLIENT_FRAME_BYTES",
     "MAX_ARROWS_PER_WRITE",
     "MAX_CLIENT_FRAME_BYTES",
     "MAX_ID_LENGTH",
@@ -63,14 +62,10 @@ PROTOCOL_VERSION: Final = 1
 # -- limits ------------------------------------------------------------------------------
 
 #: Largest frame the relay accepts from a client. A write of a full round (300 arrows) is
-#: under 2 KiB, so this only stops abuse; it is checked before any decoding.
+#: under 2 KiB, so this only stops abuse; it is checked before any decoding, and while a
+#: message arrives: the relay never holds more than this (and one more byte) of one, and
+#: drops the rest unread into memory.
 MAX_CLIENT_FRAME_BYTES: Final = 64 * 1024
-#: Largest WebSocket message the relay reads at all. Between the two limits a frame is
-#: read, refused with ``frame_too_large`` and the session closed with 1009; above this one
-#: the transport closes with 1009 at once, without reading the rest or answering. The
-#: slack lets a client that overshoots a little learn why; the cap bounds what one
-#: connection can make the relay buffer.
-HARD_MAX_CLIENT_FRAME_BYTES: Final = 2 * MAX_CLIENT_FRAME_BYTES
 #: Largest frame a client accepts from the relay: a full-state catch-up of a big shoot
 #: (hundreds of archers) fits with room to spare.
 MAX_SERVER_FRAME_BYTES: Final = 8 * 1024 * 1024

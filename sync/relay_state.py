@@ -43,7 +43,7 @@ from typing import Generic, TypeVar
 from .clock import check_skew
 from .document import EMPTY_STATE_VECTOR, ShootDocument
 from .errors import LimitExceeded
-from .models import validate_state
+from .models import checked, validate_state
 from .register import Applied, Outcome, Register, decide
 
 __all__ = ["Catchup", "ShootState", "Written"]
@@ -94,9 +94,12 @@ class ShootState(Generic[A]):
     ) -> Written:
         """Decide and apply a write; raises a :class:`~sync.errors.SyncError`, having
         changed nothing, for a write the relay refuses."""
-        validate_state(register.state)
-        check_skew(register.stamp, now_ms)
         current = self.doc.register(register.archer_id)
+        # Cached for the board and the derived values; from the current state's check
+        # when the write only adds arrows.
+        if checked(register.state, None if current is None else current.state) is None:
+            validate_state(register.state)  # raises, saying why
+        check_skew(register.stamp, now_ms)
         if isinstance(decide(current, register), Applied) and not has_room():
             raise LimitExceeded(
                 "document_full",

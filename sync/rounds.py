@@ -128,8 +128,22 @@ class RoundInfo:
         """The top ring's value at arrow ``index``: 9 for imperial, 10 for metric..."""
         return _ring_values(self.scoring_system_at(index))[0]
 
+    def allowed_per_arrow(self) -> tuple[frozenset[Arrow], ...]:
+        """:meth:`allowed_at` for every arrow of the round, in order (computed once)."""
+        return _per_arrow(self)[0]
+
+    def gold_per_arrow(self) -> tuple[int, ...]:
+        """:meth:`gold_value` for every arrow of the round, in order (computed once)."""
+        return _per_arrow(self)[1]
+
     def archeryutils_round(self) -> au.Round:
         return _catalogue()[self.codename]
+
+
+@cache
+def _per_arrow(info: RoundInfo) -> tuple[tuple[frozenset[Arrow], ...], tuple[int, ...]]:
+    systems = [system for n, system in info.passes for _ in range(n)]
+    return tuple(_allowed(s) for s in systems), tuple(_ring_values(s)[0] for s in systems)
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -23,8 +24,11 @@ from relay.metrics import Metrics
 from relay.redis_server import RedisServer
 from relay.store import ArcherRecord, Owner, RedisStore
 from relay.subscriber import Close, Subscriber
+from sync import classification, projection_tables
+from sync.classification import derived_values
 from sync.codec import decode_server
 from sync.document import ShootDocument
+from sync.leaderboard import build_leaderboard
 from sync.models import Shoot
 from sync.protocol import CLOSE_TOO_SLOW, Ack, Update, Welcome
 from sync.register import Applied
@@ -81,7 +85,8 @@ async def test_stalled_subscriber_is_resynced_then_closed_and_others_get_everyth
                 await trio.sleep(0.01)
                 acks = [m for m in received if isinstance(m, Ack)]
             assert [a.id for a in acks] == list(range(1, 41))
-            assert sum(isinstance(m, Update) for m in received) == 40
+            # One per write, plus any that writes derived values filled off the event loop.
+            assert sum(isinstance(m, Update) for m in received) >= 40
             assert isinstance(received[0], Welcome)
 
             assert stalled.closed
@@ -262,3 +267,61 @@ async def test_a_write_still_waiting_for_redis_when_the_actor_stops_is_answered(
         with pytest.raises(ShootUnavailable):
             await write.wait()
     store.close()
+
+
+async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board_is_right(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cold tables, a write that completes an end needs archeryutils: the actor must
+    not call it itself (it runs on the event loop, here the main thread), and once the
+    projector's worker thread is back the board, the stored derived values and what a
+    subscriber's replica holds are what a from-scratch computation gives."""
+    for table in ("_SCORE_TABLES", "_ROOTS", "_FULL_SCORES", "_CLASS_TABLES"):
+        monkeypatch.setattr(projection_tables, table, projection_tables._Table())
+    monkeypatch.setattr(classification, "_PROJECTIONS", {})
+    threads: list[bool] = []
+    for name in ("_build_score_table", "_build_class_table", "handicap_root"):
+        original = getattr(projection_tables, name)
+
+        def spy(*args: Any, _original: Any = original) -> Any:
+            threads.append(threading.current_thread() is threading.main_thread())
+            return _original(*args)
+
+        monkeypatch.setattr(projection_tables, name, spy)
+
+    actor, send, store = _actor(redis_url)
+    reader = Subscriber(limit=64)
+    replica = ShootDocument()
+    end = (9, 7, 7, 7, 7, 5)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            subscribe = Subscribe(reader, b"\x00")
+            await send.send(subscribe)
+            await subscribe.done.wait()
+            written = [register("a1", end * n, ms=now_ms() + n) for n in (1, 2)]
+            for n, reg in enumerate(written, start=1):
+                await send.send(Submit(reg, n, reader))
+            read = Read()
+            await send.send(read)
+            await read.reply.wait()  # both writes handled
+            await actor.projector.wait_idle()
+            read = Read()
+            await send.send(read)
+            view = await read.reply.wait()
+
+            expected = build_leaderboard([written[-1]])
+            assert view.leaderboard == expected
+            standing = view.leaderboard.standing("a1")
+            assert standing is not None
+            assert standing.handicap is not None
+            assert actor.doc.derived("a1") == derived_values(written[-1].state)
+            for frame in await reader.next_batch():
+                message = decode_server(frame) if isinstance(frame, bytes) else frame
+                if isinstance(message, Welcome | Update):
+                    replica.apply_update(message.update)
+            assert replica.derived("a1") == derived_values(written[-1].state)
+            nursery.cancel_scope.cancel()
+    store.close()
+    assert threads  # archeryutils was needed...
+    assert not any(threads)  # ...and never called on the event loop's thread

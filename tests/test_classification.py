@@ -11,7 +11,7 @@ from archeryutils import handicaps as hc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import classification
+from sync import classification, projection_tables
 from sync.classification import (
     CACHE_SIZE,
     Projection,
@@ -248,7 +248,7 @@ def test_results_are_cached_and_the_cache_is_bounded() -> None:
     assert other_profile is not first
     assert other_profile.handicap == 48.0
     assert other_profile.classification == "A3"  # the profile is part of the key
-    assert classification._project.cache_info().maxsize == CACHE_SIZE
+    assert projection_tables._SCORE_TABLES.size == CACHE_SIZE
 
 
 @settings(max_examples=40, deadline=None)
@@ -282,21 +282,56 @@ def test_the_score_table_gives_archeryutils_own_handicap(codename: str, arrows: 
     """Every score (a sample on long rounds), including those whose root lies near a whole
     handicap (portsmouth 24 and 29 after 30 arrows, 58 after 60), where archeryutils'
     root finder decides and the table must defer to it."""
-    table = classification._score_table(codename, arrows)
+    table = projection_tables.score_table(codename, arrows)
     assert table is not None
     top = int(table.max_score)
     step = 1 if top <= 600 else 5
+    info = get_round(codename)
     for score in [*range(1, top + 1, step), 24, 29, 58, top]:
         if score > top:
             continue
-        expected = classification._handicap_root(codename, arrows, score)
-        assert classification._handicap.__wrapped__(codename, arrows, score) == expected, score
+        expected = projection_tables.handicap_root(codename, arrows, score)
+        assert current_handicap(info, arrows, score) == expected, score
 
 
 def test_the_predicted_score_table_matches_archeryutils() -> None:
     full = get_round("national").archeryutils_round()
     for handicap in range(-75, 301, 7):
         expected = int(hc.score_for_round(float(handicap), full, "AGB", rounded_score=True))
-        assert classification._score_for_round.__wrapped__("national", float(handicap)) == (
-            expected
-        )
+        projection_tables.fill_full_score("national", float(handicap))
+        assert projection_tables.lookup_full_score("national", float(handicap)) == expected
+
+
+@pytest.mark.parametrize(
+    ("codename", "profile"),
+    [
+        ("national", RECURVE_ADULT_OPEN),
+        ("portsmouth", Profile("compound", "under_18", "female")),
+        ("wa720_70", Profile("barebow", "over_50", "open")),
+    ],
+)
+def test_the_classification_table_gives_archeryutils_own_classification(
+    codename: str, profile: Profile
+) -> None:
+    """The table keeps archeryutils' answer only at its thresholds: every score between
+    must get what archeryutils itself says."""
+    info = get_round(codename)
+    projection_tables.fill_classification(codename, profile)
+    for score in [*range(0, info.max_score + 1, 3), info.max_score]:
+        expected = projection_tables.classify_directly(info, score, profile)
+        got = projection_tables.lookup_classification(codename, profile, score)
+        assert got == expected, score
+
+
+def test_a_peek_never_calls_archeryutils_and_says_what_to_fill() -> None:
+    """The relay's lookups read tables only: a cold (round, profile) is a Need, and once
+    filled the peek answers exactly what the blocking projection does."""
+    profile = Profile("longbow", "under_16", "female")  # no other test uses this pair
+    state = ArcherState(name="P", round="st_george", profile=profile, arrows=(5,) * 36)
+    info = get_round("st_george")
+    summary = summarize(state, info)
+    need = classification.peek_projection(state, summary, info)
+    assert isinstance(need, classification.Need)
+    assert (need.round, need.arrows, need.score, need.finished) == ("st_george", 36, 180, False)
+    classification.fill(need)
+    assert classification.peek_projection(state, summary, info) == projection(state, summary, info)

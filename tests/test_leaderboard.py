@@ -12,7 +12,7 @@ from archeryutils import handicaps as hc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import classification
+from sync import projection_tables
 from sync.classification import current_handicap
 from sync.clock import Stamp
 from sync.leaderboard import Leaderboard, Standing, build_leaderboard
@@ -300,7 +300,7 @@ def test_rebuilding_does_not_call_archeryutils_again(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(hc, "handicap_from_score", fail)
     monkeypatch.setattr(hc, "score_for_round", fail)
     for location in ("outdoor", "indoor", "field"):
-        monkeypatch.setitem(classification._CLASSIFIERS, location, fail)
+        monkeypatch.setitem(projection_tables._CLASSIFIERS, location, (fail, fail))
     assert build_leaderboard(registers) == first
 
 

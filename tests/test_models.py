@@ -6,6 +6,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync.errors import InvalidState
 from sync.models import (
@@ -14,6 +16,7 @@ from sync.models import (
     MIN_LIFETIME_MS,
     ArcherState,
     Profile,
+    checked,
     end_of_local_day,
     shoot_expiry,
     summarize,
@@ -179,3 +182,31 @@ def test_every_invalid_state_code_is_listed_and_the_sdk_maps_it() -> None:
     assert seen == INVALID_STATE_CODES
     for code in INVALID_STATE_CODES:
         assert isinstance(error_for_code(code, "x"), InvalidScore)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["national", "wa720_70", "worcester", "portsmouth", "york"]),
+    st.data(),
+)
+def test_a_state_checked_from_the_one_it_extends_is_checked_as_from_scratch(
+    round_code: str, data: st.DataObject
+) -> None:
+    """The relay checks a write that adds arrows from the previous state's check (only
+    the new arrows); it must give what validating and summing everything gives, for
+    valid and invalid additions alike, and whether an end completes or not."""
+    info = get_round(round_code)
+    values = st.sampled_from(sorted(info.allowed_at(0) | {"X", 11, 0}, key=str))
+    first = data.draw(st.integers(min_value=0, max_value=info.total_arrows))
+    arrows = tuple(
+        data.draw(st.sampled_from(sorted(info.allowed_at(i), key=str))) for i in range(first)
+    )
+    previous = ArcherState("Ann", round_code, arrows=arrows)
+    added = tuple(data.draw(st.lists(values, max_size=8)))
+    state = ArcherState("Ann", round_code, arrows=arrows + added)
+    assert checked(previous) is not None
+    try:
+        expected = (validate_state(state), summarize(state, info))
+    except InvalidState:
+        expected = None  # type: ignore[assignment]
+    assert checked(state, previous) == expected

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import partial
 from pathlib import Path
 
 import httpx
-import hypercorn.trio
 import pytest
 import trio
 import trio_websocket
 
-from relay.asgi import build_app
-from relay.config import Settings
-from relay.context import RelayContext
-from relay.metrics import Metrics
 from relay.refusals import REFUSALS
-from relay.registry import open_registry
-from relay.server import _hypercorn_config
-from relay.store import RedisStore
+from tests.wire import open_door
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
@@ -100,8 +92,6 @@ def test_every_error_code_the_code_can_send_is_documented() -> None:
 
 def test_every_close_code_the_code_can_send_is_documented() -> None:
     codes = set(_close_constants().values()) | {r.close_code for r in REFUSALS.values()}
-    # hypercorn's own: 1009 over its message cap, 1011 when a session fails.
-    codes |= {1009, 1011}
     assert codes - _documented_close_codes() == set()
 
 
@@ -150,24 +140,15 @@ async def test_a_websocket_handshake_elsewhere_than_the_endpoint_gets_a_json_404
 
 
 async def test_a_websocket_handshake_while_the_relay_shuts_down_gets_a_json_503(
-    redis_url: str, nursery: trio.Nursery
+    redis_url: str,
 ) -> None:
-    # The relay refuses new sessions from the moment shutdown starts until hypercorn stops
+    # The relay refuses new sessions from the moment shutdown starts until the door stops
     # listening; here the relay's own parts are held in that state.
-    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
-    store = RedisStore(redis_url)
-    try:
-        with trio.fail_after(10):
-            async with open_registry(store, settings, Metrics()) as registry:
-                relay = RelayContext(settings, store, registry, Metrics(), closing=True)
-                serve = partial(hypercorn.trio.serve, build_app(relay), _hypercorn_config(settings))
-                binds = await nursery.start(serve)
-                url = str(binds[0]).replace("http://", "ws://") + "/ws"
-                with pytest.raises(trio_websocket.ConnectionRejected) as rejected:
-                    async with trio_websocket.open_websocket_url(url):
-                        pass  # pragma: no cover - the handshake is refused
-                nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    with trio.fail_after(10):
+        async with open_door(redis_url, closing=True) as opened:
+            url = opened.url.replace("http://", "ws://") + "/ws"
+            with pytest.raises(trio_websocket.ConnectionRejected) as rejected:
+                async with trio_websocket.open_websocket_url(url):
+                    pass  # pragma: no cover - the handshake is refused
     assert rejected.value.status_code == 503
     assert b'"code": "unavailable"' in rejected.value.body

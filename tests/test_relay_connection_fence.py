@@ -1,10 +1,11 @@
 """No single connection's failure, HTTP or WebSocket, can end the relay.
 
-A bug that escapes one connection's handler used to escape hypercorn's server nursery too
-and end ``serve_relay``, taking every shoot down (the hypercorn close race was one such
-bug). Here a fault is injected into hypercorn's per-connection data path for connections
-that carry a marker header; the relay must close only that connection and go on serving
-everyone else, with no session left behind.
+A bug that escapes one connection's handler used to escape the server's nursery too and
+end ``serve_relay``, taking every shoot down (the hypercorn close race was one such bug).
+Here a fault is injected below the relay for connections that carry a marker header: in
+hypercorn's per-connection data path (HTTP) and in wsproto's (the relay's own WebSocket
+sessions). The relay must close only that connection and go on serving everyone else,
+with no session left behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import trio
 import trio_websocket
 from hypercorn.events import RawData
 from hypercorn.protocol import ProtocolWrapper
+from wsproto import WSConnection
 
 from sync.codec import decode_server, encode
 from sync.protocol import Hello, Welcome
@@ -31,23 +33,27 @@ class Injected(RuntimeError):
 
 def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Fail a marked connection: an HTTP one at once, a WebSocket one on its first frame."""
-    original = ProtocolWrapper.handle
-    marked: dict[int, int] = {}
+    original_http = ProtocolWrapper.handle
+    original_ws = WSConnection.receive_data
+    marked: set[int] = set()
     raised: list[str] = []
 
     async def handle(self: ProtocolWrapper, event: Any) -> None:
-        if isinstance(event, RawData):
-            if MARKER in event.data.lower():
-                marked[id(self)] = 0
-                if b"upgrade: websocket" not in event.data.lower():
-                    raised.append("http")
-                    raise Injected("a bug while reading an HTTP request")
-            elif id(self) in marked and event.data:
-                raised.append("websocket")
-                raise Injected("a bug while reading a WebSocket frame")
-        await original(self, event)
+        if isinstance(event, RawData) and MARKER in event.data.lower():
+            raised.append("http")
+            raise Injected("a bug while reading an HTTP request")
+        await original_http(self, event)
+
+    def receive_data(self: WSConnection, data: bytes | None) -> None:
+        if data and MARKER in data.lower():
+            marked.add(id(self))
+        elif id(self) in marked and data:
+            raised.append("websocket")
+            raise Injected("a bug while reading a WebSocket frame")
+        original_ws(self, data)
 
     monkeypatch.setattr(ProtocolWrapper, "handle", handle)
+    monkeypatch.setattr(WSConnection, "receive_data", receive_data)
     return raised
 
 

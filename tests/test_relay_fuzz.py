@@ -34,7 +34,6 @@ from sync.protocol import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
-    HARD_MAX_CLIENT_FRAME_BYTES,
     Ack,
     Error,
     Hello,
@@ -160,10 +159,6 @@ def _expected_decoding(frame: bytes | str) -> ProtocolError | Any:
 
 def _check_undecodable(frame: bytes | str, error: ProtocolError, outcome: Outcome) -> None:
     errors = [m for m in outcome.messages if isinstance(m, Error)]
-    if not isinstance(frame, str) and len(frame) > HARD_MAX_CLIENT_FRAME_BYTES:
-        # Not read at all: the transport closes at once.
-        assert (errors, outcome.close_code) == ([], CLOSE_TOO_BIG)
-        return
     assert [(e.code, e.fatal, e.id) for e in errors] == [(error.code, True, None)]
     assert errors[0].message
     expected_close = CLOSE_TOO_BIG if error.code == "frame_too_large" else CLOSE_PROTOCOL_ERROR

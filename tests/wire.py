@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -121,3 +122,39 @@ async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
     with trio.fail_after(timeout):
         while not predicate():
             await trio.sleep(0.01)
+
+
+@dataclass
+class OpenDoor:
+    relay: Any
+    """The :class:`relay.context.RelayContext` behind the door."""
+    door: Any
+    """The :class:`relay.door.Door` itself."""
+    url: str
+
+
+@asynccontextmanager
+async def open_door(redis_url: str, *, closing: bool = False) -> AsyncIterator[OpenDoor]:
+    """The relay's parts without ``serve_relay`` (so a test can hold them in a state, or
+    call the door directly): a registry, a context and the door, listening on a free
+    port until the block ends."""
+    from relay.asgi import build_app
+    from relay.config import Settings
+    from relay.context import RelayContext
+    from relay.door import Door
+    from relay.metrics import Metrics
+    from relay.registry import open_registry
+    from relay.store import RedisStore
+
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    store = RedisStore(redis_url)
+    try:
+        async with open_registry(store, settings, Metrics()) as registry:
+            relay = RelayContext(settings, store, registry, Metrics(), closing=closing)
+            door = Door(relay, build_app(relay), backlog=64)
+            async with trio.open_nursery() as serving:
+                url = await serving.start(door.serve, trio.sleep_forever)
+                yield OpenDoor(relay, door, url)
+                serving.cancel_scope.cancel()
+    finally:
+        store.close()
