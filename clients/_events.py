@@ -68,7 +68,13 @@ class RegistersChanged:
 
 @dataclass(frozen=True, slots=True)
 class WriteAcked:
-    """A write of this device's is durable on the relay and left the outbox."""
+    """A write of this device's is durable on the relay.
+
+    Each write is reported once, and per archer only ever a newer one than the last
+    reported. A device that writes faster than the acks come back hears of its older
+    writes too: those were replaced in the outbox by the newer write (which stays pending
+    until its own ack); the others leave the outbox with this event.
+    """
 
     register: Register
     """The write, now durable on the relay."""

@@ -225,8 +225,16 @@ class Durability:
                 self._store.compact, self._shoot, self._owner, snapshot, through_id
             )
             self._log_length = 0
-        except StoreUnavailable:
-            self._metrics.redis_failures += 1  # the log stays; compaction is retried later
+        except StoreUnavailable as exc:
+            # Nothing is lost (the log stays, and compaction is tried again after the next
+            # append), but an operator must be able to see why the log keeps growing.
+            self._metrics.redis_failures += 1
+            log.warning(
+                "shoot %s: compaction failed (the log keeps its %d entries): %s",
+                self._shoot.shoot_id,
+                self._log_length,
+                exc,
+            )
         except ShootFenced as exc:
             if exc.reason == "deposed":
                 self._on_deposed()  # the new owner compacts from now on

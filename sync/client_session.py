@@ -119,6 +119,9 @@ class ClientSession:
         self.clock = HybridClock(device_id)
         for stamp in self._known_stamps():
             self.clock.observe(stamp)
+        self._acked: dict[str, Stamp] = {}
+        """Per archer, the stamp of the newest write reported ``Acked``: each write is
+        reported once, in stamp order, however many copies of it the relay answered."""
         self._carried: dict[str, Register] = {}
         """Per archer, this device's last edit while no other device's state that does not
         hold it has replaced it (then it is reported, once)."""
@@ -344,17 +347,31 @@ class ClientSession:
 
     def _on_ack(self, ack: Ack) -> list[A.Action]:
         assert self._conn is not None
-        self._conn.inflight.pop(ack.id, None)
+        sent = self._conn.inflight.pop(ack.id, None)
         self.clock.observe(ack.stamp)
         acked = self.outbox.acknowledge(ack.archer, ack.stamp)
         if acked is None:
-            return []
+            # A write a newer one replaced in the outbox before its ack came (an archer
+            # scoring faster than acks return) is durable all the same: say so, once.
+            if sent is None or sent.stamp != ack.stamp or not self._first_ack(sent):
+                return []
+            return [A.Acked(sent)]
+        self._first_ack(acked)
         actions: list[A.Action] = [self._save(), A.Acked(acked)]
         seen = self.outbox.seen(ack.archer)
         if seen is not None:
             # Another device's newer state may have arrived while this write waited.
             actions += self._check_carried(seen)
         return actions
+
+    def _first_ack(self, register: Register) -> bool:
+        """Record that ``register`` is acknowledged; whether it is newer than every write
+        of its archer reported before (a resent copy's second ack is not)."""
+        last = self._acked.get(register.archer_id)
+        if last is not None and register.stamp <= last:
+            return False
+        self._acked[register.archer_id] = register.stamp
+        return True
 
     def _adopt(self, winner: Register) -> list[A.Action]:
         """A newer state won over a write of this device's (a ``superseded`` answer)."""

@@ -9,8 +9,19 @@ are SDK clients in this process, with the SDK's outbox and reconnects.
 
 Checked all along: every write acknowledged before a sample of Redis was taken is in it,
 and each archer's register in Redis only ever moves forward (its stamp never decreases).
-Checked at the end: once the killing stops, every archer's last write reaches Redis and
-the relay, exactly. Bounded: 25 s of chaos, loopback only, a fixed random seed.
+Acknowledgements are counted from every ``ack`` (:class:`~clients.WriteAcked` reports a
+write whose ack came after a newer write had replaced it in the outbox too), so the
+check compares real numbers even when archers score faster than acks come back.
+Checked at the end: once the killing stops, every archer's last write is acknowledged
+and reaches Redis and the relay, exactly. Bounded: 25 s of chaos, loopback only, a
+fixed random seed.
+
+Load: the 20 clients share this one process, and each applies every update of the shoot
+(20 archers' writes, to 20 replicas). On a loaded 2-core machine this process may get a
+tenth of a core; the pace of the archers keeps what they ask of it within that, and the
+liveness deadline is a bound against hanging, not a measure of speed. (Each update once
+cost a client a full decoding of the document, 10-50 ms on such a machine: the clients
+fell tens of seconds behind their connections, and acks waited unread in the sockets.)
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -44,7 +57,9 @@ from sync.document import ShootDocument
 
 ARCHERS = 20
 CHAOS_S = 25.0
-SETTLE_S = 30.0
+#: From the end of the chaos until every archer's last write is acknowledged: seconds
+#: normally; generous, because it is a bound, not a speed check.
+SETTLE_S = 60.0
 #: Starting the relay and joining 20 archers (each join an fsynced write) takes seconds
 #: on a loaded 2-core machine: a bound against hanging, not a speed check.
 SETUP_S = 90.0
@@ -62,6 +77,15 @@ OPTIONS = ClientOptions(
     backoff_cap_s=0.5,
 )
 ROUND = "york"  # 144 arrows: room for a write every half second for the whole test
+#: Seconds between an archer's writes: ~16 writes a second from 20 archers, each fanned out
+#: to 20 replicas in this process.
+PACE_S = (0.5, 2.0)
+#: Seconds between two samples of Redis (each loads and decodes the whole shoot).
+SAMPLE_EVERY_S = 0.5
+#: Samples taken while Redis was up, at least. Redis is down while a killed relay restarts
+#: (its embedded Redis died with it), which has taken 17 s here, twice in one run; the
+#: pauses between crashes still leave it up for several seconds.
+MIN_SAMPLES = 5
 SEED = 8
 
 
@@ -80,6 +104,8 @@ class Archer:
     identity: Identity
     acked: int = 0
     """Arrows in the newest write the relay acknowledged (durable)."""
+    acks: int = 0
+    """Writes acknowledged so far."""
     client: ShootClient | None = None
 
 
@@ -87,13 +113,15 @@ class Archer:
 class Chaos:
     tmp_path: Path
     port: int
-    rng: random.Random
+    http: httpx.AsyncClient
+    """For ``/health`` and the final read; one client for the whole test (making one
+    builds an SSL context: milliseconds of this process's scarce CPU each time)."""
     process: subprocess.Popen[bytes] | None = None
     kills: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return url_of(self.port)
 
     @property
     def redis_dir(self) -> Path:
@@ -125,17 +153,16 @@ class Chaos:
 
     async def healthy(self) -> None:
         """Wait until the relay answers and its Redis is up (deadline: the caller's)."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError(f"the relay exited: {self.log_tail()}")
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass  # not listening yet
-                await trio.sleep(0.05)
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"the relay exited: {self.log_tail()}")
+            try:
+                if (await self.http.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            await trio.sleep(0.05)  # polling pace
 
     async def kill_relay(self) -> None:
         assert self.process is not None
@@ -162,12 +189,18 @@ class Chaos:
                 self.process.wait()
 
 
+def url_of(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
 async def count_acks(archer: Archer) -> None:
-    """Keep ``archer.acked`` at the arrows of the newest write the relay acknowledged."""
+    """Keep ``archer.acked`` at the arrows of the newest write the relay acknowledged, and
+    ``archer.acks`` at how many writes it acknowledged."""
     assert archer.client is not None
     while True:
         event = await archer.client.events.get()
         if isinstance(event, WriteAcked):
+            archer.acks += 1
             archer.acked = max(archer.acked, len(event.register.state.arrows))
 
 
@@ -192,7 +225,12 @@ def _durable(redis_dir: Path, code: str) -> dict[str, tuple[Stamp, int]] | None:
 async def test_nothing_acknowledged_is_lost_when_relay_and_redis_are_killed(
     tmp_path: Path,
 ) -> None:
-    chaos = Chaos(tmp_path, free_port(), random.Random(SEED))
+    port = free_port()
+    async with httpx.AsyncClient(base_url=url_of(port), timeout=2) as http:
+        await _chaos(Chaos(tmp_path, port, http))
+
+
+async def _chaos(chaos: Chaos) -> None:
     try:
         with trio.fail_after(SETUP_S):
             await chaos.start_relay()
@@ -211,23 +249,25 @@ async def test_nothing_acknowledged_is_lost_when_relay_and_redis_are_killed(
 
 async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
     samples = 0
+    compared = 0  # archers with acknowledged writes, summed over the samples
     last_seen: dict[str, Stamp] = {}
     chaos_over = trio.Event()
 
     async def score(archer: Archer, rng: random.Random) -> None:
         assert archer.client is not None
         while not chaos_over.is_set():
-            await trio.sleep(rng.uniform(0.2, 0.8))  # an archer's pace, not synchronisation
+            await trio.sleep(rng.uniform(*PACE_S))  # an archer's pace, not synchronisation
             await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
 
     async def sample() -> bool:
         """Compare Redis with what was acknowledged before looking; False if Redis is down."""
-        nonlocal samples
+        nonlocal samples, compared
         floor = {a.identity.archer_id: a.acked for a in archers}
         durable = await trio.to_thread.run_sync(_durable, chaos.redis_dir, code)
         if durable is None:
             return False
         samples += 1
+        compared += sum(1 for acked in floor.values() if acked)
         for archer_id, acked in floor.items():
             stamp, arrows = durable.get(archer_id, (Stamp(0, 0, ""), 0))
             assert arrows >= acked, f"{archer_id}: {acked} arrows acknowledged, Redis has {arrows}"
@@ -239,7 +279,7 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
     async def sampler() -> None:
         while not chaos_over.is_set():
             await sample()
-            await trio.sleep(0.25)  # the sampling pace
+            await trio.sleep(SAMPLE_EVERY_S)  # the sampling pace
 
     async def killer() -> None:
         rng = random.Random(SEED)
@@ -270,6 +310,8 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
         await killer()
         assert any(k.startswith("relay at") for k in chaos.kills), chaos.kills
         assert any(k.startswith("redis at") for k in chaos.kills), chaos.kills
+        # The safety check compared acknowledged writes, not only zeros.
+        assert compared > 0, [a.acks for a in archers]
         chaos.kills.append(f"settling at {trio.current_time():.1f}")
 
         # The killing is over: every archer's last write gets through.
@@ -283,29 +325,9 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
             while not await sample():
                 await trio.sleep(0.1)
         if settling.cancelled_caught:
-            now_durable = await trio.to_thread.run_sync(_durable, chaos.redis_dir, code) or {}
-            stuck = [
-                f"{a.identity.archer_id}: {a.client.state.value}, pending "
-                f"{[len(r.state.arrows) for r in a.client.pending]} arrows, {a.acked} acked, "
-                f"{now_durable.get(a.identity.archer_id, (None, None))[1]} in Redis, "
-                f"{a.client.connections} sessions, last error {a.client.error!r}"
-                for a in archers
-                if a.client is not None and not synced(a.client)
-            ]
-            async with httpx.AsyncClient(base_url=chaos.url) as http:
-                metrics = (await http.get("/metrics")).text
-            assert chaos.process is not None
-            chaos.process.send_signal(signal.SIGUSR1)  # the relay's threads, into its log
-            # Safety was checked all along (every sample above); what failed is liveness:
-            # a known stall, open in the tracker, where writes Redis holds stay unanswered
-            # on a loaded machine. It is reported, not hidden, and fails under --runxfail.
-            pytest.xfail(
-                f"known acknowledgement stall: {len(stuck)} archers not synced {SETTLE_S} s "
-                f"after the chaos: {stuck[:5]}\nrelay metrics:\n{metrics}"
-            )
+            await _report_stuck(chaos, code, archers, synced)
         chaos.kills.append(f"settled at {trio.current_time():.1f}")
-        async with httpx.AsyncClient(base_url=chaos.url) as http:
-            body = (await http.get(f"/api/shoots/{code}")).json()
+        body = (await chaos.http.get(f"/api/shoots/{code}")).json()
         durable = await trio.to_thread.run_sync(_durable, chaos.redis_dir, code)
         assert durable is not None
         for archer in archers:
@@ -316,8 +338,38 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
             assert body["archers"][archer_id]["arrows"] == list(own.state.arrows)
             assert durable[archer_id] == (own.stamp, len(own.state.arrows))
             assert archer.acked == len(own.state.arrows)
-        assert samples >= 10, samples
+        assert samples >= MIN_SAMPLES, samples
+        print(f"{samples} samples; acks per archer: {[a.acks for a in archers]}; {chaos.kills}")
         nursery.cancel_scope.cancel()
+
+
+async def _report_stuck(
+    chaos: Chaos, code: str, archers: list[Archer], synced: Callable[[ShootClient], bool]
+) -> NoReturn:
+    """Fail with what each archer that is not synced has pending, acknowledged and in
+    Redis, and the relay's metrics; the relay's threads go to its log (printed too)."""
+    now_durable = await trio.to_thread.run_sync(_durable, chaos.redis_dir, code) or {}
+    stuck = [
+        f"{a.identity.archer_id}: {a.client.state.value}, pending "
+        f"{[len(r.state.arrows) for r in a.client.pending]} arrows, {a.acked} acked, "
+        f"{now_durable.get(a.identity.archer_id, (None, None))[1]} in Redis, "
+        f"{a.client.connections} sessions, last error {a.client.error!r}"
+        for a in archers
+        if a.client is not None and not synced(a.client)
+    ]
+    try:
+        metrics = (await chaos.http.get("/metrics")).text
+    except httpx.TransportError as exc:
+        metrics = f"(not reachable: {exc!r})"
+    assert chaos.process is not None
+    chaos.process.send_signal(signal.SIGUSR1)  # the relay's threads, into its log
+    with trio.move_on_after(5):
+        while "most recent call first" not in chaos.log_tail():
+            await trio.sleep(0.05)  # polling the log for the dump
+    raise AssertionError(
+        f"{len(stuck)} archers not synced {SETTLE_S} s after the chaos: {stuck}\n"
+        f"relay metrics:\n{metrics}"
+    )
 
 
 async def _client(

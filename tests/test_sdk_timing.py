@@ -14,6 +14,7 @@ import trio
 from clients import (
     ClientOptions,
     ConnectionState,
+    NoticeReceived,
     ShootClient,
     WriteAcked,
     WriteRefused,
@@ -23,7 +24,7 @@ from clients._outbox import Outbox
 from sync.clock import Stamp
 from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
 from sync.models import ArcherState
-from sync.protocol import ClientMessage, Error, Hello, Ping, Write
+from sync.protocol import ClientMessage, Error, Hello, Notice, Ping, Write
 from sync.register import Register
 from tests.sdk_fixtures import (
     FakeRelay,
@@ -34,6 +35,10 @@ from tests.sdk_fixtures import (
 )
 
 E = TypeVar("E")
+
+#: A frame the fake relay sends after the answers a test waits for: the client handles
+#: frames in order, so once its event is out, so are theirs.
+DONE = Notice("digest", "national", "a00", "Done.", None, None, None, 0)
 
 #: Slack for scheduling on a busy machine, on top of each bound the SDK promises.
 SLACK_S = 1.0
@@ -136,6 +141,41 @@ async def test_a_write_whose_answer_is_lost_is_resent_on_the_same_connection(
             assert first.id != second.id
             assert fake.frames(Write)[1].at - before >= options.resend_after_s
             assert [e.register for e in events_of(c, WriteAcked)] == [written]
+
+
+async def test_an_ack_that_comes_after_a_newer_write_still_reports_the_older_write_durable(
+    nursery: trio.Nursery,
+) -> None:
+    """An archer scoring faster than acks come back: the ack names a write the outbox has
+    already replaced. That write is durable all the same and is reported; each write once,
+    though a resent write is answered once per copy."""
+    held: list[Write] = []
+
+    async def answer_late(session: FakeSession, message: ClientMessage) -> None:
+        if not isinstance(message, Write):
+            await well_behaved(session, message)
+            return
+        held.append(message)
+        if len(held) == 3:  # the first write, the newer one, and one of them resent
+            for write in held:
+                await session.send(ack(write))
+            await session.send(DONE)  # every answer is in before this
+
+    fake = FakeRelay(answer_late)
+    url = await fake.start(nursery)
+    options = quick(resend_after_s=0.2)
+    with trio.fail_after(10):
+        async with connect(url, fake.code, identity=fake_identity(url), options=options) as c:
+            await c.wait_connected()
+            first = await c.score_arrow(9)
+            await fake.wait_until(lambda f: len(f.frames(Write)) == 1)
+            second = await c.score_arrow(7)
+            acked: list[Register] = []
+            while not isinstance(event := await c.events.get(), NoticeReceived):
+                if isinstance(event, WriteAcked):
+                    acked.append(event.register)
+            assert acked == [first, second]
+            assert not c.pending
 
 
 async def test_rate_limited_keeps_the_write_and_sends_it_again_soon(

@@ -484,6 +484,19 @@ def ack_after_newer_state() -> Recorder:
     return r
 
 
+def ack_after_own_newer_write() -> Recorder:
+    """The archer scores again before the first end's ack: both writes are reported
+    acknowledged, each once, in order."""
+    r = Recorder("phone")
+    r.connect("phone")
+    r.write("phone", 9)
+    r.fire("phone")  # applied, not durable: no answer yet
+    r.write("phone", 7)  # replaces the pending write
+    r.fire("phone")
+    r.flush()  # the first write's ack names a write the outbox no longer holds
+    return r
+
+
 SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "hello_welcome_heartbeat": hello_welcome_heartbeat,
     "refusals": refusals,
@@ -497,6 +510,7 @@ SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "pending_beaten_then_written_over": pending_beaten_then_written_over,
     "acknowledged_then_replaced": acknowledged_then_replaced,
     "ack_after_newer_state": ack_after_newer_state,
+    "ack_after_own_newer_write": ack_after_own_newer_write,
 }
 
 

@@ -37,7 +37,7 @@ import {
   WriteUnavailable,
   includes,
 } from "./clientActions";
-import { HybridClock, sameStamp } from "./clock";
+import { compareStamps, HybridClock, sameStamp } from "./clock";
 import { FrameError } from "./codec";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
 import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
@@ -85,6 +85,8 @@ export class ClientSession {
   private known = new Map<string, WireRegister>();
   /** Per archer, this device's last edit while no other device's state that does not hold
    * it has replaced it (then it is reported, once). */
+  /** Per archer, the stamp of the newest write reported `acked`: each write once, in stamp order. */
+  private readonly acked = new Map<string, Stamp>();
   private readonly carried = new Map<string, WireRegister>();
   private conn: Conn | null = null;
   private nextId = 0;
@@ -312,15 +314,31 @@ export class ClientSession {
   }
 
   private onAck(id: number, archer: string, stamp: Stamp): Action[] {
+    const sent = this.conn!.inflight.get(id);
     this.conn!.inflight.delete(id);
     this.clock.observe(stamp);
     const acked = this.outbox.acknowledge(archer, stamp);
-    if (acked === null) return [];
+    if (acked === null) {
+      // A write a newer one replaced in the outbox before its ack came (an archer scoring
+      // faster than acks return) is durable all the same: say so, once.
+      if (sent === undefined || !sameStamp(sent.stamp, stamp) || !this.firstAck(sent)) return [];
+      return [{ kind: "acked", register: sent }];
+    }
+    this.firstAck(acked);
     const actions: Action[] = [this.save(), { kind: "acked", register: acked }];
     const seen = this.outbox.seen(archer);
     // Another device's newer state may have arrived while this write waited.
     if (seen !== null) actions.push(...this.checkCarried(seen));
     return actions;
+  }
+
+  /** Record that `register` is acknowledged; whether it is newer than every write of its
+   * archer reported before (a resent copy's second ack is not). */
+  private firstAck(register: WireRegister): boolean {
+    const last = this.acked.get(register.archer);
+    if (last !== undefined && compareStamps(register.stamp, last) <= 0) return false;
+    this.acked.set(register.archer, register.stamp);
+    return true;
   }
 
   /** A newer state won over a write of this device's (a `superseded` answer). */
