@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 #: ignores them is closed within seconds, however slowly the relay reads its frames.
 MAX_RATE_LIMITED: Final = 50
 RATE_LIMITED_FORGIVEN_PER_S: Final = 1.0
+#: Longest a hello waits for a turn (:data:`~relay.context.HELLOS_AT_ONCE`) before it is
+#: answered without one.
+HELLO_TURN_WAIT_S: Final = 2.0
 
 
 class FrameSocket(Protocol):
@@ -160,8 +163,12 @@ class _Turn:
         self._held = False
 
     async def take(self) -> None:
-        await self._slots.acquire()
-        self._held = True
+        """Wait for a turn, or go ahead without one after :data:`HELLO_TURN_WAIT_S`: turns
+        held by hellos waiting on Redis (a shoot loading while Redis is slow) must not
+        hold up hellos the relay can answer from memory."""
+        with trio.move_on_after(HELLO_TURN_WAIT_S):
+            await self._slots.acquire()
+            self._held = True
 
     def give_back(self) -> None:
         if self._held:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import AsyncExitStack
 
 import httpx
+import pytest
 import trio
 
+import relay.connection
 from relay.context import HELLOS_AT_ONCE
 from sync.protocol import Ack, Error, Notice, Update, Welcome
 from tests.wire import create_shoot, join, peer, register
@@ -114,10 +117,14 @@ async def test_lead_changes_and_two_end_digests_reach_subscribers(relay_url: str
             assert (digests[chris].position, digests[chris].of) == (2, 2)
 
 
-async def test_more_sessions_than_hello_turns_are_all_welcomed(relay_url: str) -> None:
+async def test_more_sessions_than_hello_turns_are_all_welcomed(
+    relay_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A session holds one of the relay's hello turns from its hello to its welcome only:
     one that kept it while open, or a refused hello that never gave it back, would leave
-    the sessions past :data:`~relay.context.HELLOS_AT_ONCE` waiting for ever."""
+    the sessions past :data:`~relay.context.HELLOS_AT_ONCE` waiting (here for ever: the
+    wait for a turn is not cut short)."""
+    monkeypatch.setattr(relay.connection, "HELLO_TURN_WAIT_S", math.inf)
     refused = HELLOS_AT_ONCE + 1
     kept = HELLOS_AT_ONCE + 1
     with trio.fail_after(60):
