@@ -62,6 +62,42 @@ MUTANTS = [
         " else -1",
     ),
     Mutant(
+        "the client drops the reset rule: a reset welcome is applied over the stale replica",
+        "sync/client_session.py",
+        "        if welcome.reset:\n            self.replica = ShootDocument()",
+        "        if False:\n            self.replica = ShootDocument()",
+    ),
+    Mutant(
+        "the client never sends an unanswered write again on the same connection",
+        "sync/client_session.py",
+        "return sent[1] + self.timings.resend_after_s",
+        "return math.inf",
+    ),
+    Mutant(
+        "the client re-stamps after clock_skew without correcting its clock",
+        "sync/client_session.py",
+        "self.clock.correct(wall_ms, error.server_ms)",
+        "pass",
+    ),
+    Mutant(
+        "a new write silently replaces a pending one another device's state had beaten",
+        "sync/client_session.py",
+        "actions += self._loss(pending, current)",
+        "pass",
+    ),
+    Mutant(
+        "an acknowledged write another device's state replaced is not reported",
+        "sync/client_session.py",
+        "return self._loss(carried, value, acknowledged=True)",
+        "return []",
+    ),
+    Mutant(
+        "a local write is merged into the outbox instead of replacing the pending one",
+        "sync/client_session.py",
+        "self.outbox.replace(register)",
+        "self.outbox.put(register)",
+    ),
+    Mutant(
         "correct() forgets the stamps it has seen",
         "sync/clock.py",
         "kept = [stamp for stamp in self._recent if stamp.wall_ms <= bound]",

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._backoff import Backoff
-    from ._client import ClientOptions, ShootClient, connect, system_wall_ms
+    from ._client import ShootClient, system_wall_ms
+    from ._connect import connect
     from ._errors import (
         InvalidScore,
         NotJoined,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     )
     from ._http import ShootInfo, add_device, create_shoot, join_shoot, read_shoot
     from ._identity import Identity
+    from ._options import ClientOptions
     from ._scoring import parse_arrow
 
 __all__ = [
@@ -89,7 +91,7 @@ __all__ = [
 #: numpy before anything needs them.
 _LOCATIONS: dict[str, str] = {
     "Backoff": "._backoff",
-    "ClientOptions": "._client",
+    "ClientOptions": "._options",
     "ConnectionChanged": "._events",
     "ConnectionState": "._events",
     "Event": "._events",
@@ -109,7 +111,7 @@ _LOCATIONS: dict[str, str] = {
     "WriteRefused": "._events",
     "WriteSuperseded": "._events",
     "add_device": "._http",
-    "connect": "._client",
+    "connect": "._connect",
     "create_shoot": "._http",
     "join_shoot": "._http",
     "parse_arrow": "._scoring",

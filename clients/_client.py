@@ -1,87 +1,52 @@
-"""The live client: a replica of one shoot, a durable outbox, and the connection loop.
+"""The live client: a thin driver of the client session machine, plus files and sockets.
 
 Theory of operation
 -------------------
-A :class:`ShootClient` holds three things:
+Every protocol decision (hello before anything, the replica and its reset rule, which
+pending write goes out when, what an answer does to the outbox, the clock and its
+``clock_skew`` correction, the heartbeat, which edits were lost) is made by
+:class:`sync.client_session.ClientSession`. A :class:`ShootClient` only moves things
+between it and the world:
 
-* a **replica** of the shoot's document (:class:`~sync.document.ShootDocument`), changed
-  only by updates from the relay;
-* the **outbox** (:mod:`clients._outbox`): this device's writes the relay has not yet
-  acknowledged, newest per register, on disk;
-* a **hybrid clock** that stamps writes and observes every stamp the device sees.
+* frames: one task reads the WebSocket and feeds each frame to the machine; sends are
+  bounded by ``pong_timeout_s``, lock wait included (a relay that stops reading the
+  socket would otherwise block the sender for ever: ``send_timeout``);
+* time: one task sleeps until the machine's latest ``Timer`` and calls ``timer_fired``
+  (the machine sends writes and pings only from there);
+* files: ``SaveOutbox`` writes the outbox file (:mod:`clients._outbox`) in a worker
+  thread that is not abandoned on cancel, before the next action is carried out, so a
+  write the caller saw return is on disk, and one cancelled mid-save is either wholly
+  there or not;
+* news: the machine's other actions become the user's events (:mod:`clients._events`).
+
+The connection loop (:meth:`ShootClient.run`) opens the WebSocket, runs those two tasks
+until the machine says ``Close`` or the socket breaks, waits a delay from
+:class:`~clients._backoff.Backoff` (full jitter), and tries again; it stops for good when
+the machine's session is closed for good (``unauthorized``, ``unknown_shoot``,
+``expired``, or the matching close codes 4401, 4404, 4410).
 
 What the user sees (:attr:`ShootClient.registers`, :attr:`ShootClient.leaderboard`) is the
-replica overlaid with the outbox, register by register, by the merge: a write shows at
-once, online or not, and disappears into the replica's copy once the relay has it.
-
-The connection loop (:meth:`ShootClient.run`) repeats: open the WebSocket, send ``hello``
-with the replica's state vector, apply the ``welcome`` (starting a fresh replica when
-``reset``, counted in :attr:`ShootClient.resets`), then read until the connection ends.
-Two helper tasks run beside the reader:
-
-* the **heartbeat**: a ``ping`` once nothing has been sent, *or* nothing received, for
-  ``ping_interval_s``; the connection is dead if nothing arrives within
-  ``pong_timeout_s`` of it. So a connection silent for ``ping_interval_s +
-  pong_timeout_s`` is noticed even while writes keep going out. Every send (the
-  heartbeat's too) is bounded by ``pong_timeout_s`` as well, lock wait included: a relay
-  that stops reading the socket would otherwise block a send, and with it the heartbeat,
-  for ever (``send_timeout``; see :meth:`ShootClient._send`).
-* the **sender**, the only task that sends writes: it sends every pending write that is
-  due (never sent on this connection, re-stamped, or unanswered for ``resend_after_s``),
-  oldest first, through a token bucket that mirrors the relay's (a burst of
-  :data:`~sync.limits.WRITES_BURST`, then :data:`~sync.limits.WRITES_PER_S`), so
-  replaying a long outbox after a reconnect is paced instead of refused. The replay runs
-  beside the reader, which keeps reading answers and updates meanwhile.
-
-Between attempts the loop waits a delay from :class:`~clients._backoff.Backoff` (full
-jitter); it stops for good after the relay closes with 4401, 4404 or 4410.
-
-Answers to writes: ``ack`` with the pending write's stamp removes it from the outbox;
-``superseded`` adopts the winner (an event says so) and drops the pending write if the
-winner is at least as new; ``error`` ``clock_skew`` corrects the clock from the relay's
-time and re-stamps the same state; ``rate_limited`` keeps the write, empties the sender's
-bucket (the relay's is empty) and sends it again when a token is back; any other error
-drops the write and reports it.
-
-Cancellation: writes are saved to the outbox in a worker thread that is not abandoned on
-cancel, so a write the caller saw return is on disk, and one cancelled mid-save is either
-wholly there or not.
+machine's replica overlaid with its outbox: a write shows at once, online or not.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import trio
 
-from sync.clock import HybridClock, Stamp
-from sync.codec import decode_server, encode
-from sync.document import ShootDocument
+from sync import client_actions as A
+from sync.client_session import ClientSession
+from sync.codec import encode
 from sync.leaderboard import Leaderboard, build_leaderboard
-from sync.limits import WRITES_BURST, WRITES_PER_S, TokenBucket
 from sync.models import ArcherState, Shoot
-from sync.protocol import (
-    MAX_SERVER_FRAME_BYTES,
-    Ack,
-    ClientMessage,
-    Error,
-    Hello,
-    Notice,
-    Ping,
-    Pong,
-    ServerMessage,
-    Superseded,
-    Update,
-    Welcome,
-    Write,
-)
-from sync.register import Register, merge
+from sync.protocol import MAX_SERVER_FRAME_BYTES, ClientMessage
+from sync.register import Register
 from sync.rounds import Arrow
 from sync.wall import system_wall_ms
 
@@ -90,9 +55,7 @@ from ._errors import (
     NotJoined,
     RelayUnreachable,
     ShootError,
-    ShootExpired,
-    Unauthorized,
-    UnknownShoot,
+    close_code,
     error_for_code,
     translate,
 )
@@ -108,42 +71,15 @@ from ._events import (
     WriteSuperseded,
 )
 from ._identity import Identity, new_device_id
+from ._options import ClientOptions, websocket_url
 from ._outbox import Outbox, write_atomically
 from ._scoring import add_arrows, checked, without_last_arrow
 from ._transport import open_socket
 
-__all__ = ["ClientOptions", "ShootClient", "connect", "system_wall_ms"]
+__all__ = ["ShootClient", "system_wall_ms"]
 
-_FATAL: Final = (UnknownShoot, ShootExpired, Unauthorized)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """Timings of the connection loop; the defaults follow ``docs/protocol.md``."""
-
-    ping_interval_s: float = 15.0
-    """Send a ``ping`` after this long without sending, or without receiving, anything."""
-    pong_timeout_s: float = 10.0
-    """The connection is dead if nothing arrives this long after a ``ping``, or if one
-    frame cannot be sent within it (the relay has stopped reading)."""
-    resend_after_s: float = 10.0
-    """Send an unanswered write again after this long (on the same connection)."""
-    connect_timeout_s: float = 10.0
-    """Give up on one attempt (WebSocket handshake, then ``welcome``) after this long."""
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    event_queue_size: int = 256
-    """Events kept for the user before the oldest are dropped (see :attr:`ShootClient.events`)."""
-
-
-def websocket_url(relay_url: str) -> str:
-    """The relay's WebSocket endpoint for its HTTP origin."""
-    base = relay_url.rstrip("/")
-    if base.startswith("https://"):
-        base = "wss://" + base.removeprefix("https://")
-    elif base.startswith("http://"):
-        base = "ws://" + base.removeprefix("http://")
-    return base + "/ws"
+#: Codes of the machine's ``Close`` that mean the relay is unreachable, not wrong.
+_UNREACHABLE = frozenset({"timeout", "heartbeat_timeout"})
 
 
 class ShootClient:
@@ -183,44 +119,41 @@ class ShootClient:
         self.relay_url = relay_url
         self.code = code
         self.identity = identity
-        self.options = options or ClientOptions()
+        self.options = options = options or ClientOptions()
         self._wall = wall_clock
         self._ws_url = websocket_url(relay_url)
-        self._doc = ShootDocument()
         self._outbox = Outbox(outbox_path)
-        device_id = identity.device_id if identity else new_device_id("viewer")
-        self._clock = HybridClock(device_id)
-        for stamp in self._known_stamps():
-            self._clock.observe(stamp)
-        self.events = EventQueue(self.options.event_queue_size)
+        self.session = ClientSession(
+            code,
+            identity.device_id if identity else new_device_id("viewer"),
+            archer_id=identity.archer_id if identity else None,
+            token=identity.token if identity else None,
+            initial=identity.initial if identity else None,
+            outbox=self._outbox,
+            timings=A.SessionTimings(
+                ping_interval_s=options.ping_interval_s,
+                pong_timeout_s=options.pong_timeout_s,
+                resend_after_s=options.resend_after_s,
+                connect_timeout_s=options.connect_timeout_s,
+            ),
+        )
+        """The protocol machine this client drives (read it; do not feed it events)."""
+        self.events = EventQueue(options.event_queue_size)
         """Changes and notices, oldest first; bounded (see :class:`EventQueue`)."""
-        self.backoff = Backoff(self.options.backoff_base_s, self.options.backoff_cap_s)
+        self.backoff = Backoff(options.backoff_base_s, options.backoff_cap_s)
         if rng is not None:
             self.backoff.rng = rng
-        self.shoot: Shoot | None = None
-        """The shoot's metadata, once a ``welcome`` has arrived."""
         self.state = ConnectionState.WAITING
         self.error: ShootError | None = None
         """Why the last connection attempt ended (or why the client stopped)."""
-        self.connections = 0
-        """Sessions that reached ``welcome`` so far."""
-        self.resets = 0
-        """Welcomes that said ``reset``: the relay had lost items this replica held (it
-        stopped before Redis had them), so the replica was replaced by the relay's full
-        state. Pending writes are resent as after any reconnect, so nothing is lost."""
         self._scope = trio.CancelScope()
         self._changed = trio.Event()
         self._send_lock = trio.Lock()
-        self._write_lock = trio.Lock()
         self._save_lock = trio.Lock()
-        self._next_id = 0
-        self._nonce = 0
-        self._inflight: dict[int, Register] = {}
-        # Per connection: archer id -> (stamp sent, when), and the sender's token bucket.
-        self._sent: dict[str, tuple[Stamp, float]] = {}
-        self._bucket = TokenBucket(WRITES_BURST, WRITES_PER_S)
-        self._sender_wake = trio.Event()
-        self._last_sent = self._last_received = 0.0
+        self._timer_at = math.inf
+        self._timer_moved = trio.Event()
+        self._saving = 0
+        self._notify_deferred = False
 
     # -- what the user reads -------------------------------------------------------------
 
@@ -229,20 +162,31 @@ class ShootClient:
         return self.identity.archer_id if self.identity else None
 
     @property
+    def shoot(self) -> Shoot | None:
+        """The shoot's metadata, once a ``welcome`` has arrived."""
+        return self.session.shoot
+
+    @property
+    def connections(self) -> int:
+        """Sessions that reached ``welcome`` so far."""
+        return self.session.connections
+
+    @property
+    def resets(self) -> int:
+        """Welcomes that said ``reset``: the relay had lost items this replica held (it
+        stopped before Redis had them), so the replica was replaced by the relay's full
+        state. Pending writes are resent as after any reconnect, so nothing is lost."""
+        return self.session.resets
+
+    @property
     def registers(self) -> dict[str, Register]:
         """Every archer's register: the replica, overlaid with this device's newer writes."""
-        registers = self._doc.registers()
-        if self.archer_id is not None:
-            own = self._outbox.seen(self.archer_id)
-            registers[self.archer_id] = merge(registers.get(self.archer_id), own)  # type: ignore[assignment]
-        for pending in self._outbox.pending():
-            registers[pending.archer_id] = merge(registers.get(pending.archer_id), pending)  # type: ignore[assignment]
-        return {k: v for k, v in registers.items() if v is not None}
+        return self.session.registers()
 
     def register(self, archer_id: str | None = None) -> Register | None:
         """One archer's visible register (this device's archer by default)."""
         archer_id = archer_id or self.archer_id
-        return None if archer_id is None else self.registers.get(archer_id)
+        return None if archer_id is None else self.session.visible(archer_id)
 
     @property
     def leaderboard(self) -> Leaderboard:
@@ -260,8 +204,12 @@ class ShootClient:
         return list(self.backoff.history)
 
     async def wait_until(self, predicate: Callable[[ShootClient], bool]) -> None:
-        """Wait until ``predicate(self)`` holds; it is re-checked after every change."""
-        while not predicate(self):
+        """Wait until ``predicate(self)`` holds; it is re-checked after every change.
+
+        Never while the outbox is being saved: the machine has changed the state by then,
+        and the events that tell about it follow the save.
+        """
+        while self._saving or not predicate(self):
             await self._changed.wait()
 
     async def wait_connected(self) -> None:
@@ -345,24 +293,12 @@ class ShootClient:
         return await self._write(lambda _: checked(state))
 
     async def _write(self, change: Callable[[ArcherState], ArcherState]) -> Register:
-        identity = self.identity
-        if identity is None:
-            raise NotJoined("read_only", "Viewers cannot score; join the shoot as an archer.")
-        async with self._write_lock:
-            current = self.register()
-            base = current.state if current is not None else identity.initial
-            if base is None:
-                raise NotJoined(
-                    "no_state",
-                    "This device has not seen the archer's scores yet; connect to the relay once.",
-                )
-            state = change(base)
-            register = Register(identity.archer_id, self._clock.now(self._wall()), state)
-            self._outbox.put(register)
-            await self._save()
-            self._emit(RegistersChanged(frozenset({identity.archer_id}), "local"))
-            self._sender_wake.set()  # the sender sends it at once when connected
-            return register
+        try:
+            register, actions = self.session.write(change, trio.current_time(), self._wall())
+        except A.WriteUnavailable as exc:
+            raise NotJoined(exc.code, exc.message) from exc
+        await self._carry_out(actions, None)  # saved before this returns
+        return register
 
     # -- the connection loop -------------------------------------------------------------
 
@@ -379,61 +315,48 @@ class ShootClient:
                 self._set_state(ConnectionState.CONNECTING, self.error)
                 connections = self.connections
                 try:
-                    await self._session()
+                    await self._connection()
                 except Exception as exc:
                     error = translate(exc, self.relay_url)
                     if error is None:
                         raise
-                else:  # pragma: no cover - a session only ends by an exception
+                    await self._carry_out(self.session.disconnected(close_code(exc)), None)
+                else:  # pragma: no cover - a connection only ends by an exception
                     error = RelayUnreachable("disconnected", "The connection ended.")
                 if self.connections > connections:
                     attempt = 0
-                if isinstance(error, _FATAL):
+                if self.session.phase is A.Phase.CLOSED:
                     self._set_state(ConnectionState.CLOSED, error)
                     return
                 self._set_state(ConnectionState.WAITING, error)
                 await trio.sleep(self.backoff.delay(attempt))
                 attempt += 1
 
-    async def _session(self) -> None:
-        options = self.options
+    async def _connection(self) -> None:
         async with open_socket(
             self._ws_url,
-            connect_timeout=options.connect_timeout_s,
+            connect_timeout=self.options.connect_timeout_s,
             max_message_size=MAX_SERVER_FRAME_BYTES,
         ) as ws:
-            identity = self.identity
-            hello = Hello(
-                shoot=self.code,
-                role="archer" if identity else "viewer",
-                sv=self._doc.state_vector(),
-                archer=identity.archer_id if identity else None,
-                token=identity.token if identity else None,
-            )
-            await self._send(ws, hello)
-            first: ServerMessage | None = None
-            with trio.move_on_after(options.connect_timeout_s):
-                first = await self._receive(ws)
-            if first is None:
-                raise RelayUnreachable("timeout", "The relay did not answer hello in time.")
-            match first:
-                case Welcome():
-                    await self._on_welcome(first)
-                case Error(code=code, message=message):
-                    raise error_for_code(code, message)
-                case _:
-                    raise ShootError("unexpected", "The relay did not answer hello.")
-            try:
-                self.connections += 1
-                self._set_state(ConnectionState.CONNECTED, None)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._heartbeat, ws)
-                    nursery.start_soon(self._sender, ws)
-                    while True:
-                        await self._handle(await self._receive(ws))
-            finally:
-                self._inflight.clear()
-                self._sent.clear()
+            await self._carry_out(self.session.connected(trio.current_time()), ws)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._timers, ws)
+                while True:
+                    frame = await ws.get_message()
+                    now = trio.current_time()
+                    await self._carry_out(self.session.frame_received(frame, now, self._wall()), ws)
+
+    async def _timers(self, ws: Any) -> None:
+        """Call the machine's ``timer_fired`` whenever the time it asked for has come."""
+        while True:
+            self._timer_moved = trio.Event()
+            if trio.current_time() < self._timer_at:
+                with trio.move_on_at(self._timer_at):
+                    await self._timer_moved.wait()
+                continue
+            fired = self.session.timer_fired(trio.current_time(), self._wall())
+            await self._carry_out(fired, ws)
+            await trio.lowlevel.checkpoint()  # a timer due again at once never starves the rest
 
     async def _send(self, ws: Any, message: ClientMessage) -> None:
         """Send one frame, waiting for the send lock and the socket ``pong_timeout_s`` at
@@ -452,178 +375,73 @@ class ShootClient:
         with trio.move_on_after(self.options.pong_timeout_s) as bound:
             async with self._send_lock:
                 await ws.send_message(encode(message))
-                self._last_sent = trio.current_time()
         if bound.cancelled_caught:
             # A frame may be half written: the connection cannot be used again.
             raise RelayUnreachable(
                 "send_timeout", "The relay stopped reading this connection; reconnecting."
             )
 
-    async def _receive(self, ws: Any) -> ServerMessage:
-        frame = await ws.get_message()
-        self._last_received = trio.current_time()
-        if isinstance(frame, str):
-            raise ShootError("malformed", "The relay sent a text frame.")
-        return decode_server(frame)
+    # -- carrying out what the machine decided -------------------------------------------
 
-    async def _send_write(self, ws: Any, register: Register) -> None:
-        self._next_id += 1
-        self._inflight[self._next_id] = register
-        self._sent[register.archer_id] = (register.stamp, trio.current_time())
-        await self._send(ws, Write(self._next_id, register))
+    async def _carry_out(self, actions: list[A.Action], ws: Any) -> None:
+        """Do what the machine said: save the outbox first if it changed (one save keeps
+        the whole outbox), then tell the news (events, state, the timer), then send or
+        close in the machine's order.
 
-    def _due_at(self, register: Register) -> float:
-        """When a pending write should go (again) on this connection."""
-        sent = self._sent.get(register.archer_id)
-        if sent is None or sent[0] != register.stamp:
-            return -math.inf  # not sent on this connection yet, or re-stamped since
-        return sent[1] + self.options.resend_after_s
-
-    async def _sender(self, ws: Any) -> None:
-        """Send due writes, oldest first, never faster than the relay's rate limit."""
-        bucket = self._bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=trio.current_time())
-        while True:
-            # Anything that may make a write due sets this event; the state is re-read
-            # after every wait, so a wake-up that came while sending is not lost.
-            self._sender_wake = trio.Event()
-            now = trio.current_time()
-            pending = self._outbox.pending()
-            due = [register for register in pending if self._due_at(register) <= now]
-            if not due:
-                next_due = min((self._due_at(register) for register in pending), default=math.inf)
-                with trio.move_on_at(next_due):
-                    await self._sender_wake.wait()
-                continue
-            if not bucket.try_take(now):
-                await trio.sleep(bucket.retry_after(now))
-                continue
-            await self._send_write(ws, due[0])
-
-    async def _heartbeat(self, ws: Any) -> None:
-        options = self.options
-        while True:
-            # Quiet in either direction counts: a client that keeps resending writes into
-            # a dead connection must still find out that nothing comes back.
-            quiet_since = min(self._last_sent, self._last_received)
-            ping_at = quiet_since + options.ping_interval_s
-            if trio.current_time() < ping_at:
-                await trio.sleep_until(ping_at)
-                continue
-            self._nonce += 1
-            await self._send(ws, Ping(self._nonce))
-            pinged = self._last_sent
-            await trio.sleep_until(pinged + options.pong_timeout_s)
-            if self._last_received < pinged:
-                raise RelayUnreachable(
-                    "heartbeat_timeout", "The relay stopped answering; reconnecting."
-                )
-
-    # -- what arrives --------------------------------------------------------------------
-
-    async def _on_welcome(self, welcome: Welcome) -> None:
-        before = self._doc.registers()
-        if welcome.reset:
-            self._doc = ShootDocument()
-            self.resets += 1
-        self._doc.apply_update(welcome.update)
-        self.shoot = welcome.shoot
-        await self._after_replica_change(before)
-
-    async def _after_replica_change(self, before: dict[str, Register]) -> None:
-        after = self._doc.registers()
-        changed = frozenset(
-            a for a in after.keys() | before.keys() if after.get(a) != before.get(a)
-        )
-        own = self._doc.register(self.archer_id) if self.archer_id else None
-        if own is not None:
-            self._clock.observe(own.stamp)
-            if self._outbox.see(own):
-                await self._save()
-        if changed:
-            self._emit(RegistersChanged(changed, "relay"))
-        else:
-            self._notify()
-
-    async def _handle(self, message: ServerMessage) -> None:
-        match message:
-            case Update(update=update):
-                before = self._doc.registers()
-                self._doc.apply_update(update)
-                await self._after_replica_change(before)
-            case Ack(id=request_id, archer=archer, stamp=stamp):
-                self._inflight.pop(request_id, None)
-                self._clock.observe(stamp)
-                acked = self._outbox.acknowledge(archer, stamp)
-                if acked is not None:
-                    await self._save()
-                    self._emit(WriteAcked(acked))
-                else:
-                    self._notify()
-            case Superseded(id=request_id, winner=winner):
-                sent = self._inflight.pop(request_id, None)
-                self._clock.observe(winner.stamp)
-                dropped = self._outbox.adopt(winner)
-                await self._save()
-                lost = sent or dropped
-                if lost is not None:
-                    self._emit(WriteSuperseded(lost, winner))
-                self._emit(RegistersChanged(frozenset({winner.archer_id}), "relay"))
-            case Error(id=None, code=code, message=text):
-                self.error = error_for_code(code, text)
-                self._notify()
-            case Error(id=int(request_id)):
-                await self._on_write_error(request_id, message)
-            case Notice():
-                self._emit(NoticeReceived(message))
-            case Pong() | Welcome():
-                pass
-
-    async def _on_write_error(self, request_id: int, error: Error) -> None:
-        sent = self._inflight.pop(request_id, None)
-        if sent is None:
-            return
-        pending = self._outbox.get(sent.archer_id)
-        still_pending = pending is not None and pending.stamp == sent.stamp
-        if error.code == "rate_limited":
-            # The relay's bucket is empty: empty ours too, so the sender waits for the
-            # next token, and make the write due again at once.
-            self._bucket.tokens, self._bucket.updated = 0.0, trio.current_time()
-            if self._sent.get(sent.archer_id, (None,))[0] == sent.stamp:
-                del self._sent[sent.archer_id]
-            self._sender_wake.set()
-        elif error.code == "clock_skew" and error.server_ms is not None:
-            self._clock.correct(self._wall(), error.server_ms)
-            if still_pending:
-                restamped = Register(sent.archer_id, self._clock.now(self._wall()), sent.state)
-                self._outbox.replace(restamped)
-                await self._save()
-                self._sender_wake.set()  # a new stamp: due at once
-        elif still_pending:
-            self._outbox.discard(sent.archer_id, sent.stamp)
+        The machine has already changed what the user reads, so waiters are not woken
+        while a save is under way (:meth:`_notify`): when they look, the state is on disk
+        and the news about it is in :attr:`events`.
+        """
+        if any(isinstance(action, A.SaveOutbox) for action in actions):
             await self._save()
-            self._emit(WriteRefused(sent, error_for_code(error.code, error.message)))
-            self._emit(RegistersChanged(frozenset({sent.archer_id}), "relay"))
+        for action in actions:
+            self._tell(action)
+        for action in actions:
+            match action:
+                case A.Send(message=message):
+                    await self._send(ws, message)
+                case A.Close(code=code, message=text):
+                    if code in _UNREACHABLE:
+                        raise RelayUnreachable(code, text)
+                    raise error_for_code(code, text)
 
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _known_stamps(self) -> list[Stamp]:
-        stamps = [r.stamp for r in self._outbox.pending()]
-        if self.archer_id is not None and (seen := self._outbox.seen(self.archer_id)):
-            stamps.append(seen.stamp)
-        if self._outbox.clock is not None:
-            stamps.append(self._outbox.clock)
-        return stamps
+    def _tell(self, action: A.Action) -> None:
+        """Carry out one of the machine's actions that only tells (never blocks)."""
+        match action:
+            case A.Timer(at=at):
+                self._timer_at = at
+                self._timer_moved.set()
+            case A.Welcomed():
+                self._set_state(ConnectionState.CONNECTED, None)
+            case A.Changed(archers=archers, source=source):
+                self._emit(RegistersChanged(archers, source))
+            case A.Acked(register=register):
+                self._emit(WriteAcked(register))
+            case A.Replaced(lost=lost, winner=winner, acknowledged=acknowledged):
+                self._emit(WriteSuperseded(lost, winner, acknowledged))
+            case A.Refused(register=register, code=code, message=text):
+                self._emit(WriteRefused(register, error_for_code(code, text)))
+            case A.NoticeArrived(notice=notice):
+                self._emit(NoticeReceived(notice))
+            case A.RelayError(code=code, message=text):
+                self.error = error_for_code(code, text)
 
     async def _save(self) -> None:
-        async with self._save_lock:
-            path = self._outbox.path
-            if path is None:
-                return
-            self._outbox.clock = self._clock.last
-            # Serialised here, on Trio's thread: other tasks change the outbox while the
-            # worker thread writes, so the worker must only ever see these bytes.
-            payload = self._outbox.encode()
-            await trio.to_thread.run_sync(write_atomically, path, payload)
+        path = self._outbox.path
+        if path is None:
+            return
+        self._saving += 1
+        try:
+            async with self._save_lock:
+                # Serialised here, on Trio's thread: other tasks change the outbox while
+                # the worker thread writes, so the worker must only ever see these bytes.
+                payload = self._outbox.encode()
+                await trio.to_thread.run_sync(write_atomically, path, payload)
+        finally:
+            self._saving -= 1
+            if not self._saving and self._notify_deferred:
+                self._notify_deferred = False
+                self._notify()
 
     def _set_state(self, state: ConnectionState, error: ShootError | None) -> None:
         changed = state is not self.state
@@ -636,56 +454,8 @@ class ShootClient:
         self._notify()
 
     def _notify(self) -> None:
+        if self._saving:
+            self._notify_deferred = True
+            return
         self._changed.set()
         self._changed = trio.Event()
-
-
-@asynccontextmanager
-async def connect(
-    relay_url: str,
-    code: str,
-    *,
-    identity: Identity | None = None,
-    outbox_path: Path | None = None,
-    options: ClientOptions | None = None,
-    wall_clock: Callable[[], int] = system_wall_ms,
-    rng: random.Random | None = None,
-) -> AsyncIterator[ShootClient]:
-    """Open a :class:`ShootClient` and run its connection loop until the block ends.
-
-    The block starts at once, connected or not: writes queue in the outbox and go out when
-    the relay is reachable. Use :meth:`ShootClient.wait_connected` to wait for it.
-    Arguments are :class:`ShootClient`'s.
-    """
-    client = ShootClient(
-        relay_url,
-        code,
-        identity=identity,
-        outbox_path=outbox_path,
-        options=options,
-        wall_clock=wall_clock,
-        rng=rng,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client.run)
-            try:
-                yield client
-            finally:
-                client.close()
-    except BaseExceptionGroup as group:
-        # The block's own exception comes back wrapped by the nursery; give it back as
-        # the caller raised it (the loop itself raises nothing the caller must see).
-        single = _single(group)
-        if single is None:
-            raise
-        raise single from None
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, BaseExceptionGroup):
-            return inner
-        group = inner
-    return None

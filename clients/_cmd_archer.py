@@ -28,10 +28,12 @@ from sync.rounds import get_round, resolve_round
 
 from ._cells import plural
 from ._cli_state import load_identity, outbox_path
-from ._client import ClientOptions, ShootClient, connect
+from ._client import ShootClient
+from ._connect import connect
 from ._errors import InvalidScore, RelayUnreachable
 from ._events import ConnectionState, WriteSuperseded
 from ._identity import Identity
+from ._options import ClientOptions
 from ._replaced import describe_replaced, load_replaced, replaced_path, save_replaced
 from .cli import normalize_relay_url, state_home
 

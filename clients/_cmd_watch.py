@@ -20,9 +20,11 @@ from typing import Final, TextIO
 
 import trio
 
-from ._client import ClientOptions, ShootClient, connect
+from ._client import ShootClient
+from ._connect import connect
 from ._errors import RelayUnreachable, ShootError
 from ._events import ConnectionState, Event, NoticeReceived
+from ._options import ClientOptions
 from ._render import CLEAR_SCREEN, DEFAULT_WIDTH, RecentNotices, render_leaderboard
 from .cli import relay_url
 

@@ -21,6 +21,7 @@ from typing import Final
 import httpx
 import trio
 
+from sync.client_actions import FATAL_CLOSE_CODES
 from sync.errors import INVALID_STATE_CODES, SyncError
 from sync.protocol import CLOSE_EXPIRED, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT
 
@@ -33,6 +34,7 @@ __all__ = [
     "ShootExpired",
     "Unauthorized",
     "UnknownShoot",
+    "close_code",
     "error_for_close",
     "error_for_code",
     "translate",
@@ -80,14 +82,13 @@ class NotJoined(ShootError):
     """This device has not joined a shoot, or has no archer state to build a write on."""
 
 
-#: Close codes after which the client does not reconnect (``docs/protocol.md``).
-FATAL_CLOSE_CODES: Final = frozenset({CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_SHOOT, CLOSE_EXPIRED})
-
 _BY_CODE: Final[dict[str, type[ShootError]]] = {
     "unknown_shoot": UnknownShoot,
     "invalid_code": UnknownShoot,
     "expired": ShootExpired,
     "unauthorized": Unauthorized,
+    "read_only": NotJoined,
+    "no_state": NotJoined,
     **dict.fromkeys(INVALID_STATE_CODES, InvalidScore),
 }
 
@@ -152,4 +153,20 @@ def translate(exc: BaseException, relay_url: str) -> ShootError | None:
         # is under way, and wsproto refuses to send the pong: the connection is going
         # anyway (seen when a relay is killed mid-session).
         return RelayUnreachable("disconnected", f"The connection to {relay_url} broke.")
+    return None
+
+
+def close_code(exc: BaseException) -> int | None:
+    """The WebSocket close code the relay ended the connection with, if that is what
+    ``exc`` (or an exception in its group) is."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := close_code(inner)) is not None:
+                return found
+        return None
+    import trio_websocket
+
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        code = getattr(exc.reason, "code", None)
+        return code if isinstance(code, int) else None
     return None

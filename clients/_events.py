@@ -79,11 +79,17 @@ class WriteSuperseded:
     """A newer write (another device of the archer's, usually) won over this device's.
 
     The client has adopted :attr:`winner`: its leaderboard shows it, and the next write
-    builds on it. :attr:`lost` is gone unless the user scores it again.
+    builds on it. :attr:`lost` is gone unless the user scores it again
+    (:meth:`~clients.ShootClient.restore`). Reported only when the winner does not hold
+    what :attr:`lost` wrote (the same round, the lost arrows as its first ones).
     """
 
     lost: Register
     winner: Register
+    acknowledged: bool = False
+    """``True``: the relay had acknowledged :attr:`lost`, and another device's write that
+    did not include it replaced it later; ``False``: it was still pending (refused as
+    superseded, or replaced by a newer write of this device's built on the winner)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,11 @@
 
 Theory of operation
 -------------------
-A write is the archer's whole state, so only the newest pending write per register
-matters: a newer one replaces the older (by the register merge), and resending it is
-harmless. A write leaves the outbox only when an ``ack`` names the same stamp, or when a
-winner at least as new is adopted (``superseded``), or when the relay refuses it for a
-rule it breaks.
-
-The file also remembers, per register, the newest value this device has *seen* (its own
-writes once acked, the relay's copy, a superseding winner) and the largest stamp the
-device's clock has issued or observed. A device that restarts offline therefore builds
-its next write on the right state and never issues a smaller stamp than before.
+What the outbox holds and the rules that change it (pending writes, newest per register;
+the registers last seen; the clock's high-water mark) are :class:`sync.outbox.OutboxState`,
+which the client session machine (:mod:`sync.client_session`) changes. This module only
+keeps it in a file, so a device that restarts offline still has its unsent writes and
+never issues a smaller stamp than before.
 
 Durability: every change rewrites the file atomically (a temporary file in the same
 folder, flushed and fsynced, then ``os.replace``, then the folder fsynced), so a crash
@@ -31,7 +26,7 @@ from typing import Any, Final
 from sync.clock import Stamp
 from sync.codec import register_from_wire, register_to_wire
 from sync.errors import ProtocolError
-from sync.register import Register, merge
+from sync.outbox import OutboxState
 
 from ._errors import ShootError
 
@@ -40,8 +35,9 @@ __all__ = ["Outbox", "write_atomically"]
 _VERSION: Final = 1
 
 
-class Outbox:
-    """Pending writes and last-seen registers, optionally backed by a file.
+class Outbox(OutboxState):
+    """Pending writes and last-seen registers (:class:`~sync.outbox.OutboxState`),
+    optionally backed by a file.
 
     Args:
         path: Where to keep it; ``None`` keeps it in memory only (lost on exit).
@@ -51,87 +47,10 @@ class Outbox:
     """
 
     def __init__(self, path: Path | None = None) -> None:
+        super().__init__()
         self.path = path
-        self._pending: dict[str, Register] = {}
-        self._seen: dict[str, Register] = {}
-        self.clock: Stamp | None = None
         if path is not None and path.exists():
             self._load(path)
-
-    # -- reading -------------------------------------------------------------------------
-
-    def pending(self) -> list[Register]:
-        """The pending writes, oldest stamp first (the order to resend them in)."""
-        return sorted(self._pending.values(), key=lambda r: r.key())
-
-    def get(self, archer_id: str) -> Register | None:
-        return self._pending.get(archer_id)
-
-    def seen(self, archer_id: str) -> Register | None:
-        return self._seen.get(archer_id)
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    # -- changing (each returns whether the caller should save) ---------------------------
-
-    def put(self, register: Register) -> bool:
-        """Queue a write; it replaces an older pending write for the same register."""
-        current = self._pending.get(register.archer_id)
-        if merge(current, register) is current:
-            return False
-        self._pending[register.archer_id] = register
-        return True
-
-    def replace(self, register: Register) -> bool:
-        """Swap the pending write for a re-stamped one (after ``clock_skew``)."""
-        self._pending[register.archer_id] = register
-        return True
-
-    def acknowledge(self, archer_id: str, stamp: Stamp) -> Register | None:
-        """Drop the pending write if it has this stamp; it is durable on the relay.
-
-        Returns:
-            The write that was dropped, if the stamp matched.
-        """
-        current = self._pending.get(archer_id)
-        if current is None or current.stamp != stamp:
-            return None
-        del self._pending[archer_id]
-        self._seen_merge(current)
-        return current
-
-    def discard(self, archer_id: str, stamp: Stamp) -> bool:
-        """Drop the pending write with this stamp (the relay refused it)."""
-        current = self._pending.get(archer_id)
-        if current is None or current.stamp != stamp:
-            return False
-        del self._pending[archer_id]
-        return True
-
-    def adopt(self, winner: Register) -> Register | None:
-        """Record a winner; drop the pending write if the winner is at least as new.
-
-        Returns:
-            The pending write that was dropped, if any.
-        """
-        self._seen_merge(winner)
-        current = self._pending.get(winner.archer_id)
-        if current is not None and winner.key() >= current.key():
-            del self._pending[winner.archer_id]
-            return current
-        return None
-
-    def see(self, register: Register) -> bool:
-        """Remember a register value seen from the relay; True if it was news."""
-        return self._seen_merge(register)
-
-    def _seen_merge(self, register: Register) -> bool:
-        current = self._seen.get(register.archer_id)
-        if merge(current, register) is current:
-            return False
-        self._seen[register.archer_id] = register
-        return True
 
     # -- the file ------------------------------------------------------------------------
 
@@ -139,7 +58,7 @@ class Outbox:
         return {
             "version": _VERSION,
             "pending": [register_to_wire(r) for r in self.pending()],
-            "seen": [register_to_wire(r) for r in self._seen.values()],
+            "seen": [register_to_wire(r) for r in self.seen_all()],
             "clock": None if self.clock is None else self.clock.to_wire(),
         }
 
@@ -151,7 +70,7 @@ class Outbox:
             for raw in data.get("pending", []):
                 self.put(register_from_wire(raw))
             for raw in data.get("seen", []):
-                self._seen_merge(register_from_wire(raw))
+                self.see(register_from_wire(raw))
             clock = data.get("clock")
             if clock is not None:
                 wall_ms, counter, device_id = clock

@@ -79,3 +79,39 @@ def test_each_end_that_differs_is_named_and_a_change_without_ends_is_said_too() 
     ]
     finished = ArcherState("Chris", "national", arrows=(9,) * 6, finished=True)
     assert describe_replaced(finished, winner)[0].startswith("A change from this device")
+
+
+async def test_scoring_over_an_end_another_device_had_beaten_names_the_lost_end(
+    relay: RelayHandle, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The phone's pending end had already lost to the tablet's newer state when the phone
+    scores again: the new end is built on the tablet's state, so the pending one would be
+    gone without a word; the CLI names it."""
+    with trio.fail_after(40):
+        url = await relay.start()
+        code = await create_and_join(url, capsys)
+        phone = Identity.from_json(json.loads((home / "identity.json").read_text()))
+        tablet = await add_device(url, code, archer_id=phone.archer_id, token=phone.token)
+        assert await run_cli("score", "9", "9", "9", "9", "9", "9") == 0
+        capsys.readouterr()
+        await relay.stop()
+        assert await run_cli("score", "--wait", "0.5", "7", "7", "7", "7", "7", "7") == 0
+        assert "Pending: 1 write" in capsys.readouterr().out
+        await relay.start()
+        box = tmp_path / "tablet.json"
+        async with connect(url, code, identity=tablet, outbox_path=box, options=FAST) as client:
+            await client.wait_until(
+                lambda c: (r := c.register()) is not None and len(r.state.arrows) == 6
+            )
+            await client.score_end([5, 5, 5, 5, 5, 5])
+            await client.wait_synced()
+
+        assert await run_cli("score", "3", "3", "3", "3", "3", "3") == 0
+        out = capsys.readouterr().out
+        assert (
+            "Your end 2 (7 7 7 7 7 7) from this device was replaced by a newer write "
+            "from another device." in out
+        )
+        assert "Synced with the relay." in out
+        (archer,) = (await read_shoot(url, code))["archers"].values()
+        assert archer["arrows"] == [9] * 6 + [5] * 6 + [3] * 6

@@ -73,8 +73,8 @@ async def test_unpersisted_update_is_reset_away_and_the_write_resent_and_acked(
                     # Every replica is the relay's document: the same registers, and no
                     # leftover of the lost update (it would show as extra arrows).
                     assert archer.registers == viewer.registers == fresh.registers
-                    assert archer._doc.registers() == fresh._doc.registers()
-                    assert viewer._doc.registers() == fresh._doc.registers()
+                    assert archer.session.replica.registers() == fresh.session.replica.registers()
+                    assert viewer.session.replica.registers() == fresh.session.replica.registers()
                     assert fresh.resets == 0
             # Acknowledged means durable: a relay started afresh from Redis has it.
             await relay.stop()

@@ -22,7 +22,9 @@ import trio_websocket
 
 from clients import ClientOptions, ShootClient
 from clients._errors import RelayUnreachable
-from sync.protocol import Ping
+from sync.document import ShootDocument
+from sync.protocol import Ping, Welcome
+from tests.session_peers import SHOOT
 
 POLL_BOUND_S = 60.0
 PONG_TIMEOUT_S = 5.0
@@ -84,10 +86,15 @@ async def test_the_heartbeat_fires_behind_a_blocked_sender(
 
         nursery.start_soon(sender)
         await stuck.wait()
-        client._last_sent = client._last_received = trio.current_time()
+        # The machine is live on this connection: its next timer is the heartbeat's ping.
+        session = client.session
         started = trio.current_time()
+        session.connected(started)
+        welcome = Welcome(SHOOT, False, ShootDocument().diff(), 0, "viewer")
+        actions = session.received(welcome, started, 0)
+        client._timer_at = actions[-1].at  # type: ignore[union-attr]
         with pytest.raises(RelayUnreachable) as caught, trio.fail_after(POLL_BOUND_S):
-            await client._heartbeat(ws)
+            await client._timers(ws)
         assert caught.value.code == "send_timeout"
         elapsed = trio.current_time() - started
         assert elapsed <= options.ping_interval_s + PONG_TIMEOUT_S + 0.001

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Playwright, expect
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from .app import (
     Signal,
@@ -167,14 +168,41 @@ def test_ends_scored_while_the_relay_is_down_arrive_once(
         api.close()
 
 
+def _chris_on_a_phone(
+    phone: Phone, api: Api
+) -> tuple[str, dict[str, Any], tuple[Page, Signal], tuple[BrowserContext, Signal]]:
+    """Chris joined a new shoot; his phone has it open, his tablet nothing yet (each with
+    the signal a test cuts)."""
+    code: str = api.create_shoot()["code"]
+    chris = api.join(code, "Chris", "national")
+    phone_context, tablet_context = phone(), phone()
+    signals = Signal(phone_context), Signal(tablet_context)  # routes every socket from now on
+    on_phone = open_as_archer(phone_context, code, chris)
+    return code, chris, (on_phone, signals[0]), (tablet_context, signals[1])
+
+
+def _score_offline_on_both(
+    older: tuple[Page, Signal, list[int]], newer: tuple[Page, Signal, list[int]]
+) -> None:
+    """Both devices score while offline, ``older`` first; ``newer`` reconnects and is
+    acknowledged before ``older`` reconnects."""
+    for _, signal, _ in (older, newer):
+        signal.cut()
+    for page, _, arrows in (older, newer):
+        score(page, arrows)
+    page, signal, _ = newer
+    signal.restore()
+    wait_online(page)
+    expect(page.get_by_test_id("pending")).to_have_count(0)
+    older[1].restore()
+
+
 def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replaced(
     phone: Phone, api: Api, relay: RelayProcess
 ) -> None:
-    code = api.create_shoot()["code"]
-    chris = api.join(code, "Chris", "national")
-    phone_context, tablet_context = phone(), phone()
-    phone_signal, tablet_signal = Signal(phone_context), Signal(tablet_context)
-    on_phone = open_as_archer(phone_context, code, chris)
+    code, chris, (on_phone, phone_signal), (tablet_context, tablet_signal) = _chris_on_a_phone(
+        phone, api
+    )
     # The tablet joins through the link the phone shows only to this archer.
     on_phone.get_by_text("Continue on another device").click()
     link = on_phone.get_by_test_id("device-link").inner_text()
@@ -188,24 +216,46 @@ def test_two_devices_of_one_archer_converge_and_the_older_shows_what_was_replace
     wait_online(on_phone)
     wait_online(on_tablet)
 
-    phone_signal.cut()
-    tablet_signal.cut()
-    score(on_phone, END_A)  # older
-    score(on_tablet, END_A + END_B)  # newer: it wins
-
-    tablet_signal.restore()
-    wait_online(on_tablet)
-    expect(on_tablet.get_by_test_id("pending")).to_have_count(0)
-    phone_signal.restore()
+    # The phone's end is older, and not the tablet's first end: it is lost.
+    _score_offline_on_both(
+        (on_phone, phone_signal, END_B), (on_tablet, tablet_signal, END_A + END_B)
+    )
 
     replaced = on_phone.get_by_test_id("replaced")
     expect(replaced).to_be_visible()
-    expect(replaced.get_by_test_id("replaced-mine")).to_have_text("1 end, 6 arrows, total 36")
+    expect(replaced.get_by_test_id("replaced-ends")).to_have_text(
+        "Your end 1 (9 9 7 5 3 1) from this device was replaced by a newer write from another device."
+    )
+    expect(replaced.get_by_test_id("replaced-mine")).to_have_text("1 end, 6 arrows, total 34")
     expect(replaced.get_by_test_id("replaced-winner")).to_have_text("2 ends, 12 arrows, total 70")
     for page in (on_phone, on_tablet):
         expect(page.get_by_test_id("my-arrows")).to_have_text("12/72")
         expect(page.get_by_test_id("my-total")).to_have_text("70")
     assert _arrows(api, code, chris["archer_id"]) == END_A + END_B
     expect(row(viewer, "Chris").get_by_test_id("total")).to_have_text("70")
-    replaced.get_by_role("button", name="OK").click()
+    # The archer wants this device's end back: written again, as the newest state.
+    replaced.get_by_role("button", name="Restore this device's score").click()
     expect(replaced).to_have_count(0)
+    for page in (on_phone, on_tablet):
+        expect(page.get_by_test_id("my-total")).to_have_text("34")
+    expect(row(viewer, "Chris").get_by_test_id("total")).to_have_text("34")
+    assert _arrows(api, code, chris["archer_id"]) == END_B
+
+
+def test_an_end_contained_in_the_other_devices_newer_write_is_not_reported_lost(
+    phone: Phone, api: Api, relay: RelayProcess
+) -> None:
+    code, chris, (on_phone, phone_signal), (tablet_context, tablet_signal) = _chris_on_a_phone(
+        phone, api
+    )
+    on_tablet = open_as_archer(tablet_context, code, chris)
+    wait_online(on_phone)
+    wait_online(on_tablet)
+    # The phone's end is older, but the tablet's newer write starts with the same end.
+    _score_offline_on_both(
+        (on_phone, phone_signal, END_A), (on_tablet, tablet_signal, END_A + END_B)
+    )
+    wait_online(on_phone)
+    expect(on_phone.get_by_test_id("pending")).to_have_count(0)
+    expect(on_phone.get_by_test_id("my-total")).to_have_text("70")
+    expect(on_phone.get_by_test_id("replaced")).to_have_count(0)

@@ -1,218 +1,109 @@
-// The live client: a replica of one shoot, the durable outbox, and the connection loop.
-// It is the browser twin of the Python SDK's ShootClient (clients/_client.py); the rules
-// are the same and docs/protocol.md states them.
+// The live client: a thin driver of the client session machine (clientSession.ts, a port of
+// sync/client_session.py that makes every protocol decision). It is the browser twin of the
+// Python SDK's ShootClient (clients/_client.py) and only moves things:
 //
-// Theory of operation
-// - What the user sees (archers(), myState()) is the replica overlaid with this device's
-//   outbox, archer by archer, by the register merge: a write shows at once, online or not.
-// - The connection loop: open a WebSocket, send `hello` with the replica's state vector,
-//   apply the `welcome` (a new replica when `reset`), then apply updates and answers until
-//   the socket ends; then reconnect after a delay drawn with full jitter, unless the relay
-//   closed with 4401, 4404 or 4410 (a person must act first).
-// - Heartbeat: a `ping` once nothing has been sent, or nothing received, for 15 s; if
-//   nothing arrives within 10 s of it the socket is dropped *at once*: its handlers are
-//   detached and a new socket opened without waiting for `onclose` (a browser that lost the
-//   network may hold a dead socket open, and fire `close` only much later). The `offline`
-//   event drops the socket the same way; `online` reconnects at once.
-// - Sender: pending writes go out oldest first, each when it was never sent on this socket,
-//   was re-stamped, or has been unanswered for 10 s, through a token bucket that mirrors the
-//   relay's rate limit (burst 20, then 10/s), so replaying a long outbox is paced.
-// - Answers: `ack` with the pending stamp drops the write; `superseded` adopts the winner,
-//   drops the pending write if the winner is at least as new and emits `replaced`;
-//   `clock_skew` corrects the clock from `server_ms` and re-stamps the same state;
-//   `rate_limited` empties the bucket and resends later; any other error drops the write and
-//   shows its message (status().lastError).
+// - the socket: open a WebSocket, feed the machine `connected`, every frame and the close;
+//   carry out the actions it returns, in order. After a close it reconnects after a delay
+//   drawn with full jitter (at once after a timeout), unless the machine says the session
+//   was refused for good (a fatal error or close code: a person must act first). A socket
+//   is dropped *at once* (handlers detached, no waiting for `onclose`: a browser that lost
+//   the network may hold a dead socket open). The window's `offline` event drops it the
+//   same way; `online` reconnects at once.
+// - one timer, set to the machine's latest `timer` action, that calls `timerFired` (writes,
+//   pings and every timeout come from there);
+// - the outbox in IndexedDB: `saveOutbox` starts a save, and a `send` after it waits for it,
+//   so a write never reaches the relay before the save that keeps it;
+// - news for the views: `change`, `status`, `notice` and `replaced` events, and the
+//   replica's snapshot saved for the next page load.
 import { Backoff } from "./backoff";
-import { HybridClock, sameStamp } from "./clock";
+import { type Action, FATAL_CLOSE_CODES, encodeClientMessage } from "./clientActions";
+import { ClientSession } from "./clientSession";
 import { FrameError } from "./codec";
 import { idbGet, idbPut } from "./idb";
-import { type ServerMessage, type WireRegister, helloFrame, pingFrame, readServerFrame, writeFrame } from "./messages";
-import { Outbox, OutboxStore, mergeRegisters } from "./outbox";
+import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
+import { Outbox, OutboxStore } from "./outbox";
 import { Replica } from "./replica";
+import { DEFAULT_TIMINGS, FATAL_CLOSES, RECONNECT_AT_ONCE, type SessionOptions, type Timings, outboxKey, pageOrigin, websocketUrl } from "./sessionOptions";
 import { newDeviceId, deviceId as rememberedDeviceId } from "./storage";
-import type {
-  ArcherEntry,
-  ArcherState,
-  Connection,
-  Identity,
-  NoticeEvent,
-  OpenShootOptions,
-  Replaced,
-  ShootClient,
-  ShootInfo,
-  Status,
-} from "./types";
+import type { ArcherEntry, ArcherState, Connection, NoticeEvent, Replaced, ShootClient, ShootInfo, Status } from "./types";
 
-/** Timings of the connection loop; the defaults follow docs/protocol.md. */
-export interface Timings {
-  pingIntervalMs: number;
-  pongTimeoutMs: number;
-  resendAfterMs: number;
-  connectTimeoutMs: number;
-  backoffBaseMs: number;
-  backoffCapMs: number;
-  /** How often the heartbeat looks at the socket. */
-  tickMs: number;
-}
-
-export const DEFAULT_TIMINGS: Timings = {
-  pingIntervalMs: 15_000,
-  pongTimeoutMs: 10_000,
-  resendAfterMs: 10_000,
-  connectTimeoutMs: 10_000,
-  backoffBaseMs: 500,
-  backoffCapMs: 30_000,
-  tickMs: 1_000,
-};
-
-export const WRITES_BURST = 20;
-export const WRITES_PER_S = 10;
-
-/** Close codes after which reconnecting cannot help (docs/protocol.md). */
-const FATAL_CLOSES: Record<number, { code: string; message: string }> = {
-  4401: { code: "unauthorized", message: "This device's access to the shoot is no longer valid. Join the shoot again." },
-  4404: { code: "unknown_shoot", message: "There is no shoot with this code." },
-  4410: { code: "expired", message: "This shoot has ended." },
-};
-
-const FATAL_CODES = new Set(Object.values(FATAL_CLOSES).map((f) => f.code));
-
-/** Extra options for tests and embedders; all optional. */
-export interface SessionOptions extends OpenShootOptions {
-  timings?: Partial<Timings>;
-  /** The device's wall clock in ms (inject a skewed one in tests). */
-  wallClock?: () => number;
-  /** The WebSocket constructor (the global one by default). */
-  webSocket?: typeof WebSocket;
-  /** The random source of the backoff jitter. */
-  random?: () => number;
-  /** Whether to follow the window's `online`/`offline` events (default: when present). */
-  watchNetwork?: boolean;
-}
+export { DEFAULT_TIMINGS, outboxKey } from "./sessionOptions";
+export type { SessionOptions, Timings } from "./sessionOptions";
 
 type Listener = (arg?: unknown) => void;
 type EventName = "change" | "status" | "notice" | "replaced";
+type Problem = { code: string; message: string };
 
-/** One outbox per shoot code, archer (or viewer) and device. */
-export function outboxKey(code: string, archer: string | null, device: string): string {
-  return `${code}/${archer ?? "viewer"}/${device}`;
-}
-
-function websocketUrl(origin: string): string {
-  return origin.replace(/^http(s?):\/\//, "ws$1://").replace(/\/+$/, "") + "/ws";
-}
-
-function pageOrigin(): string {
-  if (typeof location === "undefined") throw new Error("openShoot needs an origin outside a browser page.");
-  return location.origin;
-}
-
-class TokenBucket {
-  private tokens: number;
-  private updated: number;
-  constructor(
-    private readonly burst: number,
-    private readonly rate: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.updated = now;
-  }
-  private refill(now: number): void {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.updated) / 1000) * this.rate);
-    this.updated = now;
-  }
-  tryTake(now: number): boolean {
-    this.refill(now);
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-  retryAfterMs(now: number): number {
-    this.refill(now);
-    return this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.rate) * 1000;
-  }
-  empty(now: number): void {
-    this.tokens = 0;
-    this.updated = now;
-  }
-}
+/** The monotonic clock the machine's timers are in (seconds). */
+const monotonic = (): number => performance.now() / 1000;
 
 export class Session implements ShootClient {
   readonly code: string;
   readonly me: string | null;
-  private readonly identity: Identity | null;
+  private readonly machine: ClientSession;
   private readonly wsUrl: string;
   private readonly timings: Timings;
   private readonly wall: () => number;
   private readonly WS: typeof WebSocket;
   private readonly backoff: Backoff;
-  private readonly clock: HybridClock;
   private readonly store: OutboxStore;
   private readonly listeners = new Map<EventName, Set<Listener>>();
-  private shootInfo: ShootInfo | null = null;
+  private shootInfo: ShootInfo | null;
   private connection: Connection = "connecting";
-  private lastError: { code: string; message: string } | null = null;
+  private lastError: Problem | null = null;
+  /** An `error` frame about the session: the reason for the close that usually follows. */
+  private lastErrorFrame: Problem | null = null;
   private closed = false;
   private fatal = false;
-
-  // Per socket.
   private ws: WebSocket | null = null;
-  private welcomed = false;
   private attempt = 0;
-  private nextId = 0;
-  private nonce = 0;
-  private inflight = new Map<number, WireRegister>();
-  private sent = new Map<string, { stamp: WireRegister["stamp"]; at: number }>();
-  private bucket: TokenBucket;
-  private lastSentAt = 0;
-  private lastReceivedAt = 0;
-  private pingedAt: number | null = null;
-  private lastErrorFrame: { code: string; message: string } | null = null;
-
-  // Timers.
+  /** The last outbox save asked for (saves complete in order); a `send` waits for it. */
+  private saved: Promise<void> = Promise.resolve();
+  /** Sends in order, each after the saves before it. */
+  private sending: Promise<void> = Promise.resolve();
+  private openTimer: ReturnType<typeof setTimeout> | null = null;
+  private machineTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private connectTimer: ReturnType<typeof setTimeout> | null = null;
-  private senderTimer: ReturnType<typeof setTimeout> | null = null;
-  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private replicaSaveTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly onOnline = () => this.networkBack();
   private readonly onOffline = () => this.networkLost();
   private readonly watchNetwork: boolean;
 
-  /** Welcomes that said `reset` so far. */
-  get resets(): number {
-    return this.replica.resets;
-  }
-
   constructor(
     options: SessionOptions & { deviceId: string },
-    private replica: Replica,
+    private readonly replica: Replica,
     private readonly outbox: Outbox,
   ) {
     this.code = options.code;
-    this.identity = options.identity ?? null;
-    this.me = this.identity?.archerId ?? null;
+    const identity = options.identity ?? null;
+    this.me = identity?.archerId ?? null;
     this.wsUrl = websocketUrl(options.origin ?? pageOrigin());
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+    const t = this.timings;
+    this.machine = new ClientSession(options.code, options.deviceId, {
+      archerId: this.me,
+      token: identity?.token ?? null,
+      outbox,
+      replica,
+      timings: { pingIntervalS: t.pingIntervalMs / 1000, pongTimeoutS: t.pongTimeoutMs / 1000, resendAfterS: t.resendAfterMs / 1000, connectTimeoutS: t.connectTimeoutMs / 1000 },
+    });
     this.wall = options.wallClock ?? (() => Date.now());
     const WS = options.webSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
     if (!WS) throw new Error("This environment has no WebSocket.");
     this.WS = WS;
-    this.backoff = new Backoff(this.timings.backoffBaseMs, this.timings.backoffCapMs, options.random);
-    this.clock = new HybridClock(options.deviceId);
+    this.backoff = new Backoff(t.backoffBaseMs, t.backoffCapMs, options.random);
     this.store = new OutboxStore(outboxKey(options.code, this.me, options.deviceId));
-    this.bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, performance.now());
-    for (const register of outbox.pending()) this.clock.observe(register.stamp);
-    const mine = this.me ? outbox.seen(this.me) : null;
-    if (mine) this.clock.observe(mine.stamp);
-    if (outbox.clock) this.clock.observe(outbox.clock);
     this.shootInfo = replica.shoot();
     this.watchNetwork = options.watchNetwork ?? typeof addEventListener === "function";
     if (this.watchNetwork) {
       addEventListener("online", this.onOnline);
       addEventListener("offline", this.onOffline);
     }
+  }
+
+  /** Welcomes that said `reset` so far. */
+  get resets(): number {
+    return this.machine.resets;
   }
 
   // -- what the user reads ---------------------------------------------------------------
@@ -222,25 +113,17 @@ export class Session implements ShootClient {
   }
 
   archers(): ReadonlyMap<string, ArcherEntry> {
-    const entries = new Map<string, ArcherEntry>();
     const relay = this.replica.archers();
-    for (const [id, a] of relay) entries.set(id, { id, state: a.state, stamp: a.stamp, derived: a.derived });
-    const local: WireRegister[] = [...this.outbox.pending()];
-    const mine = this.me ? this.outbox.seen(this.me) : null;
-    if (mine) local.push(mine);
-    for (const register of local) {
-      const current = entries.get(register.archer);
-      const base: WireRegister | null = current ? { archer: register.archer, stamp: current.stamp, state: current.state } : null;
-      if (mergeRegisters(base, register) === register) {
-        // The relay's derived values describe its own (older) copy; they stay until it catches up.
-        entries.set(register.archer, { id: register.archer, state: register.state, stamp: register.stamp, derived: current?.derived ?? null });
-      }
+    const entries = new Map<string, ArcherEntry>();
+    for (const [id, r] of this.machine.registers()) {
+      // The relay's derived values describe its own copy; they stay until it catches up.
+      entries.set(id, { id, state: r.state, stamp: r.stamp, derived: relay.get(id)?.derived ?? null });
     }
     return entries;
   }
 
   myState(): ArcherState | null {
-    return this.me ? (this.archers().get(this.me)?.state ?? null) : null;
+    return this.me ? (this.machine.visible(this.me)?.state ?? null) : null;
   }
 
   status(): Status {
@@ -278,20 +161,16 @@ export class Session implements ShootClient {
 
   // -- writes ----------------------------------------------------------------------------
 
+  /** Resolves once the write is in the IndexedDB outbox. */
   async write(state: ArcherState): Promise<void> {
-    if (!this.me) throw new Error("A viewer cannot write; join the shoot as an archer.");
     if (this.closed) throw new Error("This shoot client is closed.");
-    const register: WireRegister = { archer: this.me, stamp: this.clock.now(this.wall()), state: structuredClone(state) };
-    this.outbox.put(register);
-    this.outbox.clock = this.clock.last;
-    const saved = this.store.save(this.outbox);
-    this.emit("change");
-    this.emit("status");
-    this.pump();
-    await saved;
+    if (this.me && this.machine.initial === null) this.machine.initial = structuredClone(state); // before any state was seen
+    const [, actions] = this.machine.write(() => structuredClone(state), monotonic(), this.wall());
+    this.carry(actions);
+    await this.saved;
   }
 
-  // -- the connection loop ---------------------------------------------------------------
+  // -- the socket ------------------------------------------------------------------------
 
   /** IndexedDB is unavailable: keep writes in memory, and say what that risks. */
   keepInMemory(): void {
@@ -311,7 +190,7 @@ export class Session implements ShootClient {
     if (this.closed) return;
     this.closed = true;
     this.dropSocket(1000, "closed by the app");
-    this.clearTimer("reconnect");
+    this.clearReconnect();
     if (this.replicaSaveTimer !== null) {
       clearTimeout(this.replicaSaveTimer);
       this.replicaSaveTimer = null;
@@ -326,7 +205,7 @@ export class Session implements ShootClient {
 
   private connect(): void {
     if (this.closed || this.fatal) return;
-    this.clearTimer("reconnect");
+    this.clearReconnect();
     this.setConnection("connecting");
     let ws: WebSocket;
     try {
@@ -337,30 +216,23 @@ export class Session implements ShootClient {
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    this.welcomed = false;
     this.lastErrorFrame = null;
-    this.connectTimer = setTimeout(() => this.lost("timeout", "The relay did not answer in time; reconnecting.", true), this.timings.connectTimeoutMs);
+    // Until the socket opens; from then on the machine times the welcome.
+    this.openTimer = setTimeout(() => this.lost("timeout", "The relay did not answer in time; reconnecting."), this.timings.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      const id = this.identity;
-      this.send(helloFrame({ shoot: this.code, role: id ? "archer" : "viewer", sv: this.replica.stateVector(), archer: id?.archerId ?? null, token: id?.token ?? null }));
+      this.clearOpenTimer();
+      this.carry(this.machine.connected(monotonic()));
     };
     ws.onmessage = (event: MessageEvent) => {
       if (this.ws !== ws) return;
-      this.lastReceivedAt = performance.now();
-      if (!(event.data instanceof ArrayBuffer)) {
-        this.lost("malformed", "The relay sent a text frame; reconnecting.", false);
-        return;
-      }
-      let message: ServerMessage;
+      const data = event.data instanceof ArrayBuffer ? new Uint8Array(event.data) : String(event.data);
       try {
-        message = readServerFrame(new Uint8Array(event.data));
-      } catch (error) {
-        const code = error instanceof FrameError ? error.code : "malformed";
-        this.lost(code, "The relay sent a frame this client cannot read; reconnecting.", false);
-        return;
+        this.carry(this.onFrame(data));
+      } catch {
+        // Not a frame the protocol knows (a document update Yjs cannot apply, say).
+        this.lost("invalid_update", "The relay sent a document update this client cannot apply; reconnecting.");
       }
-      this.handle(message);
     };
     ws.onclose = (event: CloseEvent) => {
       if (this.ws !== ws) return;
@@ -371,21 +243,31 @@ export class Session implements ShootClient {
     };
   }
 
-  private send(frame: Uint8Array<ArrayBuffer>): void {
-    if (!this.ws || this.ws.readyState !== 1) return;
-    this.ws.send(frame);
-    this.lastSentAt = performance.now();
+  private onFrame(data: Uint8Array | string): Action[] {
+    const now = monotonic();
+    if (typeof data === "string") return this.machine.frameReceived(data, now, this.wall());
+    let message: ServerMessage;
+    try {
+      message = readServerFrame(data);
+    } catch (error) {
+      if (error instanceof FrameError) return this.machine.frameReceived(data, now, this.wall());
+      throw error;
+    }
+    if (message.type === "welcome" && this.machine.phase === "hello_sent") {
+      if (this.outbox.shootId !== null && this.outbox.shootId !== message.shoot.shootId) {
+        // The code names another shoot now (codes are reused on later days).
+        this.outbox.clear();
+      }
+      this.outbox.shootId = message.shoot.shootId;
+    }
+    return this.machine.received(message, now, this.wall());
   }
 
   /** Detach the socket's handlers and close it; never wait for its close event. */
   private dropSocket(code: number, reason: string): void {
     const ws = this.ws;
     this.ws = null;
-    this.welcomed = false;
-    this.pingedAt = null;
-    this.inflight.clear();
-    this.sent.clear();
-    for (const name of ["connect", "sender", "heartbeat"] as const) this.clearTimer(name);
+    this.clearOpenTimer();
     if (!ws) return;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     try {
@@ -393,20 +275,21 @@ export class Session implements ShootClient {
     } catch {
       // Already closing.
     }
+    this.carry(this.machine.disconnected());
   }
 
-  /** The socket is no good: drop it and reconnect (at once when `now`, else after backoff). */
-  private lost(code: string, message: string, now: boolean): void {
+  /** The socket is no good: drop it and reconnect (at once after a timeout, else after backoff). */
+  private lost(code: string, message: string): void {
     this.dropSocket(code === "offline" ? 1000 : 4000, code);
     this.lastError = { code, message };
     this.setConnection("offline");
-    this.scheduleReconnect(now);
+    this.scheduleReconnect(RECONNECT_AT_ONCE.has(code));
   }
 
   /** Stop for good: only a person can fix this (a new code, a new join). */
-  private stopFor(error: { code: string; message: string }): void {
+  private stopFor(error: Problem): void {
     this.dropSocket(1000, "");
-    this.clearTimer("reconnect");
+    this.clearReconnect();
     this.fatal = true;
     this.lastError = error;
     this.setConnection("offline");
@@ -414,12 +297,15 @@ export class Session implements ShootClient {
   }
 
   private closedBy(closeCode: number): void {
-    const fatal = FATAL_CLOSES[closeCode];
-    if (fatal) {
-      this.stopFor(this.lastErrorFrame ?? fatal);
+    const ws = this.ws;
+    this.ws = null;
+    this.clearOpenTimer();
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    this.carry(this.machine.disconnected(closeCode));
+    if (FATAL_CLOSE_CODES.has(closeCode)) {
+      this.stopFor(this.lastErrorFrame ?? FATAL_CLOSES[closeCode]!);
       return;
     }
-    this.dropSocket(1000, "");
     if (this.lastErrorFrame) this.lastError = this.lastErrorFrame;
     this.setConnection("offline");
     this.scheduleReconnect(false);
@@ -427,7 +313,7 @@ export class Session implements ShootClient {
 
   private scheduleReconnect(now: boolean): void {
     if (this.closed || this.fatal) return;
-    this.clearTimer("reconnect");
+    this.clearReconnect();
     const delay = now ? 0 : this.backoff.delay(this.attempt);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
@@ -435,194 +321,99 @@ export class Session implements ShootClient {
 
   private networkLost(): void {
     if (this.closed || this.fatal) return;
-    this.lost("offline", "This device is offline; scores are kept and sent when it is back.", false);
+    this.lost("offline", "This device is offline; scores are kept and sent when it is back.");
   }
 
   private networkBack(): void {
-    if (this.closed || this.fatal || this.welcomed) return;
+    if (this.closed || this.fatal || this.machine.phase === "live") return;
     this.attempt = 0;
     this.dropSocket(1000, "network back");
     this.connect();
   }
 
-  // -- what arrives ----------------------------------------------------------------------
+  // -- carrying out the machine's actions ------------------------------------------------
 
-  private handle(message: ServerMessage): void {
-    if (!this.welcomed) {
-      if (message.type === "welcome") this.onWelcome(message);
-      else if (message.type === "error") {
-        this.lastErrorFrame = { code: message.code, message: message.message };
-        // As the SDK does, the refusal of `hello` decides, whatever close code follows
-        // (or fails to arrive).
-        if (FATAL_CODES.has(message.code)) this.stopFor(this.lastErrorFrame);
-      }
-      return;
-    }
-    switch (message.type) {
-      case "update":
-        this.replica.applyUpdate(message.update);
-        this.afterReplicaChange();
-        break;
-      case "ack": {
-        this.inflight.delete(message.id);
-        this.clock.observe(message.stamp);
-        if (this.outbox.acknowledge(message.archer, message.stamp)) {
+  private carry(actions: Action[]): void {
+    for (const action of actions) {
+      switch (action.kind) {
+        case "send":
+          this.send(encodeClientMessage(action.message));
+          break;
+        case "saveOutbox":
           this.saveOutbox();
+          break;
+        case "changed":
+          if (action.source === "relay") this.scheduleReplicaSave();
+          this.emit("change");
+          this.emit("status");
+          break;
+        case "welcomed":
+          this.shootInfo = action.shoot;
+          this.attempt = 0;
+          if (!this.store.memoryOnly) this.lastError = null;
+          this.setConnection("online");
+          break;
+        case "acked":
           this.emit("status");
           this.emit("change");
-        }
-        break;
+          break;
+        case "replaced":
+          this.emit("replaced", { mine: action.lost.state, winner: action.winner.state, acknowledged: action.acknowledged } satisfies Replaced);
+          break;
+        case "refused":
+          this.lastError = { code: action.code, message: action.message };
+          this.emit("status");
+          break;
+        case "notice":
+          this.emit("notice", action.notice);
+          break;
+        case "relayError":
+          this.lastErrorFrame = this.lastError = { code: action.code, message: action.message };
+          this.emit("status");
+          break;
+        case "close":
+          this.onClose(action.code, action.message, action.fatal);
+          break;
+        case "timer":
+          this.setMachineTimer(action.at);
+          break;
       }
-      case "superseded": {
-        const sent = this.inflight.get(message.id) ?? null;
-        this.inflight.delete(message.id);
-        this.clock.observe(message.winner.stamp);
-        const dropped = this.outbox.adopt(message.winner);
-        this.saveOutbox();
-        const lost = sent ?? dropped;
-        if (lost) this.emit("replaced", { mine: lost.state, winner: message.winner.state } satisfies Replaced);
-        this.emit("status");
-        this.emit("change");
-        break;
-      }
-      case "error":
-        if (message.id === null) this.lastErrorFrame = this.lastError = { code: message.code, message: message.message };
-        else this.onWriteError(message.id, message.code, message.message, message.serverMs);
-        this.emit("status");
-        break;
-      case "notice":
-        this.emit("notice", {
-          kind: message.kind,
-          round: message.round,
-          archer: message.archer,
-          text: message.text,
-          ends: message.ends,
-        } satisfies NoticeEvent);
-        break;
-      case "pong":
-      case "welcome":
-        break;
     }
   }
 
-  private onWelcome(welcome: Extract<ServerMessage, { type: "welcome" }>): void {
-    this.clearTimer("connect");
-    if (this.outbox.shootId !== null && this.outbox.shootId !== welcome.shoot.shootId) {
-      // The code names another shoot now (codes are reused on later days).
-      this.outbox.clear();
-    }
-    this.outbox.shootId = welcome.shoot.shootId;
-    try {
-      this.replica.applyWelcome(welcome.reset, welcome.update);
-    } catch {
-      this.lost("invalid_update", "The relay sent a document update this client cannot apply; reconnecting.", false);
-      return;
-    }
-    this.shootInfo = welcome.shoot;
-    this.welcomed = true;
-    this.attempt = 0;
-    if (!this.store.memoryOnly) this.lastError = null;
-    this.bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, performance.now());
-    this.lastSentAt = this.lastReceivedAt = performance.now();
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.timings.tickMs);
-    this.setConnection("online");
-    this.afterReplicaChange();
-    this.pump();
+  private onClose(code: string, message: string, fatal: boolean): void {
+    if (fatal) this.stopFor({ code, message });
+    else this.lost(code, message);
   }
 
-  private afterReplicaChange(): void {
-    if (this.me) {
-      const own = this.replica.archers().get(this.me);
-      if (own) {
-        this.clock.observe(own.stamp);
-        if (this.outbox.see({ archer: this.me, stamp: own.stamp, state: own.state })) this.saveOutbox();
+  private send(frame: Uint8Array<ArrayBuffer>): void {
+    const ws = this.ws;
+    const saved = this.saved;
+    this.sending = this.sending.then(async () => {
+      await saved;
+      try {
+        if (this.ws === ws && ws !== null && ws.readyState === 1) ws.send(frame);
+      } catch {
+        // The socket is closing; its close event brings the machine the news.
       }
-    }
-    this.scheduleReplicaSave();
-    this.emit("change");
+    });
   }
 
-  private onWriteError(id: number, code: string, message: string, serverMs: number | null): void {
-    const sent = this.inflight.get(id);
-    this.inflight.delete(id);
-    if (!sent) return;
-    const pending = this.outbox.get(sent.archer);
-    const stillPending = pending !== null && sameStamp(pending.stamp, sent.stamp);
-    if (code === "rate_limited") {
-      // The relay's bucket is empty: empty ours too, and make the write due again.
-      this.bucket.empty(performance.now());
-      const mark = this.sent.get(sent.archer);
-      if (mark && sameStamp(mark.stamp, sent.stamp)) this.sent.delete(sent.archer);
-      this.pump();
-    } else if (code === "clock_skew" && serverMs !== null) {
-      this.clock.correct(this.wall(), serverMs);
-      if (stillPending) {
-        this.outbox.replace({ archer: sent.archer, stamp: this.clock.now(this.wall()), state: sent.state });
-        this.outbox.clock = this.clock.last;
-        this.saveOutbox();
-        this.pump();
-      }
-    } else if (stillPending) {
-      this.outbox.discard(sent.archer, sent.stamp);
-      this.saveOutbox();
-      this.lastError = { code, message };
-      this.emit("change");
-    }
-  }
-
-  // -- sender and heartbeat --------------------------------------------------------------
-
-  private dueAt(register: WireRegister): number {
-    const mark = this.sent.get(register.archer);
-    if (!mark || !sameStamp(mark.stamp, register.stamp)) return -Infinity;
-    return mark.at + this.timings.resendAfterMs;
-  }
-
-  /** Send due writes, oldest first, never faster than the relay's rate limit. */
-  private pump(): void {
-    this.clearTimer("sender");
-    while (this.ws && this.welcomed && this.me) {
-      const now = performance.now();
-      const pending = this.outbox.pending();
-      const due = pending.find((r) => this.dueAt(r) <= now);
-      if (!due) {
-        const next = Math.min(...pending.map((r) => this.dueAt(r)));
-        if (Number.isFinite(next)) this.senderTimer = setTimeout(() => this.pump(), Math.max(0, next - now));
-        return;
-      }
-      if (!this.bucket.tryTake(now)) {
-        this.senderTimer = setTimeout(() => this.pump(), Math.ceil(this.bucket.retryAfterMs(now)));
-        return;
-      }
-      this.nextId += 1;
-      this.inflight.set(this.nextId, due);
-      this.sent.set(due.archer, { stamp: due.stamp, at: now });
-      this.send(writeFrame(this.nextId, due));
-    }
-  }
-
-  private heartbeat(): void {
-    if (!this.ws || !this.welcomed) return;
-    const now = performance.now();
-    if (this.pingedAt !== null) {
-      if (this.lastReceivedAt >= this.pingedAt) this.pingedAt = null;
-      else if (now - this.pingedAt >= this.timings.pongTimeoutMs) {
-        this.lost("heartbeat_timeout", "The relay stopped answering; reconnecting.", true);
-        return;
-      }
-    }
-    if (this.pingedAt === null && now - Math.min(this.lastSentAt, this.lastReceivedAt) >= this.timings.pingIntervalMs) {
-      this.nonce += 1;
-      this.send(pingFrame(this.nonce));
-      this.pingedAt = this.lastSentAt;
-    }
+  private setMachineTimer(at: number): void {
+    if (this.machineTimer !== null) clearTimeout(this.machineTimer);
+    this.machineTimer = null;
+    if (!Number.isFinite(at) || this.closed) return;
+    const delay = Math.max(0, at * 1000 - performance.now());
+    this.machineTimer = setTimeout(() => {
+      this.machineTimer = null;
+      this.carry(this.machine.timerFired(monotonic(), this.wall()));
+    }, Math.ceil(delay));
   }
 
   // -- plumbing --------------------------------------------------------------------------
 
   private saveOutbox(): void {
-    this.outbox.clock = this.clock.last;
-    this.store.save(this.outbox).catch((error: unknown) => {
+    this.saved = this.store.save(this.outbox).catch((error: unknown) => {
       this.lastError = { code: "storage", message: `This device could not save its scores (${String(error)}).` };
       this.emit("status");
     });
@@ -650,25 +441,14 @@ export class Session implements ShootClient {
     this.emit("status");
   }
 
-  private clearTimer(name: "reconnect" | "connect" | "sender" | "heartbeat"): void {
-    switch (name) {
-      case "reconnect":
-        if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-        this.reconnectTimer = null;
-        break;
-      case "connect":
-        if (this.connectTimer !== null) clearTimeout(this.connectTimer);
-        this.connectTimer = null;
-        break;
-      case "sender":
-        if (this.senderTimer !== null) clearTimeout(this.senderTimer);
-        this.senderTimer = null;
-        break;
-      case "heartbeat":
-        if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-        this.heartbeatTimer = null;
-        break;
-    }
+  private clearOpenTimer(): void {
+    if (this.openTimer !== null) clearTimeout(this.openTimer);
+    this.openTimer = null;
+  }
+
+  private clearReconnect(): void {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
   }
 }
 

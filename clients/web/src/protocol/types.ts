@@ -65,10 +65,12 @@ export interface Status {
   lastError: { code: string; message: string } | null;
 }
 
-/** A `superseded` answer was adopted: `mine` lost to `winner` (another device wrote newer). */
+/** An edit of this device's is gone: `winner`, another device's newer state that does not
+ * hold it, replaced `mine`. `acknowledged`: the relay had acknowledged `mine` first. */
 export interface Replaced {
   mine: ArcherState;
   winner: ArcherState;
+  acknowledged: boolean;
 }
 
 export interface NoticeEvent {

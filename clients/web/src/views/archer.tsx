@@ -60,7 +60,16 @@ export function ArcherScreen(props: { code: string }) {
       <ShootHeader code={code} info={info} />
       <StatusBar client={client} rounds={rounds} code={code} />
       {shoot.replaced && (
-        <ReplacedBanner replaced={shoot.replaced} rounds={rounds} onClose={shoot.dismissReplaced} />
+        <ReplacedBanner
+          replaced={shoot.replaced}
+          rounds={rounds}
+          onClose={shoot.dismissReplaced}
+          onRestore={() => {
+            // Written again as the newest state, as `fast-shoot restore` does.
+            client.write(shoot.replaced!.mine).catch(() => undefined); // a refusal shows in the status bar
+            shoot.dismissReplaced();
+          }}
+        />
       )}
       <Scorer client={client} rounds={rounds} />
       <NoticeCenter client={client} rounds={rounds} title={info?.title || `Shoot ${code}`} />

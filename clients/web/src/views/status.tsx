@@ -131,18 +131,41 @@ function scoreLine(state: ArcherState, rounds: Rounds | null): string {
   return parts.join(", ");
 }
 
-export function ReplacedBanner(props: { replaced: Replaced; rounds: Rounds | null; onClose: () => void }) {
+/** End by end, what of `mine` `winner` does not have as it was (clients/_replaced.py's words). */
+export function lostEnds(mine: ArcherState, winner: ArcherState, rounds: Rounds | null): string[] {
+  const size = rounds?.get(mine.round)?.endSize ?? 6;
+  const ends = (arrows: ArcherState["arrows"]) => {
+    const out: string[] = [];
+    for (let i = 0; i < arrows.length; i += size) out.push(arrows.slice(i, i + size).join(" "));
+    return out;
+  };
+  const theirs = winner.round === mine.round ? ends(winner.arrows) : [];
+  const lines = ends(mine.arrows).flatMap((end, i) =>
+    theirs[i] === end ? [] : [`Your end ${i + 1} (${end}) from this device was replaced by a newer write from another device.`],
+  );
+  return lines.length > 0 ? lines : ["A change from this device was replaced by a newer write from another device."];
+}
+
+export function ReplacedBanner(props: { replaced: Replaced; rounds: Rounds | null; onRestore: () => void; onClose: () => void }) {
   const { mine, winner } = props.replaced;
   return (
     <div class="banner replaced card" role="alert" data-testid="replaced">
       <p>
         <strong>Your other device saved a newer score.</strong> This device's score was replaced.
       </p>
+      <ul data-testid="replaced-ends">
+        {lostEnds(mine, winner, props.rounds).map((line) => (
+          <li key={line}>{line}</li>
+        ))}
+      </ul>
       <p>
         Replaced: <span data-testid="replaced-mine">{scoreLine(mine, props.rounds)}</span>
         <br />
         Now: <span data-testid="replaced-winner">{scoreLine(winner, props.rounds)}</span>
       </p>
+      <button type="button" class="button secondary" onClick={props.onRestore}>
+        Restore this device's score
+      </button>{" "}
       <button type="button" class="button secondary" onClick={props.onClose}>
         OK
       </button>

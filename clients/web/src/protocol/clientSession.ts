@@ -1,0 +1,461 @@
+// The client's side of a shoot session as a state machine: events in, actions out. A port of
+// sync/client_session.py, rule for rule; test/session-fixtures.test.ts replays transcripts the
+// Python machine produced (test/fixtures/session.json, kept fresh by
+// tests/test_web_session.py) and compares every action.
+//
+// Theory of operation: like h11's connection object, ClientSession decides and does no I/O
+// (no socket, clock, timer or IndexedDB). Its driver (session.ts) feeds it events, with the
+// time passed in, and carries out the actions that come back, in order. It owns the session
+// order (hello, then nothing until the welcome), the replica and the reset rule, the outbox
+// (sent oldest first when due, paced by a bucket mirroring the relay's, answers paired by
+// request id), the hybrid clock and its clock_skew correction, the heartbeat, and the visible
+// loser (`replaced`: an edit of this device's another device's newer state replaced).
+//
+// event                           actions it can return
+// connected(now)                  send(hello), timer (close(fatal) once refused for good)
+// frameReceived(data, now, wall)  as received; a frame that is not a valid message: close
+// received(message, now, wall)    welcomed, changed, saveOutbox, acked, replaced, refused,
+//                                 notice, relayError, close, timer
+// timerFired(now, wall)           send(write), send(ping), close(timeout/heartbeat_timeout), timer
+// write(change, now, wall)        [register, actions]: saveOutbox, changed(local), replaced, timer
+// disconnected(closeCode?)        timer(Infinity); a fatal close code makes the phase "closed"
+//
+// Every event's actions end with a `timer`. `now` is monotonic seconds, `wall` the device's
+// wall clock in ms. Writes only go out from timerFired. `saveOutbox` must complete before the
+// actions after it (a write's `send` must not overtake the save that keeps it).
+import {
+  type Action,
+  type ClientMessage,
+  DEFAULT_SESSION_TIMINGS,
+  FATAL_CLOSE_CODES,
+  FATAL_CODES,
+  type Phase,
+  type SessionTimings,
+  TokenBucket,
+  WRITES_BURST,
+  WRITES_PER_S,
+  WriteUnavailable,
+  includes,
+} from "./clientActions";
+import { HybridClock, sameStamp } from "./clock";
+import { FrameError } from "./codec";
+import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
+import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
+import { Replica } from "./replica";
+import type { ArcherState, ShootInfo, Stamp } from "./types";
+
+interface Conn {
+  opened: number;
+  lastSent: number;
+  lastReceived: number;
+  bucket: TokenBucket;
+  pingAt: number | null;
+  inflight: Map<number, WireRegister>;
+  /** Per archer: the stamp last sent on this connection, and when. */
+  sent: Map<string, [Stamp, number]>;
+}
+
+export interface ClientSessionOptions {
+  archerId?: string | null;
+  token?: string | null;
+  /** The archer's state at join, the base of the first write before the relay was seen. */
+  initial?: ArcherState | null;
+  /** What the driver loaded from its durable store. */
+  outbox?: Outbox | null;
+  /** A replica restored from a saved snapshot. */
+  replica?: Replica | null;
+  timings?: Partial<SessionTimings>;
+}
+
+export class ClientSession {
+  readonly archerId: string | null;
+  readonly token: string | null;
+  /** The base of the first write before any state was seen (a driver may set it late). */
+  initial: ArcherState | null;
+  readonly timings: SessionTimings;
+  readonly outbox: Outbox;
+  replica: Replica;
+  readonly clock: HybridClock;
+  phase: Phase = "offline";
+  shoot: ShootInfo | null = null;
+  /** Sessions that reached `welcome`. */
+  connections = 0;
+  /** Welcomes that said `reset`. */
+  resets = 0;
+  private known = new Map<string, WireRegister>();
+  /** Per archer, this device's last edit while no other device's state that does not hold
+   * it has replaced it (then it is reported, once). */
+  private readonly carried = new Map<string, WireRegister>();
+  private conn: Conn | null = null;
+  private nextId = 0;
+  private nonce = 0;
+
+  constructor(
+    readonly shootCode: string,
+    deviceId: string,
+    options: ClientSessionOptions = {},
+  ) {
+    this.archerId = options.archerId ?? null;
+    this.token = options.token ?? null;
+    this.initial = options.initial ?? null;
+    this.timings = { ...DEFAULT_SESSION_TIMINGS, ...options.timings };
+    this.outbox = options.outbox ?? new Outbox();
+    this.replica = options.replica ?? new Replica();
+    this.known = this.replicaRegisters();
+    this.clock = new HybridClock(deviceId);
+    for (const r of this.outbox.pending()) this.clock.observe(r.stamp);
+    for (const r of this.outbox.seenAll()) this.clock.observe(r.stamp);
+    if (this.outbox.clock !== null) this.clock.observe(this.outbox.clock);
+    if (this.archerId !== null) {
+      const last = mergeRegisters(this.outbox.seen(this.archerId), this.outbox.get(this.archerId));
+      if (last !== null && this.mine(last)) this.carried.set(this.archerId, last);
+    }
+  }
+
+  // -- what the user reads -----------------------------------------------------------------
+
+  /** Every archer's visible register: the replica overlaid with this device's newer writes. */
+  registers(): Map<string, WireRegister> {
+    const registers = new Map(this.known);
+    if (this.archerId !== null) {
+      const own = mergeRegisters(registers.get(this.archerId), this.outbox.seen(this.archerId));
+      if (own) registers.set(this.archerId, own);
+    }
+    for (const pending of this.outbox.pending()) {
+      registers.set(pending.archer, mergeRegisters(registers.get(pending.archer), pending)!);
+    }
+    return registers;
+  }
+
+  /** One archer's visible register. */
+  visible(archer: string): WireRegister | null {
+    let current = this.known.get(archer) ?? null;
+    if (archer === this.archerId) current = mergeRegisters(current, this.outbox.seen(archer));
+    return mergeRegisters(current, this.outbox.get(archer));
+  }
+
+  /** Live, with every write acknowledged. */
+  get synced(): boolean {
+    return this.phase === "live" && this.outbox.size === 0;
+  }
+
+  /** When timerFired is due next (Infinity: never). */
+  get nextTimer(): number {
+    return this.deadline();
+  }
+
+  // -- events ------------------------------------------------------------------------------
+
+  connected(now: number): Action[] {
+    if (this.phase === "closed") return [{ kind: "close", code: "closed", message: "The session was refused for good.", fatal: true }];
+    this.phase = "hello_sent";
+    const bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, now);
+    this.conn = { opened: now, lastSent: now, lastReceived: now, bucket, pingAt: null, inflight: new Map(), sent: new Map() };
+    const hello: ClientMessage = {
+      type: "hello",
+      shoot: this.shootCode,
+      role: this.archerId ? "archer" : "viewer",
+      sv: this.replica.stateVector(),
+      archer: this.archerId,
+      token: this.archerId ? this.token : null,
+    };
+    return [{ kind: "send", message: hello }, this.timer()];
+  }
+
+  disconnected(closeCode: number | null = null): Action[] {
+    this.conn = null;
+    if (closeCode !== null && FATAL_CLOSE_CODES.has(closeCode)) this.phase = "closed";
+    else if (this.phase !== "closed") this.phase = "offline";
+    return [this.timer()];
+  }
+
+  /** A frame from the relay (the driver has bounded its size). */
+  frameReceived(data: Uint8Array | string, now: number, wallMs: number): Action[] {
+    if (typeof data === "string") return this.close("malformed", "The relay sent a text frame.");
+    let message: ServerMessage;
+    try {
+      message = readServerFrame(data);
+    } catch (exc) {
+      if (exc instanceof FrameError) return this.close(exc.code, exc.message);
+      throw exc;
+    }
+    return this.received(message, now, wallMs);
+  }
+
+  received(message: ServerMessage, now: number, wallMs: number): Action[] {
+    const conn = this.conn;
+    if (conn === null) return [];
+    conn.lastReceived = now;
+    if (this.phase === "hello_sent") {
+      if (message.type === "welcome") return this.onWelcome(message.shoot, message.reset, message.update, now);
+      if (message.type === "error") return this.close(message.code, message.message, FATAL_CODES.has(message.code));
+      return this.close("unexpected", "The relay did not answer hello.");
+    }
+    const actions: Action[] = [];
+    switch (message.type) {
+      case "update":
+        this.replica.applyUpdate(message.update);
+        actions.push(...this.afterReplicaChange());
+        break;
+      case "ack":
+        actions.push(...this.onAck(message.id, message.archer, message.stamp));
+        break;
+      case "superseded":
+        conn.inflight.delete(message.id);
+        actions.push(...this.adopt(message.winner));
+        break;
+      case "error":
+        if (message.id === null) actions.push({ kind: "relayError", code: message.code, message: message.message });
+        else actions.push(...this.onWriteError(message.id, message.code, message.message, message.serverMs, now, wallMs));
+        break;
+      case "notice": {
+        const { kind, round, archer, text, ends } = message;
+        actions.push({ kind: "notice", notice: { kind, round, archer, text, ends } });
+        break;
+      }
+      default:
+        break;
+    }
+    actions.push(this.timer());
+    return actions;
+  }
+
+  timerFired(now: number, _wallMs: number): Action[] {
+    const conn = this.conn;
+    if (conn === null) return [this.timer()];
+    if (this.phase === "hello_sent") {
+      if (now >= conn.opened + this.timings.connectTimeoutS) return this.close("timeout", "The relay did not answer hello in time.");
+      return [this.timer()];
+    }
+    const actions = this.heartbeat(conn, now);
+    if (actions.length > 0 && actions[0]!.kind === "close") return actions;
+    actions.push(...this.sendDue(conn, now), this.timer());
+    return actions;
+  }
+
+  /** A local edit: `change` maps the archer's visible state to the new one. Throws
+   * WriteUnavailable (a viewer, or no state to build on), or whatever `change` throws. */
+  write(change: (state: ArcherState) => ArcherState, now: number, wallMs: number): [WireRegister, Action[]] {
+    void now;
+    const archer = this.archerId;
+    if (archer === null) throw new WriteUnavailable("read_only", "Viewers cannot score; join as an archer.");
+    const current = this.visible(archer);
+    const base = current !== null ? current.state : this.initial;
+    if (base === null) throw new WriteUnavailable("no_state", "This device has not seen the archer's scores yet; connect to the relay once.");
+    const state = change(base);
+    const register: WireRegister = { archer, stamp: this.clock.now(wallMs), state };
+    const pending = this.outbox.get(archer);
+    // The pending write had already lost to `current` (another device's state) and is
+    // replaced now, unsent: say so unless `current` holds it.
+    const lost = pending !== null && current !== null && !sameRegister(current, pending) ? this.loss(pending, current) : [];
+    // Replaced, not merged: the new state was built on the pending one, and after a
+    // clock_skew correction its stamp may be the smaller.
+    this.outbox.replace(register);
+    this.carried.set(archer, register);
+    return [register, [this.save(), { kind: "changed", archers: [archer], source: "local" }, ...lost, this.timer()]];
+  }
+
+  // -- what arrives ------------------------------------------------------------------------
+
+  private onWelcome(shoot: ShootInfo, reset: boolean, update: Uint8Array, now: number): Action[] {
+    if (reset) this.resets += 1;
+    this.replica.applyWelcome(reset, update);
+    this.shoot = shoot;
+    this.phase = "live";
+    this.connections += 1;
+    this.conn!.bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, now);
+    const actions: Action[] = [{ kind: "welcomed", shoot, reset }];
+    if (reset && this.archerId !== null) {
+      this.outbox.resetSeen(this.archerId, this.replicaRegisters().get(this.archerId) ?? null);
+      actions.push(this.save());
+    }
+    actions.push(...this.afterReplicaChange(), this.timer());
+    return actions;
+  }
+
+  private replicaRegisters(): Map<string, WireRegister> {
+    const out = new Map<string, WireRegister>();
+    for (const [archer, a] of this.replica.archers()) out.set(archer, { archer, stamp: a.stamp, state: a.state });
+    return out;
+  }
+
+  private afterReplicaChange(): Action[] {
+    const before = this.known;
+    const after = this.replicaRegisters();
+    this.known = after;
+    const changed = [...new Set([...after.keys(), ...before.keys()])].filter((a) => !sameRegister(after.get(a), before.get(a))).sort();
+    const actions: Action[] = [];
+    const own = this.archerId !== null ? (after.get(this.archerId) ?? null) : null;
+    if (own !== null) {
+      this.clock.observe(own.stamp);
+      actions.push(...this.see(own));
+    }
+    if (changed.length > 0) actions.push({ kind: "changed", archers: changed, source: "relay" });
+    return actions;
+  }
+
+  /** The relay holds `register` for this device's archer. */
+  private see(register: WireRegister): Action[] {
+    if (!this.outbox.see(register)) return [];
+    return [this.save(), ...this.checkCarried(register)];
+  }
+
+  /** Whether `value`, another device's state now the archer's, still holds this device's
+   * last edit (acknowledged, or held by an earlier winner); report it once if not. A
+   * pending write is answered on its own. */
+  private checkCarried(value: WireRegister): Action[] {
+    const carried = this.carried.get(value.archer);
+    if (carried === undefined || this.mine(value) || this.outbox.get(value.archer) !== null) return [];
+    if (compareRegisters(carried, value) >= 0 || includes(value, carried)) return [];
+    this.carried.delete(value.archer);
+    return this.loss(carried, value, true);
+  }
+
+  private onAck(id: number, archer: string, stamp: Stamp): Action[] {
+    this.conn!.inflight.delete(id);
+    this.clock.observe(stamp);
+    const acked = this.outbox.acknowledge(archer, stamp);
+    if (acked === null) return [];
+    const actions: Action[] = [this.save(), { kind: "acked", register: acked }];
+    const seen = this.outbox.seen(archer);
+    // Another device's newer state may have arrived while this write waited.
+    if (seen !== null) actions.push(...this.checkCarried(seen));
+    return actions;
+  }
+
+  /** A newer state won over a write of this device's (a `superseded` answer). */
+  private adopt(winner: WireRegister): Action[] {
+    this.clock.observe(winner.stamp);
+    // With nothing pending, an acknowledged write of this device's may be what lost.
+    const actions = this.archerId === winner.archer ? this.see(winner) : [];
+    const dropped = this.outbox.adopt(winner);
+    actions.push(this.save());
+    if (dropped !== null) {
+      const lost = this.loss(dropped, winner);
+      if (lost.length > 0) this.carried.delete(winner.archer);
+      actions.push(...lost);
+    }
+    const seen = this.outbox.seen(winner.archer);
+    // The winner held this device's edit, but a newer state may not any more.
+    if (seen !== null && this.archerId === winner.archer) actions.push(...this.checkCarried(seen));
+    actions.push({ kind: "changed", archers: [winner.archer], source: "relay" });
+    return actions;
+  }
+
+  private onWriteError(id: number, code: string, message: string, serverMs: number | null, now: number, wallMs: number): Action[] {
+    const conn = this.conn!;
+    const sent = conn.inflight.get(id);
+    if (sent === undefined) return [];
+    conn.inflight.delete(id);
+    const pending = this.outbox.get(sent.archer);
+    const stillPending = pending !== null && sameStamp(pending.stamp, sent.stamp);
+    if (code === "rate_limited") {
+      // The relay's bucket is empty: empty ours too, and make the write due again.
+      conn.bucket.tokens = 0;
+      conn.bucket.updated = now;
+      const last = conn.sent.get(sent.archer);
+      if (last !== undefined && sameStamp(last[0], sent.stamp)) conn.sent.delete(sent.archer);
+      return [];
+    }
+    if (code === "clock_skew" && serverMs !== null) {
+      this.clock.correct(wallMs, serverMs);
+      if (!stillPending) return [];
+      const restamped: WireRegister = { archer: sent.archer, stamp: this.clock.now(wallMs), state: sent.state };
+      this.outbox.replace(restamped); // due at once
+      this.carried.set(sent.archer, restamped);
+      return [this.save()];
+    }
+    if (!stillPending) return [];
+    this.outbox.discard(sent.archer, sent.stamp);
+    return [this.save(), { kind: "refused", register: sent, code, message }, { kind: "changed", archers: [sent.archer], source: "relay" }];
+  }
+
+  // -- what goes out -----------------------------------------------------------------------
+
+  private heartbeat(conn: Conn, now: number): Action[] {
+    const t = this.timings;
+    if (conn.pingAt !== null) {
+      if (conn.lastReceived >= conn.pingAt) conn.pingAt = null; // something came back: alive
+      else if (now >= conn.pingAt + t.pongTimeoutS) return this.close("heartbeat_timeout", "The relay stopped answering; reconnecting.");
+      else return [];
+    }
+    // Quiet in either direction counts: a client resending writes into a dead connection
+    // must still find out that nothing comes back.
+    if (now < Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS) return [];
+    this.nonce += 1;
+    conn.pingAt = conn.lastSent = now;
+    return [{ kind: "send", message: { type: "ping", nonce: this.nonce } }];
+  }
+
+  private dueAt(conn: Conn, register: WireRegister): number {
+    const sent = conn.sent.get(register.archer);
+    if (sent === undefined || !sameStamp(sent[0], register.stamp)) return -Infinity; // not sent here yet, or re-stamped
+    return sent[1] + this.timings.resendAfterS;
+  }
+
+  /** Every due write the bucket allows, oldest first. */
+  private sendDue(conn: Conn, now: number): Action[] {
+    const actions: Action[] = [];
+    for (const register of this.outbox.pending()) {
+      if (this.dueAt(conn, register) > now) continue;
+      if (!conn.bucket.tryTake(now)) break;
+      this.nextId += 1;
+      conn.inflight.set(this.nextId, register);
+      conn.sent.set(register.archer, [register.stamp, now]);
+      conn.lastSent = now;
+      actions.push({ kind: "send", message: { type: "write", id: this.nextId, register } });
+    }
+    return actions;
+  }
+
+  private deadline(): number {
+    const conn = this.conn;
+    if (conn === null) return Infinity;
+    const t = this.timings;
+    if (this.phase === "hello_sent") return conn.opened + t.connectTimeoutS;
+    let at: number;
+    if (conn.pingAt !== null) {
+      // Anything received since the ping settles it at the next firing.
+      at = conn.pingAt + t.pongTimeoutS;
+      if (conn.lastReceived >= conn.pingAt) at = Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS;
+    } else {
+      at = Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS;
+    }
+    let due = Infinity;
+    for (const r of this.outbox.pending()) due = Math.min(due, this.dueAt(conn, r));
+    if (due < Infinity) {
+      // The next token; a hair later, so that the bucket surely has it then.
+      const b = conn.bucket;
+      const tokenAt = b.updated + b.retryAfter(b.updated);
+      due = Math.max(due, tokenAt + (tokenAt > b.updated ? 1e-6 : 0));
+    }
+    return Math.min(at, due);
+  }
+
+  private timer(): Action {
+    return { kind: "timer", at: this.deadline() };
+  }
+
+  // -- plumbing ----------------------------------------------------------------------------
+
+  private close(code: string, message: string, fatal = false): Action[] {
+    this.conn = null;
+    this.phase = fatal ? "closed" : "offline";
+    return [{ kind: "close", code, message, fatal }, this.timer()];
+  }
+
+  private loss(lost: WireRegister, winner: WireRegister, acknowledged = false): Action[] {
+    if (sameRegister(lost, winner) || includes(winner, lost)) return [];
+    return [{ kind: "replaced", lost, winner, acknowledged }];
+  }
+
+  private mine(register: WireRegister): boolean {
+    return register.stamp[2] === this.clock.deviceId;
+  }
+
+  private save(): Action {
+    this.outbox.clock = this.clock.last;
+    return { kind: "saveOutbox" };
+  }
+}
+
