@@ -18,7 +18,8 @@ seam's shape, so an upgrade that changes it fails a test rather than the relay. 
 ``TCPServer`` ourselves also means hypercorn runs no lifespan (the relay sets itself up
 outside ASGI) and no graceful shutdown of its own: :meth:`Door.serve` stops accepting,
 tells kept-alive connections to close (the worker context's ``terminated``) and gives
-requests in flight :data:`HTTP_GRACE_S`.
+HTTP connections still open up to :data:`HTTP_GRACE_S` to finish, then cancels whatever
+is left (no wait at all when no HTTP connection is open, the usual case).
 
 Each connection runs inside a fence: whatever escapes its handler (a bug in hypercorn,
 wsproto, h11 or the relay) is logged with its traceback and ends that connection alone;
@@ -112,6 +113,9 @@ class Door:
         self.sessions: set[OwnedSocket] = set()
         """The open WebSocket sessions."""
         self._accepting = trio.CancelScope()
+        self._http_connections = 0
+        self._http_idle = trio.Event()
+        self._http_idle.set()
 
     def close_sessions(self, code: int, reason: str) -> None:
         """Close every open session, in one pass without waiting (see
@@ -126,7 +130,8 @@ class Door:
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on the relay's host and port until ``stop`` returns; ``started`` with the
-        URL. Then stop accepting, and give HTTP requests in flight :data:`HTTP_GRACE_S`."""
+        URL. Then stop accepting, and give HTTP connections still open up to
+        :data:`HTTP_GRACE_S`."""
         settings = self._relay.settings
         if settings.reuse_port:  # one of several workers on this port (relay.workers)
             listener = listen_reuse_port(settings.host, settings.port, self._backlog)
@@ -141,7 +146,11 @@ class Door:
                     self.stop_accepting()
                 _close(listener)
                 await self._context.terminated.set()  # kept-alive HTTP connections close
-                handlers.cancel_scope.deadline = trio.current_time() + HTTP_GRACE_S
+                # The grace is for HTTP requests in flight: none, none to wait for (the
+                # WebSocket sessions have had their close frames).
+                with trio.move_on_after(HTTP_GRACE_S):
+                    await self._http_idle.wait()
+                handlers.cancel_scope.cancel()
         finally:
             _close(listener)
 
@@ -218,10 +227,24 @@ class Door:
             return
         stream = HandoffStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), bytes(head))
         server = TCPServer(self._http_app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
-        with trio.CancelScope() as stream.server_scope:
-            await server.run()
+        self._http_opened()
+        try:
+            with trio.CancelScope() as stream.server_scope:
+                await server.run()
+        finally:
+            self._http_closed()
         if stream.takeover is not None:  # a WebSocket upgrade on a kept-alive connection
             await self._websocket(sock, stream.takeover, peer)
+
+    def _http_opened(self) -> None:
+        self._http_connections += 1
+        if self._http_idle.is_set():
+            self._http_idle = trio.Event()
+
+    def _http_closed(self) -> None:
+        self._http_connections -= 1
+        if self._http_connections == 0:
+            self._http_idle.set()
 
     async def _websocket(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
         await serve_websocket(sock, head, peer, self._relay, self.sessions, self._address_rule)

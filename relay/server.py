@@ -6,9 +6,10 @@ a real relay with ``url = await nursery.start(serve_relay, settings)``.
 
 Shutdown order: stop accepting connections, and close every open session with 1001
 (going away; clients reconnect elsewhere or later) in one pass that waits for none of
-them (the relay owns their sockets, so each close frame is one non-blocking write), and
-wait until the sessions have ended; then give HTTP requests in flight
-:data:`~relay.door.HTTP_GRACE_S`; then the registry's actors flush what they hold to
+them (the relay owns their sockets, so each close frame is one non-blocking write, and
+a session whose close went out is cancelled there and then), and wait until the sessions
+have ended; then give HTTP connections still open up to :data:`~relay.door.HTTP_GRACE_S`
+(none open: no wait); then the registry's actors flush what they hold to
 Redis; then the embedded Redis (if any) stops.
 """
 

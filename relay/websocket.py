@@ -87,8 +87,9 @@ async def serve_websocket(
     # pass either sees this session or this session saw `closing`.
     sessions.add(owned)
     try:
-        await owned.send(ws.send(AcceptConnection()))
-        await _run(owned, relay)
+        with trio.CancelScope() as owned.scope:
+            await owned.send(ws.send(AcceptConnection()))
+            await _run(owned, relay)
     finally:
         sessions.discard(owned)
 

@@ -93,6 +93,8 @@ class OwnedSocket:
         self._subscriber: Subscriber | None = None
         self._discarding = False
         self._going_away: tuple[int, str] | None = None
+        self.scope: trio.CancelScope | None = None
+        """The session's scope, once it runs: the shutdown cancels it directly."""
 
     # -- writing -------------------------------------------------------------------------
 
@@ -107,11 +109,19 @@ class OwnedSocket:
         """End the session without waiting: the close frame is written now if the socket
         can take it, the subscriber is closed (the actor forgets it at its next fan-out,
         and its sender task ends the session, writing the close if it could not go yet).
-        The relay's shutdown calls this for every session in one pass."""
+        The relay's shutdown calls this for every session in one pass.
+
+        When the close frame went out, the session's scope is cancelled at once: there
+        is nothing left to send, and waiting for the peer's answer only delays the
+        relay's exit (its clients cannot reconnect before it is back). A session whose
+        close could not go yet keeps its sender, which writes it and ends the session.
+        """
         self._going_away = (code, reason)
-        self.close_nowait(code, reason)
+        sent = self.close_nowait(code, reason)
         if self._subscriber is not None:
             self._subscriber.close(code, reason)
+        if sent and self.scope is not None:
+            self.scope.cancel()
 
     @property
     def busy(self) -> bool:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
 
@@ -59,6 +59,8 @@ __all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector"]
 
 #: The state vector of an empty document: "send me everything".
 EMPTY_STATE_VECTOR = b"\x00"
+#: Diffs kept per document state (distinct state vectors among reconnecting replicas).
+MAX_CACHED_DIFFS: Final = 16
 
 _META_FIELDS = ("code", "shoot_id", "title", "creator", "created_ms", "expires_ms", "time_zone")
 
@@ -168,10 +170,21 @@ class ShootDocument:
         self.underived: dict[str, Need] = {}
         """Archers whose stored derived values lag their state, with what they wait for."""
         self._updates: list[bytes] = []
+        self._diffs: dict[bytes, bytes] = {}
+        """Diffs already computed for the document as it is (cleared by every change): a
+        reconnect storm brings many replicas with the same state vector at once."""
+        self._ours: dict[int, int] | None = None
+        """The decoded state vector of the document as it is (cleared by every change)."""
         self._doc.observe(self._collect)  # never unobserved: see the module docstring
 
     def _collect(self, event: TransactionEvent) -> None:
         self._updates.append(event.update)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._diffs:
+            self._diffs.clear()
+        self._ours = None
 
     def _take_update(self) -> bytes:
         updates, self._updates = self._updates, []
@@ -207,6 +220,7 @@ class ShootDocument:
             raise ProtocolError("invalid_update", "The document update is malformed.") from exc
         finally:
             self._updates.clear()
+            self._changed()
         self._registers = None
         self._derived.clear()
         self._maps.clear()
@@ -222,8 +236,15 @@ class ShootDocument:
         Raises:
             ProtocolError: ``invalid_state_vector`` for malformed input.
         """
+        cached = self._diffs.get(state_vector)
+        if cached is not None:
+            return cached
         decode_state_vector(state_vector)
-        return self._doc.get_update(state_vector)
+        diff = self._doc.get_update(state_vector)
+        if len(self._diffs) >= MAX_CACHED_DIFFS:
+            self._diffs.clear()
+        self._diffs[bytes(state_vector)] = diff
+        return diff
 
     def knows(self, state_vector: bytes) -> bool:
         """Whether this document holds everything a replica with ``state_vector`` holds.
@@ -232,7 +253,9 @@ class ShootDocument:
         updates it could not integrate yet), means the replica has items from a writer
         incarnation whose work we lost, and must start over.
         """
-        ours = decode_state_vector(self.state_vector())
+        ours = self._ours
+        if ours is None:
+            ours = self._ours = decode_state_vector(self.state_vector())
         theirs = decode_state_vector(state_vector)
         return all(client in ours and ours[client] >= clock for client, clock in theirs.items())
 

@@ -12,6 +12,8 @@ from sync.errors import ProtocolError
 from sync.models import ArcherState, Profile, Shoot
 from sync.register import Applied, Duplicate, Register, Superseded
 
+SHOOT = Shoot("1234", "s1", "Club night", "Sam", 0, 1, "Europe/London")
+
 
 def reg(ms: int, arrows: tuple[object, ...], archer: str = "a1", **kw: object) -> Register:
     state = ArcherState("Chris", "national", arrows=arrows, **kw)  # type: ignore[arg-type]
@@ -106,6 +108,31 @@ def test_diff_sends_only_what_the_replica_lacks() -> None:
     assert len(diff) < len(writer.diff()) / 4
     replica.apply_update(diff)
     assert replica.registers() == writer.registers()
+
+
+def test_a_diff_asked_again_reflects_every_change_since() -> None:
+    """Diffs are kept per state vector while the document is unchanged (a reconnect
+    storm asks for the same one thousands of times); any change must drop them, or a
+    replica would be welcomed without the latest write."""
+    writer, other = ShootDocument(client_id=1), ShootDocument(client_id=2)
+    replica = ShootDocument()
+    writer.write(reg(1, (9,)))
+    replica.apply_update(writer.diff())
+    state_vector = replica.state_vector()
+    assert writer.diff(state_vector) == writer.diff(state_vector)
+    assert writer.knows(state_vector)
+    for change in (
+        lambda: writer.write(reg(2, (9, 7))),  # a write here
+        lambda: writer.apply_update(other.write(reg(3, (1,), archer="b2"))[1]),  # from elsewhere
+        lambda: writer.set_meta(SHOOT),  # the shoot's own fields
+    ):
+        change()
+        caught_up = ShootDocument()
+        caught_up.apply_update(replica.diff())
+        caught_up.apply_update(writer.diff(state_vector))
+        assert caught_up.registers() == writer.registers()
+        assert caught_up.meta == writer.meta
+    assert not ShootDocument(client_id=3).knows(writer.state_vector())
 
 
 def test_knows_detects_items_the_writer_never_had() -> None:
