@@ -15,9 +15,7 @@ frames travel.
    code, wrong token) counts against the client address's throttle.
 3. The session subscribes to the shoot's actor, which queues the ``welcome`` (the diff for
    the client's state vector, or a full state with ``reset``) before adding the session
-   to its fan-out. From its hello to its welcome a session holds one of the relay's
-   :data:`~relay.context.HELLOS_AT_ONCE` turns, so a reconnect storm is answered first
-   come, first served.
+   to its fan-out.
 4. The *reader* decodes frames and hands writes to the actor. The sender ends the session
    when it has sent a close; the reader ends it when the peer has gone.
 
@@ -67,9 +65,6 @@ log = logging.getLogger(__name__)
 #: ignores them is closed within seconds, however slowly the relay reads its frames.
 MAX_RATE_LIMITED: Final = 50
 RATE_LIMITED_FORGIVEN_PER_S: Final = 1.0
-#: Longest a hello waits for a turn (:data:`~relay.context.HELLOS_AT_ONCE`) before it is
-#: answered without one.
-HELLO_TURN_WAIT_S: Final = 2.0
 
 
 class FrameSocket(Protocol):
@@ -128,65 +123,31 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
             if hello is None:
                 nursery.cancel_scope.cancel()
                 return
+            archer_id = await authorize(relay, hello, socket.client_address)
         except _REFUSALS as exc:
             refused = refusal(exc)
             _end(subscriber, relay, Error(refused.code, refused.message), refused.close_code)
             return
-        turn = _Turn(relay.hellos)
+        subscriber.role = hello.role
+        subscriber.archer_id = archer_id
+        relay.session_opened()
         try:
-            await turn.take()
-            try:
-                archer_id = await authorize(relay, hello, socket.client_address)
-            except _REFUSALS as exc:
-                refused = refusal(exc)
-                _end(subscriber, relay, Error(refused.code, refused.message), refused.close_code)
-                return
-            subscriber.role = hello.role
-            subscriber.archer_id = archer_id
-            relay.session_opened()
-            try:
-                await _subscribed(socket, relay, hello, subscriber, turn)
-            finally:
-                relay.session_closed()
+            await _subscribed(socket, relay, hello, subscriber)
         finally:
-            turn.give_back()
+            relay.session_closed()
         if socket.gone:
             nursery.cancel_scope.cancel()
 
 
-class _Turn:
-    """A session's place among the hellos answered at once
-    (:data:`~relay.context.HELLOS_AT_ONCE`), held from its hello to its welcome."""
-
-    def __init__(self, slots: trio.Semaphore) -> None:
-        self._slots = slots
-        self._held = False
-
-    async def take(self) -> None:
-        """Wait for a turn, or go ahead without one after :data:`HELLO_TURN_WAIT_S`: turns
-        held by hellos waiting on Redis (a shoot loading while Redis is slow) must not
-        hold up hellos the relay can answer from memory."""
-        with trio.move_on_after(HELLO_TURN_WAIT_S):
-            await self._slots.acquire()
-            self._held = True
-
-    def give_back(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.release()
-
-
 async def _subscribed(
-    socket: FrameSocket, relay: RelayContext, hello: Hello, subscriber: Subscriber, turn: _Turn
+    socket: FrameSocket, relay: RelayContext, hello: Hello, subscriber: Subscriber
 ) -> None:
     try:
         subscribe = Subscribe(subscriber, hello.sv)
         await relay.registry.send(hello.shoot, subscribe)
         # False: the actor refused the hello (e.g. a malformed state vector) and
         # has queued the error and the close; the sender delivers them.
-        welcomed = await subscribe.done.wait()
-        turn.give_back()
-        if welcomed:
+        if await subscribe.done.wait():
             await _read_loop(socket, relay, hello.shoot, subscriber)
     except _REFUSALS as exc:
         refused = refusal(exc)

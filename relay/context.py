@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -17,16 +17,7 @@ from .store import RedisStore
 if TYPE_CHECKING:
     from .push.service import PushService
 
-__all__ = ["HELLOS_AT_ONCE", "RelayContext"]
-
-#: Hellos the relay answers at once; the others wait their turn, first come first served.
-#: After a restart thousands of clients say hello within a second. Answered all at once,
-#: trio's fair scheduling moves every one a step at a time, so each welcome waits for
-#: nearly all the others and clients that give up on a slow welcome retry into the same
-#: queue; answered a bounded number at a time, they finish in the order they came, and
-#: the first are back in sync at once. Large enough to keep many shoots loading from
-#: Redis in parallel.
-HELLOS_AT_ONCE: Final = 64
+__all__ = ["RelayContext"]
 
 
 @dataclass(slots=True)
@@ -43,8 +34,6 @@ class RelayContext:
     closing: bool = False
     no_sessions: trio.Event = field(default_factory=trio.Event)
     """Set while no WebSocket session is open; shutdown waits on it."""
-    hellos: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(HELLOS_AT_ONCE))
-    """Hellos being answered at once (see :data:`HELLOS_AT_ONCE`)."""
 
     def __post_init__(self) -> None:
         self.ended = EndedShoots(self.store)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from contextlib import AsyncExitStack
-
 import httpx
-import pytest
 import trio
 
-import relay.connection
-from relay.context import HELLOS_AT_ONCE
-from sync.protocol import Ack, Error, Notice, Update, Welcome
+from sync.protocol import Ack, Notice, Update, Welcome
 from tests.wire import create_shoot, join, peer, register
 
 
@@ -115,28 +109,3 @@ async def test_lead_changes_and_two_end_digests_reach_subscribers(relay_url: str
             digests = {n.archer: n for n in notices if n.kind == "digest"}
             assert (digests[alex].position, digests[alex].of, digests[alex].ends) == (1, 2, 2)
             assert (digests[chris].position, digests[chris].of) == (2, 2)
-
-
-async def test_more_sessions_than_hello_turns_are_all_welcomed(
-    relay_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A session holds one of the relay's hello turns from its hello to its welcome only:
-    one that kept it while open, or a refused hello that never gave it back, would leave
-    the sessions past :data:`~relay.context.HELLOS_AT_ONCE` waiting (here for ever: the
-    wait for a turn is not cut short)."""
-    monkeypatch.setattr(relay.connection, "HELLO_TURN_WAIT_S", math.inf)
-    refused = HELLOS_AT_ONCE + 1
-    kept = HELLOS_AT_ONCE + 1
-    with trio.fail_after(60):
-        async with httpx.AsyncClient(base_url=relay_url) as http:
-            code = (await create_shoot(http))["code"]
-            for _ in range(refused):  # a malformed state vector: the actor refuses it
-                async with peer(relay_url, code, sv=b"\xff") as bad:
-                    error = await bad.expect(Error)
-                    assert error.code == "invalid_state_vector"
-            async with AsyncExitStack() as stack:
-                viewers = [
-                    await stack.enter_async_context(peer(relay_url, code)) for _ in range(kept)
-                ]
-                for viewer in viewers:
-                    await viewer.expect(Welcome)
