@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from sync.protocol import Ack, Notice, Update, Welcome
@@ -109,3 +110,19 @@ async def test_lead_changes_and_two_end_digests_reach_subscribers(relay_url: str
             digests = {n.archer: n for n in notices if n.kind == "digest"}
             assert (digests[alex].position, digests[alex].of, digests[alex].ends) == (1, 2, 2)
             assert (digests[chris].position, digests[chris].of) == (2, 2)
+
+
+async def test_a_refused_write_fails_a_wait_for_its_ack_at_once(relay_url: str) -> None:
+    """A 10 in a National (imperial scoring) is refused with ``invalid_arrow`` and no ack
+    follows: a test waiting for the ack fails with that error, not after its deadline
+    (the ``--workers 2`` test once timed out that way, and looked like a lost forward)."""
+    with trio.fail_after(15):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            chris, token = await join(http, code, "Chris")
+        async with peer(relay_url, code, archer=chris, token=token) as a:
+            await a.expect(Welcome)
+            await a.write(1, register(chris, (10, 9, 9, 8, 7, 7)))
+            with pytest.raises(AssertionError, match="invalid_arrow"):
+                await a.expect(Ack)
+            assert a.doc.registers()[chris].state.arrows == ()  # nothing was changed

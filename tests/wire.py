@@ -16,7 +16,7 @@ from sync.clock import Stamp
 from sync.codec import decode_server, encode
 from sync.document import ShootDocument
 from sync.models import ArcherState
-from sync.protocol import Hello, Message, ServerMessage, Update, Welcome, Write
+from sync.protocol import Error, Hello, Message, ServerMessage, Update, Welcome, Write
 from sync.register import Register
 
 M = TypeVar("M")
@@ -45,11 +45,19 @@ class Peer:
         return message
 
     async def expect(self, kind: type[M]) -> M:
-        """Read until a message of ``kind`` arrives (updates on the way are applied)."""
+        """Read until a message of ``kind`` arrives (updates on the way are applied).
+
+        An ``error`` answering a request (one with an ``id``) fails at once with its code
+        and message: a refused write gets it instead of an ``ack``, so skipping it would
+        only show as a timeout, with the reason thrown away. A session's error (no ``id``)
+        is read past: the close that follows it is what such tests look at.
+        """
         while True:
             message = await self.receive()
             if isinstance(message, kind):
                 return message
+            if isinstance(message, Error) and message.id is not None:
+                raise AssertionError(f"expected {kind.__name__}, got {message!r}")
 
     async def write(self, request_id: int, register: Register) -> None:
         await self.send(Write(request_id, register))
