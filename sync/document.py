@@ -27,23 +27,12 @@ acknowledged, so its device still holds it and will send it again). :meth:`knows
 that from the replica's state vector, and the relay then sends a full state for the replica
 to start over from (see ``docs/protocol.md``).
 
-Reading registers: a replica applies an update per write in the shoot and then reads the
-registers (the SDK compares them before and after, to say who changed). pycrdt's
-``to_py`` walks every arrow of every archer with a transaction per element: 4.4 ms of CPU
-for 20 archers of 40 arrows, per update. Twenty clients in one process (the chaos test)
-then needed several cores for a shoot's 40 updates a second, and on a loaded machine fell
-tens of seconds behind their connections, acks included. So
-:meth:`ShootDocument.registers` reads the archers map as JSON in one native call (0.19 ms
-in all) and builds :class:`~sync.register.Register` objects only for the archers whose
-fields differ from the last read; the others keep their objects.
-
 Observers: pycrdt 0.14 leaks when an observer is unregistered, so the one observer that
 collects updates is registered at construction and lives as long as the document.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -159,9 +148,6 @@ class ShootDocument:
         self._archers: Map[Any] = self._doc.get("archers", type=Map)
         self._notices: Map[Any] = self._doc.get("notices", type=Map)
         self._registers: dict[str, Register] | None = {}
-        # Each archer's fields as last read (JSON-decoded), with the register built from
-        # them: a read after an update rebuilds only the archers whose fields differ.
-        self._read: dict[str, tuple[Any, Register]] = {}
         self._derived: dict[str, Any] = {}
         """What the ``derived`` fields hold, by archer, as far as known without reading
         the Yjs maps (cleared when an update from elsewhere is applied)."""
@@ -279,26 +265,9 @@ class ShootDocument:
     def registers(self) -> dict[str, Register]:
         """Every archer's register, by archer id (a fresh dict; safe to keep)."""
         if self._registers is None:
-            self._registers = self._read_registers()
+            raw = self._archers.to_py() or {}
+            self._registers = {aid: _register_from_map(aid, fields) for aid, fields in raw.items()}
         return dict(self._registers)
-
-    def _read_registers(self) -> dict[str, Register]:
-        """Decode the archers map, reusing the registers of archers that did not change.
-
-        ``str()`` of a pycrdt map is Yrs's own JSON encoding, made in one native call; it
-        keeps strings exactly, and numbers as JSON numbers (a whole double prints as an
-        integer, which is what :func:`_register_from_map` makes of it anyway).
-        """
-        raw: dict[str, Any] = json.loads(str(self._archers))
-        read: dict[str, tuple[Any, Register]] = {}
-        for archer_id, fields in raw.items():
-            before = self._read.get(archer_id)
-            if before is not None and before[0] == fields:
-                read[archer_id] = before
-            else:
-                read[archer_id] = (fields, _register_from_map(archer_id, fields))
-        self._read = read
-        return {archer_id: register for archer_id, (_, register) in read.items()}
 
     def notices_memory(self) -> dict[str, object]:
         """The relay's stored memory of its notices, by round (see :meth:`remember_notices`)."""
@@ -340,7 +309,6 @@ class ShootDocument:
             self._write_fields(register, previous)
         if self._registers is not None:
             self._registers[register.archer_id] = register
-        self._read.pop(register.archer_id, None)  # its fields as read are out of date
         return outcome, self._take_update()
 
     def rederive(self) -> bytes:

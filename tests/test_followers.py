@@ -276,6 +276,10 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                 own = archer.client.register()
                 assert own is not None
                 assert in_redis[archer.identity.archer_id] == (own.stamp, tuple(own.state.arrows))
+                # The ack's event may still wait in the client's queue for count_acks.
+                with trio.move_on_after(10):
+                    while archer.acked < len(own.state.arrows):
+                        await trio.sleep(0.05)  # polling, with the deadline above
                 assert archer.acked == len(own.state.arrows)
             for archer in archers:
                 client = archer.client
