@@ -19,29 +19,38 @@ from tests.test_cli import create_and_join, home, run_cli
 __all__ = ["home", "relay"]
 
 
+async def _tablet_beats_the_phones_end_2(
+    relay: RelayHandle, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, str]:
+    """Both devices score end 1 (9s); the phone (this CLI) scores end 2 (7s) while the relay
+    is down, then the tablet scores its end 2 (5s) later: the tablet's is the newest state.
+    Returns the relay's URL and the shoot's code."""
+    url = await relay.start()
+    code = await create_and_join(url, capsys)  # this device (the CLI) is the phone
+    phone = Identity.from_json(json.loads((home / "identity.json").read_text()))
+    tablet = await add_device(url, code, archer_id=phone.archer_id, token=phone.token)
+    assert await run_cli("score", "9", "9", "9", "9", "9", "9") == 0
+    assert "Synced with the relay." in capsys.readouterr().out
+
+    await relay.stop()
+    assert await run_cli("score", "--wait", "0.5", "7", "7", "7", "7", "7", "7") == 0
+    assert "Pending: 1 write" in capsys.readouterr().out
+    await relay.start()
+    box = tmp_path / "tablet.json"
+    async with connect(url, code, identity=tablet, outbox_path=box, options=FAST) as client:
+        await client.wait_until(
+            lambda c: (r := c.register()) is not None and len(r.state.arrows) == 6
+        )
+        await client.score_end([5, 5, 5, 5, 5, 5])
+        await client.wait_synced()
+    return url, code
+
+
 async def test_sync_names_the_replaced_end_and_restore_writes_it_again(
     relay: RelayHandle, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with trio.fail_after(40):
-        url = await relay.start()
-        code = await create_and_join(url, capsys)  # this device (the CLI) is the phone
-        phone = Identity.from_json(json.loads((home / "identity.json").read_text()))
-        tablet = await add_device(url, code, archer_id=phone.archer_id, token=phone.token)
-        assert await run_cli("score", "9", "9", "9", "9", "9", "9") == 0
-        assert "Synced with the relay." in capsys.readouterr().out
-
-        await relay.stop()
-        assert await run_cli("score", "--wait", "0.5", "7", "7", "7", "7", "7", "7") == 0
-        assert "Pending: 1 write" in capsys.readouterr().out
-        await relay.start()
-        # The tablet scores end 2 later, so its write is the newest state.
-        box = tmp_path / "tablet.json"
-        async with connect(url, code, identity=tablet, outbox_path=box, options=FAST) as client:
-            await client.wait_until(
-                lambda c: (r := c.register()) is not None and len(r.state.arrows) == 6
-            )
-            await client.score_end([5, 5, 5, 5, 5, 5])
-            await client.wait_synced()
+        url, code = await _tablet_beats_the_phones_end_2(relay, home, tmp_path, capsys)
 
         assert await run_cli("sync") == 0
         out = capsys.readouterr().out
@@ -88,23 +97,7 @@ async def test_scoring_over_an_end_another_device_had_beaten_names_the_lost_end(
     scores again: the new end is built on the tablet's state, so the pending one would be
     gone without a word; the CLI names it."""
     with trio.fail_after(40):
-        url = await relay.start()
-        code = await create_and_join(url, capsys)
-        phone = Identity.from_json(json.loads((home / "identity.json").read_text()))
-        tablet = await add_device(url, code, archer_id=phone.archer_id, token=phone.token)
-        assert await run_cli("score", "9", "9", "9", "9", "9", "9") == 0
-        capsys.readouterr()
-        await relay.stop()
-        assert await run_cli("score", "--wait", "0.5", "7", "7", "7", "7", "7", "7") == 0
-        assert "Pending: 1 write" in capsys.readouterr().out
-        await relay.start()
-        box = tmp_path / "tablet.json"
-        async with connect(url, code, identity=tablet, outbox_path=box, options=FAST) as client:
-            await client.wait_until(
-                lambda c: (r := c.register()) is not None and len(r.state.arrows) == 6
-            )
-            await client.score_end([5, 5, 5, 5, 5, 5])
-            await client.wait_synced()
+        url, code = await _tablet_beats_the_phones_end_2(relay, home, tmp_path, capsys)
 
         assert await run_cli("score", "3", "3", "3", "3", "3", "3") == 0
         out = capsys.readouterr().out
