@@ -49,15 +49,33 @@ def _registration_id(cdp: CDPSession, page: Page) -> str:
     raise AssertionError(f"no worker controls this page: {versions}")
 
 
-def _shown(page: Page, count: int) -> list[dict[str, Any]]:
-    """The worker's notifications once there are ``count`` of them (polled: the worker
-    handles the push on its own thread, and nothing in the page says when)."""
-    deadline = time.monotonic() + 15
-    while True:
-        shown: list[dict[str, Any]] = page.evaluate(NOTIFICATIONS)
-        if len(shown) >= count or time.monotonic() > deadline:
-            return shown
-        page.wait_for_timeout(100)  # polling under the deadline above
+def _push_until_shown(
+    cdp: CDPSession, page: Page, registration: str, data: str, tag: str
+) -> dict[str, Any]:
+    """Pushes ``data`` and returns the notification with ``tag`` that the worker shows.
+
+    A real push service delivers a message again until the browser takes it; DevTools'
+    delivery is fire-and-forget, and once in a full CI run a message delivered right
+    after another never reached the worker. So the message is delivered again, at most
+    three times, when nothing appeared: the worker's handling of a message is the same
+    every time, so this cannot hide a fault of the app's, and a worker that never shows
+    the notification still fails, with everything it did show.
+    """
+    origin = page.evaluate("location.origin")
+    shown: list[dict[str, Any]] = []
+    for _ in range(3):
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": origin, "registrationId": registration, "data": data},
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            shown = page.evaluate(NOTIFICATIONS)
+            found = [n for n in shown if n["tag"] == tag]
+            if found:
+                return found[0]
+            page.wait_for_timeout(100)  # polling under the deadline above
+    raise AssertionError(f"no notification tagged {tag!r}; the worker showed {shown}")
 
 
 def _shoot(api: Api, code: str) -> Shoot:
@@ -84,34 +102,24 @@ def _archer_page(phone: Phone, api: Api) -> tuple[BrowserContext, Page, str, Sho
 
 def test_a_pushed_notice_is_shown_by_the_service_worker(phone: Phone, api: Api) -> None:
     context, page, code, shoot = _archer_page(phone, api)
-    origin = page.evaluate("location.origin")
     cdp = context.new_cdp_session(page)
     registration = _registration_id(cdp, page)
 
     notice = Notice("lead", "national", "alex", "Alex has taken the lead!", 1, 2, None, 1)
     data = payload_for(shoot, notice, "chris").decode()
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": origin, "registrationId": registration, "data": data},
-    )
-    shown = _shown(page, 1)
-    assert shown == [
-        {
-            "title": "Club night",
-            "body": "Alex has taken the lead!",
-            "tag": f"{code}:lead:national",
-            "data": {"url": f"/shoot/{code}"},
-        }
-    ]
+    lead = _push_until_shown(cdp, page, registration, data, f"{code}:lead:national")
+    assert lead == {
+        "title": "Club night",
+        "body": "Alex has taken the lead!",
+        "tag": f"{code}:lead:national",
+        "data": {"url": f"/shoot/{code}"},
+    }
 
     # A message that is not what the relay sends still shows something (browsers demand a
     # notification for every push), never its raw text, and never opens another site.
     hostile = json.dumps({"body": "<b>x</b>" * 200, "url": "https://evil.example/"})
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": origin, "registrationId": registration, "data": hostile},
-    )
-    other = next(n for n in _shown(page, 2) if n["tag"] == "fast-shoot")
+    other = _push_until_shown(cdp, page, registration, hostile, "fast-shoot")
+    assert other["title"] == "fast-shoot"
     assert len(other["body"]) <= 300
     assert other["data"] == {"url": "/"}
 
