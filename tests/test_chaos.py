@@ -255,9 +255,22 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
 
     async def score(archer: Archer, rng: random.Random) -> None:
         assert archer.client is not None
-        while not chaos_over.is_set():
+        while True:
             await trio.sleep(rng.uniform(*PACE_S))  # an archer's pace, not synchronisation
+            if chaos_over.is_set():
+                return
             await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
+
+    async def scoring(task_status: trio.TaskStatus[trio.Event]) -> None:
+        """Every archer scores until the chaos is over; the event is set once each has made
+        its last write (one made after the wait for pending writes would be newer than
+        what the final check reads from Redis)."""
+        done = trio.Event()
+        task_status.started(done)
+        async with trio.open_nursery() as scorers:
+            for n, archer in enumerate(archers):
+                scorers.start_soon(score, archer, random.Random(SEED + n))
+        done.set()
 
     async def sample() -> bool:
         """Compare Redis with what was acknowledged before looking; False if Redis is down."""
@@ -304,8 +317,7 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
         for n, archer in enumerate(archers):
             archer.client = await nursery.start(_client, chaos.url, code, archer.identity, n)
             nursery.start_soon(count_acks, archer)
-        for n, archer in enumerate(archers):
-            nursery.start_soon(score, archer, random.Random(SEED + n))
+        scored: trio.Event = await nursery.start(scoring)
         nursery.start_soon(sampler)
         await killer()
         assert any(k.startswith("relay at") for k in chaos.kills), chaos.kills
@@ -319,6 +331,7 @@ async def _run(chaos: Chaos, code: str, archers: list[Archer]) -> None:
             return c.state is ConnectionState.CONNECTED and not c.pending
 
         with trio.move_on_after(SETTLE_S) as settling:
+            await scored.wait()
             for archer in archers:
                 assert archer.client is not None
                 await archer.client.wait_until(synced)

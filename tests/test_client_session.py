@@ -280,6 +280,7 @@ def test_a_reset_welcome_replaces_the_replica_and_resends_the_outbox() -> None:
     written = net.write("phone", add(9))
     net.fire("phone")  # applied and fanned out, never flushed
     assert net.clients["viewer"].replica.register("chris") == written
+    assert net.clients["viewer"].registers() == {"chris": written}
     net.relay.crash()
     for name in ("phone", "viewer"):
         net.clients[name].disconnected()
@@ -287,6 +288,8 @@ def test_a_reset_welcome_replaces_the_replica_and_resends_the_outbox() -> None:
     assert net.taken("viewer", Welcomed)[-1].reset
     assert net.clients["viewer"].resets == 1
     assert net.clients["viewer"].replica.registers() == {}
+    # What the session shows is read from the new replica, not kept from the old one.
+    assert net.clients["viewer"].registers() == {}
     net.fire("phone")  # the pending write goes again
     net.flush()
     assert net.taken("phone", Acked) == [Acked(written)]

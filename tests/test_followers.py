@@ -224,10 +224,23 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
 
         async def score(archer: Archer, rng: random.Random) -> None:
             assert archer.client is not None
-            while not stop_writing.is_set():
+            while True:
                 await trio.sleep(rng.uniform(0.2, 0.6))  # an archer's pace
+                if stop_writing.is_set():
+                    return
                 await archer.client.score_arrow(rng.choice([9, 7, 5, 3, 1, "M"]))
                 writing.set()
+
+        async def scoring(task_status: trio.TaskStatus[trio.Event]) -> None:
+            """Every archer scores until told to stop; the event is set once each has made
+            its last write (a write after the check for pending ones would be newer than
+            what the test read from Redis)."""
+            done = trio.Event()
+            task_status.started(done)
+            async with trio.open_nursery() as scorers:
+                for n, archer in enumerate(archers):
+                    scorers.start_soon(score, archer, random.Random(n))
+            done.set()
 
         async def sampler() -> None:
             while True:
@@ -240,8 +253,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             for n, archer in enumerate(archers):
                 archer.client = await nursery.start(chaos_client, proxy, code, archer.identity, n)
                 nursery.start_soon(count_acks, archer)
-            for n, archer in enumerate(archers):
-                nursery.start_soon(score, archer, random.Random(n))
+            scored: trio.Event = await nursery.start(scoring)
             nursery.start_soon(sampler)
             await writing.wait()
             await trio.sleep(2)  # let the archers write through all three relays
@@ -251,6 +263,7 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             victim.send_signal(signal.SIGKILL)
             await trio.sleep(5)  # the archers go on writing through the survivors
             stop_writing.set()
+            await scored.wait()
 
             def synced(c: ShootClient) -> bool:
                 return c.state is ConnectionState.CONNECTED and not c.pending
