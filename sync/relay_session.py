@@ -37,20 +37,20 @@ Phases::
 
 The events (methods) and what they return:
 
-=================================  =======================================================
-event                              actions
-=================================  =======================================================
-``frame_received(data, now, wall)``  HELLO: ``Authorise`` or ``End``; LIVE: ``Answer``
-                                   (pong, a refused write), ``SubmitWrite``, ``End``;
-                                   CLOSED: nothing
-``timer_fired(now)``               HELLO past :attr:`next_timer`: ``End("timeout")``
-``authorised(archer_id)``          ``Subscribe``
-``refused(code, message, close)``  ``End`` (nothing once CLOSED)
-``subscribed(now)``                nothing: the session is LIVE (the actor has queued the
-                                   welcome)
-``subscribe_refused()``            nothing: the actor queued its own error and close
-``peer_gone()``                    nothing: the client disconnected; the session is CLOSED
-=================================  =======================================================
+=====================================  =======================================================
+event                                  actions
+=====================================  =======================================================
+``frame_received(data, now, wall)``    HELLO: ``Authorise`` or ``End``; LIVE: ``Answer``
+                                       (pong, a refused write), ``SubmitWrite``, ``End``;
+                                       CLOSED: nothing
+``timer_fired(now)``                   HELLO past :attr:`next_timer`: ``End("timeout")``
+``authorised(archer_id)``              ``Subscribe``
+``refused(code, message, close)``      ``End`` (nothing once CLOSED)
+``subscribed(now)``                    nothing: the session is LIVE (the actor has queued the
+                                       welcome)
+``subscribe_refused()``                nothing: the actor queued its own error and close
+``peer_gone()``                        nothing: the client disconnected; the session is CLOSED
+=====================================  =======================================================
 
 An event that cannot happen in the current phase (a frame while the hello is being
 authorised, say) is the driver's bug and raises :class:`SessionMisuse`, as h11 raises
