@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES, WRITES_BURST, WRITES_PER_S
+from sync.relay_session import HELLO_TIMEOUT_S
 
 from .push.keys import parse_private_key, subject_signs
 from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
@@ -147,7 +148,7 @@ class Settings:
     """Origin used in join links and QR codes; by default the request's own origin."""
     idle_timeout_s: float = 300.0
     """A shoot nobody is connected to is unloaded after this long (it stays in Redis)."""
-    hello_timeout_s: float = 10.0
+    hello_timeout_s: float = HELLO_TIMEOUT_S
     ws_ping_interval_s: float = 5.0
     """The relay pings every WebSocket this often (see :attr:`read_timeout_s`)."""
     read_timeout_s: float = 15.0

@@ -116,27 +116,30 @@ class Endpoint:
     """Stamps this device knows the relay accepted (acks, and winners it was shown)."""
 
 
-#: The operations of a history. Generated flat, as ``(op, a, b)`` integer triples that
-#: :func:`decode` names (drawing nested tagged tuples cost as much time as running them);
-#: a failure prints the named steps (``note``), and explicit examples are written named.
+#: The operations of a history. Each step is generated as one integer that :func:`decode`
+#: splits into an op and two arguments and names (drawing a tuple per step, or nested
+#: tagged tuples, cost hypothesis more time than running the step); a failure prints the
+#: named steps (``note``), and explicit examples are written named.
 OPS = (
     "score", "deliver", "deliver", "duplicate", "drop", "tick", "timer", "flush", "crash",
     "partition", "reconnect", "stream", "disconnect", "jump", "vanish",
 )  # fmt: skip
 VALUES = (9, 7, 5, "M", "undo")
 TICKS = (1_000, 6_000, 30_000, 120_000)
-ops = st.lists(
-    st.tuples(st.integers(0, len(OPS) - 1), st.integers(0, 10**6), st.integers(0, 4)),
-    min_size=10,
-    max_size=100,
-)
+#: The arguments' ranges: ``a`` picks among frames in flight or devices (by modulo), ``b``
+#: among values, ticks and endpoints.
+A_VALUES = 10**6 + 1
+B_VALUES = 5
+ops = st.lists(st.integers(0, len(OPS) * A_VALUES * B_VALUES - 1), min_size=10, max_size=100)
 
 
-def decode(step: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A named step (``("score", 0, 9)``) from a generated triple; named ones pass."""
-    if isinstance(step[0], str):
+def decode(step: int | tuple[Any, ...]) -> tuple[Any, ...]:
+    """A named step (``("score", 0, 9)``) from a generated integer; named ones pass."""
+    if isinstance(step, tuple):
         return step
-    op, a, b = OPS[step[0]], step[1], step[2]
+    rest, index = divmod(step, len(OPS))
+    a, b = divmod(rest, B_VALUES)
+    op = OPS[index]
     match op:
         case "score":
             return (op, a % 3, VALUES[b])

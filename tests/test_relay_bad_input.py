@@ -86,6 +86,22 @@ async def test_text_frames_are_malformed_and_close_with_1002(relay_url: str) -> 
         assert code == 1002
 
 
+async def test_a_connection_without_hello_in_time_gets_timeout_then_1008(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """The hello's deadline is the session machine's timer, which the driver must run."""
+    from relay.config import Settings
+    from relay.server import serve_relay
+
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, hello_timeout_s=0.3)
+    with trio.fail_after(10):
+        url: str = await nursery.start(serve_relay, settings)
+        async with trio_websocket.open_websocket_url(url.replace("http", "ws") + "/ws") as ws:
+            errors, code = await _closed_with(ws)  # says nothing, only waits
+        assert [(e.code, e.fatal, e.id) for e in errors] == [("timeout", True, None)]
+        assert code == 1008
+
+
 @pytest.mark.parametrize("in_session", [False, True], ids=["first-frame", "in-session"])
 async def test_an_oversized_frame_gets_frame_too_large_then_1009(
     relay_url: str, in_session: bool

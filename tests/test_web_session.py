@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .web_session_transcripts import generate
+from .web_session_scenarios import generate
 from .web_tools import WEB
 
 FIXTURES = WEB / "test" / "fixtures" / "session.json"
