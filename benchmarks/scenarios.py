@@ -80,6 +80,9 @@ class Config:
     many_clients: int = 10
     many_rate: float = 0.2
     """Writes per second per shoot in the many-shoots run."""
+    scaling_rate: float = 1.0
+    """Writes per second per shoot in the scaling run (same shoots and clients as the
+    many-shoots run): more than one relay process delivers, without swamping it."""
     storm_clients: int = 500
     storm_per_shoot: int = 10
     storm_timeout_s: float = 60.0

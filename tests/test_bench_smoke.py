@@ -151,6 +151,8 @@ def _scaling_row(processes: int, delivered_per_s: float, cpu_util: float, busy: 
     return {
         "processes": processes,
         "shoots": 50,
+        "rate": 1.0,
+        "writes_per_s": 50.0 if processes == 1 else 20.0,
         "failed": 0,
         "delivered": delivered_per_s * duration,
         "delivered_per_s": delivered_per_s,
@@ -184,6 +186,8 @@ def test_scaling_goals_tell_the_machine_limit_from_the_relay() -> None:
     assert "at 50 shoots (goal is for 1,000)" in throughput["verdict"]
     assert "the machine's cores were busy" in throughput["verdict"]
     assert "generator 0.80" in throughput["detail"]
+    assert "with 2 processes the generator sent 20 of 50 writes/s" in throughput["verdict"]
+    assert "with 1 process the generator" not in throughput["verdict"]
     assert per_cpu["target"].startswith(">= 0.9x")
     assert per_cpu["verdict"].startswith("met")
     assert "cores were busy" not in per_cpu["verdict"]
