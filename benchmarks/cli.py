@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--many-shoots", type=int, help="shoots in the many-shoots run")
     parser.add_argument("--many-clients", type=int, help="clients per shoot there")
     parser.add_argument("--many-rate", type=float, help="writes/s per shoot there")
+    parser.add_argument(
+        "--scaling-rate", type=float, help="writes/s per shoot in the scaling run (default 1)"
+    )
     parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
     parser.add_argument(
         "--refs",
@@ -121,6 +124,7 @@ def config_from(args: argparse.Namespace) -> Config:
         "many_shoots": args.many_shoots,
         "many_clients": args.many_clients,
         "many_rate": args.many_rate,
+        "scaling_rate": args.scaling_rate,
         "storm_clients": args.storm_clients,
         "profile_dir": args.profile,
         "references": args.refs,

@@ -250,6 +250,17 @@ class WorkerPool:
                 nursery.start_soon(read, index, worker)
         return replies
 
+    def cpu_s(self) -> float:
+        """CPU seconds the load workers have used so far: what generating the load costs
+        the machine the server runs on (its cores are shared)."""
+        total = 0.0
+        for worker in self._workers:
+            try:
+                total += time.clock_gettime(_process_cpu_clock(worker.process.pid))
+            except OSError:  # it has exited
+                continue
+        return total
+
     async def broadcast(self, line: str) -> None:
         for worker in self._workers:
             await worker.send(line)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import psutil
 import trio
 
 from relay.redis_server import RedisServer
@@ -51,6 +52,17 @@ MAX_WRITER_RATE: Final = 9.0
 HTTP_CONCURRENCY: Final = 16
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all the machine's cores have been busy since boot, whoever used them
+    (the server, the load generator, anything else running): a window where this grows
+    by about the number of cores per second had no CPU to spare."""
+    times = psutil.cpu_times()
+    busy = times.user + times.system
+    for extra in ("nice", "irq", "softirq"):  # Linux's other busy states (steal is not ours)
+        busy += getattr(times, extra, 0.0)
+    return float(busy)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """What to run; :meth:`quick` and :meth:`full` are the two presets."""
@@ -68,6 +80,9 @@ class Config:
     many_clients: int = 10
     many_rate: float = 0.2
     """Writes per second per shoot in the many-shoots run."""
+    scaling_rate: float = 1.0
+    """Writes per second per shoot in the scaling run (same shoots and clients as the
+    many-shoots run): more than one relay process delivers, without swamping it."""
     storm_clients: int = 500
     storm_per_shoot: int = 10
     storm_timeout_s: float = 60.0
@@ -267,6 +282,7 @@ class Bench:
         duration = self.config.duration_s if duration is None else duration
         self.progress.label = f"{label}: writing for {duration:g} s"
         cpu_before, wall_before = server.cpu_s(), time.monotonic()
+        load_before, busy_before = pool.cpu_s(), machine_busy_s()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.progress.tick_for, duration + 1.0)
             if self.config.profile_dir is not None:
@@ -275,6 +291,7 @@ class Bench:
             reports = await pool.read_all("done")
             nursery.cancel_scope.cancel()
         cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
+        load_cpu_s, busy_s = pool.cpu_s() - load_before, machine_busy_s() - busy_before
         merged = merge_reports(reports)
         delivered = merged["marked_frames"]
         expected = merged["writes"] * per_shoot
@@ -291,6 +308,9 @@ class Bench:
             "cpu_s": cpu_s,
             "wall_s": wall_s,
             "cpu_util": cpu_s / wall_s,
+            "load_cpu_util": load_cpu_s / wall_s,
+            "machine_cpu_util": busy_s / wall_s,
+            "machine_cores": psutil.cpu_count() or 1,
             "cpu_us_per_msg": cpu_s / delivered * 1e6 if delivered else math.nan,
             "bytes_per_msg": merged["marked_bytes"] / delivered if delivered else math.nan,
             **summarize_latency(merged["latencies_us"]),

@@ -14,10 +14,7 @@ import contextlib
 import os
 import re
 import secrets
-import unicodedata
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -58,6 +55,7 @@ from .auth import AccessDenied, Throttled
 from .body import BodyRejected, read_json_object
 from .context import RelayContext
 from .credentials import hash_token, new_token, token_matches
+from .names import NameTaken, claim_name, release_name
 from .push.routes import push_routes
 from .qr import QrBusy, QrCodes
 from .refusals import REFUSALS, refusal_for
@@ -218,53 +216,17 @@ def _passes_json(info: RoundInfo) -> list[dict[str, Any]]:
     return passes
 
 
-def name_key(name: str) -> str:
-    """What makes two display names the same to a person: case, width and spacing aside."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-class _JoinLocks:
-    """One lock per shoot code, so two joins with one name cannot both pass the check.
-
-    A lock lives only while someone holds or waits for it: the table stays as small as
-    the number of shoots being joined at this moment.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[trio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, code: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(code, (trio.Lock(), 0))
-        self._locks[code] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[code]
-            if users == 1:
-                del self._locks[code]
-            else:
-                self._locks[code] = (lock, users - 1)
-
-
-async def _refuse_taken_name(relay: RelayContext, code: str, name: str) -> None:
+def _name_taken(name: str, asked: str) -> ApiError:
     """Two archers with one name would be indistinguishable on every leaderboard."""
-    read = Read()
-    view = await relay.registry.request(code, read, read.reply)
-    wanted = name_key(name)
-    for register in view.registers.values():
-        if not register.state.left and name_key(register.state.name) == wanted:
-            raise ApiError(
-                409,
-                "name_taken",
-                f"An archer called {register.state.name!r} is already in this shoot; "
-                f"add an initial to tell you apart, e.g. {name + ' B'!r}.",
-            )
+    return ApiError(
+        409,
+        "name_taken",
+        f"An archer called {name!r} is already in this shoot; "
+        f"add an initial to tell you apart, e.g. {asked + ' B'!r}.",
+    )
 
 
 def build_http_app(relay: RelayContext) -> Starlette:
-    join_locks = _JoinLocks()
     settings = relay.settings
     creations = AddressThrottle(
         settings.shoot_creates_burst,
@@ -322,10 +284,15 @@ def build_http_app(relay: RelayContext) -> Starlette:
         validate_state(state)
         archer_id, token = secrets.token_urlsafe(9), new_token()
         record = ArcherRecord(hash_token(token), state.name, wall_ms())
-        # Held until the new register is in the actor, so the next join's name check sees
-        # it (the actor handles messages in order: the initial write below comes first).
-        async with join_locks.hold(shoot.code):
-            await _refuse_taken_name(relay, shoot.code, state.name)
+        # The name is claimed in Redis first, atomically, so two joins of one name
+        # (through this relay or another) cannot both pass (relay.names).
+        read = Read()
+        view = await relay.registry.request(shoot.code, read, read.reply)
+        try:
+            claim = await claim_name(relay.store, view, state.name, archer_id, wall_ms())
+        except NameTaken as exc:
+            raise _name_taken(exc.name, state.name) from exc
+        try:
             # The shoot's actor admits the archer first (it is where the archer limit holds
             # exactly; a full shoot refuses with nothing stored), then the record is stored.
             admit = AddArcher(archer_id, record)
@@ -337,19 +304,22 @@ def build_http_app(relay: RelayContext) -> Starlette:
                 with contextlib.suppress(*REFUSALS), trio.move_on_after(1):
                     await relay.registry.send(shoot.code, ForgetArcher(archer_id))
                 raise
-            # Tell the shoot again, now that the record is stored: if its actor restarted
-            # in between, the new one loaded Redis before the record was there (a repeat
-            # for the same actor changes nothing, and its answer is not needed).
-            with contextlib.suppress(*REFUSALS):
-                await relay.registry.send(shoot.code, AddArcher(archer_id, record))
-            # The archer appears on the leaderboard at once. The smallest possible stamp
-            # means any write from the archer's own device wins over this one. The join
-            # stands even if this write is not durable in time: the device's first write
-            # carries the state.
-            reply: Reply[WriteResult] = Reply()
-            initial = Register(archer_id, Stamp(0, 0, "join"), state)
-            with contextlib.suppress(*REFUSALS):
-                await relay.registry.send(shoot.code, Submit(initial, reply=reply))
+        except BaseException:  # refused, failed or cancelled: nobody got the name
+            await release_name(relay.store, shoot, claim)
+            raise
+        # Tell the shoot again, now that the record is stored: if its actor restarted
+        # in between, the new one loaded Redis before the record was there (a repeat
+        # for the same actor changes nothing, and its answer is not needed).
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, AddArcher(archer_id, record))
+        # The archer appears on the leaderboard at once. The smallest possible stamp
+        # means any write from the archer's own device wins over this one. The join
+        # stands even if this write is not durable in time: the device's first write
+        # carries the state.
+        reply: Reply[WriteResult] = Reply()
+        initial = Register(archer_id, Stamp(0, 0, "join"), state)
+        with contextlib.suppress(*REFUSALS):
+            await relay.registry.send(shoot.code, Submit(initial, reply=reply))
         with contextlib.suppress(*REFUSALS), trio.move_on_after(2):
             await reply.wait()
         body = {

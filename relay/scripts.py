@@ -18,6 +18,8 @@ __all__ = [
     "CLAIM",
     "COMPACT",
     "FORWARD",
+    "NAME_CLAIM",
+    "NAME_RELEASE",
     "NOTICE",
     "RELEASE",
     "RENEW",
@@ -168,5 +170,24 @@ return 1
 NOTICE: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2])
+return 1
+"""
+
+# KEYS: names.  ARGV: name key, claim, the claim the joiner saw ('' for none), end (ms).
+# Compare and set: the name is claimed only if the hash still holds what the joiner saw,
+# so of two joins of one name at the same moment exactly one wins; the loser is answered
+# the claim that beat it.
+NAME_CLAIM: Final = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if (held or '') ~= ARGV[3] then return {0, held} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return {1}
+"""
+
+# KEYS: names.  ARGV: name key, claim. Gives a claim back, if it is still this one.
+NAME_RELEASE: Final = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 """

@@ -7,6 +7,8 @@ them all::
     shoot:{1234}:meta            JSON of the live Shoot: the code's claim (SET NX), until its end
     shoot:{1234}:latest          JSON of the newest shoot that had this code, until end + 24 h
     shoot:{1234}:<id>:archers    hash  archer id -> JSON {token_sha256, name, created_ms}, until end
+    shoot:{1234}:<id>:names      hash  normalised display name -> "<archer id> <claimed ms>",
+                                 until end (:mod:`relay.names`)
     shoot:{1234}:<id>:snapshot   the compacted Yjs state, until end + 24 h
     shoot:{1234}:<id>:log        stream of Yjs updates appended since the snapshot (field "u")
     shoot:{1234}:<id>:lease      "<epoch>:<instance>" of the shoot's owner (PX, renewed)
@@ -164,6 +166,8 @@ class RedisStore(StreamCalls):
         self._acquire = self._redis.register_script(scripts.ACQUIRE)
         self._renew = self._redis.register_script(scripts.RENEW)
         self._release = self._redis.register_script(scripts.RELEASE)
+        self._name_claim = self._redis.register_script(scripts.NAME_CLAIM)
+        self._name_release = self._redis.register_script(scripts.NAME_RELEASE)
         self._streams_init()
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
@@ -414,3 +418,22 @@ class RedisStore(StreamCalls):
         raw, old = pipe.execute()
         raw = raw if raw is not None else old
         return None if raw is None else ArcherRecord(**json.loads(raw))
+
+    def claim_name(
+        self, shoot: Shoot, key: str, claim: str, seen: str | None
+    ) -> tuple[bool, str | None]:
+        """Claim a display name (its normalised ``key``) for a join, atomically, if the
+        shoot's names still hold ``seen`` for it (``None``: no claim).
+
+        Returns:
+            Whether it was claimed, and if not, the claim there now (``None``: none).
+        """
+        args: list[str | int] = [key, claim, seen or "", shoot.expires_ms]
+        result = self._name_claim(keys=[_data_key(shoot, "names")], args=args)
+        if int(result[0]) == 1:
+            return True, None
+        return False, None if not result[1] else _text(result[1])
+
+    def release_name(self, shoot: Shoot, key: str, claim: str) -> None:
+        """Give a join's claim of a name back (if nobody replaced it meanwhile)."""
+        self._name_release(keys=[_data_key(shoot, "names")], args=[key, claim])

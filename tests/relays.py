@@ -50,11 +50,19 @@ def relay_process(
 
 
 async def round_robin_proxy(
-    ports: list[int], *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ports: list[int],
+    routes: list[int] | None = None,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """A TCP proxy on a free loopback port that sends each connection to the next of
     ``ports`` that accepts it (a dead relay refuses, and is skipped), as a load balancer
-    in front of several relays would. Reports its port; runs until cancelled."""
+    in front of several relays would. Reports its port; runs until cancelled.
+
+    Args:
+        routes: If given, the port each connection went to is appended to it, in the
+            order the relays accepted them (so a test knows which relay serves whom).
+    """
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     turn = itertools.count()
 
@@ -73,15 +81,16 @@ async def round_robin_proxy(
         start = next(turn)
         for step in range(len(ports)):
             try:
-                upstream = await trio.open_tcp_stream(
-                    "127.0.0.1", ports[(start + step) % len(ports)]
-                )
+                port = ports[(start + step) % len(ports)]
+                upstream = await trio.open_tcp_stream("127.0.0.1", port)
                 break
             except OSError:
                 continue
         else:
             await client.aclose()
             return
+        if routes is not None:
+            routes.append(port)
         async with client, upstream, trio.open_nursery() as nursery:
             nursery.start_soon(pipe, client, upstream, nursery.cancel_scope)
             nursery.start_soon(pipe, upstream, client, nursery.cancel_scope)

@@ -144,3 +144,50 @@ def test_goals_carry_target_measurement_and_verdict() -> None:
     assert memory["measured"] == 40.0
     assert memory["verdict"] == "missed (1.33x the goal)"
     assert by_name["Concurrent connections in one relay process"]["verdict"] == "met"
+
+
+def _scaling_row(processes: int, delivered_per_s: float, cpu_util: float, busy: float) -> dict:
+    duration = 10.0
+    return {
+        "processes": processes,
+        "shoots": 50,
+        "rate": 1.0,
+        "writes_per_s": 50.0 if processes == 1 else 20.0,
+        "failed": 0,
+        "delivered": delivered_per_s * duration,
+        "delivered_per_s": delivered_per_s,
+        "delivered_ratio": 0.6,
+        "cpu_s": cpu_util * duration,
+        "cpu_util": cpu_util,
+        "load_cpu_util": 0.8,
+        "machine_cpu_util": busy,
+        "machine_cores": 2,
+        "msgs_per_cpu_s": delivered_per_s / cpu_util,
+    }
+
+
+def test_scaling_goals_tell_the_machine_limit_from_the_relay() -> None:
+    """Throughput that could not grow on a saturated machine is reported as that, beside
+    the messages per relay CPU-second, which say what the second process cost."""
+    from benchmarks.scaling import scaling_goals
+
+    rows = [_scaling_row(1, 10_000, 1.0, 1.95), _scaling_row(2, 11_000, 1.2, 1.98)]
+    results = {
+        "scaling": {
+            "rows": rows,
+            "speedup": 1.1,
+            "efficiency": (11_000 / 1.2) / 10_000,
+            "clients_per_shoot": 10,
+        }
+    }
+    throughput, per_cpu = scaling_goals(results)
+    assert throughput["measured"] == 1.1
+    assert throughput["verdict"].startswith("missed (1.64x the goal)")
+    assert "at 50 shoots (goal is for 1,000)" in throughput["verdict"]
+    assert "the machine's cores were busy" in throughput["verdict"]
+    assert "generator 0.80" in throughput["detail"]
+    assert "with 2 processes the generator sent 20 of 50 writes/s" in throughput["verdict"]
+    assert "with 1 process the generator" not in throughput["verdict"]
+    assert per_cpu["target"].startswith(">= 0.9x")
+    assert per_cpu["verdict"].startswith("met")
+    assert "cores were busy" not in per_cpu["verdict"]

@@ -53,15 +53,28 @@ def _notices(p: Peer) -> list[str]:
     return [m.text for m in p.seen if isinstance(m, Notice)]
 
 
-def _owner_pid(redis_url: str, shoot: dict[str, Any]) -> int:
-    """The pid of the relay holding the shoot's lease (instance ids are host-pid-random)."""
+def _holder_pid(redis_url: str, shoot: dict[str, Any]) -> int | None:
+    """The pid of the relay holding the shoot's lease (instance ids are host-pid-random),
+    ``None`` while nobody holds it."""
     client = open_redis(redis_url)
     try:
         token = client.get(f"shoot:{{{shoot['code']}}}:{shoot['shoot_id']}:lease")
     finally:
         client.close()
-    assert token is not None, "nobody owns the shoot"
-    return int(token.decode().split(":", 1)[1].rsplit("-", 2)[1])
+    return None if token is None else int(token.decode().split(":", 1)[1].rsplit("-", 2)[1])
+
+
+def _arrows_written(archer: Archer) -> int:
+    """Arrows in the archer's newest write (acknowledged or not)."""
+    assert archer.client is not None
+    own = archer.client.register()
+    return 0 if own is None else len(own.state.arrows)
+
+
+def _owner_pid(redis_url: str, shoot: dict[str, Any]) -> int:
+    pid = _holder_pid(redis_url, shoot)
+    assert pid is not None, "nobody owns the shoot"
+    return pid
 
 
 async def test_three_relays_every_client_sees_every_update(redis_url: str, tmp_path: Path) -> None:
@@ -191,8 +204,8 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
 ) -> None:
     """Twenty archers write through a round-robin proxy in front of three relays; the
     owner is killed with SIGKILL. Every acknowledged write is in Redis throughout, no
-    register goes back, and once the dust settles every client has the same registers
-    as Redis."""
+    register goes back, the sessions on the surviving relays go on through the failover,
+    and once the dust settles every client has the same registers as Redis."""
     ports = [free_port() for _ in range(3)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     processes = {}
@@ -248,20 +261,48 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
                 await trio.sleep(0.2)  # the sampling pace
 
         async with trio.open_nursery() as nursery:
-            proxy_port = await nursery.start(round_robin_proxy, ports)
+            routes: list[int] = []
+            proxy_port = await nursery.start(round_robin_proxy, ports, routes)
             proxy = f"http://127.0.0.1:{proxy_port}"
             for n, archer in enumerate(archers):
                 archer.client = await nursery.start(chaos_client, proxy, code, archer.identity, n)
                 nursery.start_soon(count_acks, archer)
+            # Each client had its welcome before the next one connected, so routes[n] is
+            # the relay that serves archer n's session.
+            assert len(routes) == ARCHERS, routes
             scored: trio.Event = await nursery.start(scoring)
             nursery.start_soon(sampler)
             await writing.wait()
             await trio.sleep(2)  # let the archers write through all three relays
             owner = _owner_pid(redis_url, shoot)
-            victim = next(p for p in processes.values() if p.pid == owner)
+            victim_port, victim = next((n, p) for n, p in processes.items() if p.pid == owner)
+            on_survivors = [
+                a for a, route in zip(archers, routes, strict=True) if route != victim_port
+            ]
+            assert all(a.client is not None and a.client.connections == 1 for a in on_survivors)
             before = {a.identity.archer_id: a.acked for a in archers}
             victim.send_signal(signal.SIGKILL)
-            await trio.sleep(5)  # the archers go on writing through the survivors
+            # The archers go on writing through the survivors. The sessions the survivors
+            # held must go on through the failover: once a survivor holds the lease, each
+            # of those sessions gets a write it made after that acknowledged (only the new
+            # owner can), while it is still the session it had before the kill. This is
+            # judged right after the failover, not after the long wait below for every
+            # client to settle: on a loaded machine the relays later drop some sessions
+            # for a reason of their own (no pong in 15 s from this process, which hosts
+            # twenty clients), which says nothing about the failover. (Counting sessions
+            # at the end, a third kept flaked; closing the adopted sessions on takeover
+            # still passed that count, and fails this check.)
+            while _holder_pid(redis_url, shoot) in (None, victim.pid):
+                await trio.sleep(0.05)  # polling the lease, under the test's deadline
+            written = [_arrows_written(a) for a in on_survivors]
+            for archer, arrows in zip(on_survivors, written, strict=True):
+                while archer.acked <= arrows:  # a write made after the lease changed hands
+                    await trio.sleep(0.05)  # polling, under the test's deadline
+            kept = [a for a in on_survivors if a.client is not None and a.client.connections == 1]
+            assert len(kept) == len(on_survivors) >= ARCHERS // 2, [
+                a.client.connections for a in on_survivors if a.client
+            ]
+            assert all(a.client is not None and a.client.resets == 0 for a in kept)
             stop_writing.set()
             await scored.wait()
 
@@ -275,14 +316,13 @@ async def test_killing_the_owner_loses_no_acknowledged_write(
             survivor = _owner_pid(redis_url, shoot)
             assert survivor != victim.pid
             assert survivor in {p.pid for p in processes.values()}
-            # The survivors' sessions went on through the failover (a follower that took
-            # the shoot over kept its sessions), and none of them was reset.
-            kept = [a.client for a in archers if a.client is not None and a.client.connections == 1]
-            assert len(kept) >= ARCHERS // 3, [a.client.connections for a in archers if a.client]
-            assert all(c.resets == 0 for c in kept)
             in_redis = durable(redis_url, code)
             after = {a.identity.archer_id: a.acked for a in archers}
             assert sum(after.values()) > sum(before.values()), "nothing acked after the kill"
+            # The sessions the victim held did end (so the routes above were right).
+            on_victim = [a for a in archers if a not in on_survivors]
+            assert on_victim
+            assert all(a.client and a.client.connections > 1 for a in on_victim)
             # Every client converges on what Redis holds: its own writes and the others'.
             for archer in archers:
                 assert archer.client is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
 from clients import ShootError, connect, create_shoot, join_shoot
-from relay.http import name_key
+from relay.names import CLAIM_GRACE_MS, name_key
+from relay.redis_client import open_redis
+from sync.protocol import Ack, Welcome
+from tests import wire
 from tests.sdk_fixtures import FAST
 
 
@@ -39,6 +43,50 @@ async def test_a_name_is_free_again_once_its_archer_left(relay_url: str) -> None
             await client.leave()
             await client.wait_synced()
         await join_shoot(relay_url, shoot.code, name="Chris", round="national")
+
+
+async def test_a_name_is_free_again_once_its_archer_took_another(relay_url: str) -> None:
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await wire.create_shoot(http))["code"]
+            archer, token = await wire.join(http, code, "Chris")
+            async with wire.peer(relay_url, code, archer=archer, token=token) as p:
+                await p.expect(Welcome)
+                await p.write(1, wire.register(archer, (), name="Christopher"))
+                await p.expect(Ack)
+            await wire.join(http, code, "chris")  # the old name is free
+            taken = await http.post(
+                f"/api/shoots/{code}/join", json={"name": "CHRISTOPHER", "round": "york"}
+            )
+            assert taken.status_code == 409
+            assert taken.json()["error"]["code"] == "name_taken"
+            assert "'Christopher'" in taken.json()["error"]["message"]
+
+
+async def test_a_claim_of_a_join_that_never_finished_holds_the_name_for_a_while(
+    relay_url: str, redis_url: str
+) -> None:
+    """A claim with no archer behind it is a join under way (perhaps through another
+    relay) until it is :data:`CLAIM_GRACE_MS` old: then its relay is taken to have died
+    mid-join, and the name is free again."""
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            created = await wire.create_shoot(http)
+            code = created["code"]
+            names = f"shoot:{{{code}}}:{created['shoot_id']}:names"
+            redis = open_redis(redis_url)
+            try:
+                redis.hset(names, "sam", f"someone {wire.now_ms()}")
+                taken = await http.post(
+                    f"/api/shoots/{code}/join", json={"name": "Sam", "round": "york"}
+                )
+                assert taken.status_code == 409
+                assert taken.json()["error"]["code"] == "name_taken"
+                redis.hset(names, "sam", f"someone {wire.now_ms() - CLAIM_GRACE_MS - 1000}")
+                archer, _ = await wire.join(http, code, "Sam")
+                assert redis.hget(names, "sam").decode().split()[0] == archer  # type: ignore[union-attr]
+            finally:
+                redis.close()
 
 
 async def test_concurrent_joins_with_one_name_admit_exactly_one(relay_url: str) -> None:

@@ -48,6 +48,8 @@ async def test_a_join_over_the_archer_limit_is_refused_and_changes_nothing(
             assert again.status_code == 200
     client = open_redis(redis_url)
     assert client.hlen(f"shoot:{{{code}}}:{shoot_id}:archers") == 3
+    # The refused join gave its name back: "Dan" may join once there is room.
+    assert sorted(client.hkeys(f"shoot:{{{code}}}:{shoot_id}:names")) == [b"ann", b"ben", b"cat"]
     client.close()
 
 
