@@ -50,7 +50,15 @@ from redis.exceptions import (
 
 from .records import StoreUnavailable
 
-__all__ = ["MAX_ANSWER_BYTES", "Arg", "Wire", "encode_commands", "parse_answer"]
+__all__ = [
+    "IDLE_KEPT",
+    "MAX_ANSWER_BYTES",
+    "MAX_CONNECTIONS",
+    "Arg",
+    "Wire",
+    "encode_commands",
+    "parse_answer",
+]
 
 #: The largest answer read (the store's answers are tens of bytes).
 MAX_ANSWER_BYTES: Final = 1 << 20
@@ -262,7 +270,11 @@ class Wire:
                 something that is not RESP2.
         """
         data = encode_commands(commands)
-        async with self._slots:
+        try:
+            self._slots.acquire_nowait()  # no schedule point when a slot is free (usual)
+        except trio.WouldBlock:
+            await self._slots.acquire()
+        try:
             if not self._idle:
                 return await self._request(data, len(commands), fresh=True)
             try:
@@ -270,6 +282,8 @@ class Wire:
             except _Broken:
                 pass  # an idle connection the server (or a proxy) has closed meanwhile
             return await self._request(data, len(commands), fresh=True)
+        finally:
+            self._slots.release()
 
     async def _request(self, data: bytes, count: int, *, fresh: bool) -> list[Any]:
         connection = None if fresh or not self._idle else self._idle.pop()

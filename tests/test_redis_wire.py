@@ -11,7 +11,15 @@ import trio
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 
 from relay.redis_client import open_redis
-from relay.redis_wire import MAX_DEPTH, Wire, _Incomplete, encode_commands, parse_answer
+from relay.redis_wire import (
+    IDLE_KEPT,
+    MAX_CONNECTIONS,
+    MAX_DEPTH,
+    Wire,
+    _Incomplete,
+    encode_commands,
+    parse_answer,
+)
 from relay.store import (
     Durability,
     Owner,
@@ -98,6 +106,26 @@ async def test_commands_go_out_together_and_errors_come_back_in_place(redis_url:
         assert answers[0] == b"OK"
         assert isinstance(answers[1], ResponseError)
         assert answers[2:] == [b"\xff\x00", None]
+    finally:
+        wire.close()
+
+
+async def test_concurrent_requests_each_get_their_own_answers(redis_url: str) -> None:
+    """Requests side by side take connections of their own (never two requests' answers
+    on one connection), and only a few idle connections are kept afterwards."""
+    wire = _wire(redis_url)
+    answers: dict[int, list[object]] = {}
+
+    async def one(n: int) -> None:
+        answers[n] = await wire.execute([["SET", f"k{n}", n], ["GET", f"k{n}"]])
+
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for n in range(MAX_CONNECTIONS * 2):
+                    nursery.start_soon(one, n)
+        assert answers == {n: [b"OK", b"%d" % n] for n in range(MAX_CONNECTIONS * 2)}
+        assert 1 <= len(wire._idle) <= IDLE_KEPT
     finally:
         wire.close()
 
