@@ -7,10 +7,12 @@ import socket
 import uuid
 
 import pytest
+import redis
 import trio
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 
 from relay.redis_client import open_redis
+from relay.redis_server import RedisServer
 from relay.redis_wire import (
     IDLE_KEPT,
     MAX_CONNECTIONS,
@@ -236,3 +238,37 @@ async def test_the_append_from_the_event_loop_asks_for_the_fsync(redis_url: str)
         assert (await store.append_now(shoot, owner, [b"b"]))[1] == 2
     finally:
         store.close()
+
+
+async def test_a_password_and_a_database_in_the_url_are_used(own_redis: RedisServer) -> None:
+    password = "pw-" + uuid.uuid4().hex  # made up at run time
+    client = open_redis(own_redis.url)
+    client.config_set("requirepass", password)
+    client.close()
+    base = f"127.0.0.1:{own_redis.port}"
+    wire = _wire(f"redis://:{password}@{base}/3")
+    wrong = _wire(f"redis://:{password}-not@{base}/3")
+    checker = redis.Redis(host="127.0.0.1", port=own_redis.port, password=password, db=3)
+    try:
+        assert await wire.execute([["SET", "k", "in db 3"]]) == [b"OK"]
+        assert checker.get("k") == b"in db 3"
+        with trio.fail_after(5), pytest.raises(StoreUnavailable, match="refused"):
+            await wrong.execute([["PING"]])
+    finally:
+        checker.close()
+        wire.close()
+        wrong.close()
+
+
+async def test_a_restarted_redis_is_reached_again(own_redis: RedisServer) -> None:
+    """Down: a clear error (the persister retries); back: a new connection, no stale one."""
+    wire = _wire(own_redis.url)
+    try:
+        assert await wire.execute([["PING"]]) == [b"PONG"]
+        await trio.to_thread.run_sync(own_redis.stop)
+        with trio.fail_after(5), pytest.raises(StoreUnavailable):
+            await wire.execute([["PING"]])
+        await trio.to_thread.run_sync(own_redis.start)
+        assert await wire.execute([["PING"]]) == [b"PONG"]
+    finally:
+        wire.close()
