@@ -112,6 +112,9 @@ class OwnedSocket:
         self._fragmented = False
         """wsproto holds part of a message (a lone frame is then wsproto's to refuse)."""
         self._fed = False
+        self._unread = True
+        """wsproto may have events: it was fed since its events were last all read (asking
+        it builds two generators, once per message on the common path otherwise)."""
         self._pending: memoryview | None = None
         self._writing = False
         self._broken = False
@@ -260,6 +263,7 @@ class OwnedSocket:
                     return
                 self._whole_frames_off()
             self._ws.receive_data(data or None)
+            self._unread = True
             return
 
     def _whole_frames_off(self) -> None:
@@ -269,6 +273,7 @@ class OwnedSocket:
             self._frames = None
             if rest:
                 self._ws.receive_data(rest)
+                self._unread = True
 
     def _next_whole(self) -> bytes | None:
         """A lone binary frame's payload, or ``None`` (after handing wsproto the next
@@ -284,7 +289,7 @@ class OwnedSocket:
         if ClientFrames.starts_data(raw):
             self._fragmented = True  # until wsproto finishes the message
         self._ws.receive_data(raw)
-        self._fed = True
+        self._fed = self._unread = True
         return None
 
     async def receive(self) -> bytes | str | None:
@@ -293,7 +298,7 @@ class OwnedSocket:
         chars: list[str] = []
         size = 0
         while not self.gone:
-            for event in self._ws.events():
+            for event in self._ws.events() if self._unread else ():
                 match event:
                     case BytesMessage(data=data, message_finished=finished):
                         self._fragmented = not finished
@@ -324,6 +329,7 @@ class OwnedSocket:
                     case CloseConnection(code=code):
                         self._peer_closed(code)
                         return None
+            self._unread = False  # every event read (a return above leaves some unread)
             whole = self._next_whole()
             if whole is not None:
                 return whole
