@@ -22,8 +22,9 @@ fails on a connection taken from the pool is sent once more on a new one (the se
 have closed an idle connection); the store's commands are safe to repeat (an append
 applied twice changes no document).
 
-Error handling: an error answer (``-ERR ...``) is returned in place, as redis-py's
-exception type for it (:class:`redis.exceptions.NoScriptError`, else
+Error handling: an error answer (``-ERR ...``) is returned in place, as the exception
+redis-py raises for its code (:class:`redis.exceptions.NoScriptError` for ``NOSCRIPT``,
+``LOADING``, ``NOAUTH`` and ``READONLY`` likewise, else
 :class:`redis.exceptions.ResponseError`), like a pipeline with ``raise_on_error=False``;
 Redis out of reach, a time-out, or an answer this module cannot read raise
 :class:`~relay.records.StoreUnavailable`. Answers are bounded (:data:`MAX_ANSWER_BYTES`)
