@@ -7,7 +7,8 @@
   the write itself (decode, merge, CRDT update, Redis append, leaderboard, notices) plus
   one update frame and one ack. The relay's CPU while the same connection sits idle is
   measured just before, over one second, and taken off (pings, lease renewals, the Redis
-  listener); both numbers are reported.
+  listener); both numbers are reported, and how the raw one splits between the event
+  loop's thread and the worker threads.
 - :func:`ramp`: one shoot with ``ramp_subscribers`` connections, every one of them an
   archer writing (so the rate per connection stays low), offered ``ramp_rates`` writes/s
   in turn on the same connections, ``ramp_step_s`` each, until a step misses: p99 at or
@@ -69,7 +70,9 @@ async def write_cost(bench: Bench) -> None:
         idle_before, idle_started = relay.cpu_s(), time.monotonic()
         await trio.sleep(IDLE_WINDOW_S)  # a measurement window, not synchronisation
         idle_per_s = (relay.cpu_s() - idle_before) / (time.monotonic() - idle_started)
+        loop_before = relay.main_thread_cpu_s()
         measured = await bench.window(relay, pool, 1, "CPU per write")
+        loop_s = relay.main_thread_cpu_s() - loop_before
     finally:
         await pool.close()
     bench.progress.finish_step()
@@ -84,6 +87,9 @@ async def write_cost(bench: Bench) -> None:
         "idle_cpu_per_s": idle_per_s,
         "cpu_ms_per_write_raw": measured["cpu_s"] / writes * 1e3 if writes else math.nan,
         "cpu_ms_per_write": max(0.0, net_s) / writes * 1e3 if writes else math.nan,
+        # Where it went: the event loop's thread, and the rest (worker threads), raw.
+        "loop_ms_per_write": loop_s / writes * 1e3 if writes else math.nan,
+        "threads_ms_per_write": (measured["cpu_s"] - loop_s) / writes * 1e3 if writes else math.nan,
     }
 
 

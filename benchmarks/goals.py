@@ -148,7 +148,9 @@ def _write_goal(results: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
             text,
             f"{cost['writes']} writes at {cost['rate']:g}/s; {fmt(cost['cpu_ms_per_write_raw'])} ms"
-            f" before taking off the idle relay's {fmt(cost['idle_cpu_per_s'] * 1e3, 1)} ms/s",
+            f" before taking off the idle relay's {fmt(cost['idle_cpu_per_s'] * 1e3, 1)} ms/s"
+            f"; event loop {fmt(cost.get('loop_ms_per_write'))} ms, worker threads"
+            f" {fmt(cost.get('threads_ms_per_write'))} ms",
         )
     ]
 

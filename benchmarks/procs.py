@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -148,6 +149,18 @@ class Server:
         except OSError:
             times = self._ps.cpu_times()
             return float(times.user + times.system)
+
+    def main_thread_cpu_s(self) -> float:
+        """CPU seconds of the process's main thread alone (the relay's event loop; the
+        rest of :meth:`cpu_s` is worker threads), from the scheduler's nanosecond count.
+        ``nan`` where the kernel does not expose it."""
+        assert self._process is not None
+        pid = self._process.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/schedstat") as stat:
+                return int(stat.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return math.nan
 
     def rss(self) -> int:
         assert self._ps is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -141,6 +142,7 @@ def _capacity(results: dict[str, Any]) -> list[str]:
                     "Idle relay CPU ms/s",
                     "CPU ms / write",
                     "... idle taken off",
+                    "event loop / threads ms",
                     "p50 ms",
                     "p99 ms",
                 ],
@@ -151,6 +153,8 @@ def _capacity(results: dict[str, Any]) -> list[str]:
                         _f(cost["idle_cpu_per_s"] * 1e3, 1),
                         _f(cost["cpu_ms_per_write_raw"], 3),
                         _f(cost["cpu_ms_per_write"], 3),
+                        f"{_f(cost.get('loop_ms_per_write', math.nan), 3)} / "
+                        f"{_f(cost.get('threads_ms_per_write', math.nan), 3)}",
                         _f(cost["p50_ms"]),
                         _f(cost["p99_ms"]),
                     ]
@@ -159,7 +163,8 @@ def _capacity(results: dict[str, Any]) -> list[str]:
             "The writer is the shoot's only subscriber, so this is the write itself (decode, "
             "merge, CRDT, Redis append, leaderboard, notices) plus one update frame and one "
             "ack. The idle relay's CPU is measured for 1 s just before, on the same "
-            "connection.",
+            "connection. The raw CPU splits between the event loop's thread and the worker "
+            "threads (Redis calls, projections) as shown.",
             "",
         ]
     ramp = results.get("ramp")

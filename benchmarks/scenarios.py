@@ -283,15 +283,17 @@ class Bench:
         self.progress.label = f"{label}: writing for {duration:g} s"
         cpu_before, wall_before = server.cpu_s(), time.monotonic()
         load_before, busy_before = pool.cpu_s(), machine_busy_s()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.progress.tick_for, duration + 1.0)
+        async with trio.open_nursery() as profiling:
             if self.config.profile_dir is not None:
-                nursery.start_soon(self._profile, server, duration, label)
-            await pool.broadcast(f"go {duration} {scale}")
-            reports = await pool.read_all("done")
-            nursery.cancel_scope.cancel()
-        cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
-        load_cpu_s, busy_s = pool.cpu_s() - load_before, machine_busy_s() - busy_before
+                # Not cancelled with the ticker: py-spy writes its file only when it ends.
+                profiling.start_soon(self._profile, server, duration, label)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.progress.tick_for, duration + 1.0)
+                await pool.broadcast(f"go {duration} {scale}")
+                reports = await pool.read_all("done")
+                nursery.cancel_scope.cancel()
+            cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
+            load_cpu_s, busy_s = pool.cpu_s() - load_before, machine_busy_s() - busy_before
         merged = merge_reports(reports)
         delivered = merged["marked_frames"]
         expected = merged["writes"] * per_shoot

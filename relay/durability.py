@@ -167,8 +167,8 @@ class Durability:
                 batch = self._unpersisted[:MAX_BATCH]
                 started = time.perf_counter()
                 try:
-                    last_id, self._log_length = await self._store.call(
-                        self._store.append, self._shoot, self._owner, batch
+                    last_id, self._log_length = await self._store.append_now(
+                        self._shoot, self._owner, batch
                     )
                 except ShootFenced as exc:
                     self._drop_unpersisted(exc)

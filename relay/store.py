@@ -53,8 +53,11 @@ kept past the end.
 
 redis.asyncio does not run under Trio, so each method below is a plain blocking function
 called through ``trio.to_thread.run_sync``; the methods that write send one script or one
-pipeline, so one thread hop carries a whole batch (FACTS: ~130 µs per hop; a script is
-cheaper than a MULTI pipeline from 10 entries up). Connection failures surface as
+pipeline, so one thread hop carries a whole batch (about 130 µs per hop; a script is
+cheaper than a MULTI pipeline from 10 entries up). The exception is the append, the one
+call every write makes: :meth:`RedisStore.append_now` sends the same script from the
+event loop (:mod:`relay.redis_wire`) when Redis is one plain server, which takes the hop
+and redis-py's machinery off every write. Connection failures surface as
 :class:`StoreUnavailable`, the one Redis error type the rest of the relay knows.
 
 Durability: what an append promises depends on the server (:class:`Durability`). With
@@ -76,6 +79,7 @@ from typing import Any, Final, ParamSpec, TypeVar, cast
 
 import redis
 import trio
+from redis.exceptions import NoScriptError
 
 from sync.models import Shoot
 
@@ -95,6 +99,7 @@ from .records import (
     parse_version,
 )
 from .redis_client import is_cluster_url, open_redis, script_then_waitaof
+from .redis_wire import Arg, Wire
 from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
@@ -121,6 +126,8 @@ CODES: Final = range(1000, 10000)
 RANDOM_ATTEMPTS: Final = 16
 #: How long an append waits for Redis to confirm the fsync (``WAITAOF``), in ms.
 WAITAOF_TIMEOUT_MS: Final = 1_000
+#: How long connecting to Redis, and each command, may take.
+REDIS_TIMEOUT_S: Final = 2.0
 
 
 def _text(value: Any) -> str:
@@ -157,7 +164,10 @@ class RedisStore(StreamCalls):
         self._redis = cast(
             redis.Redis,
             open_redis(
-                url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+                url,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+                health_check_interval=10,
             ),
         )
         self._append = self._redis.register_script(scripts.APPEND)
@@ -169,6 +179,8 @@ class RedisStore(StreamCalls):
         self._name_claim = self._redis.register_script(scripts.NAME_CLAIM)
         self._name_release = self._redis.register_script(scripts.NAME_RELEASE)
         self._streams_init()
+        # The append goes out from the event loop where it can (:meth:`append_now`).
+        self._wire = None if self.cluster else Wire.from_url(url, timeout_s=REDIS_TIMEOUT_S)
         self.durability: Durability | None = None
         """What Redis promises, found out at the first append (Redis may be down at
         start, and the relay must start anyway)."""
@@ -190,6 +202,8 @@ class RedisStore(StreamCalls):
 
     def close(self) -> None:
         self._redis.close()
+        if self._wire is not None:
+            self._wire.close()
 
     # -- blocking operations (call them through .call) ----------------------------------
 
@@ -357,20 +371,59 @@ class RedisStore(StreamCalls):
                 (applying a Yjs update twice changes nothing).
         """
         waitaof = self._durability().waitaof  # asked before writing, so a failure here
-        keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]  # leaves nothing behind
-        fence: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
-        args = [*fence, _kept_until(shoot), *updates]
+        keys, args = self._append_call(shoot, owner, updates)  # leaves nothing behind
         if not waitaof:
-            result = self._append(keys=keys, args=args)
-        else:
-            result, waited = script_then_waitaof(
-                self._redis, self._append, keys, args, WAITAOF_TIMEOUT_MS
-            )
-            if isinstance(result, Exception):
-                raise result
+            return self._appended(shoot, self._append(keys=keys, args=args), None)
+        result, waited = script_then_waitaof(
+            self._redis, self._append, keys, args, WAITAOF_TIMEOUT_MS
+        )
+        return self._appended(shoot, result, waited)
+
+    async def append_now(
+        self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]
+    ) -> tuple[str, int]:
+        """:meth:`append`, called from the event loop: sent from there when the store has
+        a :class:`~relay.redis_wire.Wire` (one plain server) and knows what Redis promises
+        (the first append asks it, on a worker thread), else on a worker thread.
+
+        Raises:
+            ShootFenced: as :meth:`append`.
+            StoreUnavailable: as :meth:`append`, and for any Redis error.
+        """
+        wire, durability = self._wire, self.durability
+        if wire is None or durability is None:
+            return await self.call(self.append, shoot, owner, updates)
+        keys, args = self._append_call(shoot, owner, updates)
+        command: list[Arg] = ["EVALSHA", self._append.sha, len(keys), *keys, *args]
+        commands = [command]
+        if durability.waitaof:
+            commands.append(["WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS])
+        answers = await wire.execute(commands)
+        if isinstance(answers[0], NoScriptError):
+            # A restarted Redis lost its scripts; nothing was written.
+            await wire.execute([["SCRIPT", "LOAD", scripts.APPEND]])
+            answers = await wire.execute(commands)
+        try:
+            waited = answers[1] if durability.waitaof else None
+            return self._appended(shoot, answers[0], waited)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def _append_call(
+        self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]
+    ) -> tuple[list[str], list[Arg]]:
+        keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]
+        args: list[Arg] = [shoot.shoot_id, owner.token, owner.epoch, _kept_until(shoot)]
+        return keys, [*args, *updates]
+
+    def _appended(self, shoot: Shoot, result: Any, waited: Any) -> tuple[str, int]:
+        """The append script's answer (and ``WAITAOF``'s, if one was sent) as
+        :meth:`append` returns it."""
+        if isinstance(result, Exception):
+            raise result
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
-        if waitaof:
+        if waited is not None:
             self._check_fsync(waited)
         return _text(result[1]), int(result[2])
 

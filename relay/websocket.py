@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket as stdlib_socket
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 AddressRule = Callable[[str, Iterable[tuple[bytes, bytes]]], str | None]
 """The proxy-header rule: the client's address for a peer and its headers, or ``None``."""
 
+_BLANK_LINE: Final = re.compile(b"\n\r?\n")
 _BAD_REQUEST: Final = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
@@ -51,6 +53,13 @@ def _json_refusal(ws: WSConnection, status: int, code: str, message: str) -> byt
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     head = ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
     return head + ws.send(RejectData(data=body))
+
+
+def _after_head(head: bytes) -> bytes:
+    """The bytes after the request head: a client's first frames, sent without waiting
+    for the ``101`` (the head ends at the first blank line, as h11 reads it)."""
+    end = _BLANK_LINE.search(head)
+    return head[end.end() :] if end is not None else b""
 
 
 async def serve_websocket(
@@ -73,7 +82,7 @@ async def serve_websocket(
         request = next((e for e in ws.events() if isinstance(e, Request)), None)
     except RemoteProtocolError:
         request = None
-    owned = OwnedSocket(sock, ws, peer)
+    owned = OwnedSocket(sock, ws, peer, received=_after_head(head))
     if request is None:
         await owned.send(_BAD_REQUEST)
         return

@@ -13,8 +13,9 @@ subscriber for the same bytes, while the relay's messages are small CBOR frames 
 Yjs updates that barely compress; and it would make "the same bytes for everyone"
 impossible, since each connection's compressor has its own history.
 
-wsproto still parses what clients send (masked frames, fragments, control frames); the
-handshake's answer comes from wsproto too.
+wsproto parses what clients send (masked frames, fragments, control frames) except lone
+binary frames, which :mod:`relay.wsreader` unmasks itself; the handshake's answer comes
+from wsproto too.
 """
 
 from __future__ import annotations

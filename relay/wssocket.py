@@ -6,9 +6,10 @@ After the handshake (:mod:`relay.websocket`) the relay holds the TCP socket itse
 non-blocking stdlib socket, without trio's stream wrappers or an ASGI server between the
 session and the kernel.
 
-*Reading* is one task, the session's reader: :meth:`OwnedSocket.receive` feeds what the
-socket has to wsproto (client frames are masked and may be fragmented) and returns the
-next whole message. A message is bounded while it arrives: past
+*Reading* is one task, the session's reader: :meth:`OwnedSocket.receive` cuts what the
+socket has into whole frames (:mod:`relay.wsreader`), takes a lone binary frame as the
+message itself, hands every other frame to wsproto (client frames are masked and may be
+fragmented), and returns the next whole message. A message is bounded while it arrives: past
 :data:`~sync.protocol.MAX_CLIENT_FRAME_BYTES` the socket stops collecting it and hands
 the session its first bytes, one more than the limit, which the codec refuses with
 ``frame_too_large`` (the session then closes with 1009); the rest of it is read and
@@ -46,6 +47,7 @@ from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
 
 from .subscriber import Subscriber
 from .wsframes import binary_frame, close_frame, pong_frame
+from .wsreader import ClientFrames
 
 __all__ = ["RECV_BYTES", "OwnedSocket", "configure"]
 
@@ -73,11 +75,24 @@ class OwnedSocket:
 
     Args:
         sock: The connected socket, configured with :func:`configure`, handshake done.
-        ws: The wsproto connection that did the handshake; it parses client frames.
+        ws: The wsproto connection that did the handshake; it parses client frames
+            other than lone binary ones (:mod:`relay.wsreader`).
         client_address: Whose connection this is, for the throttles.
+        received: What the client sent after its request head, without waiting for
+            the ``101`` (wsproto's server handshake drops those bytes): its first frames.
+        cut_frames: ``False`` has wsproto parse every frame (the reference the tests
+            compare the frame cutter with).
     """
 
-    def __init__(self, sock: stdlib_socket.socket, ws: WSConnection, client_address: str) -> None:
+    def __init__(
+        self,
+        sock: stdlib_socket.socket,
+        ws: WSConnection,
+        client_address: str,
+        *,
+        received: bytes = b"",
+        cut_frames: bool = True,
+    ) -> None:
         self.sock = sock
         self.client_address = client_address
         self.gone = False
@@ -87,6 +102,19 @@ class OwnedSocket:
         """The code of the peer's close frame, once it came."""
         self.last_pong: bytes | None = None
         self._ws = ws
+        # Whole frames cut here, lone binary ones taken without wsproto (relay.wsreader);
+        # None once everything goes to wsproto as it comes.
+        self._frames = ClientFrames(MAX_CLIENT_FRAME_BYTES) if cut_frames else None
+        if self._frames is not None:
+            self._frames.feed(received)
+        elif received:
+            ws.receive_data(received)
+        self._fragmented = False
+        """wsproto holds part of a message (a lone frame is then wsproto's to refuse)."""
+        self._fed = False
+        self._unread = True
+        """wsproto may have events: it was fed since its events were last all read (asking
+        it builds two generators, once per message on the common path otherwise)."""
         self._pending: memoryview | None = None
         self._writing = False
         self._broken = False
@@ -215,7 +243,8 @@ class OwnedSocket:
     # -- reading -------------------------------------------------------------------------
 
     async def _receive_data(self) -> None:
-        """Read what the socket has into wsproto (the end of the stream included)."""
+        """Read what the socket has into the frame cutter, or wsproto (the end of the
+        stream included: wsproto gets whatever partial frame is left, then the end)."""
         while True:
             try:
                 data = self.sock.recv(RECV_BYTES)
@@ -228,8 +257,40 @@ class OwnedSocket:
             if self._ws.state is ConnectionState.CLOSED:
                 self.gone = True
                 return
+            if self._frames is not None:
+                if data:
+                    self._frames.feed(data)
+                    return
+                self._whole_frames_off()
             self._ws.receive_data(data or None)
+            self._unread = True
             return
+
+    def _whole_frames_off(self) -> None:
+        """From now on wsproto gets every byte, starting with what the cutter holds."""
+        if self._frames is not None:
+            rest = self._frames.take_rest()
+            self._frames = None
+            if rest:
+                self._ws.receive_data(rest)
+                self._unread = True
+
+    def _next_whole(self) -> bytes | None:
+        """A lone binary frame's payload, or ``None`` (after handing wsproto the next
+        frame it must parse, if a whole one is here: ``_fed`` is then set)."""
+        if self._frames is None:
+            return None
+        found = self._frames.next_frame(take_lone=not self._fragmented)
+        if found is None:
+            return None
+        message, raw = found
+        if message is not None:
+            return message
+        if ClientFrames.starts_data(raw):
+            self._fragmented = True  # until wsproto finishes the message
+        self._ws.receive_data(raw)
+        self._fed = self._unread = True
+        return None
 
     async def receive(self) -> bytes | str | None:
         """The next message from the client, or ``None`` once it is gone."""
@@ -237,9 +298,10 @@ class OwnedSocket:
         chars: list[str] = []
         size = 0
         while not self.gone:
-            for event in self._ws.events():
+            for event in self._ws.events() if self._unread else ():
                 match event:
                     case BytesMessage(data=data, message_finished=finished):
+                        self._fragmented = not finished
                         if self._discarding:
                             self._discarding = not finished
                             continue
@@ -252,6 +314,7 @@ class OwnedSocket:
                         if finished:
                             return bytes(message)
                     case TextMessage(data=text, message_finished=finished):
+                        self._fragmented = not finished
                         chars.append(text)
                         size += len(text)
                         if size > MAX_CLIENT_FRAME_BYTES:
@@ -266,6 +329,13 @@ class OwnedSocket:
                     case CloseConnection(code=code):
                         self._peer_closed(code)
                         return None
+            self._unread = False  # every event read (a return above leaves some unread)
+            whole = self._next_whole()
+            if whole is not None:
+                return whole
+            if self._fed:
+                self._fed = False  # wsproto has a frame to parse: its events first
+                continue
             await self._receive_data()
         return None
 
@@ -280,6 +350,7 @@ class OwnedSocket:
 
     async def wait_closed(self) -> None:
         """Read and drop messages until the peer has closed or hung up (after our close)."""
+        self._whole_frames_off()
         while not self.gone:
             for event in self._ws.events():
                 if isinstance(event, CloseConnection):

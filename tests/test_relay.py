@@ -51,8 +51,14 @@ async def test_shoot_lifecycle_reaches_everyone(relay_url: str) -> None:
                 await a.expect(Ack)
                 await b.write(2, register(alex, (9,) * 72, device="b", name="Alex", finished=True))
                 await b.expect(Ack)
-                body = (await http.get(f"/api/shoots/{code}")).json()
-                standings = body["leaderboard"]["groups"][0]["standings"]
+                # The ack waits for Redis, not for the projection: that is filled on a
+                # worker thread and follows (poll until it has, within the deadline).
+                while True:
+                    body = (await http.get(f"/api/shoots/{code}")).json()
+                    standings = body["leaderboard"]["groups"][0]["standings"]
+                    if standings[0]["classification_status"] is not None:
+                        break
+                    await trio.sleep(0.01)  # the poll's interval
                 assert [s["name"] for s in standings] == ["Alex"]
                 assert standings[0]["finished"] is True
                 assert standings[0]["classification_status"] == "achieved"
