@@ -92,6 +92,7 @@ class OwnedSocket:
         self._broken = False
         self._subscriber: Subscriber | None = None
         self._discarding = False
+        self._waited = False
         self._going_away: tuple[int, str] | None = None
         self.scope: trio.CancelScope | None = None
         """The session's scope, once it runs: the shutdown cancels it directly."""
@@ -131,14 +132,22 @@ class OwnedSocket:
         return binary_frame(payload)
 
     def write_nowait(self, frame: bytes) -> bool:
+        # The fan-out calls this once per subscriber per update: the checks are plain
+        # attribute tests and the send is the socket's own, with no helper in between.
         if self._broken or self.close_sent:
             return True  # nothing follows a close, and a gone peer gets nothing
-        if self.busy:
+        if self._pending is not None or self._writing:
             return False
-        sent = self._send_some(memoryview(frame))
-        if sent == 0 and not self._broken:
+        try:
+            sent = self.sock.send(frame)
+        except BlockingIOError:
             return False
-        if sent < len(frame) and not self._broken:
+        except OSError as exc:
+            self._break(exc)
+            return True
+        if sent < len(frame):
+            if sent == 0:
+                return False
             self._pending = memoryview(frame)[sent:]
             if self._subscriber is not None:
                 self._subscriber.wake()
@@ -221,6 +230,7 @@ class OwnedSocket:
                 data = self.sock.recv(RECV_BYTES)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(self.sock)
+                self._waited = True
                 continue
             except OSError as exc:
                 self._break(exc)
@@ -232,7 +242,21 @@ class OwnedSocket:
             return
 
     async def receive(self) -> bytes | str | None:
-        """The next message from the client, or ``None`` once it is gone."""
+        """The next message from the client, or ``None`` once it is gone.
+
+        It passes through the scheduler once per message: by waiting for the socket, or,
+        when the message was already here (several in one read), by a checkpoint, so a
+        client that sends faster than the relay reads never keeps the others waiting.
+        The checkpoint is shielded: the message is already taken, and is not lost to a
+        cancellation there.
+        """
+        self._waited = False
+        message = await self._next_message()
+        if not self._waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
+
+    async def _next_message(self) -> bytes | str | None:
         message = bytearray()
         chars: list[str] = []
         size = 0
