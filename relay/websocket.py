@@ -7,11 +7,9 @@ handshake, or a ``503`` with the API's JSON error while the relay shuts down. Th
 session (:func:`relay.connection.serve_session`) runs over an
 :class:`~relay.wssocket.OwnedSocket`.
 
-Heartbeats: the relay pings every ``ws_ping_interval_s`` and closes a connection whose
-ping is unanswered after ``read_timeout_s`` (no close frame: a peer that does not read
-would not get one, and its device sees the drop and reconnects). Browsers answer pings
-by themselves, so this catches a phone that lost its network and a client that stopped
-reading, whose pings wait behind everything queued for it.
+Heartbeats: the relay pings every session every ``ws_ping_interval_s`` and closes one
+whose ping is unanswered after ``read_timeout_s`` (:mod:`relay.heartbeat`, one task for
+every session).
 
 After the session: the relay waits up to ``read_timeout_s`` for the peer's answer to its
 close (reading and dropping whatever comes first), then closes the socket.
@@ -32,8 +30,8 @@ from wsproto.utilities import RemoteProtocolError
 
 from .connection import serve_session
 from .context import RelayContext
+from .heartbeat import Heartbeat
 from .refusals import CLOSE_INTERNAL_ERROR
-from .wsframes import ping_frame
 from .wssocket import OwnedSocket
 
 __all__ = ["AddressRule", "serve_websocket"]
@@ -60,11 +58,13 @@ async def serve_websocket(
     relay: RelayContext,
     sessions: set[OwnedSocket],
     address_rule: AddressRule | None,
+    heartbeat: Heartbeat,
 ) -> None:
     """Serve one WebSocket connection whose request ``head`` the door has read.
 
     Args:
         sessions: The open sessions, for the shutdown's one pass of closes.
+        heartbeat: Pings the session while it runs.
         address_rule: Where the client's address comes from behind a proxy.
     """
     ws = WSConnection(ConnectionType.SERVER)
@@ -89,60 +89,22 @@ async def serve_websocket(
     try:
         with trio.CancelScope() as owned.scope:
             await owned.send(ws.send(AcceptConnection()))
-            await _run(owned, relay)
+            await _run(owned, relay, heartbeat)
     finally:
         sessions.discard(owned)
 
 
-async def _run(owned: OwnedSocket, relay: RelayContext) -> None:
-    settings = relay.settings
-    evicted = trio.Event()
+async def _run(owned: OwnedSocket, relay: RelayContext, heartbeat: Heartbeat) -> None:
+    beat = heartbeat.watch(owned)
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                _heartbeat,
-                owned,
-                settings.ws_ping_interval_s,
-                settings.read_timeout_s,
-                evicted,
-                nursery.cancel_scope,
-            )
-            await serve_session(owned, relay)
-            nursery.cancel_scope.cancel()
+        await serve_session(owned, relay)
     except Exception:
         owned.close_nowait(CLOSE_INTERNAL_ERROR, "internal error")
         raise
     finally:
+        heartbeat.forget(owned)
         owned.finished()
-    if evicted.is_set() or owned.gone:
+    if beat.evicted or owned.gone:
         return
-    with trio.move_on_after(settings.read_timeout_s):
+    with trio.move_on_after(relay.settings.read_timeout_s):
         await owned.wait_closed()
-
-
-async def _heartbeat(
-    owned: OwnedSocket,
-    interval_s: float,
-    timeout_s: float,
-    evicted: trio.Event,
-    session: trio.CancelScope,
-) -> None:
-    """Ping every ``interval_s``; end the session when a ping waits over ``timeout_s``."""
-    sent = 0
-    sent_at = 0.0
-    answered = True
-    while True:
-        await trio.sleep(interval_s)  # the heartbeat's period, not synchronisation
-        now = trio.current_time()
-        if not answered:
-            if owned.last_pong == sent.to_bytes(8, "big"):
-                answered = True
-            elif now - sent_at > timeout_s:
-                log.info("no pong from %s in %.1f s: closing", owned.client_address, timeout_s)
-                evicted.set()
-                session.cancel()
-                return
-        if answered:
-            sent += 1
-            sent_at, answered = now, False
-            owned.control(ping_frame(sent.to_bytes(8, "big")))
