@@ -1,9 +1,10 @@
 """The relay's own WebSocket endpoint: the handshake, the session, heartbeats, the close.
 
 The door (:mod:`relay.door`) hands over each ``GET /ws`` upgrade with the bytes it read.
-wsproto checks the handshake and writes the answer: a ``101`` without extensions
-(permessage-deflate stays off, see :mod:`relay.wsframes`), a ``400`` for a broken
-handshake, or a ``503`` with the API's JSON error while the relay shuts down. Then the
+:mod:`relay.wshandshake` checks the handshake and gives the answer: a ``101`` without
+extensions (permessage-deflate stays off, see :mod:`relay.wsframes`), a ``400`` (or
+``426`` for another WebSocket version) for a broken handshake; a ``503`` with the API's
+JSON error comes from here while the relay shuts down. Then the
 session (:func:`relay.connection.serve_session`) runs over an
 :class:`~relay.wssocket.OwnedSocket`.
 
@@ -21,17 +22,17 @@ import json
 import logging
 import socket as stdlib_socket
 from collections.abc import Callable, Iterable
-from typing import Final
+from http import HTTPStatus
 
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
-from wsproto.utilities import RemoteProtocolError
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 
 from .connection import serve_session
 from .context import RelayContext
 from .heartbeat import Heartbeat
 from .refusals import CLOSE_INTERNAL_ERROR
+from .wshandshake import HandshakeRefused, accept, open_connection
 from .wssocket import OwnedSocket
 
 __all__ = ["AddressRule", "serve_websocket"]
@@ -41,14 +42,15 @@ log = logging.getLogger(__name__)
 AddressRule = Callable[[str, Iterable[tuple[bytes, bytes]]], str | None]
 """The proxy-header rule: the client's address for a peer and its headers, or ``None``."""
 
-_BAD_REQUEST: Final = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
-
-def _json_refusal(ws: WSConnection, status: int, code: str, message: str) -> bytes:
+def _json_refusal(status: int, code: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    head = ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
-    return head + ws.send(RejectData(data=body))
+    phrase = HTTPStatus(status).phrase
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 async def serve_websocket(
@@ -67,28 +69,24 @@ async def serve_websocket(
         heartbeat: Pings the session while it runs.
         address_rule: Where the client's address comes from behind a proxy.
     """
-    ws = WSConnection(ConnectionType.SERVER)
     try:
-        ws.receive_data(head)
-        request = next((e for e in ws.events() if isinstance(e, Request)), None)
-    except RemoteProtocolError:
-        request = None
-    owned = OwnedSocket(sock, ws, peer)
-    if request is None:
-        await owned.send(_BAD_REQUEST)
+        handshake = accept(head)
+    except HandshakeRefused as refused:
+        await OwnedSocket(sock, Connection(ConnectionType.SERVER), peer).send(refused.response)
         return
+    owned = OwnedSocket(sock, open_connection(handshake), peer)
     if address_rule is not None:
-        owned.client_address = address_rule(peer, request.extra_headers) or peer
+        owned.client_address = address_rule(peer, handshake.headers) or peer
     if relay.closing:
         message = "The relay is shutting down; try again soon."
-        await owned.send(_json_refusal(ws, 503, "unavailable", message))
+        await owned.send(_json_refusal(503, "unavailable", message))
         return
     # Registered before the first checkpoint after the `closing` check: the shutdown's
     # pass either sees this session or this session saw `closing`.
     sessions.add(owned)
     try:
         with trio.CancelScope() as owned.scope:
-            await owned.send(ws.send(AcceptConnection()))
+            await owned.send(handshake.response)
             await _run(owned, relay, heartbeat)
     finally:
         sessions.discard(owned)

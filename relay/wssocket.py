@@ -38,8 +38,7 @@ import socket as stdlib_socket
 from typing import Final
 
 import trio
-from wsproto import WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
@@ -73,11 +72,12 @@ class OwnedSocket:
 
     Args:
         sock: The connected socket, configured with :func:`configure`, handshake done.
-        ws: The wsproto connection that did the handshake; it parses client frames.
+        ws: wsproto's frame parser for the connection (the handshake is done); it parses
+            client frames.
         client_address: Whose connection this is, for the throttles.
     """
 
-    def __init__(self, sock: stdlib_socket.socket, ws: WSConnection, client_address: str) -> None:
+    def __init__(self, sock: stdlib_socket.socket, ws: Connection, client_address: str) -> None:
         self.sock = sock
         self.client_address = client_address
         self.gone = False

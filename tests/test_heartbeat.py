@@ -7,7 +7,8 @@ import socket
 
 import trio
 import trio.testing
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 
 from relay.heartbeat import TICKS_PER_INTERVAL, Heartbeat
 from relay.wssocket import OwnedSocket, configure
@@ -43,7 +44,7 @@ async def test_each_session_is_pinged_and_a_silent_one_evicted(
         for relay_side, client_side in pairs:
             configure(relay_side)
             client_side.setblocking(False)
-            owned.append(OwnedSocket(relay_side, WSConnection(ConnectionType.SERVER), "peer"))
+            owned.append(OwnedSocket(relay_side, Connection(ConnectionType.SERVER), "peer"))
         answering, _silent = owned
         heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S)
         async with trio.open_nursery() as nursery:
