@@ -228,7 +228,8 @@ class Door:
         if event is h11.NEED_DATA:
             return  # no whole request head in time
         if isinstance(event, h11.Request) and is_websocket_upgrade(event):
-            await self._websocket(sock, bytes(head), peer)
+            early, _ = parser.trailing_data  # the client's first frames, if already here
+            await self._websocket(sock, (event, bytes(early)), peer)
             return
         stream = HandoffStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), bytes(head))
         server = TCPServer(self._http_app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
@@ -251,7 +252,9 @@ class Door:
         if self._http_connections == 0:
             self._http_idle.set()
 
-    async def _websocket(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
+    async def _websocket(
+        self, sock: stdlib_socket.socket, head: bytes | tuple[h11.Request, bytes], peer: str
+    ) -> None:
         await serve_websocket(
             sock, head, peer, self._relay, self.sessions, self._address_rule, self._heartbeat
         )

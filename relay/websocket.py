@@ -24,6 +24,7 @@ import socket as stdlib_socket
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 
+import h11
 import trio
 from wsproto import ConnectionType
 from wsproto.connection import Connection
@@ -32,7 +33,7 @@ from .connection import serve_session
 from .context import RelayContext
 from .heartbeat import Heartbeat
 from .refusals import CLOSE_INTERNAL_ERROR
-from .wshandshake import HandshakeRefused, accept, open_connection
+from .wshandshake import HandshakeRefused, accept, accept_request, open_connection
 from .wssocket import OwnedSocket
 
 __all__ = ["AddressRule", "serve_websocket"]
@@ -55,7 +56,7 @@ def _json_refusal(status: int, code: str, message: str) -> bytes:
 
 async def serve_websocket(
     sock: stdlib_socket.socket,
-    head: bytes,
+    head: bytes | tuple[h11.Request, bytes],
     peer: str,
     relay: RelayContext,
     sessions: set[OwnedSocket],
@@ -65,12 +66,14 @@ async def serve_websocket(
     """Serve one WebSocket connection whose request ``head`` the door has read.
 
     Args:
+        head: The request head and what followed it, or the request as the door's h11
+            parse gave it and the bytes after its head.
         sessions: The open sessions, for the shutdown's one pass of closes.
         heartbeat: Pings the session while it runs.
         address_rule: Where the client's address comes from behind a proxy.
     """
     try:
-        handshake = accept(head)
+        handshake = accept(head) if isinstance(head, bytes) else accept_request(*head)
     except HandshakeRefused as refused:
         await OwnedSocket(sock, Connection(ConnectionType.SERVER), peer).send(refused.response)
         return

@@ -4,8 +4,9 @@ the ``101`` (or the reason to refuse) out.
 wsproto's own handshake parses the head with a second h11 connection, builds event
 objects and serialises the answer through h11 again; a relay restarted under 5,000
 reconnecting clients spent about an eighth of its event loop there. The checks are few
-and fixed, so they are made here, on one h11 parse of the head, and the answer is a
-constant with the accept token in it. Client frames are still parsed by wsproto, by its
+and fixed, so they are made here, on the h11 parse the door already made to route the
+connection (:func:`accept_request`; :func:`accept` parses a head itself, for an upgrade
+taken back from hypercorn), and the answer is a constant with the accept token in it. Client frames are still parsed by wsproto, by its
 frame-level :class:`wsproto.connection.Connection` (no handshake state), which
 :func:`open_connection` hands over with any bytes the client sent after the head.
 
@@ -30,7 +31,7 @@ from wsproto.connection import Connection
 
 from .routing import MAX_HEAD_BYTES
 
-__all__ = ["Handshake", "HandshakeRefused", "accept", "open_connection"]
+__all__ = ["Handshake", "HandshakeRefused", "accept", "accept_request", "open_connection"]
 
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _ACCEPTED: Final = (
@@ -98,6 +99,16 @@ def accept(head: bytes) -> Handshake:
         raise _refusal(400, f"malformed request: {exc}") from exc
     if not isinstance(request, h11.Request):
         raise _refusal(400, "incomplete request head")
+    early, _ = parser.trailing_data
+    return accept_request(request, bytes(early))
+
+
+def accept_request(request: h11.Request, early: bytes) -> Handshake:
+    """Check a request h11 has already parsed (the door's), with the bytes after its head.
+
+    Raises:
+        HandshakeRefused: not an acceptable handshake; its ``response`` says so.
+    """
     if request.method != b"GET" or request.http_version != b"1.1":
         raise _refusal(400, "the handshake must be an HTTP/1.1 GET")
     values: dict[bytes, bytes] = {}
@@ -122,8 +133,7 @@ def accept(head: bytes) -> Handshake:
     if not valid_key:
         raise _refusal(400, "missing or malformed 'Sec-WebSocket-Key'")
     # h11 requires a Host header on HTTP/1.1 requests: a request without one never gets here.
-    early, _ = parser.trailing_data
-    return Handshake(_ACCEPTED % accept_token(key), list(request.headers), bytes(early))
+    return Handshake(_ACCEPTED % accept_token(key), list(request.headers), early)
 
 
 def open_connection(handshake: Handshake) -> Connection:
