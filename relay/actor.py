@@ -273,19 +273,34 @@ class ShootActor:
                 persister.cancel()
 
     async def _serve(self) -> None:
+        """Handle messages; unload when idle, expire at the shoot's end.
+
+        One deadline serves a whole idle period, not one per message: a busy shoot
+        handles each message with no cancel scope of its own (entering and leaving one,
+        with its deadline, per write was a measurable part of a write's CPU). When the
+        deadline passes, the time since the last message decides whether the shoot was
+        idle or the period simply starts again from that message.
+        """
         self._take_over()
+        idle_s = self._settings.idle_timeout_s
+        last = trio.current_time()  # the last message, or the start of this idle period
         while True:
             remaining_s = (self.shoot.expires_ms - self._now_ms()) / 1000
             if remaining_s <= 0:
                 self._expire()
                 return
-            with trio.move_on_after(min(self._settings.idle_timeout_s, remaining_s)):
-                try:
-                    message = await self._inbox.receive()
-                except trio.EndOfChannel:
-                    return  # the registry closed the inbox: the relay is shutting down
-                self._handle(message)
-                continue
+            with trio.move_on_at(min(last + idle_s, trio.current_time() + remaining_s)):
+                while True:
+                    try:
+                        message = await self._inbox.receive()
+                    except trio.EndOfChannel:
+                        return  # the registry closed the inbox: the relay is shutting down
+                    self._handle(message)
+                    last = trio.current_time()
+            now = trio.current_time()
+            if now - last < idle_s:
+                continue  # not idle: a message came (or the shoot's end is checked above)
+            last = now
             self.subscribers = {s for s in self.subscribers if not s.closed}
             if self.subscribers or self._now_ms() >= self.shoot.expires_ms:
                 continue

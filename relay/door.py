@@ -44,6 +44,7 @@ from hypercorn.utils import wrap_app
 from .asgi import App, proxy_for
 from .context import RelayContext
 from .handoff import HandoffStream
+from .heartbeat import Heartbeat
 from .routing import MAX_HEAD_BYTES, is_websocket_upgrade
 from .startup import listen_reuse_port
 from .websocket import serve_websocket
@@ -112,6 +113,8 @@ class Door:
         self._address_rule = None if proxy is None else proxy.client_address
         self.sessions: set[OwnedSocket] = set()
         """The open WebSocket sessions."""
+        settings = relay.settings
+        self._heartbeat = Heartbeat(settings.ws_ping_interval_s, settings.read_timeout_s)
         self._accepting = trio.CancelScope()
         self._http_connections = 0
         self._http_idle = trio.Event()
@@ -141,9 +144,11 @@ class Door:
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as acceptor:
                     acceptor.start_soon(self._accept, listener, handlers)
+                    acceptor.start_soon(self._heartbeat.run)
                     task_status.started(_url(listener))
                     await stop()
                     self.stop_accepting()
+                    acceptor.cancel_scope.cancel()  # and the heartbeat
                 _close(listener)
                 await self._context.terminated.set()  # kept-alive HTTP connections close
                 # The grace is for HTTP requests in flight: none, none to wait for (the
@@ -223,7 +228,8 @@ class Door:
         if event is h11.NEED_DATA:
             return  # no whole request head in time
         if isinstance(event, h11.Request) and is_websocket_upgrade(event):
-            await self._websocket(sock, bytes(head), peer)
+            early, _ = parser.trailing_data  # the client's first frames, if already here
+            await self._websocket(sock, (event, bytes(early)), peer)
             return
         stream = HandoffStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), bytes(head))
         server = TCPServer(self._http_app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
@@ -246,5 +252,9 @@ class Door:
         if self._http_connections == 0:
             self._http_idle.set()
 
-    async def _websocket(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
-        await serve_websocket(sock, head, peer, self._relay, self.sessions, self._address_rule)
+    async def _websocket(
+        self, sock: stdlib_socket.socket, head: bytes | tuple[h11.Request, bytes], peer: str
+    ) -> None:
+        await serve_websocket(
+            sock, head, peer, self._relay, self.sessions, self._address_rule, self._heartbeat
+        )

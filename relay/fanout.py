@@ -17,6 +17,7 @@ from sync.relay_state import Catchup
 
 from .metrics import Metrics
 from .subscriber import Subscriber
+from .wsframes import binary_frame
 
 __all__ = ["expire", "fan_out", "welcome"]
 
@@ -55,7 +56,8 @@ def fan_out(
             resync_frame.append(encode(Update(full_state())))
         return resync_frame[0]
 
-    closed = [s for s in subscribers if not s.offer(frame, resync)]
+    framed = binary_frame(frame)  # once, for every subscriber's socket
+    closed = [s for s in subscribers if not s.offer(frame, resync, framed)]
     subscribers.difference_update(closed)
     metrics.frames_fanned_out += len(subscribers)
 

@@ -332,6 +332,18 @@ class RedisStore(StreamCalls):
         keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
         return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
 
+    def renew_leases(self, leases: Sequence[tuple[Shoot, Owner]], lease_ms: int) -> list[bool]:
+        """Renew many leases (see :meth:`renew_lease`) in one pipeline: whether each is
+        still ours. On a Redis Cluster each one is its own call (the keys of two shoots
+        may live on two nodes), still on the caller's one thread."""
+        if self.cluster:
+            return [self.renew_lease(shoot, owner, lease_ms) for shoot, owner in leases]
+        pipe = self._redis.pipeline(transaction=False)
+        for shoot, owner in leases:
+            keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
+            self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms], client=pipe)
+        return [bool(kept) for kept in pipe.execute()]
+
     def release_lease(self, shoot: Shoot, owner: Owner) -> None:
         """Give the lease up (if still ours), so the next owner need not wait for it, and
         tell the followers tailing the log."""

@@ -64,7 +64,9 @@ class Transport(Protocol):
     """Where a subscriber's frames go: the connection's socket."""
 
     def frame(self, payload: bytes) -> bytes:
-        """The bytes to write for a message (the same object for the same payload)."""
+        """The bytes to write for a message (the same object for the same payload): its
+        WebSocket binary frame, :func:`relay.wsframes.binary_frame`, which the fan-out
+        builds once and hands to every subscriber instead of asking each transport."""
 
     def write_nowait(self, frame: bytes) -> bool:
         """Write ``frame`` now if the transport is idle, without waiting.
@@ -139,20 +141,32 @@ class Subscriber:
     def statistics(self) -> SubscriberStats:
         return SubscriberStats(len(self._frames), self._answers, self.resyncs, self._closed)
 
-    def offer(self, frame: bytes, resync: Callable[[], bytes]) -> bool:
+    def offer(self, frame: bytes, resync: Callable[[], bytes], framed: bytes | None = None) -> bool:
         """Queue a document update without waiting.
+
+        This is the fan-out's inner loop, run once per subscriber per update, so the
+        common case (nothing queued, the socket takes the frame) is one test of the queue
+        and one call into the transport, nothing else.
 
         Args:
             frame: The encoded frame (the same bytes object for every subscriber).
             resync: Builds the full-state frame, called only if the queue is full.
+            framed: ``frame`` as the transport writes it, when the caller framed it once
+                for everyone (:func:`relay.fanout.fan_out` does); else it is framed here.
 
         Returns:
             ``False`` when the subscriber is closed (or has just been closed).
         """
         if self._closed:
             return False
+        transport = self._transport
+        if transport is not None:
+            frame = transport.frame(frame) if framed is None else framed
+            if not self._frames and transport.write_nowait(frame):
+                return True
         if len(self._frames) - self._answers < self.limit:
-            self._push(self._framed(frame))
+            self._frames.append(frame)
+            self._wakeup.set()
         elif self.resyncs < MAX_RESYNCS:
             self.resyncs += 1
             kept = [f for f in self._frames if isinstance(f, _Answer)]

@@ -1,17 +1,16 @@
 """The relay's own WebSocket endpoint: the handshake, the session, heartbeats, the close.
 
 The door (:mod:`relay.door`) hands over each ``GET /ws`` upgrade with the bytes it read.
-wsproto checks the handshake and writes the answer: a ``101`` without extensions
-(permessage-deflate stays off, see :mod:`relay.wsframes`), a ``400`` for a broken
-handshake, or a ``503`` with the API's JSON error while the relay shuts down. Then the
+:mod:`relay.wshandshake` checks the handshake and gives the answer: a ``101`` without
+extensions (permessage-deflate stays off, see :mod:`relay.wsframes`), a ``400`` (or
+``426`` for another WebSocket version) for a broken handshake; a ``503`` with the API's
+JSON error comes from here while the relay shuts down. Then the
 session (:func:`relay.connection.serve_session`) runs over an
 :class:`~relay.wssocket.OwnedSocket`.
 
-Heartbeats: the relay pings every ``ws_ping_interval_s`` and closes a connection whose
-ping is unanswered after ``read_timeout_s`` (no close frame: a peer that does not read
-would not get one, and its device sees the drop and reconnects). Browsers answer pings
-by themselves, so this catches a phone that lost its network and a client that stopped
-reading, whose pings wait behind everything queued for it.
+Heartbeats: the relay pings every session every ``ws_ping_interval_s`` and closes one
+whose ping is unanswered after ``read_timeout_s`` (:mod:`relay.heartbeat`, one task for
+every session).
 
 After the session: the relay waits up to ``read_timeout_s`` for the peer's answer to its
 close (reading and dropping whatever comes first), then closes the socket.
@@ -21,20 +20,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket as stdlib_socket
 from collections.abc import Callable, Iterable
-from typing import Final
+from http import HTTPStatus
 
+import h11
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
-from wsproto.utilities import RemoteProtocolError
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 
 from .connection import serve_session
 from .context import RelayContext
+from .heartbeat import Heartbeat
 from .refusals import CLOSE_INTERNAL_ERROR
-from .wsframes import ping_frame
+from .wshandshake import HandshakeRefused, accept, accept_request
 from .wssocket import OwnedSocket
 
 __all__ = ["AddressRule", "serve_websocket"]
@@ -44,114 +43,69 @@ log = logging.getLogger(__name__)
 AddressRule = Callable[[str, Iterable[tuple[bytes, bytes]]], str | None]
 """The proxy-header rule: the client's address for a peer and its headers, or ``None``."""
 
-_BLANK_LINE: Final = re.compile(b"\n\r?\n")
-_BAD_REQUEST: Final = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
-
-def _json_refusal(ws: WSConnection, status: int, code: str, message: str) -> bytes:
+def _json_refusal(status: int, code: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    head = ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
-    return head + ws.send(RejectData(data=body))
-
-
-def _after_head(head: bytes) -> bytes:
-    """The bytes after the request head: a client's first frames, sent without waiting
-    for the ``101`` (the head ends at the first blank line, as h11 reads it)."""
-    end = _BLANK_LINE.search(head)
-    return head[end.end() :] if end is not None else b""
+    phrase = HTTPStatus(status).phrase
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 async def serve_websocket(
     sock: stdlib_socket.socket,
-    head: bytes,
+    head: bytes | tuple[h11.Request, bytes],
     peer: str,
     relay: RelayContext,
     sessions: set[OwnedSocket],
     address_rule: AddressRule | None,
+    heartbeat: Heartbeat,
 ) -> None:
     """Serve one WebSocket connection whose request ``head`` the door has read.
 
     Args:
+        head: The request head and what followed it, or the request as the door's h11
+            parse gave it and the bytes after its head.
         sessions: The open sessions, for the shutdown's one pass of closes.
+        heartbeat: Pings the session while it runs.
         address_rule: Where the client's address comes from behind a proxy.
     """
-    ws = WSConnection(ConnectionType.SERVER)
     try:
-        ws.receive_data(head)
-        request = next((e for e in ws.events() if isinstance(e, Request)), None)
-    except RemoteProtocolError:
-        request = None
-    owned = OwnedSocket(sock, ws, peer, received=_after_head(head))
-    if request is None:
-        await owned.send(_BAD_REQUEST)
+        handshake = accept(head) if isinstance(head, bytes) else accept_request(*head)
+    except HandshakeRefused as refused:
+        await OwnedSocket(sock, Connection(ConnectionType.SERVER), peer).send(refused.response)
         return
+    owned = OwnedSocket(sock, Connection(ConnectionType.SERVER), peer, received=handshake.early)
     if address_rule is not None:
-        owned.client_address = address_rule(peer, request.extra_headers) or peer
+        owned.client_address = address_rule(peer, handshake.headers) or peer
     if relay.closing:
         message = "The relay is shutting down; try again soon."
-        await owned.send(_json_refusal(ws, 503, "unavailable", message))
+        await owned.send(_json_refusal(503, "unavailable", message))
         return
     # Registered before the first checkpoint after the `closing` check: the shutdown's
     # pass either sees this session or this session saw `closing`.
     sessions.add(owned)
     try:
         with trio.CancelScope() as owned.scope:
-            await owned.send(ws.send(AcceptConnection()))
-            await _run(owned, relay)
+            await owned.send(handshake.response)
+            await _run(owned, relay, heartbeat)
     finally:
         sessions.discard(owned)
 
 
-async def _run(owned: OwnedSocket, relay: RelayContext) -> None:
-    settings = relay.settings
-    evicted = trio.Event()
+async def _run(owned: OwnedSocket, relay: RelayContext, heartbeat: Heartbeat) -> None:
+    beat = heartbeat.watch(owned)
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                _heartbeat,
-                owned,
-                settings.ws_ping_interval_s,
-                settings.read_timeout_s,
-                evicted,
-                nursery.cancel_scope,
-            )
-            await serve_session(owned, relay)
-            nursery.cancel_scope.cancel()
+        await serve_session(owned, relay)
     except Exception:
         owned.close_nowait(CLOSE_INTERNAL_ERROR, "internal error")
         raise
     finally:
+        heartbeat.forget(owned)
         owned.finished()
-    if evicted.is_set() or owned.gone:
+    if beat.evicted or owned.gone:
         return
-    with trio.move_on_after(settings.read_timeout_s):
+    with trio.move_on_after(relay.settings.read_timeout_s):
         await owned.wait_closed()
-
-
-async def _heartbeat(
-    owned: OwnedSocket,
-    interval_s: float,
-    timeout_s: float,
-    evicted: trio.Event,
-    session: trio.CancelScope,
-) -> None:
-    """Ping every ``interval_s``; end the session when a ping waits over ``timeout_s``."""
-    sent = 0
-    sent_at = 0.0
-    answered = True
-    while True:
-        await trio.sleep(interval_s)  # the heartbeat's period, not synchronisation
-        now = trio.current_time()
-        if not answered:
-            if owned.last_pong == sent.to_bytes(8, "big"):
-                answered = True
-            elif now - sent_at > timeout_s:
-                log.info("no pong from %s in %.1f s: closing", owned.client_address, timeout_s)
-                evicted.set()
-                session.cancel()
-                return
-        if answered:
-            sent += 1
-            sent_at, answered = now, False
-            owned.control(ping_frame(sent.to_bytes(8, "big")))

@@ -39,8 +39,7 @@ import socket as stdlib_socket
 from typing import Final
 
 import trio
-from wsproto import WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
@@ -75,8 +74,8 @@ class OwnedSocket:
 
     Args:
         sock: The connected socket, configured with :func:`configure`, handshake done.
-        ws: The wsproto connection that did the handshake; it parses client frames
-            other than lone binary ones (:mod:`relay.wsreader`).
+        ws: wsproto's frame parser for the connection (the handshake is done); it
+            parses client frames other than lone binary ones (:mod:`relay.wsreader`).
         client_address: Whose connection this is, for the throttles.
         received: What the client sent after its request head, without waiting for
             the ``101`` (wsproto's server handshake drops those bytes): its first frames.
@@ -87,7 +86,7 @@ class OwnedSocket:
     def __init__(
         self,
         sock: stdlib_socket.socket,
-        ws: WSConnection,
+        ws: Connection,
         client_address: str,
         *,
         received: bytes = b"",
@@ -120,6 +119,7 @@ class OwnedSocket:
         self._broken = False
         self._subscriber: Subscriber | None = None
         self._discarding = False
+        self._waited = False
         self._going_away: tuple[int, str] | None = None
         self.scope: trio.CancelScope | None = None
         """The session's scope, once it runs: the shutdown cancels it directly."""
@@ -159,14 +159,22 @@ class OwnedSocket:
         return binary_frame(payload)
 
     def write_nowait(self, frame: bytes) -> bool:
+        # The fan-out calls this once per subscriber per update: the checks are plain
+        # attribute tests and the send is the socket's own, with no helper in between.
         if self._broken or self.close_sent:
             return True  # nothing follows a close, and a gone peer gets nothing
-        if self.busy:
+        if self._pending is not None or self._writing:
             return False
-        sent = self._send_some(memoryview(frame))
-        if sent == 0 and not self._broken:
+        try:
+            sent = self.sock.send(frame)
+        except BlockingIOError:
             return False
-        if sent < len(frame) and not self._broken:
+        except OSError as exc:
+            self._break(exc)
+            return True
+        if sent < len(frame):
+            if sent == 0:
+                return False
             self._pending = memoryview(frame)[sent:]
             if self._subscriber is not None:
                 self._subscriber.wake()
@@ -250,6 +258,7 @@ class OwnedSocket:
                 data = self.sock.recv(RECV_BYTES)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(self.sock)
+                self._waited = True
                 continue
             except OSError as exc:
                 self._break(exc)
@@ -293,7 +302,21 @@ class OwnedSocket:
         return None
 
     async def receive(self) -> bytes | str | None:
-        """The next message from the client, or ``None`` once it is gone."""
+        """The next message from the client, or ``None`` once it is gone.
+
+        It passes through the scheduler once per message: by waiting for the socket, or,
+        when the message was already here (several in one read), by a checkpoint, so a
+        client that sends faster than the relay reads never keeps the others waiting.
+        The checkpoint is shielded: the message is already taken, and is not lost to a
+        cancellation there.
+        """
+        self._waited = False
+        message = await self._next_message()
+        if not self._waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
+
+    async def _next_message(self) -> bytes | str | None:
         message = bytearray()
         chars: list[str] = []
         size = 0

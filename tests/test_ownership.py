@@ -79,6 +79,15 @@ def test_the_fence_refuses_a_deposed_owner_and_epochs_only_grow(redis_url: str) 
         assert not store.renew_lease(shoot, a, 60_000)
         store.release_lease(shoot, a)  # not A's to release: B keeps it
         assert store.renew_lease(shoot, b, 60_000)
+        # The relay renews all its leases in one pipeline: each answer is that lease's.
+        other = store.create_shoot(_shoot)
+        mine = store.acquire_lease(other, "b", 60_000)
+        assert isinstance(mine, Owner)
+        assert store.renew_leases([(shoot, a), (shoot, b), (other, mine)], 60_000) == [
+            False,
+            True,
+            True,
+        ]
         store.append(shoot, b, [b"by b"])
 
         # B gives the lease up; even then A's old epoch stays fenced.

@@ -18,8 +18,10 @@ import trio
 import trio_websocket
 from hypercorn.events import RawData
 from hypercorn.protocol import ProtocolWrapper
-from wsproto import WSConnection
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 
+from relay import websocket, wshandshake
 from sync.codec import decode_server, encode
 from sync.protocol import Hello, Welcome
 from tests.wire import create_shoot
@@ -32,10 +34,10 @@ class Injected(RuntimeError):
 
 
 def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fail a marked connection: an HTTP one at once, a WebSocket one on its first frame."""
+    """Fail a marked connection: an HTTP one at once, a WebSocket one on its first frame
+    (in wsproto's frame parser, which the relay's handshake hands the connection to)."""
     original_http = ProtocolWrapper.handle
-    original_ws = WSConnection.receive_data
-    marked: set[int] = set()
+    original_open = wshandshake.open_connection
     raised: list[str] = []
 
     async def handle(self: ProtocolWrapper, event: Any) -> None:
@@ -44,16 +46,23 @@ def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             raise Injected("a bug while reading an HTTP request")
         await original_http(self, event)
 
-    def receive_data(self: WSConnection, data: bytes | None) -> None:
-        if data and MARKER in data.lower():
-            marked.add(id(self))
-        elif id(self) in marked and data:
-            raised.append("websocket")
-            raise Injected("a bug while reading a WebSocket frame")
-        original_ws(self, data)
+    class Faulty(Connection):
+        def receive_data(self, data: bytes | None) -> None:
+            if data:
+                raised.append("websocket")
+                raise Injected("a bug while reading a WebSocket frame")
+            super().receive_data(data)
+
+    def open_connection(handshake: wshandshake.Handshake) -> Connection:
+        if any(name == MARKER for name, _ in handshake.headers):
+            faulty = Faulty(ConnectionType.SERVER)
+            if handshake.early:
+                faulty.receive_data(handshake.early)
+            return faulty
+        return original_open(handshake)
 
     monkeypatch.setattr(ProtocolWrapper, "handle", handle)
-    monkeypatch.setattr(WSConnection, "receive_data", receive_data)
+    monkeypatch.setattr(websocket, "open_connection", open_connection)
     return raised
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import trio
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, BytesMessage, Ping, Request, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
@@ -154,8 +155,9 @@ async def _read(data: bytes, whole: bool, seed: int) -> list[Any]:
                 return
 
     try:
-        server, _ = _open()
-        owned = OwnedSocket(relay_side, server, "127.0.0.1", cut_frames=whole)
+        owned = OwnedSocket(
+            relay_side, Connection(ConnectionType.SERVER), "127.0.0.1", cut_frames=whole
+        )
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(send)

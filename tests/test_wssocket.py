@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 import trio
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
+from wsproto.connection import Connection
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from relay.connection import _send_loop
@@ -36,7 +37,7 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 def _owned(sock: socket.socket) -> OwnedSocket:
-    return OwnedSocket(sock, WSConnection(ConnectionType.SERVER), "127.0.0.1")
+    return OwnedSocket(sock, Connection(ConnectionType.SERVER), "127.0.0.1")
 
 
 def _session(sock: socket.socket, limit: int) -> tuple[OwnedSocket, Subscriber]:

@@ -1,0 +1,93 @@
+"""The relay's one heartbeat task: pings per session, and evictions, in virtual time."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+
+import trio
+import trio.testing
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+
+from relay.heartbeat import TICKS_PER_INTERVAL, Heartbeat
+from relay.wssocket import OwnedSocket, configure
+
+INTERVAL_S = 1.0
+TIMEOUT_S = 3.0
+TICK_S = INTERVAL_S / TICKS_PER_INTERVAL
+
+
+def _pings(client_side: socket.socket) -> list[int]:
+    """The numbers of the ping frames the client side has received so far."""
+    data = b""
+    while True:
+        try:
+            data += client_side.recv(4096)
+        except BlockingIOError:
+            break
+    numbers = []
+    while data:
+        assert data[0] == 0x89
+        assert data[1] == 8
+        numbers.append(int.from_bytes(data[2:10], "big"))
+        data = data[10:]
+    return numbers
+
+
+async def test_each_session_is_pinged_and_a_silent_one_evicted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pairs = [socket.socketpair() for _ in range(2)]
+    try:
+        owned = []
+        for relay_side, client_side in pairs:
+            configure(relay_side)
+            client_side.setblocking(False)
+            owned.append(OwnedSocket(relay_side, Connection(ConnectionType.SERVER), "peer"))
+        answering, _silent = owned
+        heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            beats = [heartbeat.watch(o) for o in owned]
+            evicted_at: list[float] = []
+
+            async def session(o: OwnedSocket) -> None:
+                with trio.CancelScope() as o.scope:
+                    await trio.sleep_forever()
+                evicted_at.append(trio.current_time())
+
+            for o in owned:
+                nursery.start_soon(session, o)
+            start = trio.current_time()
+            sent_at = []
+            silent_pings = []
+            for n in range(1, 6):
+                with trio.fail_after(INTERVAL_S + 2 * TICK_S):  # virtual time
+                    while not (pings := _pings(pairs[0][1])):
+                        silent_pings += _pings(pairs[1][1])
+                        await trio.sleep(TICK_S / 2)
+                assert pings == [n]  # one ping per interval, numbered
+                sent_at.append(trio.current_time())
+                answering.last_pong = pings[0].to_bytes(8, "big")  # as its reader notes it
+            await trio.sleep(INTERVAL_S)
+            silent_pings += _pings(pairs[1][1])
+            # The answering session got a ping every interval; the silent one only its
+            # first, and was evicted once that stayed unanswered past the timeout.
+            assert sent_at[0] - start <= INTERVAL_S + TICK_S
+            gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+            assert all(INTERVAL_S - TICK_S <= gap <= INTERVAL_S + 2 * TICK_S for gap in gaps), gaps
+            assert silent_pings == [1]
+            assert beats[1].evicted
+            assert not beats[0].evicted
+            assert len(evicted_at) == 1
+            assert TIMEOUT_S < evicted_at[0] - sent_at[0] <= TIMEOUT_S + INTERVAL_S + 2 * TICK_S
+            heartbeat.forget(answering)
+            _pings(pairs[0][1])  # what went out before
+            await trio.sleep(3 * INTERVAL_S)
+            assert _pings(pairs[0][1]) == []  # forgotten: no more pings
+            nursery.cancel_scope.cancel()
+    finally:
+        for left, right in pairs:
+            left.close()
+            right.close()
