@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import h11
-from wsproto import ConnectionType
 
 from .routing import MAX_HEAD_BYTES
 

@@ -6,7 +6,9 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Request
 
-from relay.wshandshake import HandshakeRefused, accept, accept_token, open_connection
+from relay.wshandshake import HandshakeRefused, accept, accept_token
+from relay.wsreader import ClientFrames
+from sync.protocol import MAX_CLIENT_FRAME_BYTES
 
 _GOOD = [
     (b"Host", b"relay.example"),
@@ -35,10 +37,11 @@ def test_a_wsproto_client_is_accepted_and_its_early_frames_are_kept() -> None:
     assert (b"host", b"relay.example") in handshake.headers
     # The client's first frame, sent before the answer came, reaches the frame parser.
     hello = client.send(BytesMessage(b"hello"))
-    connection = open_connection(accept(head + hello))
-    (event,) = list(connection.events())
-    assert isinstance(event, BytesMessage)
-    assert event.data == b"hello"
+    early = accept(head + hello).early
+    assert early == hello
+    frames = ClientFrames(MAX_CLIENT_FRAME_BYTES)
+    frames.feed(early)
+    assert frames.next_frame() == (b"hello", b"")
 
 
 @pytest.mark.parametrize(

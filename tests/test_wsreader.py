@@ -19,7 +19,7 @@ from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, BytesMessage, Ping, Request, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from relay.websocket import _after_head
+from relay.wshandshake import accept
 from relay.wsreader import ClientFrames, unmask
 from relay.wssocket import OwnedSocket, configure
 from sync.codec import decode_server, encode
@@ -225,13 +225,16 @@ async def test_a_first_frame_sent_with_the_handshake_is_read(relay_url: str) -> 
             assert messages[1].nonce == 7
 
 
-@pytest.mark.parametrize(
-    ("head", "after"),
-    [
-        (b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n", b""),
-        (b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n\x82\x80abcd", b"\x82\x80abcd"),
-        (b"GET /ws HTTP/1.1\nHost: a\n\n\x82\x80abcd\r\n\r\n", b"\x82\x80abcd\r\n\r\n"),
-    ],
+_UPGRADE = (
+    b"Upgrade: websocket{eol}Connection: Upgrade{eol}Sec-WebSocket-Version: 13{eol}"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=={eol}"
 )
-def test_the_bytes_after_the_head_are_found_as_h11_ends_the_head(head: bytes, after: bytes) -> None:
-    assert _after_head(head) == after
+
+
+@pytest.mark.parametrize(
+    ("eol", "after"),
+    [(b"\r\n", b""), (b"\r\n", b"\x82\x80abcd"), (b"\n", b"\x82\x80abcd\r\n\r\n")],
+)
+def test_the_bytes_after_the_head_are_found_as_h11_ends_the_head(eol: bytes, after: bytes) -> None:
+    head = b"GET /ws HTTP/1.1" + eol + b"Host: a" + eol + _UPGRADE.replace(b"{eol}", eol) + eol
+    assert accept(head + after).early == after
