@@ -145,6 +145,15 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
     )
     expect(page.get_by_test_id("board")).to_have_count(0)
 
+    # A code no shoot can have (a mistyped link): said at once, not an "offline" empty board
+    # whose socket redials for ever, nor a results page that never stops loading.
+    out_of_range = "A shoot code is four digits, 1000 to 9999."
+    page.goto("/view/0001")
+    expect(page.get_by_role("alert")).to_have_text(out_of_range)
+    expect(page.get_by_test_id("board")).to_have_count(0)
+    page.goto("/results/0001")
+    expect(page.get_by_role("alert")).to_have_text(out_of_range)
+
 
 def test_a_refused_join_reads_as_a_sentence(phone: Phone, api: Api) -> None:
     code = api.create_shoot("Sam")["code"]
