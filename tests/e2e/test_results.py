@@ -185,6 +185,27 @@ def test_the_results_fit_a_small_phone_with_big_targets(phone: Phone, api: Api) 
     _check(page, "results")
 
 
+def test_a_scorecard_on_the_results_lists_the_arrows_of_an_end_not_finished(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot("Sam")["code"]
+    chris = api.join(code, "Chris", "portsmouth")
+    archer = open_as_archer(phone(), code, chris)
+    score(archer, [10, 10, 9, 9, 9, 9, "X", 8])  # one end of 56, then two arrows
+    archer.get_by_role("button", name="Finish").click()  # a short round: finished early
+    archer.get_by_role("alertdialog").get_by_role("button", name="Yes, finish").click()
+    page = phone().new_page()
+    page.goto(f"/results/{code}")
+    expect(page.get_by_test_id("results-score")).to_have_text(["74"])
+    page.get_by_role("button", name="Show the scorecards").click()
+    card = page.get_by_role("region", name="Scorecard: Chris")
+    # Every arrow in the total is on the card: the ends' scores add up to it.
+    expect(card.locator(".results-ends li")).to_have_count(2)
+    expect(card.locator(".results-ends .arrows")).to_have_text(["10 10 9 9 9 9", "X 8"])
+    expect(card.locator(".results-ends .end-total")).to_have_text(["56", "18"])
+    expect(card.locator(".results-card-total")).to_have_text("Total 74")
+
+
 #: For each name on the results table: how many lines it takes, and how many words it has.
 NAME_LINES = """() => [...document.querySelectorAll('[data-testid="results-row"] th[scope="row"]')].map((th) => {
   const range = document.createRange();
