@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from .app import open_as_archer, row, score
 from .conftest import Phone
@@ -144,6 +144,41 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
         f"There is no shoot {missing}. Check the four digits and try again."
     )
     expect(page.get_by_test_id("board")).to_have_count(0)
+
+    # A code no shoot can have (a mistyped link): said at once, not an "offline" empty board
+    # whose socket redials for ever, nor a results page that never stops loading.
+    out_of_range = "A shoot code is four digits, 1000 to 9999."
+    page.goto("/view/0001")
+    expect(page.get_by_role("alert")).to_have_text(out_of_range)
+    expect(page.get_by_test_id("board")).to_have_count(0)
+    page.goto("/results/0001")
+    expect(page.get_by_role("alert")).to_have_text(out_of_range)
+
+
+def test_a_round_searched_while_the_list_loads_is_chosen_when_it_arrives(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot("Sam")["code"]
+    # No service worker: the page's own request for the round list is the one held here.
+    context = phone(service_workers="block")
+    held: list[Route] = []
+    context.route(re.compile(r"/api/rounds$"), lambda route: held.append(route))
+    page = context.new_page()
+    page.goto(f"/join/{code}")
+    page.get_by_label("Your name").fill("Chris")
+    page.get_by_label("Find your round").fill("portsmouth")
+    deadline = time.monotonic() + 15
+    while not held:  # the slow signal: the list has not arrived yet
+        assert time.monotonic() < deadline, "the page never asked for the round list"
+        page.wait_for_timeout(20)
+    expect(page.get_by_label("Round", exact=True)).to_be_disabled()
+    held[0].continue_()
+
+    expect(page.get_by_label("Round", exact=True)).to_have_value("portsmouth")
+    page.get_by_role("button", name="Join and start scoring").click()
+    expect(page).to_have_url(re.compile(rf"/shoot/{code}$"))
+    [chris] = api.read(code)["archers"].values()
+    assert chris["round"] == "portsmouth"
 
 
 def test_a_refused_join_reads_as_a_sentence(phone: Phone, api: Api) -> None:

@@ -57,6 +57,7 @@ def test_offline_ends_survive_a_reload_and_arrive_once(
     wait_offline(archer)
     score(archer, END_A + END_B)
     expect(archer.get_by_test_id("pending")).to_contain_text("2 ends wait to be sent")
+    expect(archer.get_by_test_id("connection")).to_contain_text("They are safe on this phone")
 
     archer.reload()  # no signal: the shell comes from the service worker's cache
     expect(archer.get_by_test_id("my-arrows")).to_have_text("12/72")
@@ -108,6 +109,9 @@ def test_a_browser_restart_without_signal_loses_nothing(
         wait_offline(archer)
         score(archer, END_A)
         expect(archer.get_by_test_id("pending")).to_contain_text("1 end waits to be sent")
+        expect(archer.get_by_test_id("connection")).to_contain_text(
+            "It is safe on this phone and goes out when you have signal."
+        )
     finally:
         context.close()  # the browser quits with the end still unsent
 

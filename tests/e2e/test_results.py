@@ -185,6 +185,59 @@ def test_the_results_fit_a_small_phone_with_big_targets(phone: Phone, api: Api) 
     _check(page, "results")
 
 
+def test_a_scorecard_on_the_results_lists_the_arrows_of_an_end_not_finished(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot("Sam")["code"]
+    chris = api.join(code, "Chris", "portsmouth")
+    archer = open_as_archer(phone(), code, chris)
+    score(archer, [10, 10, 9, 9, 9, 9, "X", 8])  # one end of 56, then two arrows
+    archer.get_by_role("button", name="Finish").click()  # a short round: finished early
+    archer.get_by_role("alertdialog").get_by_role("button", name="Yes, finish").click()
+    page = phone().new_page()
+    page.goto(f"/results/{code}")
+    expect(page.get_by_test_id("results-score")).to_have_text(["74"])
+    page.get_by_role("button", name="Show the scorecards").click()
+    card = page.get_by_role("region", name="Scorecard: Chris")
+    # Every arrow in the total is on the card: the ends' scores add up to it.
+    expect(card.locator(".results-ends li")).to_have_count(2)
+    expect(card.locator(".results-ends .arrows")).to_have_text(["10 10 9 9 9 9", "X 8"])
+    expect(card.locator(".results-ends .end-total")).to_have_text(["56", "18"])
+    expect(card.locator(".results-card-total")).to_have_text("Total 74")
+
+
+#: For each name on the results table: how many lines it takes, and how many words it has.
+NAME_LINES = """() => [...document.querySelectorAll('[data-testid="results-row"] th[scope="row"]')].map((th) => {
+  const range = document.createRange();
+  range.selectNodeContents(th);
+  const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+  return { name: th.textContent.trim(), lines: tops.size, words: th.textContent.trim().split(/\\s+/).length };
+})"""
+
+
+def test_results_on_a_375px_phone_keep_names_whole_and_every_column_on_screen(
+    phone: Phone, api: Api
+) -> None:
+    code = api.create_shoot("Sam")["code"]
+    bob = api.join(code, "Bob Bowman", "portsmouth")
+    api.join(code, "Alice Archer", "portsmouth")
+    score(open_as_archer(phone(), code, bob), [10, 9, "X"])
+    page = phone(viewport={"width": 375, "height": 740}).new_page()
+    page.goto(f"/results/{code}")
+    expect(page.get_by_test_id("results-row")).to_have_count(2)
+    expect(page.get_by_test_id("results-row").first).to_contain_text("29")
+
+    names = page.evaluate(NAME_LINES)
+    assert [n["name"] for n in names] == ["Bob Bowman", "Alice Archer"]
+    broken = [n for n in names if n["lines"] > n["words"]]
+    assert broken == [], f"names broken inside a word: {broken}"
+    # The class column is the last one: on screen, not scrolled out of the table's box.
+    table = page.locator(".results-table").first
+    hidden = table.evaluate("t => t.scrollWidth - t.parentElement.clientWidth")
+    assert hidden <= 0, f"the table hides {hidden} px of its columns"
+    expect(table.locator("thead th").last).to_be_in_viewport(ratio=1)
+
+
 @pytest.fixture
 def own_relay(tmp_path: Path) -> Iterator[RelayProcess]:
     """A relay for this test alone, free to be restarted."""

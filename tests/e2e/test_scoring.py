@@ -190,3 +190,23 @@ def test_tap_an_archer_for_the_scorecard(phone: Phone, api: Api) -> None:
     expect(card).to_be_visible()
     viewer.keyboard.press("Escape")
     expect(card).to_have_count(0)
+
+
+def test_a_score_below_every_classification_is_worded_as_such(phone: Phone, api: Api) -> None:
+    code = api.create_shoot()["code"]
+    chris = api.join(code, "Chris", "portsmouth")
+    archer = open_as_archer(phone(), code, chris)
+    viewer = open_as_viewer(phone(), code)
+    score(archer, [1, 1, 2, 1, "M", 1])  # far below the lowest class, A3
+
+    # archeryutils calls this "UC"; "On track for UC" read as if it were a class to aim for.
+    line = row(viewer, "Chris").get_by_test_id("classification")
+    expect(line).to_have_text("Not on track for a classification yet")
+    expect(row(archer, "Chris").get_by_test_id("classification")).to_have_text(
+        "Not on track for a classification yet"
+    )
+    archer.get_by_role("button", name="Finish").click()
+    archer.get_by_role("button", name="Yes, finish").click()
+    expect(line).to_have_text("Unclassified")
+    board = api.read(code)["leaderboard"]["groups"][0]["standings"][0]
+    assert (board["classification"], board["classification_status"]) == ("UC", "achieved")

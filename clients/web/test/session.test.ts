@@ -206,6 +206,17 @@ test("a refused hello stops the client with the relay's sentence", async () => {
   }
 });
 
+test("a code no shoot can have is refused before any socket opens", async () => {
+  const script = scripted(() => ({ frames: [], close: 1006 }));
+  for (const code of ["0001", "0999", "12", "10000"]) {
+    await assert.rejects(
+      openShoot({ origin: "http://relay.invalid", code, deviceId: "v", timings: fast, webSocket: script.socket, watchNetwork: false }),
+      { code: "invalid_code", message: "A shoot code is four digits, 1000 to 9999." },
+    );
+  }
+  assert.equal(script.opened(), 0);
+});
+
 test("abnormal closes are retried with backoff; a going-away relay too", async () => {
   const script = scripted((n) => ({ frames: [], close: n % 2 ? 1006 : 1001 }));
   const client = await openShoot({ origin: "http://relay.invalid", code: "1001", deviceId: "v", timings: fast, webSocket: script.socket, watchNetwork: false });

@@ -15,6 +15,7 @@
 //   so a write never reaches the relay before the save that keeps it;
 // - news for the views: `change`, `status`, `notice` and `replaced` events, and the
 //   replica's snapshot saved for the next page load.
+import { ApiError } from "./api";
 import { Backoff } from "./backoff";
 import { type Action, FATAL_CLOSE_CODES, encodeClientMessage } from "./clientActions";
 import { ClientSession } from "./clientSession";
@@ -462,8 +463,14 @@ export class Session implements ShootClient {
 /**
  * Open a shoot: the replica and outbox saved on this device first (so it shows at once,
  * offline too), then the connection loop in the background. A viewer without `identity`.
+ * A code the relay can never have (not 1000 to 9999, e.g. a mistyped link) is refused here:
+ * the relay answers its hello with an `invalid_field` error that is not fatal for good, so
+ * the socket would otherwise redial forever behind an empty "offline" board.
  */
 export async function openShoot(options: SessionOptions): Promise<ShootClient> {
+  if (!/^[1-9]\d{3}$/.test(options.code)) {
+    throw new ApiError(400, "invalid_code", "A shoot code is four digits, 1000 to 9999.");
+  }
   let storage = true;
   let device = options.deviceId;
   if (!device) {

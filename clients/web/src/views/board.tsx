@@ -11,8 +11,15 @@ import type { BoardRow, Rounds } from "./data";
 import { buildBoard } from "./data";
 import { Scorecard } from "./scorecard";
 
+/** archeryutils' name for a score below every classification of the round. */
+const UNCLASSIFIED = "UC";
+
 export function classificationText(row: BoardRow): string | null {
   if (!row.classification || !row.status) return null;
+  // "Achieved UC" and "On track for UC" read as if "UC" were a class to aim for.
+  if (row.classification === UNCLASSIFIED) {
+    return row.status === "achieved" ? "Unclassified" : "Not on track for a classification yet";
+  }
   return row.status === "achieved" ? `Achieved ${row.classification}` : `On track for ${row.classification}`;
 }
 

@@ -146,14 +146,24 @@ function ProfileForm(props: { code: string; heading: string; again: boolean }) {
     setProfile((p) => ({ ...p, [key]: value }));
   };
 
+  /** Choose the first round the search matches, as the list under it shows it first. */
+  const pickFirstMatch = (list: RoundSummary[], value: string) => {
+    const words = value.toLowerCase().split(/\s+/).filter(Boolean);
+    const first = list.find((r) => words.every((w) => r.search.includes(w)));
+    if (first && words.length) setProfile((p) => ({ ...p, round: first.codename }));
+  };
+
   const onSearch = (value: string) => {
     touched.current = true;
     setSearch(value);
-    if (!rounds) return;
-    const words = value.toLowerCase().split(/\s+/).filter(Boolean);
-    const first = rounds.find((r) => words.every((w) => r.search.includes(w)));
-    if (first && words.length) setProfile((p) => ({ ...p, round: first.codename }));
+    if (rounds) pickFirstMatch(rounds, value);
   };
+
+  // A search typed while the list was still loading (a slow signal at the field) chooses
+  // its round once the list arrives, as if it had been typed afterwards.
+  useEffect(() => {
+    if (rounds && search) pickFirstMatch(rounds, search);
+  }, [rounds]);
 
   const onSubmit = async (e: Event) => {
     e.preventDefault();

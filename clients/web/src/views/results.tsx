@@ -10,9 +10,9 @@
  * text nodes (Preact escapes them), never markup.
  */
 import { useEffect, useState } from "preact/hooks";
-import type { ArcherEntry, ShootInfo } from "../protocol/index";
+import type { ArcherEntry, Arrow, ShootInfo } from "../protocol/index";
 import type { Rounds, Standing } from "./data";
-import { buildBoard, useRounds } from "./data";
+import { arrowScore, buildBoard, useRounds } from "./data";
 import { describe } from "./errors";
 import type { FinalResults } from "./final";
 import { loadFinal } from "./final";
@@ -34,7 +34,6 @@ export interface ResultsRow {
   totalArrows: number;
   classification: string | null;
   archerId: string;
-  endTotals: number[];
   arrows: (number | string)[];
 }
 
@@ -105,7 +104,6 @@ export function resultsData(
         totalArrows: s.totalArrows,
         classification: achieved(s),
         archerId: s.archerId,
-        endTotals: s.endTotals,
         arrows: archers.get(s.archerId)?.state.arrows ?? [],
       })),
     })),
@@ -169,6 +167,14 @@ function ResultsTable(props: { group: ResultsGroup }) {
   );
 }
 
+/** The arrows end by end, the last end too when it is not complete: an archer who finished
+ * early, or a shoot still going, has arrows there that count in the total. */
+function endsOf(arrows: readonly (number | string)[], perEnd: number): (number | string)[][] {
+  const out: (number | string)[][] = [];
+  for (let i = 0; i < arrows.length; i += perEnd) out.push(arrows.slice(i, i + perEnd));
+  return out;
+}
+
 function ScorecardList(props: { group: ResultsGroup; perEnd: number }) {
   return (
     <div class="results-cards">
@@ -177,10 +183,10 @@ function ScorecardList(props: { group: ResultsGroup; perEnd: number }) {
         <section class="results-card" key={r.archerId} aria-label={`Scorecard: ${r.name}`}>
           <h3>{r.name}</h3>
           <ol class="results-ends">
-            {r.endTotals.map((total, i) => (
+            {endsOf(r.arrows, props.perEnd).map((arrows, i) => (
               <li key={i}>
-                <span class="arrows">{r.arrows.slice(i * props.perEnd, (i + 1) * props.perEnd).join(" ")}</span>
-                <span class="end-total">{total}</span>
+                <span class="arrows">{arrows.join(" ")}</span>
+                <span class="end-total">{arrows.reduce((sum: number, a) => sum + arrowScore(a as Arrow), 0)}</span>
               </li>
             ))}
           </ol>

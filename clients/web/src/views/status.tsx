@@ -91,7 +91,10 @@ export function StatusBar(props: { client: ShootClient; rounds: Rounds | null; c
           <span data-testid="pending">
             {waiting || (me ? "Everything you scored is sent; new scores stay on this phone until you have signal." : "The leaderboard updates when you have signal again.")}
           </span>
-          {waiting && " They are safe on this phone and go out when you have signal."}
+          {waiting &&
+            (ends === 1
+              ? " It is safe on this phone and goes out when you have signal."
+              : " They are safe on this phone and go out when you have signal.")}
         </p>
       ) : (
         <p
