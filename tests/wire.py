@@ -113,16 +113,25 @@ async def join(
     return response.json()["archer_id"], response.json()["token"]
 
 
-async def wait_healthy(url: str) -> None:
-    """Poll the relay at ``url`` until ``/health`` answers 200 (deadline: the caller's)."""
+async def wait_healthy(url: str, timeout: float = 90.0) -> None:
+    """Poll the relay at ``url`` until ``/health`` answers 200.
+
+    Fails after ``timeout`` seconds (or the caller's deadline, if sooner) with the last
+    answer or error, so a relay that never became healthy says why (its log has the rest).
+    """
+    last = "no answer yet"
     async with httpx.AsyncClient(base_url=url) as http:
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            await trio.sleep(0.05)  # polling pace under the caller's deadline
+        with trio.move_on_after(timeout):
+            while True:
+                try:
+                    answer = await http.get("/health")
+                    if answer.status_code == 200:
+                        return
+                    last = f"{answer.status_code} {answer.text[:500]}"
+                except httpx.TransportError as exc:
+                    last = f"not reachable: {exc!r}"  # not listening yet
+                await trio.sleep(0.05)  # polling pace under the deadline above
+    raise AssertionError(f"{url} was not healthy within {timeout:g} s; last: {last}")
 
 
 async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
