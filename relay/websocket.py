@@ -7,11 +7,11 @@ handshake, or a ``503`` with the API's JSON error while the relay shuts down. Th
 session (:func:`relay.connection.serve_session`) runs over an
 :class:`~relay.wssocket.OwnedSocket`.
 
-Heartbeats: the relay pings every ``ws_ping_interval_s`` and closes a connection whose
-ping is unanswered after ``read_timeout_s`` (no close frame: a peer that does not read
-would not get one, and its device sees the drop and reconnects). Browsers answer pings
-by themselves, so this catches a phone that lost its network and a client that stopped
-reading, whose pings wait behind everything queued for it.
+Heartbeats: when to ping and when a silent peer is dead is decided by
+:class:`sync.heartbeat.Heartbeat` (``ws_ping_interval_s``, ``read_timeout_s``); this
+module fires its timer, sends the pings it asks for, hands it the pongs, and ends the
+session it finds dead, without a close frame (a peer that does not read would not get
+one, and its device sees the drop and reconnects).
 
 After the session: the relay waits up to ``read_timeout_s`` for the peer's answer to its
 close (reading and dropping whatever comes first), then closes the socket.
@@ -30,6 +30,8 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 from wsproto.utilities import RemoteProtocolError
+
+from sync.heartbeat import Evict, Heartbeat, SendPing
 
 from .connection import serve_session
 from .context import RelayContext
@@ -105,17 +107,11 @@ async def serve_websocket(
 
 async def _run(owned: OwnedSocket, relay: RelayContext) -> None:
     settings = relay.settings
-    evicted = trio.Event()
+    heartbeat = Heartbeat(trio.current_time(), settings.ws_ping_interval_s, settings.read_timeout_s)
+    owned.on_pong = heartbeat.pong_received
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                _heartbeat,
-                owned,
-                settings.ws_ping_interval_s,
-                settings.read_timeout_s,
-                evicted,
-                nursery.cancel_scope,
-            )
+            nursery.start_soon(_beat, owned, heartbeat, nursery.cancel_scope)
             await serve_session(owned, relay)
             nursery.cancel_scope.cancel()
     except Exception:
@@ -123,35 +119,26 @@ async def _run(owned: OwnedSocket, relay: RelayContext) -> None:
         raise
     finally:
         owned.finished()
-    if evicted.is_set() or owned.gone:
+    if heartbeat.evicted or owned.gone:
         return
     with trio.move_on_after(settings.read_timeout_s):
         await owned.wait_closed()
 
 
-async def _heartbeat(
-    owned: OwnedSocket,
-    interval_s: float,
-    timeout_s: float,
-    evicted: trio.Event,
-    session: trio.CancelScope,
-) -> None:
-    """Ping every ``interval_s``; end the session when a ping waits over ``timeout_s``."""
-    sent = 0
-    sent_at = 0.0
-    answered = True
+async def _beat(owned: OwnedSocket, heartbeat: Heartbeat, session: trio.CancelScope) -> None:
+    """Fire the heartbeat's timer when it asks, and carry out what it decides: send its
+    pings, or end the session of a peer it found dead (:mod:`sync.heartbeat`)."""
     while True:
-        await trio.sleep(interval_s)  # the heartbeat's period, not synchronisation
-        now = trio.current_time()
-        if not answered:
-            if owned.last_pong == sent.to_bytes(8, "big"):
-                answered = True
-            elif now - sent_at > timeout_s:
-                log.info("no pong from %s in %.1f s: closing", owned.client_address, timeout_s)
-                evicted.set()
-                session.cancel()
-                return
-        if answered:
-            sent += 1
-            sent_at, answered = now, False
-            owned.control(ping_frame(sent.to_bytes(8, "big")))
+        await trio.sleep_until(heartbeat.next_timer)
+        for action in heartbeat.timer_fired(trio.current_time()):
+            match action:
+                case SendPing(payload=payload):
+                    owned.control(ping_frame(payload))
+                case Evict():
+                    log.info(
+                        "no pong from %s in %.1f s: closing",
+                        owned.client_address,
+                        heartbeat.timeout_s,
+                    )
+                    session.cancel()
+                    return
