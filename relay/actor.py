@@ -23,8 +23,7 @@ that update is durable (see :meth:`ShootActor._announce`).
 
 Error handling: every message is answered exactly once, whatever happens.
 
-- A message whose input breaks a rule (a malformed state vector, an invalid write, a join
-  over the limit) raises :class:`~sync.errors.SyncError` before anything changes; its
+- A message whose input breaks a rule (an invalid write, a join over the limit) raises :class:`~sync.errors.SyncError` before anything changes; its
   sender gets that refusal and the actor goes on. The other sessions never notice.
 - Anything else escaping a message is a bug: the message's waiter is told the shoot is
   unavailable, and the actor stops (flushing first) and raises to the registry, which
@@ -59,7 +58,6 @@ from sync.models import Shoot
 from sync.notifications import Notice as Notification
 from sync.protocol import (
     CLOSE_GOING_AWAY,
-    CLOSE_PROTOCOL_ERROR,
     Ack,
     Error,
     Superseded,
@@ -339,7 +337,7 @@ class ShootActor:
                 self._submit(message)
             case Subscribe(subscriber, state_vector, done):
                 self._subscribe(subscriber, state_vector)
-                done.set(True)
+                done.set(None)
             case Unsubscribe(subscriber):
                 self.subscribers.discard(subscriber)
             case Read(reply):
@@ -356,11 +354,6 @@ class ShootActor:
         """Answer a message's sender with the rule its input broke; ``False`` for messages
         that carry no client input (a :class:`SyncError` from them is a bug)."""
         match message:
-            case Subscribe(subscriber, _, done):
-                self._metrics.errors += 1
-                subscriber.answer(encode(Error(exc.code, exc.message, fatal=True)))
-                subscriber.finish(CLOSE_PROTOCOL_ERROR, exc.code)
-                done.set(False)
             case Submit():
                 self._refuse_write(message, exc)
             case AddArcher(reply=reply):
@@ -399,7 +392,9 @@ class ShootActor:
         self._archers[archer_id] = record
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
+        # The codec read the hello's state vector (sync.codec), so it cannot be malformed
+        # here; if it were, the SyncError would be handled as the bug it is.
+        catchup = self._state.welcome(state_vector)
         welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
 
     def _submit(self, submit: Submit) -> None:

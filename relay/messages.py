@@ -101,13 +101,14 @@ class ShootView:
 class Subscribe:
     """Add a session to the fan-out after queueing its catch-up.
 
-    ``done`` is ``True`` once the welcome is queued, ``False`` when the actor refused the
-    session (a malformed state vector): the refusal is already queued to the subscriber.
+    ``done`` is answered once the welcome is queued. ``state_vector`` is one the codec has
+    read (a hello's is refused with the rest of its frame otherwise), so the actor never
+    refuses a subscription: one it cannot serve fails with :class:`ShootUnavailable`.
     """
 
     subscriber: Subscriber
     state_vector: bytes
-    done: Reply[bool] = field(default_factory=Reply)
+    done: Reply[None] = field(default_factory=Reply)
 
 
 @dataclass(frozen=True, slots=True)
