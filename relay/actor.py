@@ -48,6 +48,7 @@ from collections.abc import Callable
 
 import trio
 
+from sync.access import access_without_record, archer_access
 from sync.classification import peek_derived
 from sync.codec import encode
 from sync.document import ShootDocument
@@ -68,7 +69,6 @@ from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .credentials import token_matches
 from .durability import Durability, Held
 from .fanout import expire, fan_out, welcome
 from .lease import client_id_for
@@ -369,14 +369,13 @@ class ShootActor:
         abandon(message, error)
 
     def _access(self, archer_id: str | None, token: str | None) -> Access:
-        if self._now_ms() >= self.shoot.expires_ms:
-            return "expired"
-        if archer_id is None:
-            return "granted"
+        """The access rule (:mod:`sync.access`) with the records this owner holds."""
+        settled = access_without_record(self._now_ms(), self.shoot.expires_ms, archer_id)
+        if settled is not None:
+            return settled
+        assert archer_id is not None  # a viewer is settled without a record
         record = self._archers.get(archer_id)
-        if record is None or not token_matches(token, record.token_sha256):
-            return "denied"
-        return "granted"
+        return archer_access(token, None if record is None else record.token_sha256)
 
     def _admit(self, archer_id: str, record: ArcherRecord) -> None:
         if archer_id not in self._archers:

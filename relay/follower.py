@@ -48,6 +48,7 @@ from typing import Any, Final
 
 import trio
 
+from sync.access import access_without_record, archer_access
 from sync.codec import encode
 from sync.document import ShootDocument
 from sync.protocol import (
@@ -58,7 +59,6 @@ from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .credentials import token_matches
 from .fanout import expire, fan_out, welcome
 from .follower_board import FollowerBoard
 from .forward import Forwarder
@@ -301,18 +301,18 @@ class ShootFollower:
             check.reply.fail(exc)
 
     async def _access(self, archer_id: str | None, token: str | None) -> Access:
-        if self._now_ms() >= self.shoot.expires_ms:
-            return "expired"
-        if archer_id is None:
-            return "granted"
+        """The access rule (:mod:`sync.access`); the archer's record is read from Redis
+        when the rule needs it and this follower does not hold it yet."""
+        settled = access_without_record(self._now_ms(), self.shoot.expires_ms, archer_id)
+        if settled is not None:
+            return settled
+        assert archer_id is not None  # a viewer is settled without a record
         record: ArcherRecord | None = self._archers.get(archer_id)
         if record is None:  # joined since this follower loaded the shoot
             record = await self._store.call(self._store.get_archer, self.shoot, archer_id)
             if record is not None:
                 self._archers[archer_id] = record
-        if record is None or not token_matches(token, record.token_sha256):
-            return "denied"
-        return "granted"
+        return archer_access(token, None if record is None else record.token_sha256)
 
     # -- the log -------------------------------------------------------------------------
 

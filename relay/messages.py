@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import trio
 
+from sync.access import Access
 from sync.errors import SyncError
 from sync.leaderboard import Leaderboard
 from sync.models import Shoot
@@ -152,9 +153,6 @@ class ForgetArcher:
     """Undo an :class:`AddArcher` whose record could not be stored."""
 
     archer_id: str
-
-
-Access = Literal["granted", "denied", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
