@@ -9,7 +9,9 @@ writer: the last-writer-wins decision and the Yjs write happen with nothing in b
 
 The protocol decisions are not made here: :class:`sync.relay_state.ShootState` decides
 each write (refuse, or apply with the register merge), numbers the updates, says when an
-answer may go out, and picks a subscriber's catch-up; this module drives it. A write
+answer may go out and what it says (:func:`~sync.relay_state.write_answer`,
+:func:`~sync.relay_state.write_refusal`), and picks a subscriber's catch-up; who may open a
+session is :mod:`sync.access`'s rule; this module drives them. A write
 goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
 write's answer until Redis has it -> update the leaderboard for the one register that
@@ -59,13 +61,10 @@ from sync.models import Shoot
 from sync.notifications import Notice as Notification
 from sync.protocol import (
     CLOSE_GOING_AWAY,
-    Ack,
-    Error,
-    Superseded,
     Update,
 )
 from sync.register import Applied, Duplicate, Outcome, Register
-from sync.relay_state import ShootState
+from sync.relay_state import ShootState, write_answer, write_refusal
 from sync.wall import system_wall_ms
 
 from .config import Settings
@@ -420,19 +419,13 @@ class ShootActor:
         if submit.reply is not None:
             submit.reply.set(WriteResult(None, exc))
         if submit.subscriber is not None:
-            server_ms = getattr(exc, "server_ms", None)
-            error = Error(exc.code, exc.message, id=submit.request_id, server_ms=server_ms)
             self._metrics.errors += 1
-            submit.subscriber.answer(encode(error))
+            submit.subscriber.answer(encode(write_refusal(submit.request_id, exc)))
 
     def _hold(self, submit: Submit, outcome: Outcome, needs: int) -> None:
         frame = None
         if submit.subscriber is not None:
-            if isinstance(outcome, Applied | Duplicate):
-                register = submit.register
-                frame = encode(Ack(submit.request_id, register.archer_id, register.stamp))
-            else:
-                frame = encode(Superseded(submit.request_id, outcome.winner))
+            frame = encode(write_answer(submit.request_id, submit.register, outcome))
         held = Held(needs, submit.subscriber, frame, submit.reply, WriteResult(outcome))
         self._durability.hold(held)
 
