@@ -9,7 +9,9 @@ writer: the last-writer-wins decision and the Yjs write happen with nothing in b
 
 The protocol decisions are not made here: :class:`sync.relay_state.ShootState` decides
 each write (refuse, or apply with the register merge), numbers the updates, says when an
-answer may go out, and picks a subscriber's catch-up; this module drives it. A write
+answer may go out and what it says (:func:`~sync.relay_state.write_answer`,
+:func:`~sync.relay_state.write_refusal`), and picks a subscriber's catch-up; who may open a
+session is :mod:`sync.access`'s rule; this module drives them. A write
 goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
 to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
 write's answer until Redis has it -> update the leaderboard for the one register that
@@ -23,8 +25,7 @@ that update is durable (see :meth:`ShootActor._announce`).
 
 Error handling: every message is answered exactly once, whatever happens.
 
-- A message whose input breaks a rule (a malformed state vector, an invalid write, a join
-  over the limit) raises :class:`~sync.errors.SyncError` before anything changes; its
+- A message whose input breaks a rule (an invalid write, a join over the limit) raises :class:`~sync.errors.SyncError` before anything changes; its
   sender gets that refusal and the actor goes on. The other sessions never notice.
 - Anything else escaping a message is a bug: the message's waiter is told the shoot is
   unavailable, and the actor stops (flushing first) and raises to the registry, which
@@ -49,6 +50,7 @@ from collections.abc import Callable
 
 import trio
 
+from sync.access import access_without_record, archer_access
 from sync.classification import peek_derived
 from sync.codec import encode
 from sync.document import ShootDocument
@@ -59,18 +61,13 @@ from sync.models import Shoot
 from sync.notifications import Notice as Notification
 from sync.protocol import (
     CLOSE_GOING_AWAY,
-    CLOSE_PROTOCOL_ERROR,
-    Ack,
-    Error,
-    Superseded,
     Update,
 )
 from sync.register import Applied, Duplicate, Outcome, Register
-from sync.relay_state import ShootState
+from sync.relay_state import ShootState, write_answer, write_refusal
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .credentials import token_matches
 from .durability import Durability, Held
 from .fanout import expire, fan_out, welcome
 from .lease import client_id_for
@@ -354,7 +351,7 @@ class ShootActor:
                 self._submit(message)
             case Subscribe(subscriber, state_vector, done):
                 self._subscribe(subscriber, state_vector)
-                done.set(True)
+                done.set(None)
             case Unsubscribe(subscriber):
                 self.subscribers.discard(subscriber)
             case Read(reply):
@@ -371,11 +368,6 @@ class ShootActor:
         """Answer a message's sender with the rule its input broke; ``False`` for messages
         that carry no client input (a :class:`SyncError` from them is a bug)."""
         match message:
-            case Subscribe(subscriber, _, done):
-                self._metrics.errors += 1
-                subscriber.answer(encode(Error(exc.code, exc.message, fatal=True)))
-                subscriber.finish(CLOSE_PROTOCOL_ERROR, exc.code)
-                done.set(False)
             case Submit():
                 self._refuse_write(message, exc)
             case AddArcher(reply=reply):
@@ -391,14 +383,13 @@ class ShootActor:
         abandon(message, error)
 
     def _access(self, archer_id: str | None, token: str | None) -> Access:
-        if self._now_ms() >= self.shoot.expires_ms:
-            return "expired"
-        if archer_id is None:
-            return "granted"
+        """The access rule (:mod:`sync.access`) with the records this owner holds."""
+        settled = access_without_record(self._now_ms(), self.shoot.expires_ms, archer_id)
+        if settled is not None:
+            return settled
+        assert archer_id is not None  # a viewer is settled without a record
         record = self._archers.get(archer_id)
-        if record is None or not token_matches(token, record.token_sha256):
-            return "denied"
-        return "granted"
+        return archer_access(token, None if record is None else record.token_sha256)
 
     def _admit(self, archer_id: str, record: ArcherRecord) -> None:
         if archer_id not in self._archers:
@@ -414,7 +405,9 @@ class ShootActor:
         self._archers[archer_id] = record
 
     def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        catchup = self._state.welcome(state_vector)  # raises for a malformed state vector
+        # The codec read the hello's state vector (sync.codec), so it cannot be malformed
+        # here; if it were, the SyncError would be handled as the bug it is.
+        catchup = self._state.welcome(state_vector)
         welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
 
     def _submit(self, submit: Submit) -> None:
@@ -441,19 +434,13 @@ class ShootActor:
         if submit.reply is not None:
             submit.reply.set(WriteResult(None, exc))
         if submit.subscriber is not None:
-            server_ms = getattr(exc, "server_ms", None)
-            error = Error(exc.code, exc.message, id=submit.request_id, server_ms=server_ms)
             self._metrics.errors += 1
-            submit.subscriber.answer(encode(error))
+            submit.subscriber.answer(encode(write_refusal(submit.request_id, exc)))
 
     def _hold(self, submit: Submit, outcome: Outcome, needs: int) -> None:
         frame = None
         if submit.subscriber is not None:
-            if isinstance(outcome, Applied | Duplicate):
-                register = submit.register
-                frame = encode(Ack(submit.request_id, register.archer_id, register.stamp))
-            else:
-                frame = encode(Superseded(submit.request_id, outcome.winner))
+            frame = encode(write_answer(submit.request_id, submit.register, outcome))
         held = Held(needs, submit.subscriber, frame, submit.reply, WriteResult(outcome))
         self._durability.hold(held)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sync.heartbeat import PING_INTERVAL_S, PONG_TIMEOUT_S
 from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES, WRITES_BURST, WRITES_PER_S
 from sync.relay_session import HELLO_TIMEOUT_S
 
@@ -149,9 +150,10 @@ class Settings:
     idle_timeout_s: float = 300.0
     """A shoot nobody is connected to is unloaded after this long (it stays in Redis)."""
     hello_timeout_s: float = HELLO_TIMEOUT_S
-    ws_ping_interval_s: float = 5.0
-    """The relay pings every WebSocket this often (see :attr:`read_timeout_s`)."""
-    read_timeout_s: float = 15.0
+    ws_ping_interval_s: float = PING_INTERVAL_S
+    """The relay pings every WebSocket this often (see :attr:`read_timeout_s` and
+    :mod:`sync.heartbeat`)."""
+    read_timeout_s: float = PONG_TIMEOUT_S
     """A WebSocket whose ping is unanswered this long is closed (a phone that lost its
     network, or a client that stopped reading); also how long an HTTP connection may stay
     silent, and how long the relay waits for the answer to its close."""

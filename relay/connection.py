@@ -176,13 +176,9 @@ async def _subscribed(
     try:
         subscribe = Subscribe(subscriber, hello.sv)
         await relay.registry.send(hello.shoot, subscribe)
-        # False: the actor refused the hello (e.g. a malformed state vector) and
-        # has queued the error and the close; the sender delivers them.
-        if await subscribe.done.wait():
-            session.subscribed(trio.current_time())
-            await _read_loop(socket, relay, hello.shoot, session, subscriber)
-        else:
-            session.subscribe_refused()
+        await subscribe.done.wait()
+        session.subscribed(trio.current_time())
+        await _read_loop(socket, relay, hello.shoot, session, subscriber)
     except _REFUSALS as exc:
         _carry(_refused(session, exc), subscriber, relay)
     finally:

@@ -48,20 +48,17 @@ from typing import Any, Final
 
 import trio
 
+from sync.access import access_without_record, archer_access
 from sync.codec import encode
 from sync.document import ShootDocument
-from sync.errors import SyncError
 from sync.protocol import (
     CLOSE_GOING_AWAY,
-    CLOSE_PROTOCOL_ERROR,
-    Error,
     Update,
 )
 from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .credentials import token_matches
 from .fanout import expire, fan_out, welcome
 from .follower_board import FollowerBoard
 from .forward import Forwarder
@@ -250,14 +247,9 @@ class ShootFollower:
 
     def _dispatch(self, message: Message) -> None:
         match message:
-            case Subscribe(subscriber, state_vector, done):
-                try:
-                    known = self.doc.knows(state_vector)
-                except SyncError as exc:
-                    self._refuse(subscriber, exc)
-                    done.set(False)
-                    return
-                if known:
+            case Subscribe(state_vector=state_vector):
+                # The codec read the hello's state vector (sync.codec): it is well formed.
+                if self.doc.knows(state_vector):
                     self._welcome(message)
                 else:
                     self._spawn(self._catch_up_then_welcome, message)
@@ -290,11 +282,6 @@ class ShootFollower:
         assert self._nursery is not None
         self._nursery.start_soon(handle)
 
-    def _refuse(self, subscriber: Subscriber, exc: SyncError) -> None:
-        self._metrics.errors += 1
-        subscriber.answer(encode(Error(exc.code, exc.message, fatal=True)))
-        subscriber.finish(CLOSE_PROTOCOL_ERROR, exc.code)
-
     async def _catch_up_then_welcome(self, subscribe: Subscribe) -> None:
         """The subscriber has seen updates this replica lacks: read the log up to now
         first (they are most likely durable already), then welcome it (with a reset if
@@ -303,15 +290,9 @@ class ShootFollower:
         self._welcome(subscribe)
 
     def _welcome(self, subscribe: Subscribe) -> None:
-        subscriber = subscribe.subscriber
-        try:
-            catchup = self._state.welcome(subscribe.state_vector)
-        except SyncError as exc:
-            self._refuse(subscriber, exc)
-            subscribe.done.set(False)
-            return
-        welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
-        subscribe.done.set(True)
+        catchup = self._state.welcome(subscribe.state_vector)
+        welcome(self.subscribers, subscribe.subscriber, self.shoot, catchup, self._now_ms())
+        subscribe.done.set(None)
 
     async def _check_access(self, check: CheckAccess) -> None:
         try:
@@ -320,18 +301,18 @@ class ShootFollower:
             check.reply.fail(exc)
 
     async def _access(self, archer_id: str | None, token: str | None) -> Access:
-        if self._now_ms() >= self.shoot.expires_ms:
-            return "expired"
-        if archer_id is None:
-            return "granted"
+        """The access rule (:mod:`sync.access`); the archer's record is read from Redis
+        when the rule needs it and this follower does not hold it yet."""
+        settled = access_without_record(self._now_ms(), self.shoot.expires_ms, archer_id)
+        if settled is not None:
+            return settled
+        assert archer_id is not None  # a viewer is settled without a record
         record: ArcherRecord | None = self._archers.get(archer_id)
         if record is None:  # joined since this follower loaded the shoot
             record = await self._store.call(self._store.get_archer, self.shoot, archer_id)
             if record is not None:
                 self._archers[archer_id] = record
-        if record is None or not token_matches(token, record.token_sha256):
-            return "denied"
-        return "granted"
+        return archer_access(token, None if record is None else record.token_sha256)
 
     # -- the log -------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ follower tails beside the log; the answer is the very frame the owner would have
 own client (``ack`` only once the write is durable, ``superseded``, ``error``), and the
 follower passes it on unchanged.
 
-Nothing here is lost by a crash or a change of owner: a request stays *pending* here until
+Nothing here is lost by a crash or a change of owner: a request stays *pending* until
 its answer comes, and is sent again when the lease changes hands or when no answer came
-within ``resend_after_s``. Sending a write twice is harmless: writes carry the archer's
-whole state with its stamp, so a repeat is a duplicate (acknowledged again) or superseded.
+within ``resend_after_s``; that rule is :class:`sync.forwarding.Forwarding`'s, and this
+module fires its timer and sends what it says.
 When this follower itself becomes the owner, it hands its pending requests to the new
 actor (:meth:`Forwarder.take`), which answers them directly.
 """
@@ -32,6 +32,7 @@ import trio
 
 from sync.codec import decode_server, encode
 from sync.errors import ProtocolError, SyncError
+from sync.forwarding import Forwarding
 from sync.models import Shoot
 from sync.protocol import Ack, Error, Write
 from sync.protocol import Superseded as SupersededFrame
@@ -51,11 +52,12 @@ RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
 
 
-@dataclass(slots=True)
-class _Pending:
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What this relay keeps of a request awaiting its answer."""
+
     message: Submit | AddArcher
     fields: dict[str, str | bytes]
-    sent_at: float
 
 
 def request_fields(message: Forwardable, forward_id: str, instance: str) -> dict[str, str | bytes]:
@@ -103,10 +105,9 @@ class Forwarder:
         self._store = store
         self._shoot = shoot
         self._instance = instance
-        self._resend_after_s = resend_after_s
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: Forwarding[_Request] = Forwarding(resend_after_s, trio.current_time())
         # Requests to send, by forward id: a request queued again before it went out is
         # sent once, so the queue never holds more than the requests themselves.
         self._queue: dict[str, dict[str, str | bytes]] = {}
@@ -122,20 +123,19 @@ class Forwarder:
         forward_id = f"{self._prefix}-{next(self._ids)}"
         fields = request_fields(message, forward_id, self._instance)
         if not isinstance(message, ForgetArcher):  # needs no answer
-            self._pending[forward_id] = _Pending(message, fields, trio.current_time())
+            self._pending.sent(forward_id, _Request(message, fields), trio.current_time())
         self._send(fields)
 
     def resend_all(self) -> None:
         """The lease changed hands: send every unanswered request again."""
-        for pending in self._pending.values():
-            pending.sent_at = trio.current_time()
-            self._send(pending.fields)
+        for request in self._pending.owner_changed(trio.current_time()):
+            self._send(request.fields)
 
     def answered(self, fields: dict[str, bytes]) -> None:
         """An entry of this instance's reply stream: answer the request it names (an
         answer to a request no longer pending, e.g. a repeat's, is ignored)."""
         forward_id = fields.get("i", b"").decode(errors="replace")
-        pending = self._pending.pop(forward_id, None)
+        pending = self._pending.answered(forward_id)
         if pending is None:
             return
         message = pending.message
@@ -162,16 +162,13 @@ class Forwarder:
 
     def take(self) -> list[Submit | AddArcher]:
         """Every unanswered request, for the actor that takes over from this follower."""
-        taken = [pending.message for pending in self._pending.values()]
-        self._pending.clear()
-        return taken
+        return [request.message for request in self._pending.take()]
 
     def fail_all(self, error: Exception) -> None:
         """The follower is stopping: fail what waits (connections need no answer: they
         are closed, and their devices resend)."""
-        for pending in self._pending.values():
-            self._fail(pending.message, error)
-        self._pending.clear()
+        for request in self._pending.take():
+            self._fail(request.message, error)
 
     @staticmethod
     def _fail(message: Submit | AddArcher, error: Exception) -> None:
@@ -205,9 +202,6 @@ class Forwarder:
 
     async def _resend_unanswered(self) -> None:
         while True:
-            await trio.sleep(self._resend_after_s / 2)  # the resend period
-            now = trio.current_time()
-            for pending in self._pending.values():
-                if now - pending.sent_at >= self._resend_after_s:
-                    pending.sent_at = now
-                    self._send(pending.fields)
+            await trio.sleep_until(self._pending.next_timer)
+            for request in self._pending.timer_fired(trio.current_time()):
+                self._send(request.fields)

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sync.access import archer_access
 from sync.clock import Stamp
 from sync.codec import register_to_wire
 from sync.errors import LimitExceeded, SyncError
@@ -54,7 +55,7 @@ from .actor import (
 from .auth import AccessDenied, Throttled
 from .body import BodyRejected, read_json_object
 from .context import RelayContext
-from .credentials import hash_token, new_token, token_matches
+from .credentials import hash_token, new_token
 from .names import NameTaken, claim_name, release_name
 from .push.routes import push_routes
 from .qr import QrBusy, QrCodes
@@ -262,7 +263,8 @@ def build_http_app(relay: RelayContext) -> Starlette:
         if credentialed:  # another device of an archer who has joined
             archer_id, token = _text(data, "archer_id"), _text(data, "token")
             record = await relay.store.call(relay.store.get_archer, shoot, archer_id)
-            if record is None or not token_matches(token, record.token_sha256):
+            known = None if record is None else record.token_sha256
+            if archer_access(token, known) == "denied":
                 relay.throttle.failed(address, probation=probation)
                 raise AccessDenied(archer_id)
             return JSONResponse(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import trio
 
+from sync.access import Access
 from sync.errors import SyncError
 from sync.leaderboard import Leaderboard
 from sync.models import Shoot
@@ -101,13 +102,14 @@ class ShootView:
 class Subscribe:
     """Add a session to the fan-out after queueing its catch-up.
 
-    ``done`` is ``True`` once the welcome is queued, ``False`` when the actor refused the
-    session (a malformed state vector): the refusal is already queued to the subscriber.
+    ``done`` is answered once the welcome is queued. ``state_vector`` is one the codec has
+    read (a hello's is refused with the rest of its frame otherwise), so the actor never
+    refuses a subscription: one it cannot serve fails with :class:`ShootUnavailable`.
     """
 
     subscriber: Subscriber
     state_vector: bytes
-    done: Reply[bool] = field(default_factory=Reply)
+    done: Reply[None] = field(default_factory=Reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +153,6 @@ class ForgetArcher:
     """Undo an :class:`AddArcher` whose record could not be stored."""
 
     archer_id: str
-
-
-Access = Literal["granted", "denied", "expired"]
 
 
 @dataclass(frozen=True, slots=True)

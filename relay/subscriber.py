@@ -2,15 +2,12 @@
 
 Backpressure: the actor must never wait for a slow phone, so it only ever calls the
 non-blocking :meth:`Subscriber.offer`. Each subscriber has one sender task (in the
-connection's nursery) draining the queue onto its socket. When the queue is full the
-subscriber has fallen behind: its queued *updates* are dropped and replaced by one frame
-holding the whole document (a *resync*; Yjs updates are idempotent, so a replica that
-already had some of it is fine). Answers to the client's own writes (acks, errors) are
-never dropped: the client is waiting for them, but they have their own bound, counted in
-frames (:data:`MAX_QUEUED_ANSWERS`), so a client that writes without reading is closed too.
-A subscriber that needs resyncing again and again is closed with ``CLOSE_TOO_SLOW``; it
-will reconnect and catch up from its state vector. Either way its memory stays bounded:
-``limit`` updates plus :data:`MAX_QUEUED_ANSWERS` answers, each at most one frame.
+connection's nursery) draining the queue onto its socket. When to queue a frame, when a
+subscriber that fell behind is *resynced* (its queued updates replaced by the whole
+document, its answers kept) and when it is closed instead is decided by
+:mod:`sync.backlog` from the queue's counts; this module keeps the queue and carries the
+verdicts out. Either way its memory stays bounded: ``limit`` updates plus
+:data:`~sync.backlog.MAX_QUEUED_ANSWERS` answers, each at most one frame.
 
 The fast path: with a :class:`Transport` attached (the connection's socket), a frame
 offered while nothing is queued is written to the socket at once, from the caller's task
@@ -27,19 +24,27 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 import trio
 
-from sync.protocol import CLOSE_TOO_SLOW
+from sync.backlog import (
+    MAX_QUEUED_ANSWERS,
+    MAX_RESYNCS,
+    TOO_SLOW,
+    Verdict,
+    answer_verdict,
+    update_verdict,
+)
 
-__all__ = ["Close", "Subscriber", "SubscriberStats", "Transport"]
-
-#: Resyncs allowed before a subscriber is closed instead.
-MAX_RESYNCS: Final = 3
-#: Answers (acks, errors) held for one client. After a Redis outage a whole backlog of
-#: acks is released at once, so this is far above any queue of updates.
-MAX_QUEUED_ANSWERS: Final = 4096
+__all__ = [
+    "MAX_QUEUED_ANSWERS",
+    "MAX_RESYNCS",
+    "Close",
+    "Subscriber",
+    "SubscriberStats",
+    "Transport",
+]
 
 _ids = itertools.count(1)
 
@@ -164,10 +169,11 @@ class Subscriber:
             frame = transport.frame(frame) if framed is None else framed
             if not self._frames and transport.write_nowait(frame):
                 return True
-        if len(self._frames) - self._answers < self.limit:
+        verdict = update_verdict(len(self._frames) - self._answers, self.limit, self.resyncs)
+        if verdict is Verdict.QUEUE:
             self._frames.append(frame)
             self._wakeup.set()
-        elif self.resyncs < MAX_RESYNCS:
+        elif verdict is Verdict.RESYNC:
             self.resyncs += 1
             kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
@@ -175,7 +181,7 @@ class Subscriber:
             self._frames.extend(kept)
             self._wakeup.set()
         else:
-            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+            self.close(*TOO_SLOW)
             return False
         return True
 
@@ -184,13 +190,13 @@ class Subscriber:
 
         Answers are never dropped by a resync. Their number is bounded by the client's own
         request rate; a client that lets more than :data:`MAX_QUEUED_ANSWERS` frames pile up
-        (sending without reading) is closed. Every answer counts, even one byte-identical
-        to another already queued.
+        (sending without reading) is closed (:func:`sync.backlog.answer_verdict`). Every
+        answer counts, even one byte-identical to another already queued.
         """
         if self._closed:
             return False
-        if self._answers >= MAX_QUEUED_ANSWERS:
-            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+        if answer_verdict(self._answers) is Verdict.CLOSE:
+            self.close(*TOO_SLOW)
             return False
         self._push(_Answer(self._framed(frame)))
         return True
@@ -201,8 +207,8 @@ class Subscriber:
         is closed like one that writes without reading."""
         if self._closed:
             return False
-        if self._answers >= MAX_QUEUED_ANSWERS:
-            self.close(CLOSE_TOO_SLOW, "too slow to keep up")
+        if answer_verdict(self._answers) is Verdict.CLOSE:
+            self.close(*TOO_SLOW)
             return False
         self._push(_Answer(frame))
         return True

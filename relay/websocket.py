@@ -8,9 +8,9 @@ JSON error comes from here while the relay shuts down. Then the
 session (:func:`relay.connection.serve_session`) runs over an
 :class:`~relay.wssocket.OwnedSocket`.
 
-Heartbeats: the relay pings every session every ``ws_ping_interval_s`` and closes one
-whose ping is unanswered after ``read_timeout_s`` (:mod:`relay.heartbeat`, one task for
-every session).
+Heartbeats: when to ping a session and when a silent peer is dead is decided by
+:class:`sync.heartbeat.Heartbeat` (``ws_ping_interval_s``, ``read_timeout_s``);
+:mod:`relay.heartbeat` runs every session's machine from one task.
 
 After the session: the relay waits up to ``read_timeout_s`` for the peer's answer to its
 close (reading and dropping whatever comes first), then closes the socket.

@@ -13,7 +13,8 @@ fragmented), and returns the next whole message. A message is bounded while it a
 :data:`~sync.protocol.MAX_CLIENT_FRAME_BYTES` the socket stops collecting it and hands
 the session its first bytes, one more than the limit, which the codec refuses with
 ``frame_too_large`` (the session then closes with 1009); the rest of it is read and
-dropped, never held. WebSocket pings are answered and pongs noted on the way.
+dropped, never held. WebSocket pings are answered on the way, and pongs handed to
+:attr:`OwnedSocket.on_pong` (the heartbeat, :mod:`sync.heartbeat`).
 
 *Writing* has one path, the session's :class:`~relay.subscriber.Subscriber`, whatever
 the frame: updates, answers, the relay's pings, pongs, the close. The subscriber writes a
@@ -36,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket as stdlib_socket
+from collections.abc import Callable
 from typing import Final
 
 import trio
@@ -99,7 +101,8 @@ class OwnedSocket:
         self.close_sent = False
         self.peer_close: int | None = None
         """The code of the peer's close frame, once it came."""
-        self.last_pong: bytes | None = None
+        self.on_pong: Callable[[bytes], None] = lambda payload: None
+        """Given every pong's payload (the heartbeat's machine judges them)."""
         self._ws = ws
         # Whole frames cut here, lone binary ones taken without wsproto (relay.wsreader);
         # None once everything goes to wsproto as it comes.
@@ -348,7 +351,7 @@ class OwnedSocket:
                     case Ping(payload=payload):
                         self.control(pong_frame(bytes(payload)))
                     case Pong(payload=payload):
-                        self.last_pong = bytes(payload)
+                        self.on_pong(bytes(payload))
                     case CloseConnection(code=code):
                         self._peer_closed(code)
                         return None

@@ -16,7 +16,8 @@ event                              actions it can return
                                    ``Close("malformed"/codec code)``
 ``received(message, now, wall)``   ``Welcomed``, ``Changed``, ``SaveOutbox``, ``Acked``,
                                    ``Replaced``, ``Refused``, ``NoticeArrived``,
-                                   ``RelayError``, ``Close``, ``Timer``
+                                   ``RelayError``, ``Close`` (``invalid_update`` for an
+                                   update the replica cannot apply), ``Timer``
 ``timer_fired(now, wall)``         ``Send(Write)``, ``Send(Ping)``, ``Close("timeout" /
                                    "heartbeat_timeout")``, ``Timer``
 ``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,

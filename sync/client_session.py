@@ -12,7 +12,9 @@ that come back, **in order**. It owns every rule of the client's side of the pro
   :data:`FATAL_CODES`); no welcome within ``connect_timeout_s`` ends it too;
 * the **replica** of the shoot's document and its state vector, and the **reset rule**: a
   welcome with ``reset`` replaces the replica by the relay's full state (the relay lost
-  items this replica holds), and every pending write is sent again;
+  items this replica holds), and every pending write is sent again; a document update the
+  replica cannot apply (in a welcome or an ``update``) ends the connection
+  (``invalid_update``), and the next one catches up from the state vector;
 * the **outbox** (:class:`~sync.outbox.OutboxState`): pending whole-state writes, newest
   per register, sent oldest first when due (never sent on this connection, re-stamped, or
   unanswered for ``resend_after_s``), paced by a token bucket that mirrors the relay's;
@@ -66,6 +68,8 @@ from .protocol import (
 from .register import Register, merge
 
 __all__ = ["ClientSession"]
+
+_UNAPPLIABLE_UPDATE = "The relay sent a document update this client cannot apply; reconnecting."
 
 
 @dataclass(slots=True)
@@ -226,7 +230,10 @@ class ClientSession:
         actions: list[A.Action] = []
         match message:
             case Update(update=update):
-                self.replica.apply_update(update)
+                try:
+                    self.replica.apply_update(update)
+                except ProtocolError:
+                    return self._close("invalid_update", _UNAPPLIABLE_UPDATE)
                 actions += self._after_replica_change()
             case Ack():
                 actions += self._on_ack(message)
@@ -299,7 +306,10 @@ class ClientSession:
         if welcome.reset:
             self.replica = ShootDocument()
             self.resets += 1
-        self.replica.apply_update(welcome.update)
+        try:
+            self.replica.apply_update(welcome.update)
+        except ProtocolError:
+            return self._close("invalid_update", _UNAPPLIABLE_UPDATE)
         self.shoot = welcome.shoot
         self.phase = A.Phase.LIVE
         self.connections += 1

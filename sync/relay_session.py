@@ -12,7 +12,10 @@ session's order and of what a client may send, as ``docs/protocol.md`` states th
   (``timeout``, 1008). A second ``hello`` later ends it too.
 * **frames that cannot be decoded are fatal**, first or in the middle of a session: an
   ``error`` with ``fatal`` set and the close code naming what was broken (1009 for a frame
-  over the size limit, 1002 for the rest, text frames included).
+  over the size limit, 1002 for the rest, text frames included). Decoding covers a
+  hello's contents too: a state vector that does not read as one is
+  ``invalid_state_vector`` (1002) here, so the shoot's actor is only ever handed one it
+  can compare with its document.
 * **the hello's access is decided elsewhere** (the address throttle and the shoot's actor
   know the codes and tokens): the machine asks for it (:class:`Authorise`) and is told the
   answer, :meth:`authorised` or :meth:`refused` with the error and close code to end with.
@@ -33,7 +36,7 @@ Phases::
 
     HELLO --hello--> AUTHORISING --authorised--> SUBSCRIBING --subscribed--> LIVE
       |                   |                           |                        |
-      +------ any fatal error, refusal, or a hello the actor refused ----> CLOSED
+      +-------- any fatal error, or a refusal (access, unavailable) -----> CLOSED
 
 The events (methods) and what they return:
 
@@ -48,7 +51,6 @@ event                                  actions
 ``refused(code, message, close)``      ``End`` (nothing once CLOSED)
 ``subscribed(now)``                    nothing: the session is LIVE (the actor has queued the
                                        welcome)
-``subscribe_refused()``                nothing: the actor queued its own error and close
 ``peer_gone()``                        nothing: the client disconnected; the session is CLOSED
 =====================================  =======================================================
 
@@ -59,7 +61,7 @@ authorised, say) is the driver's bug and raises :class:`SessionMisuse`, as h11 r
 Carrying out the actions: ``Answer`` (encode and send the message), ``End`` (send the
 error, then close with ``close_code``; nothing else follows), ``Authorise`` (check the
 hello's access, then call ``authorised`` or ``refused``), ``Subscribe`` (subscribe to the
-shoot's actor, then call ``subscribed`` or ``subscribe_refused``), ``SubmitWrite`` (hand
+shoot's actor, then call ``subscribed``, or ``refused`` if the shoot became unavailable), ``SubmitWrite`` (hand
 the write to the shoot's actor, which answers it).
 """
 
@@ -165,8 +167,9 @@ class Authorise:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Subscribe the session to its shoot; answer with ``subscribed`` or
-    ``subscribe_refused``."""
+    """Subscribe the session to its shoot; answer with ``subscribed`` (or ``refused``: the
+    shoot is unavailable). The hello's state vector was read by the codec, so the shoot
+    never refuses it."""
 
     hello: Hello
     archer_id: str | None
@@ -290,14 +293,6 @@ class RelaySession:
             raise SessionMisuse(f"subscribed while {self.phase.value}")
         self._writes, self._strikes = self._buckets(now)
         self.phase = Phase.LIVE
-        return []
-
-    def subscribe_refused(self) -> list[Action]:
-        """The shoot's actor refused the hello (a malformed state vector) and queued its
-        own error and close."""
-        if self.phase is not Phase.SUBSCRIBING:
-            raise SessionMisuse(f"subscribe refused while {self.phase.value}")
-        self.phase = Phase.CLOSED
         return []
 
     def peer_gone(self) -> list[Action]:

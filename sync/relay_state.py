@@ -25,6 +25,10 @@ Events in, decisions out:
   Answering those early is the bug this rule exists for: a relay crash then loses the
   winner, and a device that dropped its own newer write because of that answer has
   lost it for good.
+- :func:`write_answer` and :func:`write_refusal` say what a write's sender is told: an
+  ``ack`` naming the write's own stamp when it won or was already there, ``superseded``
+  with the winner when it lost, an ``error`` (with the relay's clock for ``clock_skew``)
+  when it was refused.
 - :meth:`ShootState.welcome` (a subscriber's state vector) decides the catch-up: a diff
   when the document knows everything the subscriber has, else a ``reset`` and the full
   state (the subscriber holds items a crashed incarnation never persisted; it must
@@ -42,11 +46,13 @@ from typing import Generic, TypeVar
 
 from .clock import check_skew
 from .document import EMPTY_STATE_VECTOR, ShootDocument
-from .errors import LimitExceeded
+from .errors import LimitExceeded, SyncError
 from .models import checked, validate_state
-from .register import Applied, Outcome, Register, decide
+from .protocol import Ack, Error
+from .protocol import Superseded as SupersededAnswer
+from .register import Applied, Duplicate, Outcome, Register, decide
 
-__all__ = ["Catchup", "ShootState", "Written"]
+__all__ = ["Catchup", "ShootState", "Written", "write_answer", "write_refusal"]
 
 A = TypeVar("A")
 
@@ -139,3 +145,20 @@ class ShootState(Generic[A]):
         if self.doc.knows(state_vector):
             return Catchup(False, self.doc.diff(state_vector))
         return Catchup(True, self.doc.diff(EMPTY_STATE_VECTOR))
+
+
+def write_answer(request_id: int, register: Register, outcome: Outcome) -> Ack | SupersededAnswer:
+    """What the sender of ``register`` (request ``request_id``) is told once the value the
+    answer names is durable (:meth:`ShootState.hold`): ``ack`` with the write's own stamp
+    when it won or was already there, else ``superseded`` with the winner."""
+    if isinstance(outcome, Applied | Duplicate):
+        return Ack(request_id, register.archer_id, register.stamp)
+    return SupersededAnswer(request_id, outcome.winner)
+
+
+def write_refusal(request_id: int, exc: SyncError) -> Error:
+    """What the sender of a refused write is told (at once: nothing changed). It is not
+    fatal; a ``clock_skew`` refusal carries the relay's clock, so the device can correct
+    its own and send the write again."""
+    server_ms: int | None = getattr(exc, "server_ms", None)
+    return Error(exc.code, exc.message, id=request_id, server_ms=server_ms)

@@ -185,6 +185,28 @@ def test_a_frame_that_is_not_a_message_closes_the_session() -> None:
     assert isinstance(phone.frame_received("text", 0.0, WALL)[0], Close)
 
 
+def test_an_update_the_replica_cannot_apply_ends_the_connection_not_the_machine() -> None:
+    """Live or in the welcome, the machine closes with ``invalid_update`` itself (the
+    drivers once decided it from an exception) and the next connection catches up."""
+    net = Net(("phone", device("phone")))
+    net.connect("phone")
+    before = net.clients["phone"].replica.state_vector()
+    actions = net.clients["phone"].received(Update(b"\xff\xff\xff"), 1.0, WALL)
+    assert [a.code for a in actions if isinstance(a, Close)] == ["invalid_update"]
+    assert isinstance(actions[-1], Timer)
+    assert net.clients["phone"].phase is Phase.OFFLINE
+    assert net.clients["phone"].replica.state_vector() == before  # nothing applied
+    net.connect("phone")  # the relay's welcome is fine: live again
+    assert net.clients["phone"].phase is Phase.LIVE
+    phone = device("tablet")
+    hello = sends(phone.connected(0.0))[0]
+    welcome = replace(net.relay.hello("tablet", hello, WALL).message, update=b"\xff")
+    closed = phone.received(welcome, 0.0, WALL)
+    assert [a.code for a in closed if isinstance(a, Close)] == ["invalid_update"]
+    assert not any(isinstance(a, Welcomed) for a in closed)
+    assert phone.phase is Phase.OFFLINE
+
+
 def test_the_heartbeat_pings_when_quiet_and_gives_up_when_nothing_comes_back() -> None:
     phone = device("phone", archer=None)
     relay = MemoryRelay()

@@ -1,4 +1,5 @@
-"""The relay's one heartbeat task: pings per session, and evictions, in virtual time."""
+"""The relay's one heartbeat task driving each session's machine: pings per session, and
+evictions, in virtual time (the machine alone: ``test_sync_heartbeat.py``)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ async def test_each_session_is_pinged_and_a_silent_one_evicted(
                         await trio.sleep(TICK_S / 2)
                 assert pings == [n]  # one ping per interval, numbered
                 sent_at.append(trio.current_time())
-                answering.last_pong = pings[0].to_bytes(8, "big")  # as its reader notes it
+                answering.on_pong(pings[0].to_bytes(8, "big"))  # as its reader hands it on
             await trio.sleep(INTERVAL_S)
             silent_pings += _pings(pairs[1][1])
             # The answering session got a ping every interval; the silent one only its

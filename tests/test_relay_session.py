@@ -3,6 +3,8 @@ with the time passed in; answers, refusals and closes out. No socket, no actor."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cbor2
 import pytest
 
@@ -192,11 +194,30 @@ def test_a_live_session_can_be_refused_too() -> None:
     assert session.closed
 
 
-def test_the_actor_refusing_the_subscription_closes_without_a_second_error() -> None:
+@pytest.mark.parametrize("sv", [b"\x01\x80", b"\x02\x01\x01", b"\x00\x00"], ids=repr)
+def test_a_hello_whose_state_vector_is_malformed_ends_before_authorising(sv: bytes) -> None:
+    """The shoot's actor is never handed a state vector it cannot read: the machine ends
+    the session itself (it was once the actor's decision)."""
+    session = RelaySession(0.0, LIMITS)
+    [end] = session.frame_received(encode(replace(HELLO, sv=sv)), 0.0, WALL)
+    assert isinstance(end, End)
+    assert (end.error.code, end.error.fatal, end.close_code) == (
+        "invalid_state_vector",
+        True,
+        CLOSE_PROTOCOL_ERROR,
+    )
+    assert session.closed
+    assert session.hello is None
+
+
+def test_a_subscription_the_shoot_cannot_serve_is_refused() -> None:
+    """The actor stopped (or the relay is closing) before it queued the welcome."""
     session = RelaySession(0.0, LIMITS)
     session.frame_received(encode(HELLO), 0.0, WALL)
     session.authorised("chris")
-    assert session.subscribe_refused() == []  # the actor queued its own error and close
+    [end] = session.refused("unavailable", "Try again soon.", 1013)
+    assert isinstance(end, End)
+    assert end.close_code == 1013
     assert session.closed
 
 

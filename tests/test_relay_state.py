@@ -9,8 +9,10 @@ from sync.clock import MAX_CLOCK_SKEW_MS, Stamp
 from sync.document import EMPTY_STATE_VECTOR, ShootDocument
 from sync.errors import ClockSkewError, InvalidState, LimitExceeded
 from sync.models import ArcherState
+from sync.protocol import Ack, Error
+from sync.protocol import Superseded as SupersededAnswer
 from sync.register import Applied, Duplicate, Register, Superseded
-from sync.relay_state import ShootState
+from sync.relay_state import ShootState, write_answer, write_refusal
 
 NOW = 1_780_000_000_000
 
@@ -69,6 +71,32 @@ def test_an_answer_about_a_loaded_value_goes_at_once() -> None:
     assert isinstance(older.outcome, Superseded)
     assert older.needs == 0
     assert state.hold(older.needs, "superseded") == ["superseded"]
+
+
+def test_a_write_is_answered_with_its_own_stamp_or_the_winner() -> None:
+    state = fresh()
+    mine = write("phone", NOW, 9)
+    won = state.write(mine, NOW)
+    assert write_answer(7, mine, won.outcome) == Ack(7, "chris", mine.stamp)
+    again = state.write(mine, NOW)  # a resend: a duplicate is acknowledged again
+    assert write_answer(8, mine, again.outcome) == Ack(8, "chris", mine.stamp)
+    older = write("tablet", NOW - 1, 1)
+    lost = state.write(older, NOW)
+    assert write_answer(9, older, lost.outcome) == SupersededAnswer(9, mine)
+
+
+def test_a_refused_write_is_told_why_and_a_skewed_one_gets_the_relays_clock() -> None:
+    state = fresh()
+    try:
+        state.write(write("phone", NOW + MAX_CLOCK_SKEW_MS + 1, 9), NOW)
+    except ClockSkewError as exc:
+        assert write_refusal(3, exc) == Error("clock_skew", exc.message, id=3, server_ms=NOW)
+    else:
+        pytest.fail("a write stamped too far ahead was accepted")
+    refused = write_refusal(4, InvalidState("invalid_arrow", "No such arrow."))
+    assert refused == Error("invalid_arrow", "No such arrow.", id=4)
+    assert not refused.fatal
+    assert refused.server_ms is None
 
 
 def test_refusals_change_nothing() -> None:

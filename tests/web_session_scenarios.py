@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sync.protocol import Error, Notice
-from tests.web_session_recorder import Json, Recorder
+from sync.protocol import Error, Notice, Update, Welcome
+from tests.session_peers import SHOOT
+from tests.web_session_recorder import WALL, Json, Recorder
 
 __all__ = ["SCENARIOS", "generate"]
 
@@ -256,6 +257,25 @@ def ack_after_own_newer_write() -> Recorder:
     return r
 
 
+def unappliable_updates() -> Recorder:
+    """The relay sends document updates the replica cannot apply, in a welcome and live:
+    the connection ends (``invalid_update``) and the next one catches up."""
+    garbage = b"\xff\xff\xff"
+    r = Recorder("phone")
+    r.write("phone", 9)
+    r.unanswered.add("phone")
+    r.connect("phone")
+    r.deliver("phone", Welcome(SHOOT, True, garbage, WALL, "archer", "chris"))
+    r.now = 1.0
+    r.connect("phone")
+    r.fire("phone")
+    r.flush()
+    r.deliver("phone", Update(garbage))
+    r.now = 2.0
+    r.connect("phone")
+    return r
+
+
 SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "hello_welcome_heartbeat": hello_welcome_heartbeat,
     "refusals": refusals,
@@ -270,6 +290,7 @@ SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "acknowledged_then_replaced": acknowledged_then_replaced,
     "ack_after_newer_state": ack_after_newer_state,
     "ack_after_own_newer_write": ack_after_own_newer_write,
+    "unappliable_updates": unappliable_updates,
 }
 
 

@@ -15,7 +15,8 @@
 // connected(now)                  send(hello), timer (close(fatal) once refused for good)
 // frameReceived(data, now, wall)  as received; a frame that is not a valid message: close
 // received(message, now, wall)    welcomed, changed, saveOutbox, acked, replaced, refused,
-//                                 notice, relayError, close, timer
+//                                 notice, relayError, close (invalid_update for an update
+//                                 the replica cannot apply), timer
 // timerFired(now, wall)           send(write), send(ping), close(timeout/heartbeat_timeout), timer
 // write(change, now, wall)        [register, actions]: saveOutbox, changed(local), replaced, timer
 // disconnected(closeCode?)        timer(Infinity); a fatal close code makes the phase "closed"
@@ -43,6 +44,8 @@ import { type ServerMessage, type WireRegister, readServerFrame } from "./messag
 import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
 import { Replica } from "./replica";
 import type { ArcherState, ShootInfo, Stamp } from "./types";
+
+const UNAPPLIABLE_UPDATE = "The relay sent a document update this client cannot apply; reconnecting.";
 
 interface Conn {
   opened: number;
@@ -196,7 +199,11 @@ export class ClientSession {
     const actions: Action[] = [];
     switch (message.type) {
       case "update":
-        this.replica.applyUpdate(message.update);
+        try {
+          this.replica.applyUpdate(message.update);
+        } catch {
+          return this.close("invalid_update", UNAPPLIABLE_UPDATE);
+        }
         actions.push(...this.afterReplicaChange());
         break;
       case "ack":
@@ -261,7 +268,11 @@ export class ClientSession {
 
   private onWelcome(shoot: ShootInfo, reset: boolean, update: Uint8Array, now: number): Action[] {
     if (reset) this.resets += 1;
-    this.replica.applyWelcome(reset, update);
+    try {
+      this.replica.applyWelcome(reset, update);
+    } catch {
+      return this.close("invalid_update", UNAPPLIABLE_UPDATE);
+    }
     this.shoot = shoot;
     this.phase = "live";
     this.connections += 1;

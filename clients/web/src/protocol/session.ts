@@ -238,7 +238,8 @@ export class Session implements ShootClient {
       try {
         this.carry(this.onFrame(data));
       } catch {
-        // Not a frame the protocol knows (a document update Yjs cannot apply, say).
+        // The machine closes for an update the replica cannot apply itself; anything
+        // thrown here is unexpected: drop the socket and catch up on a new one.
         this.lost("invalid_update", "The relay sent a document update this client cannot apply; reconnecting.");
       }
     };

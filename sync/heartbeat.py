@@ -1,0 +1,129 @@
+"""The relay's WebSocket-level heartbeat as a state machine: when to ping, when a peer is dead.
+
+Theory of operation
+-------------------
+A phone that loses its network mid-session sends nothing more, not even a close; a client
+that stops reading lets the relay's frames pile up and never sees them. Neither is noticed
+by waiting for its next message, so the relay pings every connection at the WebSocket
+level (browsers answer those by themselves, with no code of the client's) and drops one
+whose ping stays unanswered: a client that stops reading stops answering too, since the
+ping waits behind everything queued for it.
+
+Like :class:`sync.relay_session.RelaySession`, :class:`Heartbeat` decides and does no I/O:
+no socket, no clock. Its driver (:mod:`relay.websocket`) sleeps until :attr:`next_timer`,
+calls :meth:`timer_fired` with the time, and carries out what comes back; it hands every
+pong the peer sends to :meth:`pong_received`.
+
+The rule, as ``docs/protocol.md`` states it:
+
+* the relay looks at the connection every ``interval_s``, counting from when it opened
+  (the next look is ``interval_s`` after the previous one fired);
+* at a look, when no ping is outstanding (none sent yet, or the last one was answered by
+  a pong carrying its payload), it sends a new ping (:class:`SendPing`), whose payload
+  numbers it;
+* at a look, when the outstanding ping has waited more than ``timeout_s``, the peer is
+  dead (:class:`Evict`): the driver ends the session without a close frame (a peer that
+  does not read would never get one; its device sees the drop and reconnects). Nothing
+  more is decided after that.
+
+So with the defaults (5 s, 15 s) a silent peer is dropped at the first look more than 15 s
+after its last unanswered ping: 25 s after it went silent at worst, 20 s at best.
+
+Events and actions:
+
+=====================================  ==================================================
+event                                  actions
+=====================================  ==================================================
+``timer_fired(now)``                   ``SendPing``, ``Evict``, or nothing (too early,
+                                       or a ping still within its time)
+``pong_received(payload)``             nothing: a pong with the outstanding ping's
+                                       payload answers it; any other is ignored
+=====================================  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+__all__ = [
+    "PING_INTERVAL_S",
+    "PONG_TIMEOUT_S",
+    "Action",
+    "Evict",
+    "Heartbeat",
+    "SendPing",
+]
+
+#: How often the relay looks at a connection (and pings it when no ping is outstanding).
+PING_INTERVAL_S: Final = 5.0
+#: How long a ping may stay unanswered before the connection is dropped.
+PONG_TIMEOUT_S: Final = 15.0
+_PAYLOAD_BYTES: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SendPing:
+    """Send a WebSocket ping carrying ``payload``."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """The peer is dead: end its session without a close frame."""
+
+
+Action: TypeAlias = SendPing | Evict
+
+
+class Heartbeat:
+    """One connection's heartbeat, as the relay keeps it.
+
+    Args:
+        opened: When the connection was accepted (monotonic seconds); the first look is
+            ``interval_s`` later.
+        interval_s: The time between two looks.
+        timeout_s: How long a ping may wait for its pong.
+    """
+
+    def __init__(
+        self,
+        opened: float,
+        interval_s: float = PING_INTERVAL_S,
+        timeout_s: float = PONG_TIMEOUT_S,
+    ) -> None:
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.next_timer = opened + interval_s
+        """When :meth:`timer_fired` is due next (``inf`` once the peer is evicted)."""
+        self.evicted = False
+        self._sent = 0
+        """How many pings were sent (the last one's payload is this number)."""
+        self._sent_at = 0.0
+        self._answered = True
+
+    def timer_fired(self, now: float) -> list[Action]:
+        """The time :attr:`next_timer` named (or a later one) has come."""
+        if self.evicted or now < self.next_timer:
+            return []
+        self.next_timer = now + self.interval_s
+        if not self._answered:
+            if now - self._sent_at <= self.timeout_s:
+                return []
+            self.evicted = True
+            self.next_timer = float("inf")
+            return [Evict()]
+        self._sent += 1
+        self._sent_at, self._answered = now, False
+        return [SendPing(self._payload(self._sent))]
+
+    def pong_received(self, payload: bytes) -> None:
+        """The peer sent a pong: it answers the outstanding ping if it carries its payload
+        (an unsolicited pong, which RFC 6455 allows, answers nothing)."""
+        if not self._answered and payload == self._payload(self._sent):
+            self._answered = True
+
+    @staticmethod
+    def _payload(number: int) -> bytes:
+        return number.to_bytes(_PAYLOAD_BYTES, "big")
