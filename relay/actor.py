@@ -294,6 +294,8 @@ class ShootActor:
                         return  # the registry closed the inbox: the relay is shutting down
                     self._handle(message)
                     last = trio.current_time()
+                    if self._now_ms() >= self.shoot.expires_ms:
+                        break  # the shoot's day has ended: expired above
             now = trio.current_time()
             if now - last < idle_s:
                 continue  # not idle: a message came (or the shoot's end is checked above)
