@@ -1,4 +1,7 @@
-"""Reconnect delays: exponential backoff with full jitter.
+"""Reconnect delays: exponential backoff with full jitter, as a standalone helper.
+
+The clients' own reconnect rule lives in the session machine (:mod:`sync.reconnect`);
+this class draws delays by the same ceiling for callers that want one outside a session.
 
 After a relay restart every client reconnects at once; full jitter (a delay drawn
 uniformly between zero and the exponential cap) spreads them out, so the relay sees a
@@ -10,6 +13,8 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
+
+from sync.reconnect import full_jitter_ceiling
 
 __all__ = ["Backoff"]
 
@@ -31,7 +36,7 @@ class Backoff:
     """The most recent delays drawn, newest last."""
 
     def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(attempt, 32))
+        ceiling = full_jitter_ceiling(attempt, self.base_s, self.cap_s)
         delay = self.rng.uniform(0, ceiling)
         self.history.append(delay)
         return delay

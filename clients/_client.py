@@ -20,9 +20,10 @@ between it and the world:
 * news: the machine's other actions become the user's events (:mod:`clients._events`).
 
 The connection loop (:meth:`ShootClient.run`) opens the WebSocket, runs those two tasks
-until the machine says ``Close`` or the socket breaks, waits a delay from
-:class:`~clients._backoff.Backoff` (full jitter), and tries again; it stops for good when
-the machine's session is closed for good (``unauthorized``, ``unknown_shoot``,
+until the machine says ``Close`` or the socket breaks, tells the machine
+(``disconnected``, with a jitter drawn from ``rng``), sleeps until the machine's
+``Reconnect`` time (its rule: :mod:`sync.reconnect`), and tries again; it stops for good
+when the machine's session is closed for good (``unauthorized``, ``unknown_shoot``,
 ``expired``, or the matching close codes 4401, 4404, 4410).
 
 What the user sees (:attr:`ShootClient.registers`, :attr:`ShootClient.leaderboard`) is the
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +52,6 @@ from sync.register import Register
 from sync.rounds import Arrow
 from sync.wall import system_wall_ms
 
-from ._backoff import Backoff
 from ._errors import (
     NotJoined,
     RelayUnreachable,
@@ -99,7 +100,7 @@ class ShootClient:
             keeps them in memory only.
         options: Timings of the connection loop.
         wall_clock: The device's wall clock in ms (inject a skewed one in tests).
-        rng: Random source for the backoff jitter.
+        rng: Random source for the reconnect jitter.
 
     Raises:
         ShootError: ``outbox_corrupt`` if the outbox file cannot be read.
@@ -135,14 +136,16 @@ class ShootClient:
                 pong_timeout_s=options.pong_timeout_s,
                 resend_after_s=options.resend_after_s,
                 connect_timeout_s=options.connect_timeout_s,
+                backoff_base_s=options.backoff_base_s,
+                backoff_cap_s=options.backoff_cap_s,
             ),
         )
         """The protocol machine this client drives (read it; do not feed it events)."""
         self.events = EventQueue(options.event_queue_size)
         """Changes and notices, oldest first; bounded (see :class:`EventQueue`)."""
-        self.backoff = Backoff(options.backoff_base_s, options.backoff_cap_s)
-        if rng is not None:
-            self.backoff.rng = rng
+        self._rng = rng or random.Random()
+        self._delays: deque[float] = deque(maxlen=64)
+        self._reconnect_at = -math.inf
         self.state = ConnectionState.WAITING
         self.error: ShootError | None = None
         """Why the last connection attempt ended (or why the client stopped)."""
@@ -200,8 +203,8 @@ class ShootClient:
 
     @property
     def reconnect_delays(self) -> list[float]:
-        """The most recent backoff delays drawn, newest last."""
-        return list(self.backoff.history)
+        """The most recent reconnect delays the machine chose, newest last."""
+        return list(self._delays)
 
     async def wait_until(self, predicate: Callable[[ShootClient], bool]) -> None:
         """Wait until ``predicate(self)`` holds; it is re-checked after every change.
@@ -309,28 +312,26 @@ class ShootClient:
 
     async def run(self) -> None:
         """Connect, stay connected, reconnect with backoff; until closed or refused."""
-        attempt = 0
         with self._scope:
             while True:
                 self._set_state(ConnectionState.CONNECTING, self.error)
-                connections = self.connections
                 try:
                     await self._connection()
                 except Exception as exc:
                     error = translate(exc, self.relay_url)
                     if error is None:
                         raise
-                    await self._carry_out(self.session.disconnected(close_code(exc)), None)
+                    ended = self.session.disconnected(
+                        trio.current_time(), self._rng.random(), close_code(exc)
+                    )
+                    await self._carry_out(ended, None)
                 else:  # pragma: no cover - a connection only ends by an exception
                     error = RelayUnreachable("disconnected", "The connection ended.")
-                if self.connections > connections:
-                    attempt = 0
                 if self.session.phase is A.Phase.CLOSED:
                     self._set_state(ConnectionState.CLOSED, error)
                     return
                 self._set_state(ConnectionState.WAITING, error)
-                await trio.sleep(self.backoff.delay(attempt))
-                attempt += 1
+                await trio.sleep_until(self._reconnect_at)
 
     async def _connection(self) -> None:
         async with open_socket(
@@ -411,6 +412,9 @@ class ShootClient:
             case A.Timer(at=at):
                 self._timer_at = at
                 self._timer_moved.set()
+            case A.Reconnect(at=at):
+                self._reconnect_at = at
+                self._delays.append(max(0.0, at - trio.current_time()))
             case A.Welcomed():
                 self._set_state(ConnectionState.CONNECTED, None)
             case A.Changed(archers=archers, source=source):

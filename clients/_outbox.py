@@ -60,6 +60,7 @@ class Outbox(OutboxState):
             "pending": [register_to_wire(r) for r in self.pending()],
             "seen": [register_to_wire(r) for r in self.seen_all()],
             "clock": None if self.clock is None else self.clock.to_wire(),
+            "shoot_id": self.shoot_id,
         }
 
     def _load(self, path: Path) -> None:
@@ -75,6 +76,10 @@ class Outbox(OutboxState):
             if clock is not None:
                 wall_ms, counter, device_id = clock
                 self.clock = Stamp(int(wall_ms), int(counter), str(device_id))
+            shoot_id = data.get("shoot_id")  # absent in files from before it was kept
+            if shoot_id is not None and not isinstance(shoot_id, str):
+                raise ValueError("the shoot id is not a string")
+            self.shoot_id = shoot_id
         except (OSError, ValueError, TypeError, KeyError, ProtocolError) as exc:
             raise ShootError(
                 "outbox_corrupt",

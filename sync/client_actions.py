@@ -22,8 +22,10 @@ event                              actions it can return
                                    "heartbeat_timeout")``, ``Timer``
 ``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
                                    ``Changed("local")``, ``Replaced``, ``Timer``
-``disconnected(close_code=None)``  ``Timer(inf)``; a fatal close code (4401, 4404, 4410)
-                                   makes ``phase`` ``CLOSED``
+``disconnected(now, jitter,        ``Reconnect(at)``, ``Timer(inf)``; a fatal close code
+close_code=None)``                 (4401, 4404, 4410), or a session refused for good,
+                                   makes ``phase`` ``CLOSED`` and returns no ``Reconnect``
+``online(now)``                    ``Reconnect(now)`` (offline only), ``Timer``
 =================================  =========================================================
 
 Every event returns a list whose last action is a ``Timer``. State to read:
@@ -70,6 +72,7 @@ __all__ = [
     "Close",
     "NoticeArrived",
     "Phase",
+    "Reconnect",
     "Refused",
     "RelayError",
     "Replaced",
@@ -97,6 +100,10 @@ class SessionTimings:
     resend_after_s: float = 10.0
     connect_timeout_s: float = 10.0
     """How long after ``hello`` the ``welcome`` may take."""
+    backoff_base_s: float = 0.5
+    """The ceiling of the first reconnect delay (:mod:`sync.reconnect`)."""
+    backoff_cap_s: float = 30.0
+    """The largest reconnect delay."""
 
 
 class Phase(enum.Enum):
@@ -197,6 +204,14 @@ class Timer:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Dial the relay at ``at`` (monotonic seconds), then call ``connected``; replaces the
+    previous request. None comes once the session is closed for good."""
+
+    at: float
+
+
 Action: TypeAlias = (
     Send
     | SaveOutbox
@@ -208,6 +223,7 @@ Action: TypeAlias = (
     | NoticeArrived
     | RelayError
     | Close
+    | Reconnect
     | Timer
 )
 

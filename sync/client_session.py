@@ -25,6 +25,12 @@ that come back, **in order**. It owns every rule of the client's side of the pro
   refused state is re-stamped and sent again);
 * the **heartbeat**: a ``ping`` once nothing was sent, or nothing received, for
   ``ping_interval_s``; the session is dead if nothing arrives ``pong_timeout_s`` after it;
+* the **reconnect rule** (:class:`~sync.reconnect.ReconnectRule`): after a connection
+  ends, ``Reconnect(at)`` with full-jitter exponential backoff, the attempts counted
+  since the last welcome; ``online`` (the network is back) dials at once;
+* the **shoot's identity**: a welcome that names another shoot than the one the outbox's
+  writes belong to (codes are reused on later days) empties the outbox first, so an old
+  day's scores never reach a new shoot;
 * the **visible loser**: an edit of this device's that another device's newer state
   replaced without including it is reported (:class:`Replaced`), never dropped silently.
   Three ways lead there: the relay answers ``superseded`` and the pending write is
@@ -65,6 +71,7 @@ from .protocol import (
     Welcome,
     Write,
 )
+from .reconnect import ReconnectRule
 from .register import Register, merge
 
 __all__ = ["ClientSession"]
@@ -140,6 +147,8 @@ class ClientSession:
         self.resets = 0
         """Welcomes that said ``reset``."""
         self._conn: _Connection | None = None
+        self.reconnect = ReconnectRule(self.timings.backoff_base_s, self.timings.backoff_cap_s)
+        """When to dial again (read ``reconnect.attempt``; do not feed it events)."""
         self._next_id = 0
         self._nonce = 0
 
@@ -191,16 +200,28 @@ class ClientSession:
         )
         return [A.Send(hello), *self._timer_action()]
 
-    def disconnected(self, close_code: int | None = None) -> list[A.Action]:
-        """The connection ended, whoever ended it (``close_code``: the relay's WebSocket
-        close code, if it closed). Unanswered writes stay pending; after a code in
-        :data:`~sync.client_actions.FATAL_CLOSE_CODES` the session is over for good."""
+    def disconnected(
+        self, now: float, jitter: float, close_code: int | None = None
+    ) -> list[A.Action]:
+        """The connection, or an attempt at one, ended at ``now``, whoever ended it
+        (``close_code``: the relay's WebSocket close code, if it closed; ``jitter``:
+        uniform in ``[0, 1)``, drawn by the driver). Unanswered writes stay pending; after
+        a code in :data:`~sync.client_actions.FATAL_CLOSE_CODES` the session is over for
+        good, else the next dial is due at the returned ``Reconnect``."""
         self._conn = None
         if close_code in A.FATAL_CLOSE_CODES:
             self.phase = A.Phase.CLOSED
-        elif self.phase is not A.Phase.CLOSED:
-            self.phase = A.Phase.OFFLINE
-        return self._timer_action()
+        if self.phase is A.Phase.CLOSED:
+            return self._timer_action()
+        self.phase = A.Phase.OFFLINE
+        return [A.Reconnect(self.reconnect.dropped(now, jitter)), *self._timer_action()]
+
+    def online(self, now: float) -> list[A.Action]:
+        """The device's network is back (the browser's ``online`` event): while offline,
+        the attempts start afresh and the next dial is now."""
+        if self.phase is not A.Phase.OFFLINE:
+            return self._timer_action()
+        return [A.Reconnect(self.reconnect.online(now)), *self._timer_action()]
 
     def frame_received(self, data: bytes | str, now: float, wall_ms: int) -> list[A.Action]:
         """A frame from the relay, bounded by the driver to
@@ -310,17 +331,32 @@ class ClientSession:
             self.replica.apply_update(welcome.update)
         except ProtocolError:
             return self._close("invalid_update", _UNAPPLIABLE_UPDATE)
+        actions = self._same_shoot(welcome.shoot.shoot_id)
         self.shoot = welcome.shoot
         self.phase = A.Phase.LIVE
         self.connections += 1
+        self.reconnect.welcomed()
         assert self._conn is not None
         self._conn.bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
-        actions: list[A.Action] = [A.Welcomed(welcome.shoot, welcome.reset)]
+        actions.append(A.Welcomed(welcome.shoot, welcome.reset))
         if welcome.reset and self.archer_id is not None:
             self.outbox.reset_seen(self.archer_id, self.replica.register(self.archer_id))
             actions.append(self._save())
         actions += self._after_replica_change()
         return [*actions, *self._timer_action()]
+
+    def _same_shoot(self, shoot_id: str) -> list[A.Action]:
+        """Bind the outbox to the welcomed shoot; empty it first if it held another's."""
+        if self.outbox.shoot_id == shoot_id:
+            return []
+        if self.outbox.shoot_id is not None:
+            # The code names another shoot now (codes are reused on later days): the
+            # writes kept were for the old one, and must never reach this one.
+            self.outbox.clear()
+            self._carried.clear()
+            self._acked.clear()
+        self.outbox.shoot_id = shoot_id
+        return [self._save()]
 
     def _after_replica_change(self) -> list[A.Action]:
         before, after = self._known, self.replica.registers()

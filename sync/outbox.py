@@ -33,6 +33,8 @@ class OutboxState:
         self._seen: dict[str, Register] = {}
         self.clock: Stamp | None = None
         """The largest stamp the device's clock had issued or observed when last saved."""
+        self.shoot_id: str | None = None
+        """The shoot these writes belong to (a code is reused on other days)."""
 
     # -- reading -------------------------------------------------------------------------
 
@@ -109,6 +111,12 @@ class OutboxState:
             self._seen.pop(archer_id, None)
         else:
             self._seen[archer_id] = register
+
+    def clear(self) -> None:
+        """Forget every write and every value seen (the code now names another shoot).
+        The clock's high-water mark stays: stamps never go back."""
+        self._pending.clear()
+        self._seen.clear()
 
     def see(self, register: Register) -> bool:
         """Remember a register value seen from the relay; True if it was news."""

@@ -19,6 +19,7 @@ from sync.client_actions import (
     Changed,
     Close,
     Phase,
+    Reconnect,
     Refused,
     Replaced,
     SaveOutbox,
@@ -37,7 +38,7 @@ from sync.models import ArcherState
 from sync.outbox import OutboxState
 from sync.protocol import Error, Hello, Ping, Pong, Update, Write
 from sync.register import Register
-from tests.session_peers import MemoryRelay
+from tests.session_peers import SHOOT, MemoryRelay
 
 WALL = 1_780_000_000_000
 TIMINGS = SessionTimings(ping_interval_s=15, pong_timeout_s=10, resend_after_s=10)
@@ -173,7 +174,7 @@ def test_an_error_answering_hello_ends_the_session_for_good_only_when_fatal() ->
     )
     assert other.phase is Phase.OFFLINE
     closing = device("x")
-    closing.disconnected(close_code=4404)
+    closing.disconnected(0.0, 0.5, close_code=4404)
     assert closing.phase is Phase.CLOSED
 
 
@@ -236,7 +237,7 @@ def test_an_unanswered_write_is_resent_after_the_timeout_and_at_once_after_a_rec
     (again,) = sends(phone.timer_fired(11.0, WALL))
     assert again.register == register
     assert again.id != first.id
-    phone.disconnected()
+    phone.disconnected(11.5, 0.5)
     phone.received(relay.hello("phone", sends(phone.connected(12.0))[0], WALL).message, 12, WALL)
     (resent,) = sends(phone.timer_fired(12.0, WALL))
     assert resent.register == register
@@ -305,7 +306,7 @@ def test_a_reset_welcome_replaces_the_replica_and_resends_the_outbox() -> None:
     assert net.clients["viewer"].registers() == {"chris": written}
     net.relay.crash()
     for name in ("phone", "viewer"):
-        net.clients[name].disconnected()
+        net.clients[name].disconnected(net.now, 0.5)
         net.connect(name)
     assert net.taken("viewer", Welcomed)[-1].reset
     assert net.clients["viewer"].resets == 1
@@ -327,7 +328,7 @@ def two_devices() -> Net:
 
 def test_a_superseded_write_is_reported_with_the_winner_unless_the_winner_holds_it() -> None:
     net = two_devices()
-    net.clients["phone"].disconnected()
+    net.clients["phone"].disconnected(net.now, 0.5)
     lost = net.write("phone", add(9, 9))  # offline
     net.now = 1.0
     winner = net.write("tablet", add(5, 5))
@@ -342,7 +343,7 @@ def test_a_superseded_write_is_reported_with_the_winner_unless_the_winner_holds_
 
 def test_a_new_write_over_a_pending_one_that_had_already_lost_reports_the_loss() -> None:
     net = two_devices()
-    net.clients["phone"].disconnected()
+    net.clients["phone"].disconnected(net.now, 0.5)
     lost = net.write("phone", add(9, 9))  # offline, never sent
     net.now = 1.0
     winner = net.write("tablet", add(5, 5))
@@ -358,7 +359,7 @@ def test_a_new_write_over_a_pending_one_that_had_already_lost_reports_the_loss()
 
 def test_an_acknowledged_write_replaced_by_another_devices_state_is_reported() -> None:
     net = two_devices()
-    net.clients["tablet"].disconnected()
+    net.clients["tablet"].disconnected(net.now, 0.5)
     other = net.write("tablet", add(5))  # offline; its clock will be ahead
     net.now = 0.5
     mine = net.write("phone", add(9, 9))
@@ -408,13 +409,14 @@ def test_frames_round_trip_through_the_codec() -> None:
     relay = MemoryRelay()
     hello = sends(phone.connected(0.0))[0]
     frame = encode(relay.hello("phone", hello, WALL).message)
-    assert isinstance(phone.frame_received(frame, 0.0, WALL)[0], Welcomed)
+    welcomed = phone.frame_received(frame, 0.0, WALL)
+    assert [type(a) for a in welcomed[:2]] == [SaveOutbox, Welcomed]  # the shoot id is kept
     assert phone.received(Update(b"\x00\x00"), 0.0, WALL)[-1].__class__ is Timer
 
 
 def test_a_write_whose_ack_comes_after_another_devices_newer_state_is_reported() -> None:
     net = two_devices()
-    net.clients["tablet"].disconnected()
+    net.clients["tablet"].disconnected(net.now, 0.5)
     other = net.write("tablet", add(5))  # offline, built without the phone's end
     late = Register("chris", Stamp(WALL + 60_000, 0, "tablet"), other.state)
     net.clients["tablet"].outbox.replace(late)
@@ -428,3 +430,54 @@ def test_a_write_whose_ack_comes_after_another_devices_newer_state_is_reported()
     net.flush()
     assert net.taken("phone", Acked) == [Acked(mine)]
     assert net.taken("phone", Replaced) == [Replaced(mine, late, acknowledged=True)]
+
+
+def reconnects(actions: list[Action]) -> list[float]:
+    return [a.at for a in actions if isinstance(a, Reconnect)]
+
+
+def test_reconnect_backs_off_with_full_jitter_and_starts_afresh_after_a_welcome() -> None:
+    net = Net(("phone", device("phone")))
+    net.connect("phone")
+    phone = net.clients["phone"]
+    # Welcomed, then dropped: the first retry within the base (0.5 s), then doubling
+    # ceilings, capped at 30 s; the jitter scales each ceiling.
+    assert reconnects(phone.disconnected(10.0, 0.5)) == [10.25]
+    ats = [reconnects(phone.disconnected(10.0, 1.0))[0] - 10.0 for _ in range(8)]
+    assert ats == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert reconnects(phone.disconnected(10.0, 0.0)) == [10.0]
+    # A jitter outside [0, 1) cannot dial in the past or wait beyond the cap.
+    assert reconnects(phone.disconnected(10.0, -3.0)) == [10.0]
+    assert reconnects(phone.disconnected(10.0, 7.0)) == [40.0]
+    net.connect("phone")  # welcomed: afresh
+    assert reconnects(phone.disconnected(20.0, 1.0)) == [20.5]
+
+
+def test_network_back_dials_at_once_and_starts_afresh_only_while_offline() -> None:
+    net = Net(("phone", device("phone")))
+    net.connect("phone")
+    phone = net.clients["phone"]
+    assert reconnects(phone.online(1.0)) == []  # live: nothing to do
+    for _ in range(5):
+        phone.disconnected(2.0, 1.0)
+    assert reconnects(phone.online(3.0)) == [3.0]
+    assert reconnects(phone.disconnected(3.5, 1.0)) == [4.0]  # the schedule afresh
+    phone.disconnected(4.0, 1.0, close_code=4410)
+    assert phone.phase is Phase.CLOSED
+    assert reconnects(phone.online(5.0)) == []
+    assert reconnects(phone.disconnected(5.0, 1.0)) == []
+
+
+def test_a_welcome_for_another_shoot_empties_the_outbox_first() -> None:
+    net = Net(("phone", device("phone")))
+    net.connect("phone")
+    phone = net.clients["phone"]
+    assert phone.outbox.shoot_id == SHOOT.shoot_id
+    phone.disconnected(1.0, 0.5)
+    net.write("phone", add(9))  # offline, for the old shoot
+    assert len(phone.outbox) == 1
+    net.relay = MemoryRelay(replace(SHOOT, shoot_id="shoot-2"))  # the code, reused
+    net.connect("phone")
+    assert len(phone.outbox) == 0
+    assert phone.outbox.shoot_id == "shoot-2"
+    assert sends(phone.timer_fired(net.now + 1, WALL)) == []

@@ -294,7 +294,7 @@ class World:
     def disconnect(self, end: Endpoint) -> None:
         if end.conn:
             end.conn, end.stream = 0, []
-            self.carry(end, end.machine.disconnected())
+            self.carry(end, end.machine.disconnected(self.mono(), 0.5))
 
     def reconnect(self, end: Endpoint) -> None:
         """What the old connection still carried arrives first, then a new one opens."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -91,6 +92,8 @@ def action_json(action: A.Action) -> Json:
             return {"kind": "close", "code": code, "message": message, "fatal": fatal}
         case A.Timer(at=at):
             return {"kind": "timer", "at": _time(at)}
+        case A.Reconnect(at=at):
+            return {"kind": "reconnect", "at": _time(at)}
     raise AssertionError(f"no JSON for {action!r}")
 
 
@@ -113,6 +116,8 @@ class Recorder:
     def __init__(self, *devices: str, viewer: str | None = None) -> None:
         self.relay = MemoryRelay()
         self.now = 0.0
+        self.rng = random.Random(11)
+        """The reconnect jitter (seeded: the transcripts record what it drew)."""
         self.skew_ms: dict[str, int] = {}
         self.intercept: dict[str, Callable[[Write], ServerMessage | None]] = {}
         self.clients: dict[str, ClientSession] = {}
@@ -145,6 +150,8 @@ class Recorder:
                     "pongTimeoutS": TIMINGS.pong_timeout_s,
                     "resendAfterS": TIMINGS.resend_after_s,
                     "connectTimeoutS": TIMINGS.connect_timeout_s,
+                    "backoffBaseS": TIMINGS.backoff_base_s,
+                    "backoffCapS": TIMINGS.backoff_cap_s,
                 },
             }
             self.events[name] = []
@@ -165,8 +172,16 @@ class Recorder:
         self._carry(name, self._record(name, {"event": "connected", "now": self.now}, actions))
 
     def disconnect(self, name: str, code: int | None = None) -> None:
-        actions = self.clients[name].disconnected(code)
-        self._record(name, {"event": "disconnected", "code": code}, actions)
+        """The connection, or a dial, ended."""
+        jitter = round(self.rng.random(), 6)
+        actions = self.clients[name].disconnected(self.now, jitter, code)
+        event = {"event": "disconnected", "now": self.now, "jitter": jitter, "code": code}
+        self._record(name, event, actions)
+
+    def online(self, name: str) -> None:
+        """The device's network came back."""
+        actions = self.clients[name].online(self.now)
+        self._record(name, {"event": "online", "now": self.now}, actions)
 
     def fire(self, name: str) -> None:
         wall = self.wall(name)

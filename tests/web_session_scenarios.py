@@ -13,9 +13,10 @@ Regenerate after a deliberate change of the machine: ``python -m tests.test_web_
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sync.protocol import Error, Notice, Update, Welcome
-from tests.session_peers import SHOOT
+from tests.session_peers import SHOOT, MemoryRelay
 from tests.web_session_recorder import WALL, Json, Recorder
 
 __all__ = ["SCENARIOS", "generate"]
@@ -276,6 +277,58 @@ def unappliable_updates() -> Recorder:
     return r
 
 
+def reconnect_schedule() -> Recorder:
+    """The reconnect rule: within ``base`` after a welcomed connection drops, then doubling
+    ceilings up to the cap; a welcome and the network coming back start afresh; a session
+    refused for good never dials again."""
+    r = Recorder("phone")
+    r.connect("phone")
+    r.now = 1.0
+    r.disconnect("phone")  # was welcomed: within 0.5 s
+    r.now = 1.5
+    r.unanswered.add("phone")
+    r.connect("phone")
+    r.now = 11.5
+    r.fire("phone")  # no welcome in time: the second attempt, within 1 s
+    for _ in range(8):  # dials that fail: 2, 4, 8, 16, then the 30 s cap
+        r.now += 1.0
+        r.disconnect("phone")
+    r.online("phone")  # the network is back: dial now, the schedule afresh
+    r.now += 0.1
+    r.disconnect("phone")
+    r.now += 1.0
+    r.connect("phone")
+    r.online("phone")  # live: nothing to do
+    r.now += 1.0
+    r.disconnect("phone")  # welcomed again: within 0.5 s
+    r.now += 1.0
+    r.connect("phone")
+    r.disconnect("phone", 4404)  # the shoot is gone: no more dialling
+    r.online("phone")
+    return r
+
+
+def shoot_code_reused() -> Recorder:
+    """A device kept writes for a shoot whose code names another shoot the next day: the
+    welcome naming the new shoot empties the outbox before anything is sent."""
+    r = Recorder("phone")
+    r.connect("phone")
+    r.write("phone", 9)
+    r.fire("phone")
+    r.flush()
+    r.disconnect("phone")
+    r.now = 1.0
+    r.write("phone", 7)  # offline: kept for the old shoot
+    r.relay = MemoryRelay(replace(SHOOT, shoot_id="shoot-2"))
+    r.now = 2.0
+    r.connect("phone")
+    r.fire("phone")  # nothing of the old shoot goes out
+    r.write("phone", 5)  # a write for the new shoot is sent as usual
+    r.fire("phone")
+    r.flush()
+    return r
+
+
 SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "hello_welcome_heartbeat": hello_welcome_heartbeat,
     "refusals": refusals,
@@ -291,6 +344,8 @@ SCENARIOS: dict[str, Callable[[], Recorder]] = {
     "ack_after_newer_state": ack_after_newer_state,
     "ack_after_own_newer_write": ack_after_own_newer_write,
     "unappliable_updates": unappliable_updates,
+    "reconnect_schedule": reconnect_schedule,
+    "shoot_code_reused": shoot_code_reused,
 }
 
 

@@ -11,8 +11,9 @@ import fixtures from "./fixtures/session.json";
 // machine, must return the Python machine's actions, one for one, and leave the same state.
 type Json = Record<string, unknown>;
 interface Event {
-  event: "connected" | "disconnected" | "timer" | "write" | "frame";
+  event: "connected" | "disconnected" | "online" | "timer" | "write" | "frame";
   now?: number;
+  jitter?: number;
   wall?: number;
   code?: number | null;
   add?: Arrow[];
@@ -29,7 +30,7 @@ interface Transcript {
   archer: string | null;
   token: string | null;
   initial: ArcherState | null;
-  timings: { pingIntervalS: number; pongTimeoutS: number; resendAfterS: number; connectTimeoutS: number };
+  timings: { pingIntervalS: number; pongTimeoutS: number; resendAfterS: number; connectTimeoutS: number; backoffBaseS: number; backoffCapS: number };
   events: Event[];
 }
 
@@ -43,7 +44,8 @@ function asFixture(action: Action): Json {
     case "send":
       return { kind: "send", frame: Buffer.from(encodeClientMessage(action.message)).toString("base64") };
     case "timer":
-      return { kind: "timer", at: Number.isFinite(action.at) ? action.at : action.at > 0 ? "inf" : "-inf" };
+    case "reconnect":
+      return { kind: action.kind, at: Number.isFinite(action.at) ? action.at : action.at > 0 ? "inf" : "-inf" };
     default:
       return plain(action) as Json;
   }
@@ -54,7 +56,7 @@ const transcripts = fixtures.transcripts as unknown as Transcript[];
 test("the transcripts cover the rules", () => {
   assert.ok(transcripts.length >= 10);
   const kinds = new Set(transcripts.flatMap((t) => t.events.flatMap((e) => e.actions.map((a) => a.kind))));
-  for (const kind of ["send", "saveOutbox", "changed", "welcomed", "acked", "replaced", "refused", "notice", "relayError", "close", "timer"]) {
+  for (const kind of ["send", "saveOutbox", "changed", "welcomed", "acked", "replaced", "refused", "notice", "relayError", "close", "reconnect", "timer"]) {
     assert.ok(kinds.has(kind), kind);
   }
 });
@@ -70,7 +72,10 @@ for (const t of transcripts) {
           actions = session.connected(e.now!);
           break;
         case "disconnected":
-          actions = session.disconnected(e.code ?? null);
+          actions = session.disconnected(e.now!, e.jitter!, e.code ?? null);
+          break;
+        case "online":
+          actions = session.online(e.now!);
           break;
         case "timer":
           actions = session.timerFired(e.now!, e.wall!);

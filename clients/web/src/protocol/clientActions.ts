@@ -20,9 +20,13 @@ export interface SessionTimings {
   resendAfterS: number;
   /** How long after `hello` the `welcome` may take. */
   connectTimeoutS: number;
+  /** The ceiling of the first reconnect delay (reconnect.ts). */
+  backoffBaseS: number;
+  /** The largest reconnect delay. */
+  backoffCapS: number;
 }
 
-export const DEFAULT_SESSION_TIMINGS: SessionTimings = { pingIntervalS: 15, pongTimeoutS: 10, resendAfterS: 10, connectTimeoutS: 10 };
+export const DEFAULT_SESSION_TIMINGS: SessionTimings = { pingIntervalS: 15, pongTimeoutS: 10, resendAfterS: 10, connectTimeoutS: 10, backoffBaseS: 0.5, backoffCapS: 30 };
 
 export type Phase = "offline" | "hello_sent" | "live" | "closed";
 
@@ -64,6 +68,9 @@ export type Action =
   | { kind: "relayError"; code: string; message: string }
   /** Close the connection (then call `disconnected`); `fatal`: do not reconnect. */
   | { kind: "close"; code: string; message: string; fatal: boolean }
+  /** Dial the relay at `at` (monotonic seconds), then call `connected`; replaces the previous
+   * request. None comes once the session is closed for good. */
+  | { kind: "reconnect"; at: number }
   /** Call `timerFired` at `at` (monotonic seconds; Infinity: no timer). */
   | { kind: "timer"; at: number };
 

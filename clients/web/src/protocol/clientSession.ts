@@ -8,8 +8,11 @@
 // time passed in, and carries out the actions that come back, in order. It owns the session
 // order (hello, then nothing until the welcome), the replica and the reset rule, the outbox
 // (sent oldest first when due, paced by a bucket mirroring the relay's, answers paired by
-// request id), the hybrid clock and its clock_skew correction, the heartbeat, and the visible
-// loser (`replaced`: an edit of this device's another device's newer state replaced).
+// request id), the hybrid clock and its clock_skew correction, the heartbeat, the reconnect
+// rule (reconnect.ts: full-jitter backoff counted since the last welcome; `online` dials at
+// once), the shoot's identity (a welcome naming another shoot than the outbox's empties the
+// outbox: codes are reused on later days), and the visible loser (`replaced`: an edit of
+// this device's another device's newer state replaced).
 //
 // event                           actions it can return
 // connected(now)                  send(hello), timer (close(fatal) once refused for good)
@@ -19,7 +22,9 @@
 //                                 the replica cannot apply), timer
 // timerFired(now, wall)           send(write), send(ping), close(timeout/heartbeat_timeout), timer
 // write(change, now, wall)        [register, actions]: saveOutbox, changed(local), replaced, timer
-// disconnected(closeCode?)        timer(Infinity); a fatal close code makes the phase "closed"
+// disconnected(now, jitter, closeCode?)  reconnect(at), timer(Infinity); a fatal close code (or a
+//                                 session refused for good): phase "closed", no reconnect
+// online(now)                     reconnect(now) while offline, timer
 //
 // Every event's actions end with a `timer`. `now` is monotonic seconds, `wall` the device's
 // wall clock in ms. Writes only go out from timerFired. `saveOutbox` must complete before the
@@ -42,6 +47,7 @@ import { compareStamps, HybridClock, sameStamp } from "./clock";
 import { FrameError } from "./codec";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
 import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
+import { ReconnectRule } from "./reconnect";
 import { Replica } from "./replica";
 import type { ArcherState, ShootInfo, Stamp } from "./types";
 
@@ -92,6 +98,8 @@ export class ClientSession {
   private readonly acked = new Map<string, Stamp>();
   private readonly carried = new Map<string, WireRegister>();
   private conn: Conn | null = null;
+  /** When to dial again (read `reconnect.attempt`; do not feed it events). */
+  readonly reconnect: ReconnectRule;
   private nextId = 0;
   private nonce = 0;
 
@@ -104,6 +112,7 @@ export class ClientSession {
     this.token = options.token ?? null;
     this.initial = options.initial ?? null;
     this.timings = { ...DEFAULT_SESSION_TIMINGS, ...options.timings };
+    this.reconnect = new ReconnectRule(this.timings.backoffBaseS, this.timings.backoffCapS);
     this.outbox = options.outbox ?? new Outbox();
     this.replica = options.replica ?? new Replica();
     this.known = this.replicaRegisters();
@@ -167,11 +176,21 @@ export class ClientSession {
     return [{ kind: "send", message: hello }, this.timer()];
   }
 
-  disconnected(closeCode: number | null = null): Action[] {
+  /** The connection, or an attempt at one, ended at `now` (`jitter`: uniform in [0, 1), drawn
+   * by the driver). Unanswered writes stay pending; after a fatal close code the session is
+   * over for good, else the next dial is due at the returned `reconnect`. */
+  disconnected(now: number, jitter: number, closeCode: number | null = null): Action[] {
     this.conn = null;
     if (closeCode !== null && FATAL_CLOSE_CODES.has(closeCode)) this.phase = "closed";
-    else if (this.phase !== "closed") this.phase = "offline";
-    return [this.timer()];
+    if (this.phase === "closed") return [this.timer()];
+    this.phase = "offline";
+    return [{ kind: "reconnect", at: this.reconnect.dropped(now, jitter) }, this.timer()];
+  }
+
+  /** The device's network is back: while offline, the attempts start afresh and the next dial is now. */
+  online(now: number): Action[] {
+    if (this.phase !== "offline") return [this.timer()];
+    return [{ kind: "reconnect", at: this.reconnect.online(now) }, this.timer()];
   }
 
   /** A frame from the relay (the driver has bounded its size). */
@@ -273,17 +292,33 @@ export class ClientSession {
     } catch {
       return this.close("invalid_update", UNAPPLIABLE_UPDATE);
     }
+    const actions = this.sameShoot(shoot.shootId);
     this.shoot = shoot;
     this.phase = "live";
     this.connections += 1;
+    this.reconnect.welcomed();
     this.conn!.bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, now);
-    const actions: Action[] = [{ kind: "welcomed", shoot, reset }];
+    actions.push({ kind: "welcomed", shoot, reset });
     if (reset && this.archerId !== null) {
       this.outbox.resetSeen(this.archerId, this.replicaRegisters().get(this.archerId) ?? null);
       actions.push(this.save());
     }
     actions.push(...this.afterReplicaChange(), this.timer());
     return actions;
+  }
+
+  /** Bind the outbox to the welcomed shoot; empty it first if it held another's. */
+  private sameShoot(shootId: string): Action[] {
+    if (this.outbox.shootId === shootId) return [];
+    if (this.outbox.shootId !== null) {
+      // The code names another shoot now (codes are reused on later days): the writes kept
+      // were for the old one, and must never reach this one.
+      this.outbox.clear();
+      this.carried.clear();
+      this.acked.clear();
+    }
+    this.outbox.shootId = shootId;
+    return [this.save()];
   }
 
   private replicaRegisters(): Map<string, WireRegister> {

@@ -143,10 +143,10 @@ export class Outbox {
     return true;
   }
 
-  /** Forget everything (the code now names another shoot). */
+  /** Forget every write and every value seen (the code now names another shoot). The
+   * clock's high-water mark stays: stamps never go back. */
   clear(): void {
     this.pendingByArcher.clear();
     this.seenByArcher.clear();
-    this.clock = null;
   }
 }

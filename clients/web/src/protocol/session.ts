@@ -3,12 +3,14 @@
 // Python SDK's ShootClient (clients/_client.py) and only moves things:
 //
 // - the socket: open a WebSocket, feed the machine `connected`, every frame and the close;
-//   carry out the actions it returns, in order. After a close it reconnects after a delay
-//   drawn with full jitter (at once after a timeout), unless the machine says the session
-//   was refused for good (a fatal error or close code: a person must act first). A socket
-//   is dropped *at once* (handlers detached, no waiting for `onclose`: a browser that lost
-//   the network may hold a dead socket open). The window's `offline` event drops it the
-//   same way; `online` reconnects at once.
+//   carry out the actions it returns, in order. Every end of a socket, or of a dial that
+//   failed, goes to the machine (`disconnected`, with a jitter drawn from `random`), and the
+//   socket is dialled again at the time of its `reconnect` action (the rule, full-jitter
+//   backoff counted since the last welcome, is the machine's: reconnect.ts); none comes once
+//   the session was refused for good (a fatal error or close code: a person must act first).
+//   A socket is dropped *at once* (handlers detached, no waiting for `onclose`: a browser
+//   that lost the network may hold a dead socket open). The window's `offline` event drops
+//   it the same way; `online` tells the machine, which dials at once.
 // - one timer, set to the machine's latest `timer` action, that calls `timerFired` (writes,
 //   pings and every timeout come from there);
 // - the outbox in IndexedDB: `saveOutbox` starts a save, and a `send` after it waits for it,
@@ -16,7 +18,6 @@
 // - news for the views: `change`, `status`, `notice` and `replaced` events, and the
 //   replica's snapshot saved for the next page load.
 import { ApiError } from "./api";
-import { Backoff } from "./backoff";
 import { type Action, FATAL_CLOSE_CODES, encodeClientMessage } from "./clientActions";
 import { ClientSession } from "./clientSession";
 import { FrameError } from "./codec";
@@ -24,7 +25,7 @@ import { idbGet, idbPut } from "./idb";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
 import { Outbox, OutboxStore } from "./outbox";
 import { Replica } from "./replica";
-import { DEFAULT_TIMINGS, FATAL_CLOSES, RECONNECT_AT_ONCE, type SessionOptions, type Timings, outboxKey, pageOrigin, websocketUrl } from "./sessionOptions";
+import { DEFAULT_TIMINGS, FATAL_CLOSES, type SessionOptions, type Timings, outboxKey, pageOrigin, websocketUrl } from "./sessionOptions";
 import { newDeviceId, deviceId as rememberedDeviceId } from "./storage";
 import type { ArcherEntry, ArcherState, Connection, NoticeEvent, Replaced, ShootClient, ShootInfo, Status } from "./types";
 
@@ -46,7 +47,7 @@ export class Session implements ShootClient {
   private readonly timings: Timings;
   private readonly wall: () => number;
   private readonly WS: typeof WebSocket;
-  private readonly backoff: Backoff;
+  private readonly random: () => number;
   private readonly store: OutboxStore;
   private readonly listeners = new Map<EventName, Set<Listener>>();
   private shootInfo: ShootInfo | null;
@@ -57,7 +58,6 @@ export class Session implements ShootClient {
   private closed = false;
   private fatal = false;
   private ws: WebSocket | null = null;
-  private attempt = 0;
   /** The last outbox save asked for (saves complete in order); a `send` waits for it. */
   private saved: Promise<void> = Promise.resolve();
   /** Sends in order, each after the saves before it. */
@@ -86,13 +86,13 @@ export class Session implements ShootClient {
       token: identity?.token ?? null,
       outbox,
       replica,
-      timings: { pingIntervalS: t.pingIntervalMs / 1000, pongTimeoutS: t.pongTimeoutMs / 1000, resendAfterS: t.resendAfterMs / 1000, connectTimeoutS: t.connectTimeoutMs / 1000 },
+      timings: { pingIntervalS: t.pingIntervalMs / 1000, pongTimeoutS: t.pongTimeoutMs / 1000, resendAfterS: t.resendAfterMs / 1000, connectTimeoutS: t.connectTimeoutMs / 1000, backoffBaseS: t.backoffBaseMs / 1000, backoffCapS: t.backoffCapMs / 1000 },
     });
     this.wall = options.wallClock ?? (() => Date.now());
     const WS = options.webSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
     if (!WS) throw new Error("This environment has no WebSocket.");
     this.WS = WS;
-    this.backoff = new Backoff(t.backoffBaseMs, t.backoffCapMs, options.random);
+    this.random = options.random ?? Math.random;
     this.store = new OutboxStore(outboxKey(options.code, this.me, options.deviceId));
     this.shootInfo = replica.shoot();
     this.watchNetwork = options.watchNetwork ?? typeof addEventListener === "function";
@@ -219,7 +219,8 @@ export class Session implements ShootClient {
     try {
       ws = new this.WS(this.wsUrl);
     } catch {
-      this.scheduleReconnect(false);
+      this.setConnection("offline");
+      this.carry(this.machine.disconnected(monotonic(), this.random()));
       return;
     }
     ws.binaryType = "arraybuffer";
@@ -262,13 +263,6 @@ export class Session implements ShootClient {
       if (error instanceof FrameError) return this.machine.frameReceived(data, now, this.wall());
       throw error;
     }
-    if (message.type === "welcome" && this.machine.phase === "hello_sent") {
-      if (this.outbox.shootId !== null && this.outbox.shootId !== message.shoot.shootId) {
-        // The code names another shoot now (codes are reused on later days).
-        this.outbox.clear();
-      }
-      this.outbox.shootId = message.shoot.shootId;
-    }
     return this.machine.received(message, now, this.wall());
   }
 
@@ -284,15 +278,14 @@ export class Session implements ShootClient {
     } catch {
       // Already closing.
     }
-    this.carry(this.machine.disconnected());
+    this.carry(this.machine.disconnected(monotonic(), this.random()));
   }
 
-  /** The socket is no good: drop it and reconnect (at once after a timeout, else after backoff). */
+  /** The socket is no good: drop it (the machine says when to dial again). */
   private lost(code: string, message: string): void {
     this.dropSocket(code === "offline" ? 1000 : 4000, code);
     this.lastError = { code, message };
     this.setConnection("offline");
-    this.scheduleReconnect(RECONNECT_AT_ONCE.has(code));
   }
 
   /** Stop for good: only a person can fix this (a new code, a new join). */
@@ -310,22 +303,21 @@ export class Session implements ShootClient {
     this.ws = null;
     this.clearOpenTimer();
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    this.carry(this.machine.disconnected(closeCode));
+    this.carry(this.machine.disconnected(monotonic(), this.random(), closeCode));
     if (FATAL_CLOSE_CODES.has(closeCode)) {
       this.stopFor(this.lastErrorFrame ?? FATAL_CLOSES[closeCode]!);
       return;
     }
     if (this.lastErrorFrame) this.lastError = this.lastErrorFrame;
     this.setConnection("offline");
-    this.scheduleReconnect(false);
   }
 
-  private scheduleReconnect(now: boolean): void {
+  /** Dial again at `at` (the machine's monotonic seconds), replacing any earlier request. */
+  private scheduleReconnect(at: number): void {
     if (this.closed || this.fatal) return;
     this.clearReconnect();
-    const delay = now ? 0 : this.backoff.delay(this.attempt);
-    this.attempt += 1;
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    const delay = Math.max(0, at * 1000 - performance.now());
+    this.reconnectTimer = setTimeout(() => this.connect(), Math.ceil(delay));
   }
 
   private networkLost(): void {
@@ -335,9 +327,8 @@ export class Session implements ShootClient {
 
   private networkBack(): void {
     if (this.closed || this.fatal || this.machine.phase === "live") return;
-    this.attempt = 0;
     this.dropSocket(1000, "network back");
-    this.connect();
+    this.carry(this.machine.online(monotonic()));
   }
 
   // -- carrying out the machine's actions ------------------------------------------------
@@ -358,7 +349,6 @@ export class Session implements ShootClient {
           break;
         case "welcomed":
           this.shootInfo = action.shoot;
-          this.attempt = 0;
           if (!this.store.memoryOnly) this.lastError = null;
           this.setConnection("online");
           break;
@@ -385,6 +375,9 @@ export class Session implements ShootClient {
           break;
         case "timer":
           this.setMachineTimer(action.at);
+          break;
+        case "reconnect":
+          this.scheduleReconnect(action.at);
           break;
       }
     }

@@ -29,9 +29,6 @@ export const FATAL_CLOSES: Record<number, { code: string; message: string }> = {
   4410: { code: "expired", message: "This shoot has ended." },
 };
 
-/** Closes after which the next socket opens at once: the relay went quiet, it did not refuse. */
-export const RECONNECT_AT_ONCE = new Set(["timeout", "heartbeat_timeout"]);
-
 /** Extra options for tests and embedders; all optional. */
 export interface SessionOptions extends OpenShootOptions {
   timings?: Partial<Timings>;
@@ -39,7 +36,7 @@ export interface SessionOptions extends OpenShootOptions {
   wallClock?: () => number;
   /** The WebSocket constructor (the global one by default). */
   webSocket?: typeof WebSocket;
-  /** The random source of the backoff jitter. */
+  /** The random source of the reconnect jitter (uniform in [0, 1)). */
   random?: () => number;
   /** Whether to follow the window's `online`/`offline` events (default: when present). */
   watchNetwork?: boolean;
