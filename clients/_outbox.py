@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 What the outbox holds and the rules that change it (pending writes, newest per register;
-the registers last seen; the clock's high-water mark) are :class:`sync.outbox.OutboxState`,
-which the client session machine (:mod:`sync.client_session`) changes. This module only
-keeps it in a file, so a device that restarts offline still has its unsent writes and
-never issues a smaller stamp than before.
+the registers last seen; the clock's high-water mark; the shoot they belong to) are
+:class:`sync.outbox.OutboxState`, which the client session machine
+(:mod:`sync.client_session`) changes. This module only keeps it in a file, so a device
+that restarts offline still has its unsent writes, never issues a smaller stamp than
+before, and never sends an old day's writes to a new shoot under the same code.
 
 Durability: every change rewrites the file atomically (a temporary file in the same
 folder, flushed and fsynced, then ``os.replace``, then the folder fsynced), so a crash

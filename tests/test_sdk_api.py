@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import random
 import re
 from pathlib import Path
@@ -97,6 +98,27 @@ def test_outbox_keeps_only_the_newest_write_and_survives_a_reload(tmp_path: Path
     assert again.acknowledge("a1", Stamp(1, 0, "d")) is None  # another write's ack
     assert again.acknowledge("a1", Stamp(2, 0, "d")) == _register(2, 6)
     assert len(again) == 0
+
+
+def test_outbox_keeps_its_shoot_id_and_loads_files_from_before_it_was_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.json"
+    outbox = Outbox(path)
+    outbox.put(_register(2, 6))
+    outbox.shoot_id = "shoot-1"
+    outbox.save()
+    assert Outbox(path).shoot_id == "shoot-1"
+    data = json.loads(path.read_text())
+    del data["shoot_id"]
+    path.write_text(json.dumps(data))
+    older = Outbox(path)
+    assert older.shoot_id is None
+    assert older.pending() == [_register(2, 6)]
+    data["shoot_id"] = 7
+    path.write_text(json.dumps(data))
+    with pytest.raises(ShootError):
+        Outbox(path)
 
 
 def test_corrupt_outbox_is_an_error_not_an_empty_outbox(tmp_path: Path) -> None:
