@@ -22,8 +22,8 @@ event                              actions it can return
                                    "heartbeat_timeout")``, ``Timer``
 ``write(change, now, wall)``       returns ``(Register, actions)``: ``SaveOutbox``,
                                    ``Changed("local")``, ``Replaced``, ``Timer``
-``disconnected(now, jitter,        ``Reconnect(at)``, ``Timer(inf)``; a fatal close code
-close_code=None)``                 (4401, 4404, 4410), or a session refused for good,
+``disconnected(now, jitter, code)``  ``Reconnect(at)``, ``Timer(inf)``; a fatal close code
+                                   (4401, 4404, 4410), or a session refused for good,
                                    makes ``phase`` ``CLOSED`` and returns no ``Reconnect``
 ``online(now)``                    ``Reconnect(now)`` (offline only), ``Timer``
 =================================  =========================================================
