@@ -33,7 +33,7 @@ from .connection import serve_session
 from .context import RelayContext
 from .heartbeat import Heartbeat
 from .refusals import CLOSE_INTERNAL_ERROR
-from .wshandshake import HandshakeRefused, accept, accept_request
+from .wshandshake import Handshake, HandshakeRefused, accept, accept_request
 from .wssocket import OwnedSocket
 
 __all__ = ["AddressRule", "serve_websocket"]
@@ -52,6 +52,12 @@ def _json_refusal(status: int, code: str, message: str) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def open_socket(sock: stdlib_socket.socket, handshake: Handshake, peer: str) -> OwnedSocket:
+    """The relay's side of an accepted connection; its reader starts with the frames the
+    client sent with its request."""
+    return OwnedSocket(sock, Connection(ConnectionType.SERVER), peer, received=handshake.early)
 
 
 async def serve_websocket(
@@ -77,7 +83,7 @@ async def serve_websocket(
     except HandshakeRefused as refused:
         await OwnedSocket(sock, Connection(ConnectionType.SERVER), peer).send(refused.response)
         return
-    owned = OwnedSocket(sock, Connection(ConnectionType.SERVER), peer, received=handshake.early)
+    owned = open_socket(sock, handshake, peer)
     if address_rule is not None:
         owned.client_address = address_rule(peer, handshake.headers) or peer
     if relay.closing:

@@ -2,14 +2,14 @@
 
 A bug that escapes one connection's handler used to escape the server's nursery too and
 end ``serve_relay``, taking every shoot down (the hypercorn close race was one such bug).
-Here a fault is injected below the relay for connections that carry a marker header: in
-hypercorn's per-connection data path (HTTP) and in wsproto's (the relay's own WebSocket
-sessions). The relay must close only that connection and go on serving everyone else,
+Here a fault is injected for connections that carry a marker header: in hypercorn's
+per-connection data path (HTTP) and in the relay's own WebSocket reading. The relay must close only that connection and go on serving everyone else,
 with no session left behind.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -21,7 +21,9 @@ from hypercorn.protocol import ProtocolWrapper
 from wsproto import ConnectionType
 from wsproto.connection import Connection
 
-from relay import websocket, wshandshake
+from relay import websocket
+from relay.wshandshake import Handshake
+from relay.wssocket import OwnedSocket
 from sync.codec import decode_server, encode
 from sync.protocol import Hello, Welcome
 from tests.wire import create_shoot
@@ -34,10 +36,10 @@ class Injected(RuntimeError):
 
 
 def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fail a marked connection: an HTTP one at once, a WebSocket one on its first frame
-    (in wsproto's frame parser, which the relay's handshake hands the connection to)."""
+    """Fail a marked connection: an HTTP one at once, a WebSocket one when the relay first
+    reads from it (in the socket the relay's handshake hands the connection to)."""
     original_http = ProtocolWrapper.handle
-    original_open = wshandshake.open_connection
+    original_open = websocket.open_socket
     raised: list[str] = []
 
     async def handle(self: ProtocolWrapper, event: Any) -> None:
@@ -46,23 +48,18 @@ def _inject(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             raise Injected("a bug while reading an HTTP request")
         await original_http(self, event)
 
-    class Faulty(Connection):
-        def receive_data(self, data: bytes | None) -> None:
-            if data:
-                raised.append("websocket")
-                raise Injected("a bug while reading a WebSocket frame")
-            super().receive_data(data)
+    class Faulty(OwnedSocket):
+        async def receive(self) -> bytes | str | None:
+            raised.append("websocket")
+            raise Injected("a bug while reading a WebSocket frame")
 
-    def open_connection(handshake: wshandshake.Handshake) -> Connection:
+    def open_socket(sock: socket.socket, handshake: Handshake, peer: str) -> OwnedSocket:
         if any(name == MARKER for name, _ in handshake.headers):
-            faulty = Faulty(ConnectionType.SERVER)
-            if handshake.early:
-                faulty.receive_data(handshake.early)
-            return faulty
-        return original_open(handshake)
+            return Faulty(sock, Connection(ConnectionType.SERVER), peer, received=handshake.early)
+        return original_open(sock, handshake, peer)
 
     monkeypatch.setattr(ProtocolWrapper, "handle", handle)
-    monkeypatch.setattr(websocket, "open_connection", open_connection)
+    monkeypatch.setattr(websocket, "open_socket", open_socket)
     return raised
 
 
