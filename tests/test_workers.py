@@ -149,6 +149,9 @@ async def test_two_workers_serve_one_shoots_subscribers_from_both_processes(
     viewers = 16
     with _serve(tmp_path, port), trio.fail_after(60):
         await wait_healthy(url)
+        # Both workers listen before anyone connects: the kernel spreads connections only
+        # over the sockets already listening (a worker still starting would get none).
+        await _workers(url, 2)
         async with httpx.AsyncClient(base_url=url) as http:
             code = (await create_shoot(http))["code"]
             archer, token = await join(http, code, "Chris")
