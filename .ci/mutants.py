@@ -69,8 +69,8 @@ MUTANTS = [
     ),
     Mutant(
         "the client never sends an unanswered write again on the same connection",
-        "sync/client_session.py",
-        "return sent[1] + self.timings.resend_after_s",
+        "sync/client_link.py",
+        "return sent[1] + resend_after_s",
         "return math.inf",
     ),
     Mutant(

@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from . import client_actions as A
+from .client_link import Link
 from .clock import HybridClock, Stamp
 from .codec import decode_server
 from .document import ShootDocument
@@ -77,20 +77,6 @@ from .register import Register, merge
 __all__ = ["ClientSession"]
 
 _UNAPPLIABLE_UPDATE = "The relay sent a document update this client cannot apply; reconnecting."
-
-
-@dataclass(slots=True)
-class _Connection:
-    """What lives only as long as one connection."""
-
-    opened: float
-    last_sent: float
-    last_received: float
-    bucket: TokenBucket
-    ping_at: float | None = None
-    inflight: dict[int, Register] = field(default_factory=dict)
-    sent: dict[str, tuple[Stamp, float]] = field(default_factory=dict)
-    """Per archer: the stamp last sent on this connection, and when."""
 
 
 class ClientSession:
@@ -146,7 +132,7 @@ class ClientSession:
         """Sessions that reached ``welcome``."""
         self.resets = 0
         """Welcomes that said ``reset``."""
-        self._conn: _Connection | None = None
+        self._conn: Link | None = None
         self.reconnect = ReconnectRule(self.timings.backoff_base_s, self.timings.backoff_cap_s)
         """When to dial again (read ``reconnect.attempt``; do not feed it events)."""
         self._next_id = 0
@@ -190,7 +176,7 @@ class ClientSession:
             return [A.Close("closed", "The session was refused for good.", fatal=True)]
         self.phase = A.Phase.HELLO_SENT
         bucket = TokenBucket(WRITES_BURST, WRITES_PER_S, updated=now)
-        self._conn = _Connection(now, now, now, bucket)
+        self._conn = Link(now, now, now, bucket)
         hello = Hello(
             shoot=self.shoot_code,
             role="archer" if self.archer_id else "viewer",
@@ -472,36 +458,22 @@ class ClientSession:
 
     # -- what goes out -------------------------------------------------------------------
 
-    def _heartbeat(self, conn: _Connection, now: float) -> list[A.Action]:
-        timings = self.timings
-        if conn.ping_at is not None:
-            if conn.last_received >= conn.ping_at:
-                conn.ping_at = None  # something came back: alive
-            elif now >= conn.ping_at + timings.pong_timeout_s:
+    def _heartbeat(self, conn: Link, now: float) -> list[A.Action]:
+        match conn.heartbeat(now, self.timings):
+            case "dead":
                 return self._close(
                     "heartbeat_timeout", "The relay stopped answering; reconnecting."
                 )
-            else:
-                return []
-        # Quiet in either direction counts: a client that keeps resending writes into a
-        # dead connection must still find out that nothing comes back.
-        if now < min(conn.last_sent, conn.last_received) + timings.ping_interval_s:
-            return []
-        self._nonce += 1
-        conn.ping_at = conn.last_sent = now
-        return [A.Send(Ping(self._nonce))]
+            case "ping":
+                self._nonce += 1
+                return [A.Send(Ping(self._nonce))]
+        return []
 
-    def _due_at(self, conn: _Connection, register: Register) -> float:
-        sent = conn.sent.get(register.archer_id)
-        if sent is None or sent[0] != register.stamp:
-            return -math.inf  # not sent on this connection yet, or re-stamped since
-        return sent[1] + self.timings.resend_after_s
-
-    def _send_due(self, conn: _Connection, now: float) -> list[A.Action]:
+    def _send_due(self, conn: Link, now: float) -> list[A.Action]:
         """Every due write the bucket allows, oldest first."""
         actions: list[A.Action] = []
         for register in self.outbox.pending():
-            if self._due_at(conn, register) > now:
+            if conn.due_at(register, self.timings.resend_after_s) > now:
                 continue
             if not conn.bucket.try_take(now):
                 break
@@ -516,22 +488,11 @@ class ClientSession:
         conn = self._conn
         if conn is None:
             return math.inf
-        timings = self.timings
-        if self.phase is A.Phase.HELLO_SENT:
-            return conn.opened + timings.connect_timeout_s
-        if conn.ping_at is not None:
-            # Anything received since the ping settles it at the next firing.
-            at = conn.ping_at + timings.pong_timeout_s
-            if conn.last_received >= conn.ping_at:
-                at = min(conn.last_sent, conn.last_received) + timings.ping_interval_s
-        else:
-            at = min(conn.last_sent, conn.last_received) + timings.ping_interval_s
-        due = min((self._due_at(conn, r) for r in self.outbox.pending()), default=math.inf)
-        if due < math.inf:
-            # The next token; a hair later, so that the bucket surely has it then.
-            token_at = conn.bucket.updated + conn.bucket.retry_after(conn.bucket.updated)
-            due = max(due, token_at + (1e-6 if token_at > conn.bucket.updated else 0.0))
-        return min(at, due)
+        return conn.deadline(
+            self.timings,
+            self.outbox.pending(),
+            awaiting_welcome=self.phase is A.Phase.HELLO_SENT,
+        )
 
     def _timer_action(self) -> list[A.Action]:
         return [A.Timer(self._deadline())]
