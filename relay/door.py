@@ -44,8 +44,11 @@ from hypercorn.utils import wrap_app
 from .asgi import App, proxy_for
 from .context import RelayContext
 from .handoff import HandoffStream
+from .registry import DECODING_ERRORS
 from .routing import MAX_HEAD_BYTES, is_websocket_upgrade
+from .siblings import Siblings, code_in_target, lease_holder_of
 from .startup import listen_reuse_port
+from .store import StoreUnavailable
 from .websocket import serve_websocket
 from .wssocket import OwnedSocket, configure
 
@@ -113,9 +116,17 @@ class Door:
         self.sessions: set[OwnedSocket] = set()
         """The open WebSocket sessions."""
         self._accepting = trio.CancelScope()
+        self._accepting_siblings = trio.CancelScope()
         self._http_connections = 0
         self._http_idle = trio.Event()
         self._http_idle.set()
+        sibling_dir = relay.settings.sibling_dir
+        self.siblings = (
+            None
+            if sibling_dir is None
+            else Siblings(sibling_dir, relay.registry.instance, relay.metrics)
+        )
+        """Passes each shoot's WebSockets to the worker owning it (``--workers``)."""
 
     def close_sessions(self, code: int, reason: str) -> None:
         """Close every open session, in one pass without waiting (see
@@ -141,6 +152,8 @@ class Door:
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as acceptor:
                     acceptor.start_soon(self._accept, listener, handlers)
+                    if self.siblings is not None:
+                        acceptor.start_soon(self._accept_siblings, self.siblings, handlers)
                     task_status.started(_url(listener))
                     await stop()
                     self.stop_accepting()
@@ -162,6 +175,29 @@ class Door:
         cost this relay's event loop what it needs to close the others.
         """
         self._accepting.cancel()
+        self._accepting_siblings.cancel()  # siblings then serve what they accepted themselves
+
+    async def _accept_siblings(self, siblings: Siblings, handlers: trio.Nursery) -> None:
+        """Take the connections the sibling workers pass here, until accepting stops."""
+        unix = siblings.listen()
+        try:
+            with self._accepting_siblings:
+                await siblings.accept(
+                    unix, handlers, self._passed_here, lambda: self._relay.closing
+                )
+        finally:
+            siblings.unlink()
+            _close(unix)
+
+    async def _passed_here(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
+        """A WebSocket a sibling passed here: served as if accepted here, fenced alike."""
+        try:
+            configure(sock)
+            await self._websocket(sock, head, peer)
+        except* Exception as failure:
+            log.error("one connection failed and was closed; the relay goes on", exc_info=failure)
+        finally:
+            _close(sock)
 
     async def _accept(self, listener: stdlib_socket.socket, handlers: trio.Nursery) -> None:
         try:
@@ -223,7 +259,8 @@ class Door:
         if event is h11.NEED_DATA:
             return  # no whole request head in time
         if isinstance(event, h11.Request) and is_websocket_upgrade(event):
-            await self._websocket(sock, bytes(head), peer)
+            if not await self._pass_to_owner(sock, bytes(head), peer, event.target):
+                await self._websocket(sock, bytes(head), peer)
             return
         stream = HandoffStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), bytes(head))
         server = TCPServer(self._http_app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
@@ -235,6 +272,22 @@ class Door:
             self._http_closed()
         if stream.takeover is not None:  # a WebSocket upgrade on a kept-alive connection
             await self._websocket(sock, stream.takeover, peer)
+
+    async def _pass_to_owner(
+        self, sock: stdlib_socket.socket, head: bytes, peer: str, target: bytes
+    ) -> bool:
+        """Whether a sibling worker owning the shoot the URL names took the connection
+        (:mod:`relay.siblings`); if not, it is served here."""
+        siblings = self.siblings
+        code = code_in_target(target)
+        if siblings is None or code is None or self._relay.registry.owns(code):
+            return False
+        store = self._relay.store
+        try:
+            holder = await store.call(lease_holder_of, store, code)
+        except (StoreUnavailable, *DECODING_ERRORS):
+            return False  # served here, as without affinity
+        return await siblings.route(code, holder, sock, head, peer)
 
     def _http_opened(self) -> None:
         self._http_connections += 1
