@@ -34,12 +34,18 @@ so at most one process ever serves the connection. Only if the door stalled for
 :data:`GO_TIMEOUT_S` between reading ``R`` and sending ``G`` would nobody serve it: the
 client then sees its connection close and reconnects.
 
+A shoot nobody owns yet goes to the sibling its code picks among the family's sockets, so
+all workers send a new shoot's first clients to the same one, which takes the lease; so
+do the clients of a shoot whose owner was killed (its socket refuses: the file is removed
+and the choice made again), and that worker takes the shoot over when the dead owner's
+lease expires.
+
 What stays as it was: the hello remains the authority on the shoot. A client whose hello
 names another shoot than its URL is served normally by whichever worker got it (as a
 follower of that other shoot if need be): correct, only without the saving. A URL without
-a code, a shoot nobody owns yet (this worker will take it), a shoot owned by this worker,
-or one owned by a relay on another machine (no socket of that name here) are served
-locally. Redis being unreachable means serving locally too.
+a code, a shoot owned by this worker, or one owned by a relay on another machine (no
+socket of that name here) are served locally. Redis being unreachable means serving
+locally too.
 """
 
 from __future__ import annotations

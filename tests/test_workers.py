@@ -26,7 +26,7 @@ from relay.config import ConfigError, Settings
 from relay.redis_server import free_port
 from relay.startup import StartupError, check_port_free, listen_reuse_port
 from relay.workers import settings_from_json, settings_to_json
-from sync.protocol import Ack, Update, Welcome
+from sync.protocol import Ack, Hello, Update, Welcome
 from tests.wire import Peer, create_shoot, join, peer, register, wait_healthy
 
 
@@ -150,6 +150,7 @@ async def test_two_workers_serve_one_shoots_subscribers_from_both_processes(
     viewers = 16
     with _serve(tmp_path, port), trio.fail_after(60):
         await wait_healthy(url)
+        await _workers(url, 2)  # both listen before the clients connect
         async with httpx.AsyncClient(base_url=url) as http:
             code = (await create_shoot(http))["code"]
             archer, token = await join(http, code, "Chris")
@@ -240,6 +241,13 @@ async def test_a_shoots_websockets_are_served_by_the_worker_that_owns_it(
             for viewer in watching:
                 while viewer.doc.registers()[archer].state.arrows != (9, 9, 7, 7, 5, 5):
                     await viewer.expect(Update)
+            # The hello is the authority: a URL naming another shoot is served all the same.
+            ws_url = url.replace("http://", "ws://") + "/ws?code=9999"
+            async with trio_websocket.open_websocket_url(ws_url) as ws:
+                stray = Peer(ws)
+                await stray.send(Hello(code, "viewer", b"\x00", None, None))
+                await stray.expect(Welcome)
+                assert stray.doc.registers()[archer].state.arrows == (9, 9, 7, 7, 5, 5)
             os.kill(owner, signal.SIGKILL)
         while owner in await _workers(url, 2) or len(await _workers(url, 2)) < 2:
             await trio.sleep(0.05)  # waiting for the restarted worker; under the deadline
