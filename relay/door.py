@@ -21,6 +21,11 @@ tells kept-alive connections to close (the worker context's ``terminated``) and 
 HTTP connections still open up to :data:`HTTP_GRACE_S` to finish, then cancels whatever
 is left (no wait at all when no HTTP connection is open, the usual case).
 
+With ``--workers`` (:mod:`relay.workers`), a ``/ws?code=1234`` upgrade for a shoot another
+worker of the family owns is passed to that worker, socket and bytes read, before any
+answer (:mod:`relay.siblings`); the door also serves the connections its siblings pass
+to it.
+
 Each connection runs inside a fence: whatever escapes its handler (a bug in hypercorn,
 wsproto, h11 or the relay) is logged with its traceback and ends that connection alone;
 cancellation still passes, so shutdown is unchanged.
@@ -32,6 +37,7 @@ import errno
 import logging
 import socket as stdlib_socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 
 import h11
@@ -60,6 +66,9 @@ log = logging.getLogger("relay.connections")
 HTTP_GRACE_S: Final = 1.0
 #: How long hypercorn keeps an idle HTTP connection open for another request.
 KEEP_ALIVE_S: Final = 5.0
+#: Longest the door waits for Redis to say which worker owns a shoot before serving its
+#: WebSocket itself (the pass to the sibling has its own bound, relay.siblings).
+LOOKUP_TIMEOUT_S: Final = 5.0
 #: Accept errors that mean "out of resources for now": wait a little and go on.
 _RESOURCE_ERRNOS: Final = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _RESOURCE_PAUSE_S: Final = 0.1
@@ -189,16 +198,6 @@ class Door:
             siblings.unlink()
             _close(unix)
 
-    async def _passed_here(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
-        """A WebSocket a sibling passed here: served as if accepted here, fenced alike."""
-        try:
-            configure(sock)
-            await self._websocket(sock, head, peer)
-        except* Exception as failure:
-            log.error("one connection failed and was closed; the relay goes on", exc_info=failure)
-        finally:
-            _close(sock)
-
     async def _accept(self, listener: stdlib_socket.socket, handlers: trio.Nursery) -> None:
         try:
             with self._accepting:
@@ -225,10 +224,19 @@ class Door:
             await trio.lowlevel.checkpoint()
 
     async def _connection(self, sock: stdlib_socket.socket, peer: str) -> None:
+        await self._fenced(sock, partial(self._route, sock, peer))
+
+    async def _passed_here(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
+        """A WebSocket a sibling passed here: served as if it had been accepted here."""
+        await self._fenced(sock, partial(self._websocket, sock, head, peer))
+
+    async def _fenced(
+        self, sock: stdlib_socket.socket, serve: Callable[[], Awaitable[None]]
+    ) -> None:
         """One connection, fenced: its failure is logged and ends it alone."""
         try:
             configure(sock)
-            await self._route(sock, peer)
+            await serve()
         except* Exception as failure:
             # `except*` keeps any Cancelled in the group propagating: only errors stop here.
             log.error("one connection failed and was closed; the relay goes on", exc_info=failure)
@@ -283,10 +291,15 @@ class Door:
         if siblings is None or code is None or self._relay.registry.owns(code):
             return False
         store = self._relay.store
-        try:
-            holder = await store.call(lease_holder_of, store, code)
-        except (StoreUnavailable, *DECODING_ERRORS):
-            return False  # served here, as without affinity
+        holder: str | None = None
+        with trio.move_on_after(LOOKUP_TIMEOUT_S) as lookup:
+            try:
+                holder = await store.call(lease_holder_of, store, code)
+            except (StoreUnavailable, *DECODING_ERRORS):
+                return False  # served here, as without affinity
+        if lookup.cancelled_caught:
+            self._relay.metrics.websockets_not_passed += 1
+            return False  # Redis is slow: served here (the session will need it anyway)
         return await siblings.route(code, holder, sock, head, peer)
 
     def _http_opened(self) -> None:

@@ -51,6 +51,7 @@ class Metrics:
     takeovers: int = 0
     websockets_passed: int = 0
     websockets_taken: int = 0
+    websockets_not_passed: int = 0
     writes_applied: int = 0
     writes_superseded: int = 0
     writes_rejected: int = 0
@@ -95,6 +96,11 @@ class Metrics:
             "fastshoot_websockets_taken_total": (
                 "WebSockets a sibling worker passed here, as this worker owns their shoot",
                 self.websockets_taken,
+            ),
+            "fastshoot_websockets_not_passed_total": (
+                "WebSockets served here although a sibling worker owns their shoot (it or "
+                "Redis did not answer in time)",
+                self.websockets_not_passed,
             ),
             "fastshoot_writes_superseded_total": (
                 "Writes a newer one beat",

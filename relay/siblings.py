@@ -79,13 +79,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How long the door waits for a sibling to take a connection before serving it itself.
-PASS_TIMEOUT_S: Final = 0.5
+PASS_TIMEOUT_S: Final = 5.0
 #: How long a sibling that said ``R`` waits for ``G`` before dropping its copy.
-GO_TIMEOUT_S: Final = 5.0
+GO_TIMEOUT_S: Final = 30.0
 #: The longest client address carried beside the head (an IPv6 text form is 45 bytes).
 MAX_PEER_BYTES: Final = 255
 #: One handoff message: the address's length, the address, the head.
 MAX_MESSAGE_BYTES: Final = 2 + MAX_PEER_BYTES + MAX_HEAD_BYTES
+#: Handoffs waiting for the sibling to accept them (as the relay's TCP backlog: a
+#: reconnect storm arrives at every worker at once).
+BACKLOG: Final = 4096
+_FULL_BACKLOG_PAUSE_S: Final = 0.005
 #: Dead workers' sockets :meth:`Siblings.route` tries (and removes) before serving here.
 _MAX_DEAD_SOCKETS: Final = 4
 _READY: Final = b"R"
@@ -203,14 +207,18 @@ class Siblings:
                 self._metrics.websockets_passed += 1
                 return True
             log.warning("a sibling worker did not take a connection in time; serving it here")
+            self._metrics.websockets_not_passed += 1
             return False
         except ConnectionRefusedError:
             # Nobody listens there: a worker that was killed (its name is never reused).
             with contextlib.suppress(OSError):
                 os.unlink(path)  # a local directory: no wait worth a thread
             return None
+        except FileNotFoundError:
+            return False  # not a sibling: a relay on another machine owns the shoot
         except OSError:
-            return False  # the sibling is gone (no socket, reset) or refused: serve here
+            self._metrics.websockets_not_passed += 1
+            return False  # the sibling is gone (reset) or refused: serve here
         finally:
             _close(unix)
 
@@ -222,13 +230,15 @@ class Siblings:
         Raises:
             OSError: the sibling is gone or refused.
         """
-        try:
-            unix.connect(path)
-        except BlockingIOError:  # its backlog is full: wait for room, then check
-            await trio.lowlevel.wait_writable(unix)
-            error = unix.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR)
-            if error:
-                raise OSError(error, os.strerror(error)) from None
+        while True:
+            try:
+                unix.connect(path)
+                break
+            except BlockingIOError:
+                # Its backlog is full (a connection storm): a Unix socket has no
+                # connect in progress to wait for, so try again shortly, under the
+                # caller's deadline.
+                await trio.sleep(_FULL_BACKLOG_PAUSE_S)
         while True:
             try:
                 stdlib_socket.send_fds(unix, [message], [sock.fileno()])
@@ -246,7 +256,7 @@ class Siblings:
         listener = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_SEQPACKET)
         try:
             listener.bind(path)
-            listener.listen(128)
+            listener.listen(BACKLOG)
             listener.setblocking(False)
         except OSError:
             listener.close()
