@@ -170,9 +170,10 @@ class Worker:
 
     async def _open(self, client: Client) -> None:
         """Connect, say hello, and wait for the first frame (the welcome)."""
-        ws = await connect(self.plan.host, self.plan.port)
+        spec = client.spec
+        # The shoot in the URL, as the shipped clients send it (several workers route by it).
+        ws = await connect(self.plan.host, self.plan.port, f"/ws?code={spec.shoot}")
         try:
-            spec = client.spec
             sv = client.replica.state_vector() if client.replica is not None else b"\x00"
             role: Role = "archer" if spec.archer else "viewer"
             await ws.send(encode(Hello(spec.shoot, role, sv, spec.archer, spec.token)))

@@ -122,7 +122,7 @@ class ShootClient:
         self.identity = identity
         self.options = options = options or ClientOptions()
         self._wall = wall_clock
-        self._ws_url = websocket_url(relay_url)
+        self._ws_url = websocket_url(relay_url, code)
         self._outbox = Outbox(outbox_path)
         self.session = ClientSession(
             code,

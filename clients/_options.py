@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 __all__ = ["ClientOptions", "websocket_url"]
 
@@ -26,11 +27,13 @@ class ClientOptions:
     """Events kept for the user before the oldest are dropped (see :attr:`ShootClient.events`)."""
 
 
-def websocket_url(relay_url: str) -> str:
-    """The relay's WebSocket endpoint for its HTTP origin."""
+def websocket_url(relay_url: str, code: str | None = None) -> str:
+    """The relay's WebSocket endpoint for its HTTP origin; with ``code``, naming the shoot
+    (``/ws?code=1234``), so a relay running several workers hands the connection to the
+    one that owns the shoot (the hello still says which shoot it is)."""
     base = relay_url.rstrip("/")
     if base.startswith("https://"):
         base = "wss://" + base.removeprefix("https://")
     elif base.startswith("http://"):
         base = "ws://" + base.removeprefix("http://")
-    return base + "/ws"
+    return base + "/ws" + ("" if code is None else f"?code={quote(code, safe='')}")

@@ -144,6 +144,10 @@ class Settings:
     reuse_port: bool = False
     """Listen with ``SO_REUSEPORT``, beside the other workers on the same port (set by the
     supervisor for its workers, never from the environment)."""
+    sibling_dir: str | None = None
+    """The private directory where the workers of one ``--workers`` family listen for the
+    connections they pass each other (:mod:`relay.siblings`); set by the supervisor for
+    its workers, never from the environment. ``None``: no affinity (a single relay)."""
     data_dir: Path = field(default_factory=lambda: Path(".fast-shoot"))
     public_url: str | None = None
     """Origin used in join links and QR codes; by default the request's own origin."""

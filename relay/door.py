@@ -21,6 +21,11 @@ tells kept-alive connections to close (the worker context's ``terminated``) and 
 HTTP connections still open up to :data:`HTTP_GRACE_S` to finish, then cancels whatever
 is left (no wait at all when no HTTP connection is open, the usual case).
 
+With ``--workers`` (:mod:`relay.workers`), a ``/ws?code=1234`` upgrade for a shoot another
+worker of the family owns is passed to that worker, socket and bytes read, before any
+answer (:mod:`relay.siblings`); the door also serves the connections its siblings pass
+to it.
+
 Each connection runs inside a fence: whatever escapes its handler (a bug in hypercorn,
 wsproto, h11 or the relay) is logged with its traceback and ends that connection alone;
 cancellation still passes, so shutdown is unchanged.
@@ -32,6 +37,7 @@ import errno
 import logging
 import socket as stdlib_socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 
 import h11
@@ -45,8 +51,11 @@ from .asgi import App, proxy_for
 from .context import RelayContext
 from .handoff import HandoffStream
 from .heartbeat import Heartbeat
+from .registry import DECODING_ERRORS
 from .routing import MAX_HEAD_BYTES, is_websocket_upgrade
+from .siblings import Siblings, code_in_target, lease_holder_of
 from .startup import listen_reuse_port
+from .store import StoreUnavailable
 from .websocket import serve_websocket
 from .wssocket import OwnedSocket, configure
 
@@ -58,6 +67,9 @@ log = logging.getLogger("relay.connections")
 HTTP_GRACE_S: Final = 1.0
 #: How long hypercorn keeps an idle HTTP connection open for another request.
 KEEP_ALIVE_S: Final = 5.0
+#: Longest the door waits for Redis to say which worker owns a shoot before serving its
+#: WebSocket itself (the pass to the sibling has its own bound, relay.siblings).
+LOOKUP_TIMEOUT_S: Final = 5.0
 #: Accept errors that mean "out of resources for now": wait a little and go on.
 _RESOURCE_ERRNOS: Final = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _RESOURCE_PAUSE_S: Final = 0.1
@@ -116,9 +128,17 @@ class Door:
         settings = relay.settings
         self._heartbeat = Heartbeat(settings.ws_ping_interval_s, settings.read_timeout_s)
         self._accepting = trio.CancelScope()
+        self._accepting_siblings = trio.CancelScope()
         self._http_connections = 0
         self._http_idle = trio.Event()
         self._http_idle.set()
+        sibling_dir = relay.settings.sibling_dir
+        self.siblings = (
+            None
+            if sibling_dir is None
+            else Siblings(sibling_dir, relay.registry.instance, relay.metrics)
+        )
+        """Passes each shoot's WebSockets to the worker owning it (``--workers``)."""
 
     def close_sessions(self, code: int, reason: str) -> None:
         """Close every open session, in one pass without waiting (see
@@ -145,6 +165,8 @@ class Door:
                 async with trio.open_nursery() as acceptor:
                     acceptor.start_soon(self._accept, listener, handlers)
                     acceptor.start_soon(self._heartbeat.run)
+                    if self.siblings is not None:
+                        acceptor.start_soon(self._accept_siblings, self.siblings, handlers)
                     task_status.started(_url(listener))
                     await stop()
                     self.stop_accepting()
@@ -167,6 +189,19 @@ class Door:
         cost this relay's event loop what it needs to close the others.
         """
         self._accepting.cancel()
+        self._accepting_siblings.cancel()  # siblings then serve what they accepted themselves
+
+    async def _accept_siblings(self, siblings: Siblings, handlers: trio.Nursery) -> None:
+        """Take the connections the sibling workers pass here, until accepting stops."""
+        unix = siblings.listen()
+        try:
+            with self._accepting_siblings:
+                await siblings.accept(
+                    unix, handlers, self._passed_here, lambda: self._relay.closing
+                )
+        finally:
+            siblings.unlink()
+            _close(unix)
 
     async def _accept(self, listener: stdlib_socket.socket, handlers: trio.Nursery) -> None:
         try:
@@ -194,10 +229,19 @@ class Door:
             await trio.lowlevel.checkpoint()
 
     async def _connection(self, sock: stdlib_socket.socket, peer: str) -> None:
+        await self._fenced(sock, partial(self._route, sock, peer))
+
+    async def _passed_here(self, sock: stdlib_socket.socket, head: bytes, peer: str) -> None:
+        """A WebSocket a sibling passed here: served as if it had been accepted here."""
+        await self._fenced(sock, partial(self._websocket, sock, head, peer))
+
+    async def _fenced(
+        self, sock: stdlib_socket.socket, serve: Callable[[], Awaitable[None]]
+    ) -> None:
         """One connection, fenced: its failure is logged and ends it alone."""
         try:
             configure(sock)
-            await self._route(sock, peer)
+            await serve()
         except* Exception as failure:
             # `except*` keeps any Cancelled in the group propagating: only errors stop here.
             log.error("one connection failed and was closed; the relay goes on", exc_info=failure)
@@ -229,7 +273,8 @@ class Door:
             return  # no whole request head in time
         if isinstance(event, h11.Request) and is_websocket_upgrade(event):
             early, _ = parser.trailing_data  # the client's first frames, if already here
-            await self._websocket(sock, (event, bytes(early)), peer)
+            if not await self._pass_to_owner(sock, bytes(head), peer, event.target):
+                await self._websocket(sock, (event, bytes(early)), peer)
             return
         stream = HandoffStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), bytes(head))
         server = TCPServer(self._http_app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
@@ -241,6 +286,27 @@ class Door:
             self._http_closed()
         if stream.takeover is not None:  # a WebSocket upgrade on a kept-alive connection
             await self._websocket(sock, stream.takeover, peer)
+
+    async def _pass_to_owner(
+        self, sock: stdlib_socket.socket, head: bytes, peer: str, target: bytes
+    ) -> bool:
+        """Whether a sibling worker owning the shoot the URL names took the connection
+        (:mod:`relay.siblings`); if not, it is served here."""
+        siblings = self.siblings
+        code = code_in_target(target)
+        if siblings is None or code is None or self._relay.registry.owns(code):
+            return False
+        store = self._relay.store
+        holder: str | None = None
+        with trio.move_on_after(LOOKUP_TIMEOUT_S) as lookup:
+            try:
+                holder = await store.call(lease_holder_of, store, code)
+            except (StoreUnavailable, *DECODING_ERRORS):
+                return False  # served here, as without affinity
+        if lookup.cancelled_caught:
+            self._relay.metrics.websockets_not_passed += 1
+            return False  # Redis is slow: served here (the session will need it anyway)
+        return await siblings.route(code, holder, sock, head, peer)
 
     def _http_opened(self) -> None:
         self._http_connections += 1

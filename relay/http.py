@@ -394,6 +394,7 @@ def build_http_app(relay: RelayContext) -> Starlette:
             "degraded_shoots": degraded,
             "live_shoots": relay.registry.live_shoots,
             "connections": relay.metrics.connections,
+            "followed_shoots": relay.metrics.followed_shoots,
             # Which process answered: one of several workers or instances behind one address.
             "instance": relay.registry.instance,
             "pid": os.getpid(),

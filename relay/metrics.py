@@ -49,6 +49,9 @@ class Metrics:
     followed_shoots: int = 0
     writes_forwarded: int = 0
     takeovers: int = 0
+    websockets_passed: int = 0
+    websockets_taken: int = 0
+    websockets_not_passed: int = 0
     writes_applied: int = 0
     writes_superseded: int = 0
     writes_rejected: int = 0
@@ -85,6 +88,19 @@ class Metrics:
             "fastshoot_takeovers_total": (
                 "Shoots this relay took over from a follower",
                 self.takeovers,
+            ),
+            "fastshoot_websockets_passed_total": (
+                "WebSockets passed to the sibling worker owning their shoot",
+                self.websockets_passed,
+            ),
+            "fastshoot_websockets_taken_total": (
+                "WebSockets a sibling worker passed here, as this worker owns their shoot",
+                self.websockets_taken,
+            ),
+            "fastshoot_websockets_not_passed_total": (
+                "WebSockets served here although a sibling worker owns their shoot (it or "
+                "Redis did not answer in time)",
+                self.websockets_not_passed,
             ),
             "fastshoot_writes_superseded_total": (
                 "Writes a newer one beat",

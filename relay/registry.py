@@ -150,6 +150,11 @@ class ShootRegistry:
         """Whether this instance runs (or is starting) the shoot's actor."""
         return code in self._slots
 
+    def owns(self, code: str) -> bool:
+        """Whether this instance runs the shoot's actor as its owner (not as a follower)."""
+        slot = self._slots.get(code)
+        return slot is not None and isinstance(slot.actor, ShootActor)
+
     def actors(self) -> list[ShootActor | ShootFollower]:
         return [slot.actor for slot in self._slots.values() if slot.actor is not None]
 

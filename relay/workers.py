@@ -15,6 +15,10 @@ What the supervisor does:
   supervisor that dies takes its workers with it (they get SIGTERM and stop gracefully).
   A worker that exits while the supervisor runs is logged as an error and started again,
   after a growing pause if it keeps dying at once.
+- **Affinity.** It creates a private directory where each worker listens on a Unix
+  socket, so a worker that accepted a shoot's WebSocket passes it to the sibling owning
+  that shoot (:mod:`relay.siblings`): each shoot is then served by one process, not
+  handled twice by an owner and a follower. It removes the directory when all have stopped.
 - **Stopping.** SIGTERM or SIGINT: every worker gets SIGTERM at once and stops as a single
   relay does (sessions closed with 1001, shoots flushed, leases given up); one that is not
   gone within its budget is killed. Then the embedded Redis stops.
@@ -29,9 +33,11 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -173,10 +179,18 @@ async def supervise_workers(
     if redis_url is None:
         embedded = await open_embedded(settings)
         redis_url = embedded.url
+    sibling_dir: str | None = None
     try:
         port = settings.port or free_port()
+        # Private (0700): the workers' sockets for passing connections (relay.siblings).
+        sibling_dir = tempfile.mkdtemp(prefix="fast-shoot-workers-")
         worker_settings = dataclasses.replace(
-            settings, redis_url=redis_url, port=port, workers=1, reuse_port=True
+            settings,
+            redis_url=redis_url,
+            port=port,
+            workers=1,
+            reuse_port=True,
+            sibling_dir=sibling_dir,
         )
         supervisor = _Supervisor(worker_settings, shutdown)
         async with watching(embedded), trio.open_nursery() as nursery:
@@ -194,6 +208,8 @@ async def supervise_workers(
                 announce(lines)
         log.info("every worker has stopped")
     finally:
+        if sibling_dir is not None:
+            shutil.rmtree(sibling_dir, ignore_errors=True)
         if embedded is not None:  # last: the workers flushed their shoots into it
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(embedded.close)

@@ -20,12 +20,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio_websocket
 
 from relay.config import ConfigError, Settings
 from relay.redis_server import free_port
 from relay.startup import StartupError, check_port_free, listen_reuse_port
 from relay.workers import settings_from_json, settings_to_json
-from sync.protocol import Ack, Update, Welcome
+from sync.protocol import Ack, Hello, Update, Welcome
 from tests.wire import Peer, create_shoot, join, peer, register, wait_healthy
 
 
@@ -177,6 +178,99 @@ async def test_two_workers_serve_one_shoots_subscribers_from_both_processes(
             for viewer in watching:  # the joined archer is in the welcome, with no arrows
                 while viewer.doc.registers()[archer].state.arrows != (9, 9, 7, 7, 5, 5):
                     await viewer.expect(Update)
+
+
+async def _spread(url: str, count: int, expected: int) -> dict[int, dict[str, Any]]:
+    """Each worker's ``/health`` once the ``count`` workers hold ``expected`` connections."""
+    while True:
+        seen = await _workers(url, count)
+        if sum(body["connections"] for body in seen.values()) == expected:
+            return seen
+        await trio.sleep(0.05)  # connections still arriving or closing; under the deadline
+
+
+async def _routed_peers(
+    stack: AsyncExitStack, url: str, code: str, archer: str, token: str, viewers: int
+) -> tuple[Peer, list[Peer]]:
+    """An archer and ``viewers`` viewers naming the shoot in their URL, each welcomed;
+    a connection refused while a worker restarts is retried, as the SDK would."""
+    peers: list[Peer] = []
+    while len(peers) < viewers + 1:
+        writer = not peers
+        try:
+            p = await stack.enter_async_context(
+                peer(
+                    url,
+                    code,
+                    archer=archer if writer else None,
+                    token=token if writer else None,
+                    by_code=True,
+                )
+            )
+            await p.expect(Welcome)
+        except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed):
+            await trio.sleep(0.05)  # a worker is restarting; retried under the deadline
+            continue
+        peers.append(p)
+    return peers[0], peers[1:]
+
+
+async def test_a_shoots_websockets_are_served_by_the_worker_that_owns_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: with the code in the URL, every client of a shoot ends up on its owner
+    (no follower anywhere), writes are acknowledged, and after the owner is killed the
+    reconnecting clients all gather on one surviving worker again."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    viewers = 16
+    with _serve(tmp_path, port), trio.fail_after(120):
+        await wait_healthy(url)
+        await _workers(url, 2)
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            archer, token = await join(http, code, "Chris")
+        async with AsyncExitStack() as stack:
+            writer, watching = await _routed_peers(stack, url, code, archer, token, viewers)
+            spread = await _spread(url, 2, viewers + 1)
+            counts = {pid: body["connections"] for pid, body in spread.items()}
+            assert sorted(counts.values()) == [0, viewers + 1], counts  # all on one worker
+            assert all(body["followed_shoots"] == 0 for body in spread.values()), spread
+            owner = next(pid for pid, count in counts.items() if count)
+
+            await writer.write(1, register(archer, (9, 9, 7, 7, 5, 5)))
+            await writer.expect(Ack)
+            for viewer in watching:
+                while viewer.doc.registers()[archer].state.arrows != (9, 9, 7, 7, 5, 5):
+                    await viewer.expect(Update)
+            # The hello is the authority: a URL naming another shoot is served all the same.
+            ws_url = url.replace("http://", "ws://") + "/ws?code=9999"
+            async with trio_websocket.open_websocket_url(ws_url) as ws:
+                stray = Peer(ws)
+                await stray.send(Hello(code, "viewer", b"\x00", None, None))
+                await stray.expect(Welcome)
+                assert stray.doc.registers()[archer].state.arrows == (9, 9, 7, 7, 5, 5)
+            os.kill(owner, signal.SIGKILL)
+        while owner in await _workers(url, 2) or len(await _workers(url, 2)) < 2:
+            await trio.sleep(0.05)  # waiting for the restarted worker; under the deadline
+
+        async with AsyncExitStack() as stack:  # the devices reconnect
+            writer, watching = await _routed_peers(stack, url, code, archer, token, viewers)
+            for p in [writer, *watching]:  # the acknowledged end survived the owner
+                assert p.doc.registers()[archer].state.arrows == (9, 9, 7, 7, 5, 5)
+            await writer.write(2, register(archer, (9, 9, 7, 7, 5, 5, 3)))
+            await writer.expect(Ack)
+            for viewer in watching:
+                while viewer.doc.registers()[archer].state.arrows != (9, 9, 7, 7, 5, 5, 3):
+                    await viewer.expect(Update)
+            while True:  # the one that served them during the lease's expiry now owns it
+                spread = await _spread(url, 2, viewers + 1)
+                if all(body["followed_shoots"] == 0 for body in spread.values()):
+                    break
+                await trio.sleep(0.05)  # the takeover is at most a lease away
+            counts = {pid: body["connections"] for pid, body in spread.items()}
+            assert owner not in counts
+            assert sorted(counts.values()) == [0, viewers + 1], counts
 
 
 def test_worker_settings_travel_whole() -> None:

@@ -71,8 +71,11 @@ async def peer(
     archer: str | None = None,
     token: str | None = None,
     sv: bytes = b"\x00",
+    by_code: bool = False,
 ) -> AsyncIterator[Peer]:
-    ws_url = relay_url.replace("http://", "ws://") + "/ws"
+    """A raw protocol peer; ``by_code`` names the shoot in the URL, as the shipped
+    clients do (``/ws?code=1234``), so several workers route it to the shoot's owner."""
+    ws_url = relay_url.replace("http://", "ws://") + "/ws" + (f"?code={code}" if by_code else "")
     async with trio_websocket.open_websocket_url(ws_url) as ws:
         p = Peer(ws)
         role = "archer" if archer else "viewer"

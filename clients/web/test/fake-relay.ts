@@ -22,6 +22,7 @@ export type Handler = (msg: Frame, socket: number) => Frame[] | "close";
 /** A WebSocket class whose peer is `handler`: each client frame gets the frames it returns. */
 export function fakeRelay(handler: Handler) {
   let sockets = 0;
+  const urls: string[] = [];
   class FakeSocket {
     readyState = 0;
     binaryType = "arraybuffer";
@@ -30,7 +31,8 @@ export function fakeRelay(handler: Handler) {
     onclose: ((e: CloseEvent) => void) | null = null;
     onerror: ((e: Event) => void) | null = null;
     private readonly n = ++sockets;
-    constructor() {
+    constructor(url: string) {
+      urls.push(url);
       setTimeout(() => {
         this.readyState = 1;
         this.onopen?.({} as Event);
@@ -54,7 +56,7 @@ export function fakeRelay(handler: Handler) {
       this.readyState = 3;
     }
   }
-  return { socket: FakeSocket as unknown as typeof WebSocket, sockets: () => sockets };
+  return { socket: FakeSocket as unknown as typeof WebSocket, sockets: () => sockets, urls };
 }
 
 export async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {

@@ -40,6 +40,8 @@ test("clock_skew: the clock takes the relay's time and the same state is re-stam
     await until("the second ack", () => client.status().pending === 0);
     assert.equal(writes.length, 3); // the correction stuck: no second refusal
     assert.deepEqual(client.myState()?.arrows, [9, 9, 7, 7, 5, 5, 1]);
+    // The shoot is named in the URL too, so a relay with several workers routes it.
+    assert.deepEqual(relay.urls, ["ws://relay.invalid/ws?code=4821"]);
   } finally {
     client.close();
   }

@@ -78,7 +78,7 @@ export class Session implements ShootClient {
     this.code = options.code;
     const identity = options.identity ?? null;
     this.me = identity?.archerId ?? null;
-    this.wsUrl = websocketUrl(options.origin ?? pageOrigin());
+    this.wsUrl = websocketUrl(options.origin ?? pageOrigin(), options.code);
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     const t = this.timings;
     this.machine = new ClientSession(options.code, options.deviceId, {

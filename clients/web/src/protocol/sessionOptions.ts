@@ -47,8 +47,14 @@ export function outboxKey(code: string, archer: string | null, device: string): 
   return `${code}/${archer ?? "viewer"}/${device}`;
 }
 
-export function websocketUrl(origin: string): string {
-  return origin.replace(/^http(s?):\/\//, "ws$1://").replace(/\/+$/, "") + "/ws";
+/**
+ * The relay's WebSocket endpoint; with the shoot's code (`/ws?code=1234`), so a relay running
+ * several workers hands the connection to the one that owns the shoot (the hello still says
+ * which shoot it is).
+ */
+export function websocketUrl(origin: string, code?: string): string {
+  const base = origin.replace(/^http(s?):\/\//, "ws$1://").replace(/\/+$/, "") + "/ws";
+  return code === undefined ? base : `${base}?code=${encodeURIComponent(code)}`;
 }
 
 export function pageOrigin(): string {
