@@ -119,6 +119,8 @@ class Plan:
 @dataclass(slots=True)
 class Stats:
     latencies_us: list[int] = field(default_factory=list)
+    delivered_writes: int = 0
+    """Writes found in update frames (a frame may carry several)."""
     marked_frames: int = 0
     marked_bytes: int = 0
     marked_payload_bytes: int = 0
@@ -131,6 +133,7 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         return {
             "latencies_us": self.latencies_us,
+            "delivered_writes": self.delivered_writes,
             "marked_frames": self.marked_frames,
             "marked_bytes": self.marked_bytes,
             "marked_payload_bytes": self.marked_payload_bytes,
@@ -226,9 +229,12 @@ class Worker:
         stats.frames += 1
         stats.bytes += size
         if UPDATE_TAG in data or WRITE_TAG in data:
-            match = MARK.search(data)
-            if match is not None:
-                stats.latencies_us.append((now_ns - int(match.group(1))) // 1000)
+            # A busy relay sends a run of queued writes as one merged update: each write
+            # in the frame is a delivery, with its own latency.
+            marks = [int(ns) for ns in MARK.findall(data)]
+            if marks:
+                stats.latencies_us.extend((now_ns - ns) // 1000 for ns in marks)
+                stats.delivered_writes += len(marks)
                 stats.marked_frames += 1
                 stats.marked_bytes += size
                 stats.marked_payload_bytes += len(data)

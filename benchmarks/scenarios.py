@@ -295,12 +295,13 @@ class Bench:
             cpu_s, wall_s = server.cpu_s() - cpu_before, time.monotonic() - wall_before
             load_cpu_s, busy_s = pool.cpu_s() - load_before, machine_busy_s() - busy_before
         merged = merge_reports(reports)
-        delivered = merged["marked_frames"]
+        delivered = merged["delivered_writes"]
         expected = merged["writes"] * per_shoot
         return {
             "writes": merged["writes"],
             "writes_per_s": merged["writes"] / duration,
             "delivered": delivered,
+            "update_frames": merged["marked_frames"],
             "expected": expected,
             "delivered_ratio": delivered / expected if expected else math.nan,
             "delivered_per_s": delivered / duration,

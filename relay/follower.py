@@ -50,7 +50,7 @@ import trio
 
 from sync.access import access_without_record, archer_access
 from sync.codec import encode
-from sync.document import ShootDocument
+from sync.document import ShootDocument, merged
 from sync.protocol import (
     CLOSE_GOING_AWAY,
     Update,
@@ -353,11 +353,16 @@ class ShootFollower:
         await self._apply_log(entries)
 
     async def _apply_log(self, entries: list[Entry]) -> None:
+        """Apply what the owner logged; the updates of a run of entries go out as one
+        merged update, as the owner sends a run of queued writes (a notice, which refers
+        to the writes before it, sends them first)."""
+        updates: list[bytes] = []
         for entry_id, fields in entries:
             if id_key(entry_id) <= id_key(self._last_id):
                 continue  # read twice (the tail and a catch-up overlap)
             through = fields.get("c")
             if through is not None and id_key(self._last_id) < id_key(through.decode()):
+                self._fan_out_updates(updates)
                 await self._reload()  # compaction trimmed entries this replica never read
                 return
             self._last_id = entry_id
@@ -365,13 +370,20 @@ class ShootFollower:
                 self._lease_due.set()
             notice = fields.get("n")
             if notice is not None:  # the owner's notice, passed on as it is
+                self._fan_out_updates(updates)
+                updates = []
                 self._fan_out(notice)
                 continue
             update = fields.get("u")
             if through is None and "r" not in fields and update is not None:
                 self.doc.apply_update(update)
-                self._board.changed()
-                self._fan_out(encode(Update(update)))
+                updates.append(update)
+        self._fan_out_updates(updates)
+
+    def _fan_out_updates(self, updates: list[bytes]) -> None:
+        if updates:
+            self._board.changed()
+            self._fan_out(encode(Update(merged(updates))))
 
     async def _reload(self) -> None:
         """Load snapshot and log again (compaction trimmed what this replica never read)

@@ -47,7 +47,7 @@ collects updates is registered at construction and lives as long as the document
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from pycrdt import Array, Doc, Map, TransactionEvent, merge_updates
@@ -58,12 +58,21 @@ from .models import ArcherState, Need, Profile, Shoot
 from .register import Applied, Outcome, Register, decide
 from .rounds import Arrow
 
-__all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector"]
+__all__ = ["EMPTY_STATE_VECTOR", "ShootDocument", "decode_state_vector", "merged"]
 
 #: The state vector of an empty document: "send me everything".
 EMPTY_STATE_VECTOR = b"\x00"
 #: Diffs kept per document state (distinct state vectors among reconnecting replicas).
 MAX_CACHED_DIFFS: Final = 16
+
+
+def merged(updates: Sequence[bytes]) -> bytes:
+    """Several Yjs updates as one that applies the same (empty for none): one frame for
+    a run of writes, instead of one each."""
+    if len(updates) == 1:
+        return updates[0]
+    return merge_updates(*updates) if updates else b""
+
 
 _META_FIELDS = ("code", "shoot_id", "title", "creator", "created_ms", "expires_ms", "time_zone")
 
@@ -191,9 +200,7 @@ class ShootDocument:
 
     def _take_update(self) -> bytes:
         updates, self._updates = self._updates, []
-        if len(updates) == 1:
-            return updates[0]
-        return merge_updates(*updates) if updates else b""
+        return merged(updates)
 
     # -- loading and replicas ------------------------------------------------------------
 

@@ -332,3 +332,56 @@ async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board
     store.close()
     assert threads  # archeryutils was needed...
     assert not any(threads)  # ...and never called on the event loop's thread
+
+
+async def test_writes_queued_together_go_out_as_one_update_and_each_is_answered(
+    redis_url: str,
+) -> None:
+    """Writes waiting in the inbox when the actor wakes are sent as one merged update per
+    run (a subscribe ends a run), each still answered after the update that carries it,
+    and every subscriber's replica ends equal to the actor's document."""
+    actor, send, store = _actor(redis_url)
+    reader = Subscriber(limit=64, role="archer", archer_id="a0")
+    late = Subscriber(limit=64)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            subscribe = Subscribe(reader, b"\x00")
+            await send.send(subscribe)
+            await subscribe.done.wait()
+            # No checkpoint in between: all of it is queued before the actor runs again.
+            for n in range(1, 11):
+                send.send_nowait(Submit(register(f"a{n}", (9,) * n), n, reader))
+                if n == 5:
+                    send.send_nowait(Subscribe(late, b"\x00"))
+            frames: dict[Subscriber, list[object]] = {reader: [], late: []}
+            while sum(isinstance(m, Ack) for m in frames[reader]) < 10:
+                for subscriber, got in frames.items():  # acks wait for Redis: poll
+                    batch: list[bytes | Close] = []
+                    with trio.move_on_after(0.05):
+                        batch = await subscriber.next_batch()
+                    got.extend(decode_server(f) if isinstance(f, bytes) else f for f in batch)
+            nursery.cancel_scope.cancel()
+    store.close()
+
+    def replay(got: list[object]) -> tuple[ShootDocument, list[int]]:
+        """The subscriber's replica, and where the updates that changed its registers
+        are (others carry derived values filled off the event loop, sent on their own)."""
+        replica, changes = ShootDocument(), []
+        for index, message in enumerate(got):
+            if isinstance(message, Welcome | Update):
+                before = replica.registers()
+                replica.apply_update(message.update)
+                if isinstance(message, Update) and replica.registers() != before:
+                    changes.append(index)
+        return replica, changes
+
+    replica, changes = replay(frames[reader])
+    assert len(changes) == 2  # the five writes before the subscribe, and the five after
+    assert replica.registers() == actor.doc.registers()
+    acks = [(i, m.id) for i, m in enumerate(frames[reader]) if isinstance(m, Ack)]
+    assert [id for _, id in acks] == list(range(1, 11))
+    assert changes[-1] < acks[0][0]  # no write is answered before its update is out
+    late_replica, late_changes = replay(frames[late])
+    assert len(late_changes) == 1
+    assert late_replica.registers() == actor.doc.registers()
