@@ -63,7 +63,7 @@ from .refusals import REFUSALS, refusal_for
 from .registry import DECODING_ERRORS, ShootExpired, UnknownShoot
 from .store import ArcherRecord, NoCodeAvailable, StoreUnavailable
 from .throttle import AddressThrottle, CreationThrottled
-from .web import web_routes
+from .web import no_such_page, web_routes
 
 __all__ = ["ApiError", "build_http_app"]
 
@@ -432,9 +432,13 @@ def build_http_app(relay: RelayContext) -> Starlette:
 
 async def _routing_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, a method the route does not take) in the
-    API's error format rather than its plain text."""
+    API's error format rather than its plain text; a browser opening a path that does not
+    exist gets the app instead, which says so (:func:`relay.web.no_such_page`)."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
+        page = no_such_page(request)
+        if page is not None:
+            return page
         code, message = "not_found", "There is nothing at this address."
     elif exc.status_code == 405:
         code, message = "method_not_allowed", f"This address does not take {request.method}."

@@ -5,6 +5,8 @@ The files come from ``relay/static/dist``, built at install time (``hatch_build.
 ones; ``index.html`` is a template whose ``{{main.js}}``-style placeholders become
 ``/static/<hashed name>``. Every app route (``/``, ``/join/{code}``, ``/shoot/{code}``,
 ``/view/{code}``, ``/results/{code}``) answers the same shell, and the client reads ``location.pathname``.
+A page load of a path the relay does not have gets the shell too, with status 404
+(:func:`no_such_page`, from the relay's 404 handler): the app says there is no such page.
 
 Caching: hashed files never change, so they are ``immutable`` for a year; the shell and
 ``/sw.js`` are ``no-cache`` so a new build is picked up on the next load. Files are read
@@ -28,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-__all__ = ["DIST", "WebBuild", "load_build", "web_routes"]
+__all__ = ["DIST", "WebBuild", "load_build", "no_such_page", "web_routes"]
 
 DIST: Final = Path(__file__).parent / "static" / "dist"
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
@@ -137,6 +139,35 @@ class _BuildCache:
         return self._build
 
 
+_CACHES: dict[Path, _BuildCache] = {}
+
+
+def _cache_for(dist: Path) -> _BuildCache:
+    """One cache per build folder, shared by the routes and :func:`no_such_page`."""
+    cache = _CACHES.get(dist)
+    if cache is None:
+        cache = _CACHES[dist] = _BuildCache(dist)
+    return cache
+
+
+def no_such_page(request: Request, dist: Path = DIST) -> Response | None:
+    """The app's shell with status 404 for a browser opening a path the relay does not
+    have (a mistyped or old link): the app says there is no such page and offers the home
+    screen. ``None`` for anything else (the JSON API, scripts, other methods), which keeps
+    the API's JSON 404."""
+    page_load = request.method in ("GET", "HEAD") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+    if not page_load or request.url.path.startswith("/api/"):
+        return None
+    build = _cache_for(dist).get()
+    if build is None:
+        return None
+    response = _send(request, build.shell_asset, NO_CACHE)
+    response.status_code = 404
+    return response
+
+
 def _send(request: Request, asset: Asset, cache_control: str) -> Response:
     headers = {
         "Cache-Control": cache_control,
@@ -152,7 +183,7 @@ def _send(request: Request, asset: Asset, cache_control: str) -> Response:
 
 def web_routes(dist: Path = DIST) -> list[Route]:
     """The browser client's routes, to be added to the relay's HTTP app."""
-    cache = _BuildCache(dist)
+    cache = _cache_for(dist)
 
     async def shell(request: Request) -> Response:
         build = cache.get()

@@ -41,6 +41,29 @@ async def test_every_app_route_answers_the_same_shell(relay_url: str, web_dist: 
     assert re.fullmatch(r"main-[A-Z0-9]{8}\.js", manifest["main.js"])
 
 
+async def test_a_page_the_app_does_not_have_is_the_app_with_a_404(
+    relay_url: str, web_dist: Path
+) -> None:
+    """A browser on a mistyped link gets the app (which says there is no such page);
+    the API, scripts and other methods keep the API's JSON 404."""
+    html = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with trio.fail_after(10):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            shell = await http.get("/")
+            page = await http.get("/nonsense/deeper", headers=html)
+            script = await http.get("/nonsense")
+            api = await http.get("/api/nonsense", headers=html)
+            posted = await http.post("/nonsense", headers=html)
+            wrong_method = await http.get("/api/shoots", headers=html)
+    assert wrong_method.status_code == 405  # an address that exists keeps its own answer
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text == shell.text
+    for refused in (script, api, posted):
+        assert refused.status_code == 404
+        assert refused.json()["error"]["code"] == "not_found"
+
+
 async def test_hashed_files_are_immutable_and_gzipped(relay_url: str, web_dist: Path) -> None:
     manifest = _manifest(web_dist)
     on_disk = (web_dist / manifest["main.js"]).read_bytes()

@@ -154,6 +154,12 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
     page.goto("/results/0001")
     expect(page.get_by_role("alert")).to_have_text(out_of_range)
 
+    # An address the app does not have: the app, saying so, with the way to a shoot.
+    answer = page.goto("/shoots/1234")
+    assert answer is not None and answer.status == 404
+    expect(page.get_by_text("There is no page at /shoots/1234.")).to_be_visible()
+    expect(page.get_by_label("Shoot code")).to_be_visible()
+
 
 def test_a_round_searched_while_the_list_loads_is_chosen_when_it_arrives(
     phone: Phone, api: Api
