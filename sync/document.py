@@ -422,9 +422,11 @@ class ShootDocument:
                 old: list[Arrow] = list(previous.state.arrows)
             else:
                 old = [_arrow(a) for a in array.to_py() or ()]
-            keep = 0
-            while keep < min(len(old), len(arrows)) and old[keep] == arrows[keep]:
-                keep += 1
+            shared = min(len(old), len(arrows))
+            if old[:shared] == arrows[:shared]:
+                keep = shared  # the usual write: arrows added after the stored ones
+            else:
+                keep = next(i for i in range(shared) if old[i] != arrows[i])
             if keep < len(old):
                 del array[keep:]
             if keep < len(arrows):
