@@ -8,7 +8,10 @@
   one update frame and one ack. The relay's CPU while the same connection sits idle is
   measured just before, over one second, and taken off (pings, lease renewals, the Redis
   listener); both numbers are reported, and how the raw one splits between the event
-  loop's thread and the worker threads.
+  loop's thread and the worker threads. When the floor reference runs, the same writer
+  is measured on it too (it sends each write back and does nothing else): what receiving
+  a frame and sending one costs on this machine at this pace, in the same run. The actor's
+  own work is measured alone too (:mod:`benchmarks.write_cost`, in-process, no sockets).
 - :func:`ramp`: one shoot with ``ramp_subscribers`` connections, every one of them an
   archer writing (so the rate per connection stays low), offered ``ramp_rates`` writes/s
   in turn on the same connections, ``ramp_step_s`` each, until a step misses: p99 at or
@@ -20,6 +23,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from .load import ConnSpec
-from .procs import Server
+from .procs import Server, python_module
 
 if TYPE_CHECKING:
     from .scenarios import Bench
@@ -64,26 +68,49 @@ async def write_cost(bench: Bench) -> None:
     writer = ConnSpec(
         code, archer, token, "Archer 0", cfg.write_cost_rate, arrows_before=cfg.write_cost_arrows
     )
-    pool, opened = await bench.open_pool(relay, [writer], "CPU per write")
+    result = await _cost_on(bench, relay, writer, "CPU per write")
+    result.update(
+        archers=cfg.write_cost_archers, arrows_each=cfg.write_cost_arrows, rate=cfg.write_cost_rate
+    )
+    floor = bench.references.get("floor")
+    if floor is not None:
+        # The same writer on the floor, which sends each write back and does nothing else.
+        result["floor"] = await _cost_on(bench, floor, writer, "CPU per write, floor")
+    bench.progress.label = "CPU per write: the actor alone"
+    result["actor"] = await _actor_cost()
+    bench.results["write_cost"] = result
+
+
+async def _actor_cost() -> dict[str, Any]:
+    """The actor's own share (``python -m benchmarks.write_cost``, in its own process so
+    it does not share this one's event loop): a median of about a third of a millisecond
+    takes a few seconds to measure."""
+    done = await trio.run_process(
+        python_module("benchmarks.write_cost"), capture_stdout=True, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+async def _cost_on(bench: Bench, server: Server, writer: ConnSpec, label: str) -> dict[str, Any]:
+    """One writer's window on ``server``, with the server's idle CPU taken off."""
+    pool, opened = await bench.open_pool(server, [writer], label)
     try:
-        bench.progress.label = "CPU per write: the relay idle"
-        idle_before, idle_started = relay.cpu_s(), time.monotonic()
+        bench.progress.label = f"{label}: the server idle"
+        idle_before, idle_started = server.cpu_s(), time.monotonic()
         await trio.sleep(IDLE_WINDOW_S)  # a measurement window, not synchronisation
-        idle_per_s = (relay.cpu_s() - idle_before) / (time.monotonic() - idle_started)
-        loop_before = relay.main_thread_cpu_s()
-        measured = await bench.window(relay, pool, 1, "CPU per write")
-        loop_s = relay.main_thread_cpu_s() - loop_before
+        idle_per_s = (server.cpu_s() - idle_before) / (time.monotonic() - idle_started)
+        loop_before = server.main_thread_cpu_s()
+        measured = await bench.window(server, pool, 1, label)
+        loop_s = server.main_thread_cpu_s() - loop_before
     finally:
         await pool.close()
     bench.progress.finish_step()
     writes = measured["writes"]
     net_s = measured["cpu_s"] - idle_per_s * measured["wall_s"]
-    bench.results["write_cost"] = {
+    return {
         **opened,
         **measured,
-        "archers": cfg.write_cost_archers,
-        "arrows_each": cfg.write_cost_arrows,
-        "rate": cfg.write_cost_rate,
         "idle_cpu_per_s": idle_per_s,
         "cpu_ms_per_write_raw": measured["cpu_s"] / writes * 1e3 if writes else math.nan,
         "cpu_ms_per_write": max(0.0, net_s) / writes * 1e3 if writes else math.nan,

@@ -172,7 +172,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
     count += len(PROCESSES) * 2 if "scaling" in scenarios else 0  # a start and a load each
     return (
         count
-        + ("writecost" in scenarios)
+        + ("writecost" in scenarios) * (1 + ("floor" in config.references))
         + ("wire" in scenarios)
         + ("durability" in scenarios)
         + ("storm" in scenarios)

@@ -126,6 +126,21 @@ def _goals(results: dict[str, Any]) -> list[str]:
     return _table(["Goal", "Target", "Measured", "Verdict"], rows)
 
 
+def _cost_row(name: str, cost: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _f(cost["writes"]),
+        _f(cost["cpu_s"], 3),
+        _f(cost["idle_cpu_per_s"] * 1e3, 1),
+        _f(cost["cpu_ms_per_write_raw"], 3),
+        _f(cost["cpu_ms_per_write"], 3),
+        f"{_f(cost.get('loop_ms_per_write', math.nan), 3)} / "
+        f"{_f(cost.get('threads_ms_per_write', math.nan), 3)}",
+        _f(cost["p50_ms"]),
+        _f(cost["p99_ms"]),
+    ]
+
+
 def _capacity(results: dict[str, Any]) -> list[str]:
     """The CPU-per-write and write-rate ramp sections."""
     lines: list[str] = []
@@ -137,9 +152,10 @@ def _capacity(results: dict[str, Any]) -> list[str]:
             "",
             *_table(
                 [
+                    "Server",
                     "Writes",
-                    "Relay CPU s",
-                    "Idle relay CPU ms/s",
+                    "CPU s",
+                    "Idle CPU ms/s",
                     "CPU ms / write",
                     "... idle taken off",
                     "event loop / threads ms",
@@ -147,26 +163,29 @@ def _capacity(results: dict[str, Any]) -> list[str]:
                     "p99 ms",
                 ],
                 [
-                    [
-                        _f(cost["writes"]),
-                        _f(cost["cpu_s"], 3),
-                        _f(cost["idle_cpu_per_s"] * 1e3, 1),
-                        _f(cost["cpu_ms_per_write_raw"], 3),
-                        _f(cost["cpu_ms_per_write"], 3),
-                        f"{_f(cost.get('loop_ms_per_write', math.nan), 3)} / "
-                        f"{_f(cost.get('threads_ms_per_write', math.nan), 3)}",
-                        _f(cost["p50_ms"]),
-                        _f(cost["p99_ms"]),
-                    ]
+                    _cost_row(name, measured)
+                    for name, measured in (("relay", cost), ("floor", cost.get("floor")))
+                    if measured is not None
                 ],
             ),
             "The writer is the shoot's only subscriber, so this is the write itself (decode, "
             "merge, CRDT, Redis append, leaderboard, notices) plus one update frame and one "
             "ack. The idle relay's CPU is measured for 1 s just before, on the same "
             "connection. The raw CPU splits between the event loop's thread and the worker "
-            "threads (Redis calls, projections) as shown.",
+            "threads (Redis calls, projections) as shown. The floor gets the same writer and "
+            "sends each write back, nothing else: what receiving a frame and sending one costs "
+            "at this pace on this machine.",
             "",
         ]
+        actor = cost.get("actor")
+        if actor:
+            lines += [
+                f"The shoot's actor alone (in-process, `python -m benchmarks.write_cost`): "
+                f"median {_f(actor['median_ms'], 3)} ms, p99 {_f(actor['p99_ms'], 3)} ms per "
+                f"write over {actor['writes']} writes; the board and notices rebuilt from "
+                f"scratch instead: median {_f(actor['scratch_median_ms'], 3)} ms.",
+                "",
+            ]
     ramp = results.get("ramp")
     if ramp:
         rows = []
