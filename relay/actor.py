@@ -53,7 +53,7 @@ import trio
 from sync.access import access_without_record, archer_access
 from sync.classification import peek_derived
 from sync.codec import encode
-from sync.document import ShootDocument, merged
+from sync.document import ShootDocument
 from sync.errors import LimitExceeded, SyncError
 from sync.leaderboard import Leaderboard
 from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
@@ -69,7 +69,7 @@ from sync.wall import system_wall_ms
 
 from .config import Settings
 from .durability import Durability, Held
-from .fanout import expire, fan_out, welcome
+from .fanout import HeldUpdates, expire, fan_out, welcome
 from .lease import client_id_for
 from .messages import (
     Access,
@@ -194,10 +194,10 @@ class ShootActor:
         self.deposed = False
         self._adopted: tuple[set[Subscriber], bytes, list[Message]] | None = None
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
-        # Updates held while a run of queued writes is handled (see _handle_queued), and
-        # when the run's first write arrived (for the fan-out latency metric).
-        self._pending_updates: list[bytes] | None = None
-        self._first_received: float | None = None
+        self._updates = HeldUpdates(
+            self._fan_out,
+            lambda received: metrics.fanout_latency.observe(time.perf_counter() - received),
+        )
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
 
@@ -342,19 +342,12 @@ class ShootActor:
     # -- messages ------------------------------------------------------------------------
 
     def _handle_queued(self, first: Message) -> None:
-        """Handle ``first`` and the writes queued behind it, fanning their updates out as
-        one frame.
-
-        A busy shoot's writes queue while the actor works; sending each its own frame costs
-        a send per subscriber per write, which is most of a busy shoot's CPU (the ramp's
-        50 subscribers). Taking the run of writes already waiting (never waiting for more,
-        so a lone write goes out as before) and sending the merged Yjs update once costs a
-        send per subscriber per run. Nothing else changes: each write is still decided,
-        persisted and answered on its own, and acks wait for Redis as ever, so they still
-        follow the update they answer. A message that is not a write ends the run (its
-        welcome or reply sees every update so far already sent).
-        """
-        self._pending_updates = []
+        """Handle ``first`` and the writes already queued behind it as one run, whose
+        updates go out as one (:class:`~relay.fanout.HeldUpdates`). Each write is still
+        decided, persisted and answered on its own; answers wait for Redis, so they follow
+        the update that carries their write. Anything but a write ends the run, after the
+        updates before it are sent (a welcome or a reply sees them out)."""
+        self._updates.hold()
         message = first
         try:
             self._handle(message)
@@ -366,21 +359,10 @@ class ShootActor:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break  # an end of channel is seen again by the next receive
                 if not isinstance(message, Submit):
-                    self._send_pending()
+                    self._updates.flush()
                 self._handle(message)
         finally:
-            self._send_pending()
-            self._pending_updates = None
-
-    def _send_pending(self) -> None:
-        """Fan out the updates held by :meth:`_handle_queued`, merged into one."""
-        held = self._pending_updates
-        if held:
-            self._pending_updates = []
-            self._fan_out(encode(Update(merged(held))))
-            received, self._first_received = self._first_received, None
-            if received is not None:
-                self._metrics.fanout_latency.observe(time.perf_counter() - received)
+            self._updates.release()
 
     def _handle(self, message: Message) -> None:
         applied = self._durability.applied
@@ -471,7 +453,7 @@ class ShootActor:
             self._metrics.writes_applied += 1
             self._size.grew(len(written.update))
             self._durability.persist(written.update)
-            self._fan_out_update(written.update, submit.received)
+            self._updates.offer(written.update, submit.received)
         elif not isinstance(outcome, Duplicate):
             self._metrics.writes_superseded += 1
         self._hold(submit, outcome, written.needs)
@@ -496,19 +478,6 @@ class ShootActor:
     def _fan_out(self, frame: bytes) -> None:
         fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
 
-    def _fan_out_update(self, update: bytes, received: float | None = None) -> None:
-        """Send a document update to everyone: held for the run of queued writes being
-        handled (see :meth:`_handle_queued`), else at once. ``received`` is when the write
-        that made it arrived, for the fan-out latency metric."""
-        if self._pending_updates is None:
-            self._fan_out(encode(Update(update)))
-            if received is not None:
-                self._metrics.fanout_latency.observe(time.perf_counter() - received)
-            return
-        self._pending_updates.append(update)
-        if self._first_received is None:
-            self._first_received = received
-
     @property
     def _board(self) -> Leaderboard:
         return self._standings.board
@@ -526,7 +495,7 @@ class ShootActor:
         update = self._standings.filled()
         if update:
             self._record(update)
-            self._fan_out(encode(Update(update)))
+            self._updates.offer(update)
 
     def _announce(self, register: Register) -> None:
         """Update the board for the register the write just set, decide the notices that
@@ -543,7 +512,7 @@ class ShootActor:
         memory, notices = self._standings.wrote(register)
         if memory:
             self._record(memory)
-            self._fan_out_update(memory)
+            self._updates.offer(memory)
         applied = self._durability.applied
         self._held_notices.extend((applied, frame, notice) for frame, notice in notices)
 

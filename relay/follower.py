@@ -50,7 +50,7 @@ import trio
 
 from sync.access import access_without_record, archer_access
 from sync.codec import encode
-from sync.document import ShootDocument, merged
+from sync.document import ShootDocument
 from sync.protocol import (
     CLOSE_GOING_AWAY,
     Update,
@@ -59,7 +59,7 @@ from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .fanout import expire, fan_out, welcome
+from .fanout import HeldUpdates, expire, fan_out, welcome
 from .follower_board import FollowerBoard
 from .forward import Forwarder
 from .hub import StreamHub, Watch
@@ -154,6 +154,7 @@ class ShootFollower:
         self._last_id = stored.log_end
         self._reply_id = "0-0"
         self.subscribers: set[Subscriber] = set()
+        self._updates = HeldUpdates(self._fan_out)
         self._forwarder = Forwarder(store, self.shoot, instance, settings.lease_s * 2)
         self._promoted: Owner | None = None
         self._lease_due = trio.Event()
@@ -353,37 +354,33 @@ class ShootFollower:
         await self._apply_log(entries)
 
     async def _apply_log(self, entries: list[Entry]) -> None:
-        """Apply what the owner logged; the updates of a run of entries go out as one
-        merged update, as the owner sends a run of queued writes (a notice, which refers
-        to the writes before it, sends them first)."""
-        updates: list[bytes] = []
-        for entry_id, fields in entries:
-            if id_key(entry_id) <= id_key(self._last_id):
-                continue  # read twice (the tail and a catch-up overlap)
-            through = fields.get("c")
-            if through is not None and id_key(self._last_id) < id_key(through.decode()):
-                self._fan_out_updates(updates)
-                await self._reload()  # compaction trimmed entries this replica never read
-                return
-            self._last_id = entry_id
-            if "r" in fields:  # the owner gave the lease up: take it now
-                self._lease_due.set()
-            notice = fields.get("n")
-            if notice is not None:  # the owner's notice, passed on as it is
-                self._fan_out_updates(updates)
-                updates = []
-                self._fan_out(notice)
-                continue
-            update = fields.get("u")
-            if through is None and "r" not in fields and update is not None:
-                self.doc.apply_update(update)
-                updates.append(update)
-        self._fan_out_updates(updates)
-
-    def _fan_out_updates(self, updates: list[bytes]) -> None:
-        if updates:
-            self._board.changed()
-            self._fan_out(encode(Update(merged(updates))))
+        """Apply what the owner logged; the updates of one read go out as one run
+        (:class:`~relay.fanout.HeldUpdates`), as the owner sends a run of queued writes."""
+        self._updates.hold()
+        try:
+            for entry_id, fields in entries:
+                if id_key(entry_id) <= id_key(self._last_id):
+                    continue  # read twice (the tail and a catch-up overlap)
+                through = fields.get("c")
+                if through is not None and id_key(self._last_id) < id_key(through.decode()):
+                    self._updates.release()
+                    await self._reload()  # compaction trimmed entries never read here
+                    return
+                self._last_id = entry_id
+                if "r" in fields:  # the owner gave the lease up: take it now
+                    self._lease_due.set()
+                notice = fields.get("n")
+                if notice is not None:  # the owner's notice, passed on as it is
+                    self._updates.flush()  # after the writes it is about
+                    self._fan_out(notice)
+                    continue
+                update = fields.get("u")
+                if through is None and "r" not in fields and update is not None:
+                    self.doc.apply_update(update)
+                    self._board.changed()
+                    self._updates.offer(update)
+        finally:
+            self._updates.release()
 
     async def _reload(self) -> None:
         """Load snapshot and log again (compaction trimmed what this replica never read)

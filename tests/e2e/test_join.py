@@ -156,7 +156,8 @@ def test_an_unknown_code_says_so(phone: Phone, api: Api) -> None:
 
     # An address the app does not have: the app, saying so, with the way to a shoot.
     answer = page.goto("/shoots/1234")
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     expect(page.get_by_text("There is no page at /shoots/1234.")).to_be_visible()
     expect(page.get_by_label("Shoot code")).to_be_visible()
 
