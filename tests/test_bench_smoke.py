@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.goals import CPU_GOAL, P99_GOAL, RAMP_GOAL, WRITE_GOAL, goals
+from benchmarks.goals import ACTOR_WRITE_GOAL, CPU_GOAL, P99_GOAL, RAMP_GOAL, WRITE_GOAL, goals
 
 HEADINGS = (
     "## Goals",
@@ -73,7 +73,7 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     report_json = json.loads((tmp_path / "quick.json").read_text())
     results = report_json["results"]
     names = {goal["name"] for goal in report_json["goals"]}
-    assert names >= {CPU_GOAL, P99_GOAL, WRITE_GOAL, RAMP_GOAL}
+    assert names >= {CPU_GOAL, P99_GOAL, WRITE_GOAL, ACTOR_WRITE_GOAL, RAMP_GOAL}
     assert "Clients back in sync after a relay restart" in names
     assert "Memory per idle connection (RSS growth / connections)" in names
     assert "Bytes per subscriber for a one-arrow update" in names
@@ -88,6 +88,9 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert results["fanout"][0]["relay"]["delivered"] > 0
     assert results["fanout"][0]["floor"]["delivered"] > 0
     assert results["write_cost"]["writes"] > 0
+    assert results["write_cost"]["floor"]["writes"] > 0  # the same writer, on the floor
+    assert "the floor, sending each write back" in by_name[WRITE_GOAL]["detail"]
+    assert by_name[ACTOR_WRITE_GOAL]["measured"] > 0
     assert {"relay", "floor"} <= set(results["ramp"])
     assert results["ramp"]["relay"]["steps"][0]["writes"] > 0
     assert results["storm"]["synced"] == results["storm"]["clients"]
