@@ -282,6 +282,7 @@ async def _main(settings: Settings) -> None:
             async def wait_for_signal() -> None:
                 async for signum in signals:
                     log.info("received %s: shutting down", signal.Signals(signum).name)
+                    _freeze_for_exit()
                     shutdown.set()
                     return
 
@@ -306,6 +307,18 @@ def _settle_heap() -> None:
     """
     all_rounds()
     gc.collect()
+    gc.freeze()
+
+
+def _freeze_for_exit() -> None:
+    """Take the whole heap out of the garbage collector's sight for the way out.
+
+    Stopping allocates (a cancellation and its traceback per task, thousands of them),
+    which triggers collections, and a full one walked every session and shoot still in
+    memory: with 5,000 sessions that was a third of the stop's CPU (0.6 of 1.8 s) and the
+    interpreter's last collection at exit walked it again. The process ends in seconds;
+    the cycles it holds go with it. What the stop itself creates is still collected.
+    """
     gc.freeze()
 
 
