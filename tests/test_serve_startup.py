@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,7 +20,7 @@ from clients import ShootClient, connect, create_shoot, join_shoot
 from relay.config import Settings
 from relay.redis_server import RedisServer, free_port
 from relay.server import serve_relay
-from relay.startup import RedisDescription, redact_redis_url, where_to_go
+from relay.startup import RedisDescription, listen_early, redact_redis_url, where_to_go
 from tests.sdk_fixtures import FAST
 from tests.wire import wait_healthy
 
@@ -85,6 +87,35 @@ def test_a_data_directory_in_use_is_one_line(tmp_path: Path) -> None:
         line = _refused(_serve(tmp_path, PORT=str(free_port())))
     assert "is in use by another relay" in line
     assert not (data / "redis").exists()
+
+
+async def test_a_client_that_comes_while_the_relay_loads_waits_and_is_served(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """The relay listens before it loads (``listen_early``): a client coming back to a
+    restarting relay is queued by the kernel instead of refused, and answered once the
+    relay runs."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    listener = listen_early(settings)
+    assert listener is not None
+    port = listener.getsockname()[1]
+    with trio.fail_after(30):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)  # no relay running yet
+        await stream.send_all(b"GET /health HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        url = await nursery.start(partial(serve_relay, settings, listener=listener))
+        assert url == f"http://127.0.0.1:{port}"
+        response = b""
+        while chunk := await stream.receive_some(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200")
+
+
+def test_workers_listen_on_their_own_not_early() -> None:
+    """With ``--workers`` the supervisor serves nothing and each worker listens with
+    ``SO_REUSEPORT`` itself, so nothing listens before they load."""
+    settings = Settings(host="127.0.0.1", port=0)
+    assert listen_early(dataclasses.replace(settings, workers=2)) is None
+    assert listen_early(dataclasses.replace(settings, reuse_port=True)) is None
 
 
 async def test_serve_says_where_to_go_and_that_every_shoot_flushed(tmp_path: Path) -> None:
