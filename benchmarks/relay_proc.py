@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from relay.config import Settings
-from relay.server import run
+from relay.startup import listen_early
 
 from .limits import raise_fd_limit
 
@@ -44,7 +44,12 @@ def main() -> None:
         writes_burst=BENCH_WRITES_PER_S,
         writes_per_s=BENCH_WRITES_PER_S,
     )
-    run(settings)
+    # As `fast-shoot serve` does: listening before the relay's code loads, so the storm's
+    # clients wait in the kernel's queue while the restarted relay starts.
+    listener = listen_early(settings)
+    from relay.server import run
+
+    run(settings, listener=listener)
     logging.shutdown()
 
 

@@ -348,14 +348,18 @@ def _serve(workers: int | None) -> int:
     import dataclasses
 
     from relay.config import ConfigError, Settings
-    from relay.server import run
-    from relay.startup import StartupError
+    from relay.startup import StartupError, listen_early
 
     try:
         settings = Settings.from_env()
         if workers is not None:
             settings = dataclasses.replace(settings, workers=workers)
-        run(settings)
+        # Listening before the relay's code loads: clients coming back to a restarted
+        # relay wait in the kernel's queue meanwhile instead of being refused.
+        listener = listen_early(settings)
+        from relay.server import run
+
+        run(settings, listener=listener)
     except (ConfigError, StartupError) as exc:
         print(f"fast-shoot: {exc}", file=sys.stderr)
         return 1

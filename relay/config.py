@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.heartbeat import PING_INTERVAL_S, PONG_TIMEOUT_S
-from sync.limits import MAX_ARCHERS_PER_SHOOT, MAX_DOCUMENT_BYTES, WRITES_BURST, WRITES_PER_S
-from sync.relay_session import HELLO_TIMEOUT_S
+from sync.limits import (
+    HELLO_TIMEOUT_S,
+    MAX_ARCHERS_PER_SHOOT,
+    MAX_DOCUMENT_BYTES,
+    WRITES_BURST,
+    WRITES_PER_S,
+)
 
-from .push.keys import parse_private_key, subject_signs
 from .push.services import DEFAULT_PUSH_SERVICES, ServiceOrigin
 
 __all__ = ["ConfigError", "Settings"]
@@ -85,6 +89,8 @@ def _vapid_key(env: Mapping[str, str]) -> str | None:
     raw = env.get("PUSH_VAPID_PRIVATE_KEY", "").strip()
     if not raw:
         return None
+    from .push.keys import parse_private_key  # only then: it loads cryptography and redis
+
     try:
         parse_private_key(raw)
     except ValueError as exc:
@@ -98,6 +104,8 @@ def _push_subject(env: Mapping[str, str]) -> str | None:
     raw = env.get("PUSH_SUBJECT", "").strip()
     if not raw:
         return None
+    from .push.keys import subject_signs  # only then: it loads cryptography and redis
+
     if not subject_signs(raw):
         raise ConfigError(
             "PUSH_SUBJECT must be a mailto: address (mailto:ops@example.org) or an "

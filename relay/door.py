@@ -54,7 +54,7 @@ from .heartbeat import Heartbeat
 from .registry import DECODING_ERRORS
 from .routing import MAX_HEAD_BYTES, is_websocket_upgrade
 from .siblings import Siblings, code_in_target, lease_holder_of
-from .startup import listen_reuse_port
+from .startup import listen, listen_reuse_port
 from .store import StoreUnavailable
 from .websocket import serve_websocket
 from .wssocket import OwnedSocket, configure
@@ -85,13 +85,6 @@ def hypercorn_config(read_timeout_s: float) -> hypercorn.config.Config:
     return config
 
 
-def _listen(host: str, port: int, backlog: int) -> stdlib_socket.socket:
-    family = stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
-    sock = stdlib_socket.create_server((host, port), family=family, backlog=backlog)
-    sock.setblocking(False)
-    return sock
-
-
 def _url(sock: stdlib_socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     if host == "0.0.0.0":
@@ -108,11 +101,26 @@ def _close(sock: stdlib_socket.socket) -> None:
 
 
 class Door:
-    """Accepts connections on the relay's port and routes each one (see the module)."""
+    """Accepts connections on the relay's port and routes each one (see the module).
 
-    def __init__(self, relay: RelayContext, app: App, *, backlog: int) -> None:
+    Args:
+        backlog: The listen backlog of the socket the door opens itself.
+        listener: A socket already listening on the relay's port
+            (:func:`relay.startup.listen_early`), which the door serves and closes;
+            ``None``: the door opens its own when it starts serving.
+    """
+
+    def __init__(
+        self,
+        relay: RelayContext,
+        app: App,
+        *,
+        backlog: int,
+        listener: stdlib_socket.socket | None = None,
+    ) -> None:
         self._relay = relay
         self._backlog = backlog
+        self._listener = listener
         config = hypercorn_config(relay.settings.read_timeout_s)
         self._http_app = wrap_app(
             app,  # type: ignore[arg-type]  # hypercorn types scopes more narrowly
@@ -156,10 +164,12 @@ class Door:
         URL. Then stop accepting, and give HTTP connections still open up to
         :data:`HTTP_GRACE_S`."""
         settings = self._relay.settings
-        if settings.reuse_port:  # one of several workers on this port (relay.workers)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+        elif settings.reuse_port:  # one of several workers on this port (relay.workers)
             listener = listen_reuse_port(settings.host, settings.port, self._backlog)
         else:
-            listener = _listen(settings.host, settings.port, self._backlog)
+            listener = listen(settings.host, settings.port, self._backlog)
         try:
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as acceptor:

@@ -33,7 +33,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import trio
@@ -111,14 +111,19 @@ class LeaseKeeper:
     async def release(self) -> None:
         """Stop renewing and give the lease up so the next owner starts at once (best
         effort: otherwise it expires). Runs shielded and bounded, as it is called while
-        stopping."""
-        if self._renewals is not None:
-            self._renewals.forget(self)
+        stopping; together with the other leases given up at the same time (see
+        :meth:`LeaseRenewals.release`)."""
+        renewals = self._renewals
+        if renewals is not None:
+            renewals.forget(self)
         if self.lost:
             return
         # If Redis is away, the lease expires by itself.
         with trio.CancelScope(shield=True), trio.move_on_after(2.0), suppress(StoreUnavailable):
-            await self._store.call(self._store.release_lease, self.shoot, self.owner)
+            if renewals is not None:
+                await renewals.release(self.shoot, self.owner)
+            else:
+                await self._store.call(self._store.release_lease, self.shoot, self.owner)
 
 
 class LeaseRenewals:
@@ -139,6 +144,7 @@ class LeaseRenewals:
         self._lease_ms = round(lease_s * 1000)
         self._every_s = lease_s / 3
         self._kept: set[LeaseKeeper] = set()
+        self._releasing = _Releases()
 
     def keep(self, keeper: LeaseKeeper) -> None:
         """Renew ``keeper``'s lease from the next tick on, until it is released."""
@@ -147,6 +153,30 @@ class LeaseRenewals:
 
     def forget(self, keeper: LeaseKeeper) -> None:
         self._kept.discard(keeper)
+
+    async def release(self, shoot: Shoot, owner: Owner) -> None:
+        """Give a lease up, in one call with every other lease given up meanwhile.
+
+        A relay stopping gives up the lease of every shoot it owns at once: one thread
+        hop and one script call each took 1.4 ms of a loaded machine per shoot, most of
+        its final flush with 500 shoots. The first caller of a batch lets the others
+        of the same scheduler pass join it, then releases them all in one pipeline; the
+        others wait for it. A failure (Redis away) is the first caller's to raise; the
+        leases then expire by themselves.
+        """
+        batch = self._releasing
+        batch.leases.append((shoot, owner))
+        if len(batch.leases) > 1:
+            await batch.done.wait()
+            return
+        try:
+            await trio.lowlevel.checkpoint()  # the others stopping in this pass join in
+            self._releasing = _Releases()
+            await self._store.call(self._store.release_leases, batch.leases)
+        finally:
+            if self._releasing is batch:  # cancelled before it was sent
+                self._releasing = _Releases()
+            batch.done.set()
 
     async def run(self) -> None:
         """Renew every kept lease each tick, until cancelled."""
@@ -217,6 +247,14 @@ class LeaseBoard:
                 if holder is None or holder != w.holder or pttl_ms < self._every_s * 1000:
                     w.holder = holder
                     w.on_due()
+
+
+@dataclass(slots=True)
+class _Releases:
+    """Leases given up together (:meth:`LeaseRenewals.release`)."""
+
+    leases: list[tuple[Shoot, Owner]] = field(default_factory=list)
+    done: trio.Event = field(default_factory=trio.Event)
 
 
 @dataclass(slots=True)

@@ -350,6 +350,16 @@ class RedisStore(StreamCalls):
         keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
         self._release(keys=keys, args=[owner.token, EMPTY_UPDATE])
 
+    def release_leases(self, leases: Sequence[tuple[Shoot, Owner]]) -> None:
+        """Give many leases up (:meth:`release_lease`) in one pipeline (on a Redis Cluster
+        one call each: two shoots' keys may live on two nodes)."""
+        pipe = None if self.cluster else self._redis.pipeline(transaction=False)
+        for shoot, owner in leases:
+            keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
+            self._release(keys=keys, args=[owner.token, EMPTY_UPDATE], client=pipe)
+        if pipe is not None:
+            pipe.execute()
+
     def lease_states(self, shoots: Sequence[Shoot]) -> list[tuple[str | None, int]]:
         """Each shoot's lease holder (``None``: nobody) and milliseconds left, read in one
         pipeline (one command per key: no key of two shoots in one command)."""

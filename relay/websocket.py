@@ -36,7 +36,7 @@ from .refusals import CLOSE_INTERNAL_ERROR
 from .wshandshake import Handshake, HandshakeRefused, accept, accept_request
 from .wssocket import OwnedSocket
 
-__all__ = ["AddressRule", "serve_websocket"]
+__all__ = ["AddressRule", "hung_up", "serve_websocket"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,24 @@ def open_socket(sock: stdlib_socket.socket, handshake: Handshake, peer: str) -> 
     return OwnedSocket(sock, Connection(ConnectionType.SERVER), peer, received=handshake.early)
 
 
+def hung_up(sock: stdlib_socket.socket) -> bool:
+    """Whether the client has already closed its end (read without taking anything).
+
+    After a restart, thousands of clients reconnect at once and wait in the kernel's
+    queue; those that wait longer than their own time-out give up and try again. Their
+    old connections still come out of the queue, request and all, and each cost a
+    handshake and a session before its end was read: work for nobody, in the storm
+    that left the relay short of CPU in the first place. A client that closes right
+    after its request cannot answer a ping anyway.
+    """
+    try:
+        return sock.recv(1, stdlib_socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False  # open, and quiet: waiting for the 101
+    except OSError:
+        return True  # reset
+
+
 async def serve_websocket(
     sock: stdlib_socket.socket,
     head: bytes | tuple[h11.Request, bytes],
@@ -78,6 +96,8 @@ async def serve_websocket(
         heartbeat: Pings the session while it runs.
         address_rule: Where the client's address comes from behind a proxy.
     """
+    if hung_up(sock):
+        return  # it gave up while it waited in the kernel's queue: nobody to answer
     try:
         handshake = accept(head) if isinstance(head, bytes) else accept_request(*head)
     except HandshakeRefused as refused:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "HELLO_TIMEOUT_S",
     "JOIN_FAILURES_BURST",
     "JOIN_FAILURES_PER_S",
     "MAX_ARCHERS_PER_SHOOT",
@@ -21,6 +22,11 @@ __all__ = [
     "SizeBudget",
     "TokenBucket",
 ]
+
+#: Seconds a new connection has to send its ``hello`` (the session machine's rule,
+#: :mod:`sync.relay_session`; here so that the relay's settings name it without loading
+#: the machine and the codec behind it).
+HELLO_TIMEOUT_S: Final = 10.0
 
 #: Writes a connection may send at once, then per second. An archer writes once per
 #: arrow; 10/s is far above any human, far below a flood.

@@ -74,7 +74,7 @@ from typing import Final, TypeAlias
 
 from .codec import decode_client
 from .errors import ProtocolError
-from .limits import WRITES_BURST, WRITES_PER_S, TokenBucket
+from .limits import HELLO_TIMEOUT_S, WRITES_BURST, WRITES_PER_S, TokenBucket
 from .protocol import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
@@ -103,8 +103,6 @@ __all__ = [
     "Subscribe",
 ]
 
-#: Seconds a new connection has to send its ``hello``.
-HELLO_TIMEOUT_S: Final = 10.0
 #: Writes a connection may have refused for rate before it is closed with 4429; one is
 #: forgiven per second. A client that paces itself after a few refusals goes on; one that
 #: ignores them is closed within seconds, however slowly the relay reads its frames.

@@ -157,3 +157,44 @@ async def test_an_idle_shoot_waiting_for_redis_stays_loaded_and_keeps_answering(
             while (await http.get("/health")).json()["live_shoots"] != 0:
                 await trio.sleep(0.05)
     assert _persisted_arrows(own_redis.url, code, chris) == (9,) * 6
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["one pipeline", "one call each (cluster)"])
+async def test_a_stopping_relay_gives_up_the_lease_of_every_shoot_it_owns(
+    redis_url: str, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, cluster: bool
+) -> None:
+    """At shutdown every owned shoot's lease is given up, so the next relay takes each one
+    at once; the shoots stopping together give theirs up together."""
+    monkeypatch.setattr(RedisStore, "cluster", cluster)
+    released: list[int] = []
+    original = RedisStore.release_leases
+
+    def counted(self: RedisStore, leases: Any) -> None:
+        released.append(len(leases))
+        original(self, leases)
+
+    monkeypatch.setattr(RedisStore, "release_leases", counted)
+    shutdown, stopped = trio.Event(), trio.Event()
+
+    async def run(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        settings = Settings(
+            host="127.0.0.1", port=0, redis_url=redis_url, lease_s=30.0, shoot_creates_burst=8
+        )
+        await serve_relay(settings, shutdown=shutdown, task_status=task_status)
+        stopped.set()
+
+    with trio.fail_after(30):
+        url: str = await nursery.start(run)
+        async with httpx.AsyncClient(base_url=url) as http:
+            codes = [(await create_shoot(http))["code"] for _ in range(8)]
+            for code in codes:
+                await join(http, code, "Chris")  # the relay loads the shoot: it owns it
+        shutdown.set()
+        await stopped.wait()
+    store = RedisStore(redis_url)
+    try:
+        shoots = [store.load_meta(code) for code in codes]
+        assert all(shoot is not None and store.lease_holder(shoot) is None for shoot in shoots)
+    finally:
+        store.close()
+    assert sum(released) == len(codes)

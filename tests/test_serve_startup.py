@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from clients import ShootClient, connect, create_shoot, join_shoot
+from relay import websocket
 from relay.config import Settings
 from relay.redis_server import RedisServer, free_port
 from relay.server import serve_relay
-from relay.startup import RedisDescription, redact_redis_url, where_to_go
+from relay.startup import RedisDescription, listen_early, redact_redis_url, where_to_go
+from sync.protocol import Welcome
 from tests.sdk_fixtures import FAST
-from tests.wire import wait_healthy
+from tests.wire import create_shoot as create_shoot_raw
+from tests.wire import peer, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +92,67 @@ def test_a_data_directory_in_use_is_one_line(tmp_path: Path) -> None:
         line = _refused(_serve(tmp_path, PORT=str(free_port())))
     assert "is in use by another relay" in line
     assert not (data / "redis").exists()
+
+
+async def test_a_client_that_comes_while_the_relay_loads_waits_and_is_served(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """The relay listens before it loads (``listen_early``): a client coming back to a
+    restarting relay is queued by the kernel instead of refused, and answered once the
+    relay runs."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    listener = listen_early(settings)
+    assert listener is not None
+    port = listener.getsockname()[1]
+    with trio.fail_after(30):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)  # no relay running yet
+        await stream.send_all(b"GET /health HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        url = await nursery.start(partial(serve_relay, settings, listener=listener))
+        assert url == f"http://127.0.0.1:{port}"
+        response = b""
+        while chunk := await stream.receive_some(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_client_that_gave_up_while_queued_costs_no_handshake(
+    redis_url: str, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that timed out in the kernel's queue and closed (to try again) is dropped
+    when its connection comes out of the queue: no handshake, no session."""
+    opened: list[object] = []
+    original = websocket.open_socket
+
+    def counted(*args: Any) -> Any:
+        opened.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(websocket, "open_socket", counted)
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    listener = listen_early(settings)
+    assert listener is not None
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as gave_up:
+        gave_up.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    with trio.fail_after(30):
+        url = await nursery.start(partial(serve_relay, settings, listener=listener))
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot_raw(http))["code"]
+        async with peer(url, code) as viewer:
+            await viewer.expect(Welcome)
+            await trio.testing.wait_all_tasks_blocked()  # the one that gave up is done
+    assert len(opened) == 1  # the viewer's
+
+
+def test_workers_listen_on_their_own_not_early() -> None:
+    """With ``--workers`` the supervisor serves nothing and each worker listens with
+    ``SO_REUSEPORT`` itself, so nothing listens before they load."""
+    settings = Settings(host="127.0.0.1", port=0)
+    assert listen_early(dataclasses.replace(settings, workers=2)) is None
+    assert listen_early(dataclasses.replace(settings, reuse_port=True)) is None
 
 
 async def test_serve_says_where_to_go_and_that_every_shoot_flushed(tmp_path: Path) -> None:
