@@ -35,6 +35,13 @@ from sync.register import Applied
 from tests.wire import now_ms, register
 
 
+async def _subscribe(send: trio.MemorySendChannel[Any], subscriber: Subscriber) -> None:
+    """Subscribe from an empty replica, and wait until the actor has welcomed it."""
+    subscribe = Subscribe(subscriber, b"\x00")
+    await send.send(subscribe)
+    await subscribe.done.wait()
+
+
 def _owner(store: RedisStore, shoot: Shoot) -> Owner:
     """The shoot's lease, taken for an hour (nobody else competes for it here)."""
     owner = store.acquire_lease(shoot, "test", 3_600_000)
@@ -68,9 +75,7 @@ async def test_stalled_subscriber_is_resynced_then_closed_and_others_get_everyth
             nursery.start_soon(actor.run)
             nursery.start_soon(drain, reader)
             for subscriber in (stalled, reader):
-                subscribe = Subscribe(subscriber, b"\x00")
-                await send.send(subscribe)
-                await subscribe.done.wait()
+                await _subscribe(send, subscriber)
             for n in range(1, 41):
                 await send.send(Submit(register("a1", (9,) * n, ms=n), n, reader))
                 # The stalled queue never grows past its bound (+1 welcome answer).
@@ -303,9 +308,7 @@ async def test_a_projection_miss_is_filled_off_the_event_loop_and_then_the_board
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actor.run)
-            subscribe = Subscribe(reader, b"\x00")
-            await send.send(subscribe)
-            await subscribe.done.wait()
+            await _subscribe(send, reader)
             written = [register("a1", end * n, ms=now_ms() + n) for n in (1, 2)]
             for n, reg in enumerate(written, start=1):
                 await send.send(Submit(reg, n, reader))
@@ -346,9 +349,7 @@ async def test_writes_queued_together_go_out_as_one_update_and_each_is_answered(
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actor.run)
-            subscribe = Subscribe(reader, b"\x00")
-            await send.send(subscribe)
-            await subscribe.done.wait()
+            await _subscribe(send, reader)
             # No checkpoint in between: all of it is queued before the actor runs again.
             for n in range(1, 11):
                 send.send_nowait(Submit(register(f"a{n}", (9,) * n), n, reader))
