@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sync.models import ENDED_KEPT_MS, Shoot
 
-__all__ = ["code_key", "data_key", "kept_until", "reply_key"]
+__all__ = ["code_key", "data_key", "fence_keys", "kept_until", "reply_key"]
 
 
 def code_key(code: str, part: str) -> str:
@@ -20,6 +20,12 @@ def code_key(code: str, part: str) -> str:
 def data_key(shoot: Shoot, part: str) -> str:
     """A key of one shoot's data (codes are reused: data is keyed by shoot id too)."""
     return f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:{part}"
+
+
+def fence_keys(shoot: Shoot) -> list[str]:
+    """What a fenced script checks before it writes (the code's claim, the shoot's lease and
+    epoch), in the order the scripts take them (:mod:`relay.scripts`)."""
+    return [code_key(shoot.code, "meta"), data_key(shoot, "lease"), data_key(shoot, "epoch")]
 
 
 def reply_key(shoot: Shoot, instance: str) -> str:

@@ -6,7 +6,7 @@ a time, or the two incarnations write their own Yjs items into one log and the a
 merge. So before an instance loads a shoot it takes the shoot's lease
 (:meth:`~relay.store.RedisStore.acquire_lease`), which hands it the next *epoch*; the
 epoch is the fencing token every append and compaction carries (see
-:mod:`relay.store`), and the document's Yjs client id derives from it
+:mod:`relay.store_leases`), and the document's Yjs client id derives from it
 (:func:`client_id_for`), so two incarnations never write as one client.
 
 :class:`LeaseRenewals` renews the leases of every live shoot every third of their length,

@@ -17,29 +17,22 @@ them all::
     shoot:{1234}:<id>:replies:<instance>  stream of the owner's answers to one follower
 
 The key names are made in :mod:`relay.keys`, the scripts are in :mod:`relay.scripts`, and
-what the store returns and raises is in :mod:`relay.records`; this module makes the calls.
-The calls only followers and forwarded requests need are in :mod:`relay.store_streams`
-(mixed in); their blocking reads (tailing logs, owners' inboxes) use connections of their
-own (:mod:`relay.streams`, :mod:`relay.hub`).
+what the store returns and raises is in :mod:`relay.records`; this module makes the calls
+that claim codes and load, append to and compact a shoot's document. The rest are mixed in
+from modules of their own: the lease calls (who owns a shoot) from
+:mod:`relay.store_leases`, the archers' records and name claims from
+:mod:`relay.store_archers`, and the calls only followers and forwarded requests need from
+:mod:`relay.store_streams`, whose blocking reads (tailing logs, owners' inboxes) use
+connections of their own (:mod:`relay.streams`, :mod:`relay.hub`).
 
 A shoot's data is keyed by its shoot id, not only its code: codes are reused (9,000 of
 them), and a write of a shoot that has ended must never land in the next shoot with the
 same code. On top of that, every append and compaction runs as a Lua script that first
-checks, atomically, that the code's claim still names this shoot id (:data:`_FENCE`); the
-script answers "fenced" instead of writing when it does not, so an actor that outlived its
-shoot stops writing at once.
-
-Ownership. Several relays may share one Redis, so one shoot may be wanted by several
-processes; only one at a time may write its document. Each live shoot has a lease
-(``shoot:{1234}:<id>:lease``, ``SET PX``, renewed while the shoot is live, see
-:mod:`relay.lease`) holding the token ``"<epoch>:<instance>"``, where the epoch comes from
-``INCR shoot:{1234}:<id>:epoch`` in the same script that takes the lease, so it only ever
-grows. The fence also checks that the writer's epoch is the current one and that nobody
-else holds the lease: a deposed owner (paused past its lease, or cut off from Redis while
-another took over) has every append and compaction refused with reason ``deposed``, even
-one a worker thread sends long after its actor has stopped. A lease that merely lapsed
-while its owner could not reach Redis is no threat: nobody else took it, the epoch is
-unchanged, and the owner's writes still go through (and its keeper takes the lease back).
+checks, atomically, that the code's claim still names this shoot id
+(:data:`relay.scripts.FENCE`); the script answers "fenced" instead of writing when it does
+not, so an actor that outlived its shoot stops writing at once. The fence also checks the
+writer's lease and epoch (the ownership of a shoot, see :mod:`relay.store_leases`): a
+deposed owner has every append and compaction refused with reason ``deposed``.
 
 Shoots stored before this layout kept their data at ``shoot:{1234}:snapshot|log|archers``;
 :meth:`RedisStore.load_shoot` and :meth:`RedisStore.get_archer` still read those keys too,
@@ -86,6 +79,7 @@ from sync.models import Shoot
 from . import scripts
 from .keys import code_key as _key
 from .keys import data_key as _data_key
+from .keys import fence_keys
 from .keys import kept_until as _kept_until
 from .records import (
     ArcherRecord,
@@ -100,6 +94,8 @@ from .records import (
 )
 from .redis_client import is_cluster_url, open_redis, script_then_waitaof
 from .redis_wire import Arg, Wire
+from .store_archers import ArcherCalls
+from .store_leases import LeaseCalls
 from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
@@ -142,7 +138,7 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
-class RedisStore(StreamCalls):
+class RedisStore(LeaseCalls, ArcherCalls, StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
     Attributes:
@@ -173,11 +169,8 @@ class RedisStore(StreamCalls):
         self._append = self._redis.register_script(scripts.APPEND)
         self._compact = self._redis.register_script(scripts.COMPACT)
         self._claim_script = self._redis.register_script(scripts.CLAIM)
-        self._acquire = self._redis.register_script(scripts.ACQUIRE)
-        self._renew = self._redis.register_script(scripts.RENEW)
-        self._release = self._redis.register_script(scripts.RELEASE)
-        self._name_claim = self._redis.register_script(scripts.NAME_CLAIM)
-        self._name_release = self._redis.register_script(scripts.NAME_RELEASE)
+        self._leases_init()
+        self._archers_init()
         self._streams_init()
         # The append goes out from the event loop where it can (:meth:`append_now`).
         self._wire = None if self.cluster else Wire.from_url(url, timeout_s=REDIS_TIMEOUT_S)
@@ -310,74 +303,6 @@ class RedisStore(StreamCalls):
         }
         return StoredShoot(shoot, snapshot, old + log, records, log_end)
 
-    def _fence_keys(self, shoot: Shoot) -> list[str]:
-        return [_key(shoot.code, "meta"), _data_key(shoot, "lease"), _data_key(shoot, "epoch")]
-
-    def acquire_lease(self, shoot: Shoot, instance: str, lease_ms: int) -> Owner | LeaseHeld:
-        """Take the shoot's lease with the next epoch, unless someone holds it.
-
-        Raises:
-            ShootFenced: the shoot no longer holds its code.
-        """
-        args: list[str | int] = [shoot.shoot_id, instance, lease_ms, _kept_until(shoot)]
-        result = self._acquire(keys=self._fence_keys(shoot), args=args)
-        if int(result[0]) == 1:
-            return Owner(int(result[1]), instance)
-        if int(result[0]) == 2:
-            return LeaseHeld(_text(result[1]), int(result[2]))
-        raise ShootFenced(shoot.code, _text(result[1]))
-
-    def renew_lease(self, shoot: Shoot, owner: Owner, lease_ms: int) -> bool:
-        """Extend the lease (or take it back if it lapsed untaken); False once deposed."""
-        keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
-        return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
-
-    def renew_leases(self, leases: Sequence[tuple[Shoot, Owner]], lease_ms: int) -> list[bool]:
-        """Renew many leases (see :meth:`renew_lease`) in one pipeline: whether each is
-        still ours. On a Redis Cluster each one is its own call (the keys of two shoots
-        may live on two nodes), still on the caller's one thread."""
-        if self.cluster:
-            return [self.renew_lease(shoot, owner, lease_ms) for shoot, owner in leases]
-        pipe = self._redis.pipeline(transaction=False)
-        for shoot, owner in leases:
-            keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
-            self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms], client=pipe)
-        return [bool(kept) for kept in pipe.execute()]
-
-    def release_lease(self, shoot: Shoot, owner: Owner) -> None:
-        """Give the lease up (if still ours), so the next owner need not wait for it, and
-        tell the followers tailing the log."""
-        keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
-        self._release(keys=keys, args=[owner.token, EMPTY_UPDATE])
-
-    def release_leases(self, leases: Sequence[tuple[Shoot, Owner]]) -> None:
-        """Give many leases up (:meth:`release_lease`) in one pipeline (on a Redis Cluster
-        one call each: two shoots' keys may live on two nodes)."""
-        pipe = None if self.cluster else self._redis.pipeline(transaction=False)
-        for shoot, owner in leases:
-            keys = [_data_key(shoot, "lease"), _data_key(shoot, "log")]
-            self._release(keys=keys, args=[owner.token, EMPTY_UPDATE], client=pipe)
-        if pipe is not None:
-            pipe.execute()
-
-    def lease_states(self, shoots: Sequence[Shoot]) -> list[tuple[str | None, int]]:
-        """Each shoot's lease holder (``None``: nobody) and milliseconds left, read in one
-        pipeline (one command per key: no key of two shoots in one command)."""
-        pipe = self._redis.pipeline(transaction=False)
-        for shoot in shoots:
-            pipe.get(_data_key(shoot, "lease"))
-            pipe.pttl(_data_key(shoot, "lease"))
-        found = pipe.execute()
-        return [
-            (None if holder is None else _text(holder), int(pttl))
-            for holder, pttl in zip(found[::2], found[1::2], strict=True)
-        ]
-
-    def lease_holder(self, shoot: Shoot) -> str | None:
-        """The token of whoever holds the shoot's lease, if anyone does."""
-        raw = self._redis.get(_data_key(shoot, "lease"))
-        return None if raw is None else _text(raw)
-
     def append(self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]) -> tuple[str, int]:
         """Append updates to the shoot's log in one round trip, fenced by its shoot id and
         its owner's lease (see the module docstring).
@@ -434,7 +359,7 @@ class RedisStore(StreamCalls):
     def _append_call(
         self, shoot: Shoot, owner: Owner, updates: Sequence[bytes]
     ) -> tuple[list[str], list[Arg]]:
-        keys = [*self._fence_keys(shoot), _data_key(shoot, "log")]
+        keys = [*fence_keys(shoot), _data_key(shoot, "log")]
         args: list[Arg] = [shoot.shoot_id, owner.token, owner.epoch, _kept_until(shoot)]
         return keys, [*args, *updates]
 
@@ -472,43 +397,9 @@ class RedisStore(StreamCalls):
             ShootFenced: the shoot no longer holds its code, or ``owner`` was deposed;
                 nothing was written.
         """
-        keys = [*self._fence_keys(shoot), _data_key(shoot, "snapshot"), _data_key(shoot, "log")]
+        keys = [*fence_keys(shoot), _data_key(shoot, "snapshot"), _data_key(shoot, "log")]
         args: list[str | int | bytes] = [shoot.shoot_id, owner.token, owner.epoch]
         args += [_kept_until(shoot), snapshot, through_id, EMPTY_UPDATE]
         result = self._compact(keys=keys, args=args)
         if int(result[0]) != 1:
             raise ShootFenced(shoot.code, _text(result[1]))
-
-    def add_archer(self, shoot: Shoot, archer_id: str, record: ArcherRecord) -> None:
-        key = _data_key(shoot, "archers")
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(key, archer_id, json.dumps(asdict(record)))
-        pipe.pexpireat(key, shoot.expires_ms)
-        pipe.execute()
-
-    def get_archer(self, shoot: Shoot, archer_id: str) -> ArcherRecord | None:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(_data_key(shoot, "archers"), archer_id)
-        pipe.hget(_key(shoot.code, "archers"), archer_id)  # the layout before shoot ids
-        raw, old = pipe.execute()
-        raw = raw if raw is not None else old
-        return None if raw is None else ArcherRecord(**json.loads(raw))
-
-    def claim_name(
-        self, shoot: Shoot, key: str, claim: str, seen: str | None
-    ) -> tuple[bool, str | None]:
-        """Claim a display name (its normalised ``key``) for a join, atomically, if the
-        shoot's names still hold ``seen`` for it (``None``: no claim).
-
-        Returns:
-            Whether it was claimed, and if not, the claim there now (``None``: none).
-        """
-        args: list[str | int] = [key, claim, seen or "", shoot.expires_ms]
-        result = self._name_claim(keys=[_data_key(shoot, "names")], args=args)
-        if int(result[0]) == 1:
-            return True, None
-        return False, None if not result[1] else _text(result[1])
-
-    def release_name(self, shoot: Shoot, key: str, claim: str) -> None:
-        """Give a join's claim of a name back (if nobody replaced it meanwhile)."""
-        self._name_release(keys=[_data_key(shoot, "names")], args=[key, claim])
