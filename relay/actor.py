@@ -7,21 +7,11 @@ bounded Trio channel, so a flood of writes waits at the door instead of growing 
 The actor handles messages one at a time, which is what makes it the document's single
 writer: the last-writer-wins decision and the Yjs write happen with nothing in between.
 
-The protocol decisions are not made here: :class:`sync.relay_state.ShootState` decides
-each write (refuse, or apply with the register merge), numbers the updates, says when an
-answer may go out and what it says (:func:`~sync.relay_state.write_answer`,
-:func:`~sync.relay_state.write_refusal`), and picks a subscriber's catch-up; who may open a
-session is :mod:`sync.access`'s rule; this module drives them. A write
-goes: the state machine decides and writes -> encode the Yjs update **once** and offer the same bytes
-to every subscriber -> hand it to the persister (:mod:`relay.durability`), which holds the
-write's answer until Redis has it -> update the leaderboard for the one register that
-changed and decide the notices from the rounds that moved (:mod:`relay.standings`, after
-the fan-out, so they never delay it). Handicaps and classifications come from tables
-only: what they lack is filled on a worker thread (:mod:`relay.projector`) and applied
-when it is back (:meth:`ShootActor.projected`), so no write waits for archeryutils. What the notifier remembers
-(:mod:`sync.notifications`) is written to the document as the next update, so a
-restarted or reloaded actor never announces a lead twice; the notices go out only once
-that update is durable (see :meth:`ShootActor._announce`).
+What a message does to the shoot (a write's way to Redis, the subscribers and the notices;
+a join; a read) is :class:`relay.owned_shoot.OwnedShoot`'s, which the actor is; this module
+is the task around it: the inbox, the runs of writes queued behind one another (handled
+together, their updates sent as one: :meth:`ShootActor._handle_queued`), the answer every
+message gets, and the actor's lifetime.
 
 Error handling: every message is answered exactly once, whatever happens.
 
@@ -44,35 +34,21 @@ buffered, flushes and returns.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable
 
 import trio
 
-from sync.access import access_without_record, archer_access
-from sync.classification import peek_derived
 from sync.codec import encode
-from sync.document import ShootDocument
-from sync.errors import LimitExceeded, SyncError
-from sync.leaderboard import Leaderboard
-from sync.limits import MAX_WRITE_UPDATE_BYTES, SizeBudget
-from sync.models import Shoot
-from sync.notifications import Notice as Notification
+from sync.errors import SyncError
 from sync.protocol import (
     CLOSE_GOING_AWAY,
     Update,
 )
-from sync.register import Applied, Duplicate, Outcome, Register
-from sync.relay_state import ShootState, write_answer, write_refusal
 from sync.wall import system_wall_ms
 
 from .config import Settings
-from .durability import Durability, Held
-from .fanout import HeldUpdates, expire, fan_out, welcome
-from .lease import client_id_for
+from .fanout import expire
 from .messages import (
-    Access,
     AddArcher,
     CheckAccess,
     ForgetArcher,
@@ -88,8 +64,8 @@ from .messages import (
     abandon,
 )
 from .metrics import Metrics
-from .standings import Standings
-from .store import ArcherRecord, Owner, RedisStore, StoredShoot
+from .owned_shoot import NoticeSink, OwnedShoot
+from .store import Owner, RedisStore, StoredShoot
 from .subscriber import Subscriber
 
 __all__ = [
@@ -98,6 +74,7 @@ __all__ = [
     "CheckAccess",
     "ForgetArcher",
     "Message",
+    "NoticeSink",
     "Read",
     "Reply",
     "ShootActor",
@@ -115,32 +92,24 @@ INBOX_SIZE = 256
 #: ShootActor._handle_queued): bounds how long the run's first write waits for its fan-out.
 MAX_QUEUED_RUN = 16
 
-#: Where notices go besides the sessions: ``(shoot, notice, leaderboard now)``.
-NoticeSink = Callable[[Shoot, Notification, Leaderboard], None]
-
 
 #: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
 wall_ms = system_wall_ms
 
 
-class ShootActor:
-    """The owner of one live shoot.
+class ShootActor(OwnedShoot):
+    """The owner of one live shoot: the task that hands it its messages.
 
     Constructing it loads the document (pure, but it runs on data from Redis: the
     registry builds it inside its supervision boundary).
 
     Args:
-        stored: The shoot as loaded from Redis.
-        store: Where updates go.
         inbox: The receiving end of the actor's inbox; the actor closes it when it stops.
-        owner: The shoot's lease, taken before loading: every write is fenced by it, and
-            the document's Yjs client id derives from its epoch (new for every owner).
         on_close: Called the moment the inbox closes, with no checkpoint in between.
-        on_notice: Given each notice as it goes out to the sessions, with the board then
-            (Web Push, :mod:`relay.push.sender`); it must not block.
-        on_notice_frame: Called with each notice frame as it goes out (the registry passes
-            them on to the shoot's followers, see :mod:`relay.notices`).
-        now_ms: The wall clock, replaceable in tests.
+
+    The other arguments are :class:`~relay.owned_shoot.OwnedShoot`'s. When Redis refuses
+    a write because another instance took the shoot over, the actor stops
+    (:meth:`depose`).
     """
 
     def __init__(
@@ -157,59 +126,22 @@ class ShootActor:
         on_notice_frame: Callable[[bytes], None] = lambda frame: None,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
-        self.shoot = stored.shoot
         self._inbox = inbox
-        self._settings = settings
-        self._metrics = metrics
-        self._now_ms = now_ms
         self._on_close = on_close
-        self._on_notice = on_notice
-        self._on_notice_frame = on_notice_frame
-        updates = [stored.snapshot] if stored.snapshot else []
-        updates += [update for _, update in stored.log]
-        client_id = client_id_for(owner.epoch)
-        self.doc = ShootDocument.load(updates, client_id=client_id, derive=peek_derived)
-        self._archers = dict(stored.archers)
-        self.subscribers: set[Subscriber] = set()
-        self._standings = Standings(self.doc, self.projected)
-        self.projector = self._standings.projector
-        """Fills the projection tables off the event loop; runs beside the actor."""
-        self._stopped = False
-        # Notices waiting for the update that remembers them to be durable.
-        self._held_notices: deque[tuple[int, bytes, Notification]] = deque()
-        self._state: ShootState[Held] = ShootState(self.doc)
-        self._durability = Durability(
-            self.shoot,
-            store,
-            settings,
-            metrics,
-            state=self._state,
-            snapshot=self.doc.diff,
-            log_length=len(stored.log),
-            on_durable=self._release_notices,
-            owner=owner,
-            on_deposed=self.depose,
-        )
         self._serving = trio.CancelScope()
         self.deposed = False
         self._adopted: tuple[set[Subscriber], bytes, list[Message]] | None = None
-        self._size = SizeBudget(settings.max_document_bytes, self._measure())
-        self._updates = HeldUpdates(
-            self._fan_out,
-            lambda received: metrics.fanout_latency.observe(time.perf_counter() - received),
+        super().__init__(
+            stored,
+            store,
+            settings,
+            metrics,
+            owner=owner,
+            on_deposed=self.depose,
+            on_notice=on_notice,
+            on_notice_frame=on_notice_frame,
+            now_ms=now_ms,
         )
-        if self.doc.meta is None:
-            self._record(self.doc.set_meta(self.shoot))
-
-    @property
-    def unpersisted(self) -> int:
-        """Updates applied in memory that Redis does not have yet (0 once flushed)."""
-        return self._durability.applied - self._durability.durable
-
-    @property
-    def degraded(self) -> bool:
-        """Whether updates are waiting for Redis, which is away."""
-        return self._durability.degraded
 
     def depose(self) -> None:
         """Another instance has taken the shoot over: stop serving at once. The sessions
@@ -377,161 +309,8 @@ class ShootActor:
             self._abandon(message, ShootUnavailable("the shoot failed; try again"))
             raise
 
-    def _dispatch(self, message: Message) -> None:
-        match message:
-            case Submit():
-                self._submit(message)
-            case Subscribe(subscriber, state_vector, done):
-                self._subscribe(subscriber, state_vector)
-                done.set(None)
-            case Unsubscribe(subscriber):
-                self.subscribers.discard(subscriber)
-            case Read(reply):
-                reply.set(ShootView(self.shoot, self._board, self.doc.registers()))
-            case AddArcher(archer_id, record, reply):
-                self._admit(archer_id, record)
-                reply.set(None)
-            case ForgetArcher(archer_id):
-                self._archers.pop(archer_id, None)
-            case CheckAccess(archer_id, token, reply):
-                reply.set(self._access(archer_id, token))
-
-    def _refuse(self, message: Message, exc: SyncError) -> bool:
-        """Answer a message's sender with the rule its input broke; ``False`` for messages
-        that carry no client input (a :class:`SyncError` from them is a bug)."""
-        match message:
-            case Submit():
-                self._refuse_write(message, exc)
-            case AddArcher(reply=reply):
-                reply.fail(exc)
-            case _:
-                return False
-        return True
-
     @staticmethod
     def _abandon(message: Message, error: Exception) -> None:
         """Answer a message the actor will not handle (connections need no answer: the
         actor closes them, and their devices resend)."""
         abandon(message, error)
-
-    def _access(self, archer_id: str | None, token: str | None) -> Access:
-        """The access rule (:mod:`sync.access`) with the records this owner holds."""
-        settled = access_without_record(self._now_ms(), self.shoot.expires_ms, archer_id)
-        if settled is not None:
-            return settled
-        assert archer_id is not None  # a viewer is settled without a record
-        record = self._archers.get(archer_id)
-        return archer_access(token, None if record is None else record.token_sha256)
-
-    def _admit(self, archer_id: str, record: ArcherRecord) -> None:
-        if archer_id not in self._archers:
-            limit = self._settings.max_archers
-            if len(self._archers) >= limit:
-                raise LimitExceeded(
-                    "shoot_full", f"This shoot is full: it has its maximum of {limit} archers."
-                )
-            if not self._size.has_room(MAX_WRITE_UPDATE_BYTES, self._measure):
-                raise LimitExceeded(
-                    "shoot_full", "This shoot has reached its size limit; no one else can join."
-                )
-        self._archers[archer_id] = record
-
-    def _subscribe(self, subscriber: Subscriber, state_vector: bytes) -> None:
-        # The codec read the hello's state vector (sync.codec), so it cannot be malformed
-        # here; if it were, the SyncError would be handled as the bug it is.
-        catchup = self._state.welcome(state_vector)
-        welcome(self.subscribers, subscriber, self.shoot, catchup, self._now_ms())
-
-    def _submit(self, submit: Submit) -> None:
-        written = self._state.write(
-            submit.register,
-            self._now_ms(),
-            lambda: self._size.has_room(MAX_WRITE_UPDATE_BYTES, self._measure),
-        )
-        outcome = written.outcome
-        if written.update is not None:
-            self._metrics.writes_applied += 1
-            self._size.grew(len(written.update))
-            self._durability.persist(written.update)
-            self._updates.offer(written.update, submit.received)
-        elif not isinstance(outcome, Duplicate):
-            self._metrics.writes_superseded += 1
-        self._hold(submit, outcome, written.needs)
-        if isinstance(outcome, Applied):
-            self._announce(submit.register)
-
-    def _refuse_write(self, submit: Submit, exc: SyncError) -> None:
-        self._metrics.writes_rejected += 1
-        if submit.reply is not None:
-            submit.reply.set(WriteResult(None, exc))
-        if submit.subscriber is not None:
-            self._metrics.errors += 1
-            submit.subscriber.answer(encode(write_refusal(submit.request_id, exc)))
-
-    def _hold(self, submit: Submit, outcome: Outcome, needs: int) -> None:
-        frame = None
-        if submit.subscriber is not None:
-            frame = encode(write_answer(submit.request_id, submit.register, outcome))
-        held = Held(needs, submit.subscriber, frame, submit.reply, WriteResult(outcome))
-        self._durability.hold(held)
-
-    def _fan_out(self, frame: bytes) -> None:
-        fan_out(self.subscribers, frame, self.doc.diff, self._metrics)
-
-    @property
-    def _board(self) -> Leaderboard:
-        return self._standings.board
-
-    @property
-    def projecting(self) -> bool:
-        """Whether projections are being filled (the board may lack some until then)."""
-        return self.projector.pending
-
-    def projected(self) -> None:
-        """The projector filled what was asked (called between messages, never after the
-        actor stopped): the derived values that were waiting go out as an update."""
-        if self._stopped:
-            return
-        update = self._standings.filled()
-        if update:
-            self._record(update)
-            self._updates.offer(update)
-
-    def _announce(self, register: Register) -> None:
-        """Update the board for the register the write just set, decide the notices that
-        calls for, and remember them (:meth:`relay.standings.Standings.wrote`).
-
-        This runs after the write's update is fanned out, so no subscriber waits for it.
-        The memory is a document update of its own, persisted right after the write's
-        (updates reach Redis in order), and the notices wait until it is durable, as
-        answers do. So a notice is never out while Redis lacks the memory of it: a crash
-        before that loses the memory and the unsent notice together, and the next write in
-        the round (or the resent one) announces it, once. Replicas get the update too, to
-        stay in step with the writer's clock.
-        """
-        memory, notices = self._standings.wrote(register)
-        if memory:
-            self._record(memory)
-            self._updates.offer(memory)
-        applied = self._durability.applied
-        self._held_notices.extend((applied, frame, notice) for frame, notice in notices)
-
-    def _release_notices(self, durable: int) -> None:
-        """Fan out the notices whose memory Redis now has (called by the persister), and
-        hand each to ``on_notice`` (Web Push), which only queues it."""
-        while self._held_notices and self._held_notices[0][0] <= durable:
-            _, frame, notice = self._held_notices.popleft()
-            self._fan_out(frame)
-            self._on_notice_frame(frame)
-            if self._on_notice is not None:
-                self._on_notice(self.shoot, notice, self._board)
-
-    # -- size and persistence ------------------------------------------------------------
-
-    def _measure(self) -> int:
-        return len(self.doc.diff())
-
-    def _record(self, update: bytes) -> int:
-        """Count an applied update against the size budget and queue it for Redis."""
-        self._size.grew(len(update))
-        return self._durability.record(update)

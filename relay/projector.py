@@ -7,8 +7,8 @@ the document keeps the archer's previous derived values. The actor hands the nee
 :class:`Projector`, a companion task that fills the tables on a worker thread (a root find
 or a classification table: milliseconds of numpy) and then calls the actor back on the
 event loop, which writes the derived values and redoes the archer's line (see
-:meth:`relay.actor.ShootActor.projected`). Needs that arrive meanwhile are batched into the
-next fill.
+:meth:`relay.owned_shoot.OwnedShoot.projected`). Needs that arrive meanwhile are batched
+into the next fill.
 
 Like the persister, it calls back into the actor between messages (the actor handles each
 message without a checkpoint, so the callback never interleaves with one), and never after
