@@ -150,6 +150,10 @@ async def serve_relay(
                     door.stop_accepting()
                     log.info("closing %d sessions", len(door.sessions))
                     door.close_sessions(CLOSE_GOING_AWAY, "relay shutting down")
+                    # The actors flush while the clients answer the closes, rather than
+                    # after the last one did: a write that comes meanwhile is refused,
+                    # unacknowledged, and its client sends it again to the next relay.
+                    registry.close()
                     with trio.move_on_after(settings.shutdown_grace_s):
                         await relay.no_sessions.wait()
                     log.info(

@@ -11,33 +11,37 @@ What the supervisor does:
 - **Redis.** With ``REDIS_URL`` unset it starts the one embedded redis-server all workers
   use (it holds the data directory), keeps it running (restarted if it dies) and stops it
   last, after every worker has flushed. It dies with the supervisor, ``kill -9`` included.
-- **Workers.** Each is spawned on the main thread with a parent-death signal, so a
-  supervisor that dies takes its workers with it (they get SIGTERM and stop gracefully).
+- **Workers.** A supervisor that dies, ``kill -9`` included, takes its workers with it:
+  they get SIGTERM and stop gracefully. On Linux each is spawned on the main thread with a
+  parent-death signal; everywhere, a worker also watches its stdin, which the supervisor
+  holds open while the worker runs, and takes its end (EOF: the kernel closed the
+  supervisor's descriptors) as that SIGTERM, so no worker is left serving as an orphan.
   A worker that exits while the supervisor runs is logged as an error and started again,
   after a growing pause if it keeps dying at once.
 - **Affinity.** It creates a private directory where each worker listens on a Unix
   socket, so a worker that accepted a shoot's WebSocket passes it to the sibling owning
   that shoot (:mod:`relay.siblings`): each shoot is then served by one process, not
-  handled twice by an owner and a follower. It removes the directory when all have stopped.
+  handled twice by an owner and a follower. It removes the directory when all have stopped;
+  one left behind by a supervisor that was killed is swept when the next one starts, once
+  that family's last process is gone (:mod:`relay.sibling_dir`).
 - **Stopping.** SIGTERM or SIGINT: every worker gets SIGTERM at once and stops as a single
   relay does (sessions closed with 1001, shoots flushed, leases given up); one that is not
   gone within its budget is killed. Then the embedded Redis stops.
 
-A worker's settings travel on its stdin as JSON (never in its command line, where
+A worker's settings travel on its stdin as one line of JSON (never in its command line, where
 ``ps`` would show a password in ``REDIS_URL``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +53,7 @@ import trio
 from .config import Settings
 from .redis_server import RedisServer, free_port, pdeathsig_preexec
 from .server import open_embedded, shutdown_budget_s, wait_exit, watching
+from .sibling_dir import SiblingDir, open_sibling_dir, sweep_stale_sibling_dirs
 from .startup import RedisDescription, redact_redis_url, where_to_go
 
 __all__ = ["settings_from_json", "settings_to_json", "supervise_workers", "worker_main"]
@@ -90,14 +95,16 @@ def _local_url(settings: Settings, port: int) -> str:
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings, shutdown: trio.Event) -> None:
+    def __init__(self, settings: Settings, shutdown: trio.Event, family_lock_fd: int) -> None:
         self.settings = settings
         self.shutdown = shutdown
+        self.family_lock_fd = family_lock_fd
         self.stop_after_s = shutdown_budget_s(settings) + STOP_MARGIN_S
 
     def spawn(self, index: int) -> subprocess.Popen[bytes]:
         """Start worker ``index``; on the main thread, so its parent-death signal holds
-        for as long as this process lives (see :mod:`relay.redis_server`)."""
+        for as long as this process lives (see :mod:`relay.redis_server`). It inherits the
+        family's lock (:mod:`relay.sibling_dir`): its directory is not swept while it runs."""
         preexec = None
         if sys.platform.startswith("linux"):
             assert threading.current_thread() is threading.main_thread()
@@ -106,10 +113,13 @@ class _Supervisor:
             [sys.executable, "-m", "relay.workers", str(index)],
             stdin=subprocess.PIPE,
             preexec_fn=preexec,
+            pass_fds=(self.family_lock_fd,),
         )
         assert process.stdin is not None
-        with process.stdin:  # small enough for the pipe's buffer: this never blocks
-            process.stdin.write(settings_to_json(self.settings).encode())
+        # Small enough for the pipe's buffer: this never blocks. Kept open until the
+        # worker exits: its end is how the worker learns this process is gone.
+        process.stdin.write(settings_to_json(self.settings).encode() + b"\n")
+        process.stdin.flush()
         log.info("worker %d started (pid %d)", index, process.pid)
         return process
 
@@ -119,10 +129,12 @@ class _Supervisor:
         while not self.shutdown.is_set():
             process = self.spawn(index)
             started = trio.current_time()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._stop_on_shutdown, process)
-                status = await wait_exit(process)
-                nursery.cancel_scope.cancel()
+            assert process.stdin is not None
+            with process.stdin:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._stop_on_shutdown, process)
+                    status = await wait_exit(process)
+                    nursery.cancel_scope.cancel()
             if self.shutdown.is_set():
                 log.info("worker %d (pid %d) stopped with status %s", index, process.pid, status)
                 return
@@ -179,20 +191,21 @@ async def supervise_workers(
     if redis_url is None:
         embedded = await open_embedded(settings)
         redis_url = embedded.url
-    sibling_dir: str | None = None
+    sibling_dir: SiblingDir | None = None
     try:
         port = settings.port or free_port()
+        await trio.to_thread.run_sync(sweep_stale_sibling_dirs)
         # Private (0700): the workers' sockets for passing connections (relay.siblings).
-        sibling_dir = tempfile.mkdtemp(prefix="fast-shoot-workers-")
+        sibling_dir = open_sibling_dir()
         worker_settings = dataclasses.replace(
             settings,
             redis_url=redis_url,
             port=port,
             workers=1,
             reuse_port=True,
-            sibling_dir=sibling_dir,
+            sibling_dir=sibling_dir.path,
         )
-        supervisor = _Supervisor(worker_settings, shutdown)
+        supervisor = _Supervisor(worker_settings, shutdown, sibling_dir.lock_fd)
         async with watching(embedded), trio.open_nursery() as nursery:
             for index in range(settings.workers):
                 nursery.start_soon(supervisor.keep, index)
@@ -209,10 +222,25 @@ async def supervise_workers(
         log.info("every worker has stopped")
     finally:
         if sibling_dir is not None:
-            shutil.rmtree(sibling_dir, ignore_errors=True)
+            sibling_dir.remove()
         if embedded is not None:  # last: the workers flushed their shoots into it
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(embedded.close)
+
+
+def _stop_when_supervisor_is_gone() -> None:
+    """SIGTERM this worker (a graceful stop) when its stdin ends: the supervisor holds the
+    pipe's other end while the worker runs, and the kernel closes it when the supervisor
+    dies, however it dies. Portable where the parent-death signal is Linux's alone; a
+    thread, as a blocking read of a pipe is what it takes to see its end everywhere."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):  # nothing more is sent; only its end matters
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def worker_main() -> None:
@@ -221,7 +249,8 @@ def worker_main() -> None:
     from .startup import StartupError
 
     index = int(sys.argv[1])
-    settings = settings_from_json(sys.stdin.read())
+    settings = settings_from_json(sys.stdin.readline())
+    _stop_when_supervisor_is_gone()
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s %(levelname)s worker-{index}[{os.getpid()}] %(name)s: %(message)s",

@@ -8,12 +8,14 @@ answered; every request goes on a fresh connection so the kernel picks a worker 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import trio_websocket
 
 from relay.config import ConfigError, Settings
 from relay.redis_server import free_port
+from relay.server import wait_exit
 from relay.startup import StartupError, check_port_free, listen_reuse_port
 from relay.workers import settings_from_json, settings_to_json
 from sync.protocol import Ack, Hello, Update, Welcome
@@ -39,14 +42,28 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.fixture
+def temp_dir() -> Iterator[Path]:
+    """The supervisors' temp folder (``TMPDIR``), private to the test so none of their
+    socket directories lands among other files; short, as a Unix socket's path is
+    limited to 107 bytes."""
+    directory = Path(tempfile.mkdtemp(prefix="fs-wk-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @contextmanager
-def _serve(tmp_path: Path, port: int, workers: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+def _serve(
+    tmp_path: Path, port: int, temp_dir: Path, workers: int = 2
+) -> Iterator[subprocess.Popen[bytes]]:
+    tmp_path.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "FAST_SHOOT_DATA_DIR": str(tmp_path / "data"),
         "SHOOT_LEASE_S": "1",
+        "TMPDIR": str(temp_dir),
     }
     env.pop("REDIS_URL", None)
     env.pop("WEB_CONCURRENCY", None)
@@ -93,10 +110,12 @@ def _redis_pid(tmp_path: Path) -> int:
     return int((tmp_path / "data" / "redis" / "redis.pid").read_text().split()[0])
 
 
-async def test_two_workers_share_a_port_are_restarted_and_stop_together(tmp_path: Path) -> None:
+async def test_two_workers_share_a_port_are_restarted_and_stop_together(
+    tmp_path: Path, temp_dir: Path
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with _serve(tmp_path, port) as supervisor, trio.fail_after(90):
+    with _serve(tmp_path, port, temp_dir) as supervisor, trio.fail_after(90):
         await wait_healthy(url)
         first = await _workers(url, 2)  # both answer on the one port
         async with httpx.AsyncClient(base_url=url) as http:
@@ -126,12 +145,15 @@ async def test_two_workers_share_a_port_are_restarted_and_stop_together(tmp_path
         assert log.count("every shoot flushed to Redis") == 2  # each worker stopped cleanly
         for pid in [*now, redis_pid]:
             assert not _alive(pid)
+        assert list(temp_dir.iterdir()) == []  # its socket directory is removed
 
 
-async def test_workers_and_redis_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+async def test_workers_and_redis_die_with_a_killed_supervisor(
+    tmp_path: Path, temp_dir: Path
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with _serve(tmp_path, port) as supervisor, trio.fail_after(60):
+    with _serve(tmp_path, port, temp_dir) as supervisor, trio.fail_after(60):
         await wait_healthy(url)
         workers = await _workers(url, 2)
         redis_pid = _redis_pid(tmp_path)
@@ -142,13 +164,106 @@ async def test_workers_and_redis_die_with_a_killed_supervisor(tmp_path: Path) ->
             await trio.sleep(0.05)  # the parent-death signal is on its way; under the deadline
 
 
+def _socket_dirs(temp_dir: Path) -> set[Path]:
+    return {path for path in temp_dir.iterdir() if path.name.startswith("fast-shoot-workers-")}
+
+
+@asynccontextmanager
+async def _family(
+    tmp_path: Path, temp_dir: Path
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], Path, list[int]]]:
+    """A supervisor of two workers, once both answer: it, its socket directory (the one
+    that appeared in ``temp_dir``) and its processes (the workers and its Redis)."""
+    before = _socket_dirs(temp_dir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _serve(tmp_path, port, temp_dir) as supervisor:
+        await wait_healthy(url)
+        workers = await _workers(url, 2)
+        (directory,) = _socket_dirs(temp_dir) - before  # made before any worker started
+        yield supervisor, directory, [*workers, _redis_pid(tmp_path)]
+
+
+async def test_a_killed_supervisors_socket_directory_is_swept_by_the_next_one(
+    tmp_path: Path, temp_dir: Path
+) -> None:
+    """Regression: a supervisor killed with SIGKILL (or by the OOM killer) left its
+    private directory of sockets in the temp folder, one per crash, forever. Its workers
+    stop; the next supervisor to start removes the directory, and leaves a live one's."""
+    with trio.fail_after(120):
+        async with (
+            _family(tmp_path / "killed", temp_dir) as (killed, killed_dir, killed_pids),
+            _family(tmp_path / "live", temp_dir) as (_, live_dir, _),
+        ):
+            assert (killed_dir / "family.lock").is_file()
+            killed.kill()
+            await wait_exit(killed)
+            while any(_alive(pid) for pid in killed_pids):
+                await trio.sleep(0.05)  # the workers stop on SIGTERM; under the deadline
+            assert killed_dir.is_dir()  # left behind: nobody ran the supervisor's finally
+            live_files = sorted(path.name for path in live_dir.iterdir())
+            assert live_files.count("family.lock") == 1
+            assert sum(name.endswith(".sock") for name in live_files) == 2
+
+            async with _family(tmp_path / "next", temp_dir) as (_, next_dir, _):
+                assert not killed_dir.exists()  # swept before its workers started
+                assert sorted(path.name for path in live_dir.iterdir()) == live_files
+                assert _socket_dirs(temp_dir) == {live_dir, next_dir}
+            log = (tmp_path / "next" / "relay.log").read_text()
+            swept = "removed 1 socket directories of worker families that are gone"
+            assert f"{swept}: {killed_dir.name}\n" in log
+        assert _socket_dirs(temp_dir) == set()  # the others stopped and removed their own
+
+
+def _spawn_worker(log_path: Path) -> subprocess.Popen[bytes]:
+    """A worker as the supervisor starts one, less its parent-death signal."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "relay.workers", "0"], stdin=subprocess.PIPE, stderr=log
+        )
+
+
+async def test_a_worker_stops_gracefully_when_its_stdin_ends(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A worker whose supervisor is gone must not keep serving as an orphan. The
+    parent-death signal says so on Linux alone; the end of the worker's stdin (the
+    supervisor holds the other end) says so everywhere. Spawned here without the signal,
+    the worker stops on its stdin's end alone, as at SIGTERM."""
+    port = free_port()
+    settings = Settings(
+        host="127.0.0.1",
+        port=port,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        workers=1,
+        reuse_port=True,
+    )
+    worker = _spawn_worker(tmp_path / "worker.log")
+    assert worker.stdin is not None
+    try:
+        with trio.fail_after(60):
+            worker.stdin.write(settings_to_json(settings).encode() + b"\n")
+            worker.stdin.flush()
+            await wait_healthy(f"http://127.0.0.1:{port}")
+            worker.stdin.close()  # what the kernel does when the supervisor dies
+            assert await wait_exit(worker) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    text = (tmp_path / "worker.log").read_text()
+    assert "received SIGTERM: shutting down" in text
+    assert "every shoot flushed to Redis" in text
+
+
 async def test_two_workers_serve_one_shoots_subscribers_from_both_processes(
-    tmp_path: Path,
+    tmp_path: Path, temp_dir: Path
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     viewers = 16
-    with _serve(tmp_path, port), trio.fail_after(60):
+    with _serve(tmp_path, port, temp_dir), trio.fail_after(60):
         await wait_healthy(url)
         # Both workers listen before anyone connects: the kernel spreads connections only
         # over the sockets already listening (a worker still starting would get none).
@@ -212,7 +327,7 @@ async def _routed_peers(
 
 
 async def test_a_shoots_websockets_are_served_by_the_worker_that_owns_it(
-    tmp_path: Path,
+    tmp_path: Path, temp_dir: Path
 ) -> None:
     """Issue 13: with the code in the URL, every client of a shoot ends up on its owner
     (no follower anywhere), writes are acknowledged, and after the owner is killed the
@@ -220,7 +335,7 @@ async def test_a_shoots_websockets_are_served_by_the_worker_that_owns_it(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     viewers = 16
-    with _serve(tmp_path, port), trio.fail_after(120):
+    with _serve(tmp_path, port, temp_dir), trio.fail_after(120):
         await wait_healthy(url)
         await _workers(url, 2)
         async with httpx.AsyncClient(base_url=url) as http:
