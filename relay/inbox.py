@@ -100,6 +100,7 @@ async def serve_inbox(
     shoot: Shoot,
     actor_inbox: trio.MemorySendChannel[Message],
     hub: StreamHub | None = None,
+    pending: list[Entry] | None = None,
 ) -> None:
     """Serve the shoot's forwarded requests until cancelled or until the actor's inbox
     closes (see the module docstring).
@@ -107,6 +108,9 @@ async def serve_inbox(
     Args:
         hub: The instance's reader of owned inboxes (:mod:`relay.hub`); ``None`` makes
             one for this shoot alone.
+        pending: The inbox's pending entries, read after its consumer group was made, by
+            the call that started the shoot (:mod:`relay.store_start`: a thread hop
+            fewer for each); ``None`` makes the group and reads them here.
     """
     async with trio.open_nursery() as nursery:
         if hub is None:
@@ -118,16 +122,19 @@ async def serve_inbox(
         async def repair() -> None:
             await store.call(store.open_inbox, shoot)
 
-        await _retrying(repair)
+        if pending is None:
+            await _retrying(repair)
         watch = hub.watch(store.inbox_key(shoot), repair=repair)
         try:
             while True:
                 # What an earlier owner (or this one, when the hub dropped a batch) read
                 # and never answered; then new entries.
-                pending = await _retrying(lambda: store.call(store.inbox_pending, shoot))
+                if pending is None:
+                    pending = await _retrying(lambda: store.call(store.inbox_pending, shoot))
                 for entry in pending:
                     if not await taker.take(entry):
                         return
+                pending = None
                 watch.missed = False
                 async for batch in watch.batches:
                     for entry in batch:

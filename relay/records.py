@@ -16,11 +16,21 @@ __all__ = [
     "LeaseHeld",
     "NoCodeAvailable",
     "Owner",
+    "ShootExpired",
     "ShootFenced",
     "StoreUnavailable",
     "StoredShoot",
+    "UnknownShoot",
     "parse_version",
 ]
+
+
+class UnknownShoot(Exception):
+    """No shoot has this code (never created, or already expired from Redis)."""
+
+
+class ShootExpired(Exception):
+    """The shoot's day is over."""
 
 
 class StoreUnavailable(Exception):

@@ -14,10 +14,11 @@ document: poison data fails *here*, inside the boundary), runs it, and:
   get the same answer without loading it again (its clients retrying cannot flood Redis
   and the log), and the first one after that tries Redis again.
 
-Before loading, the supervisor tries to take the shoot's ownership lease in Redis
-(:mod:`relay.lease`) and keeps it while the actor runs; if another instance takes the
-shoot over, the actor is deposed and stops. Two relays on one Redis therefore never write
-one shoot at the same time. When another instance holds the lease, the supervisor runs a
+Before loading the document, the supervisor tries to take the shoot's ownership lease in
+Redis (:mod:`relay.lease`), in the same call (one thread hop: :mod:`relay.store_start`),
+and keeps it while the actor runs; if another instance takes the shoot over, the actor is
+deposed and stops. Two relays on one Redis therefore never write one shoot at the same
+time. When another instance holds the lease, the supervisor runs a
 :class:`~relay.follower.ShootFollower` in the actor's place instead: it serves this
 instance's clients from the shoot's log and forwards their writes to the owner, and when
 the owner is gone it takes the lease, and the supervisor starts an actor that adopts the
@@ -55,15 +56,16 @@ from .lease import LeaseBoard, LeaseKeeper, LeaseRenewals, new_instance_id
 from .messages import Message, Reply, ShootUnavailable, abandon
 from .metrics import Metrics
 from .notices import NoticePoster
+from .records import ShootExpired, UnknownShoot
 from .store import (
     INBOX_CONSUMER,
     INBOX_GROUP,
     LeaseHeld,
-    Owner,
     RedisStore,
     ShootFenced,
     StoredShoot,
 )
+from .store_start import Started
 
 __all__ = [
     "DECODING_ERRORS",
@@ -78,14 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class UnknownShoot(Exception):
-    """No shoot has this code (never created, or already expired from Redis)."""
-
-
-class ShootExpired(Exception):
-    """The shoot's day is over."""
 
 
 class ShootUnreadable(Exception):
@@ -238,24 +232,21 @@ class ShootRegistry:
             raise slot.error
         return slot
 
-    async def _take(self, code: str) -> tuple[Shoot, Owner | LeaseHeld]:
-        """The shoot, and its lease if nobody holds it (else who does).
+    async def _take(self, code: str) -> tuple[Shoot, Started | LeaseHeld]:
+        """The shoot and, if nobody held its lease, everything its actor starts from (else
+        who holds it), in one thread hop (:mod:`relay.store_start`): a restarted relay
+        starts hundreds of shoots at once.
 
         Raises:
             UnknownShoot, ShootExpired: the shoot cannot be served.
             StoreUnavailable: Redis cannot be reached.
+            DECODING_ERRORS: its data in Redis cannot be decoded.
         """
-        shoot = await self._store.call(self._store.load_meta, code)
-        if shoot is None:
-            raise UnknownShoot(code)
-        if shoot.expires_ms <= wall_ms():
-            raise ShootExpired(code)
-        lease_ms = round(self._settings.lease_s * 1000)
+        store, lease_ms = self._store, round(self._settings.lease_s * 1000)
         try:
-            got = await self._store.call(self._store.acquire_lease, shoot, self.instance, lease_ms)
+            return await store.call(store.take_shoot, code, self.instance, lease_ms, wall_ms())
         except ShootFenced as exc:  # it ended (or its code went to a newer shoot) meanwhile
             raise ShootExpired(code) from exc
-        return shoot, got
 
     async def _load(self, code: str) -> StoredShoot:
         stored = await self._store.call(self._store.load_shoot, code)
@@ -310,15 +301,17 @@ class ShootRegistry:
         except Exception as exc:  # UnknownShoot, ShootExpired, Redis...
             self._refuse(code, slot, exc)
             return
-        handover = None
+        handover, started = None, None
         if isinstance(got, LeaseHeld):
             handover = await self._follow(code, slot, receive, send, got.holder)
             if handover is None:
                 return
-            got = handover.owner
-        keeper = LeaseKeeper(self._store, shoot, got)
+            owner = handover.owner
+        else:
+            started, owner = got, got.owner
+        keeper = LeaseKeeper(self._store, shoot, owner)
         try:
-            await self._run(code, slot, keeper, receive, send, handover)
+            await self._run(code, slot, keeper, started, receive, send, handover)
         finally:
             await keeper.release()
 
@@ -402,16 +395,21 @@ class ShootRegistry:
         code: str,
         slot: _Slot,
         keeper: LeaseKeeper,
+        started: Started | None,
         receive: trio.MemoryReceiveChannel[Message],
         send: trio.MemorySendChannel[Message],
         handover: Handover | None,
     ) -> None:
-        """Load the shoot and run its actor while ``keeper`` keeps its lease."""
-        try:
-            stored = await self._load(code)
-        except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable, decoding
-            self._start_failed(code, slot, exc, receive, handover)
-            return
+        """Run the shoot's actor while ``keeper`` keeps its lease, from what ``started``
+        holds (read when the lease was taken), or after a takeover (``None``) from Redis."""
+        if started is None:
+            store = self._store
+            try:
+                started = await store.call(store.load_owned, code, keeper.owner, wall_ms())
+            except Exception as exc:  # UnknownShoot, ShootExpired, StoreUnavailable, decoding
+                self._start_failed(code, slot, exc, receive, handover)
+                return
+        stored = started.stored
         notices = NoticePoster(self._store, stored.shoot)
         try:
             actor = ShootActor(
@@ -441,7 +439,14 @@ class ShootRegistry:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(notices.run)
-                nursery.start_soon(serve_inbox, self._store, stored.shoot, send, self._inboxes)
+                nursery.start_soon(
+                    serve_inbox,
+                    self._store,
+                    stored.shoot,
+                    send,
+                    self._inboxes,
+                    started.inbox_pending,
+                )
                 await actor.run()
                 nursery.cancel_scope.cancel()
         except Exception:

@@ -53,6 +53,9 @@ event loop (:mod:`relay.redis_wire`) when Redis is one plain server, which takes
 and redis-py's machinery off every write. Connection failures surface as
 :class:`StoreUnavailable`, the one Redis error type the rest of the relay knows.
 
+An owner's start of a shoot (its meta, lease, document and inbox) is one such blocking
+call as well, so one hop: :mod:`relay.store_start`.
+
 Durability: what an append promises depends on the server (:class:`Durability`). With
 ``appendfsync always`` (the embedded Redis) an entry is on disk before the script returns.
 On Redis 7.2 and later with the append-only file on, each append is followed by
@@ -96,6 +99,7 @@ from .redis_client import is_cluster_url, open_redis, script_then_waitaof
 from .redis_wire import Arg, Wire
 from .store_archers import ArcherCalls
 from .store_leases import LeaseCalls
+from .store_start import StartCalls
 from .store_streams import EMPTY_UPDATE, INBOX_CONSUMER, INBOX_GROUP, StreamCalls
 
 __all__ = [
@@ -138,7 +142,7 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
-class RedisStore(LeaseCalls, ArcherCalls, StreamCalls):
+class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
     Attributes:
@@ -274,6 +278,11 @@ class RedisStore(LeaseCalls, ArcherCalls, StreamCalls):
         shoot = self.load_meta(code)
         if shoot is None:
             return None
+        return self.load_document(shoot)
+
+    def load_document(self, shoot: Shoot) -> StoredShoot:
+        """:meth:`load_shoot` for a shoot whose meta the caller has read already."""
+        code = shoot.code
         pipe = self._redis.pipeline(transaction=True)
         for key in (_data_key(shoot, "snapshot"), _key(code, "snapshot")):
             pipe.get(key)

@@ -45,6 +45,17 @@ def _entry(entry_id: Any, fields: Any) -> Entry:
     return _text(entry_id), {_text(k): bytes(v) for k, v in (fields or {}).items()}
 
 
+def _pending(raw: Any) -> list[Entry]:
+    """``XREADGROUP``'s answer (a dict in RESP3, a list in RESP2) as entries."""
+    pairs = raw.items() if isinstance(raw, dict) else (raw or [])
+    return [
+        _entry(entry_id, fields)
+        for _, entries in pairs
+        for entry_id, fields in entries
+        if fields  # an entry deleted while pending comes back without fields
+    ]
+
+
 class StreamCalls:
     """The scale-out calls of :class:`~relay.store.RedisStore` (blocking, like its others:
     run them through ``store.call``)."""
@@ -108,14 +119,23 @@ class StreamCalls:
     def inbox_pending(self, shoot: Shoot) -> list[Entry]:
         """The inbox entries read but never answered by whoever owned the shoot (no wait)."""
         key = _data_key(shoot, "inbox")
-        raw: Any = self._redis.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500)
-        pairs = raw.items() if isinstance(raw, dict) else (raw or [])
-        return [
-            _entry(entry_id, fields)
-            for _, entries in pairs
-            for entry_id, fields in entries
-            if fields  # an entry deleted while pending comes back without fields
-        ]
+        return _pending(self._redis.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500))
+
+    def open_inbox_pending(self, shoot: Shoot) -> list[Entry]:
+        """:meth:`open_inbox`, then :meth:`inbox_pending`, in one round trip: what a new
+        owner starts serving its inbox from."""
+        key = _data_key(shoot, "inbox")
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xgroup_create(key, INBOX_GROUP, id="0", mkstream=True)
+        pipe.pexpireat(key, _kept_until(shoot))
+        pipe.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500)
+        made, expiring, raw = pipe.execute(raise_on_error=False)
+        if isinstance(made, redis.ResponseError) and "BUSYGROUP" in str(made):
+            made = None  # the group is there already
+        for answer in (made, expiring, raw):
+            if isinstance(answer, Exception):
+                raise answer
+        return _pending(raw)
 
     def answer(
         self, shoot: Shoot, entry_id: str, instance: str, fields: dict[str, str | bytes]

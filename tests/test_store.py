@@ -13,6 +13,7 @@ import pytest
 from relay.redis_client import open_redis
 from relay.redis_server import RedisServer
 from relay.store import ArcherRecord, Durability, Owner, RedisStore, ShootFenced, parse_version
+from relay.store_start import Started
 from sync.document import ShootDocument
 from sync.models import Shoot
 from tests.wire import now_ms, register
@@ -110,6 +111,10 @@ def test_a_shoot_stored_before_data_was_keyed_by_shoot_id_keeps_its_data(
         assert loaded.state.arrows == (9,) * 18
         assert stored.archers == {"a1": record}
         assert store.get_archer(shoot, "a1") == record
+        # An owner's start reads them too (this instance's lease, taken again).
+        _, started = store.take_shoot(shoot.code, "test", 60_000, now_ms())
+        assert isinstance(started, Started)
+        assert started.stored == stored
     finally:
         client.close()
         store.close()
