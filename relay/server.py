@@ -83,10 +83,11 @@ def shutdown_budget_s(settings: Settings) -> float:
 
 
 async def _check_redis(store: RedisStore, shown_url: str) -> bool:
-    """Ping Redis once at start; an unreachable one is a warning, not a reason to stop."""
+    """Ask Redis at start what it promises with a write (which shows it is reachable);
+    an unreachable one is a warning, not a reason to stop."""
     try:
         with trio.fail_after(REDIS_CHECK_S):
-            await store.call(store.ping)
+            await store.call(store.learn_durability)
     except (StoreUnavailable, trio.TooSlowError) as exc:
         log.warning(
             "Redis at %s is unreachable (%s). Serving anyway: creating and joining shoots "

@@ -179,8 +179,8 @@ class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
         # The append goes out from the event loop where it can (:meth:`append_now`).
         self._wire = None if self.cluster else Wire.from_url(url, timeout_s=REDIS_TIMEOUT_S)
         self.durability: Durability | None = None
-        """What Redis promises, found out at the first append (Redis may be down at
-        start, and the relay must start anyway)."""
+        """What Redis promises: asked at start (:meth:`learn_durability`), or at the first
+        append if Redis was down then (the relay starts anyway)."""
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run one of this store's blocking methods on a worker thread.
@@ -220,7 +220,10 @@ class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
         waitaof = aof and parse_version(version) >= (7, 2)
         return Durability(version, aof, policy, waitaof)
 
-    def _durability(self) -> Durability:
+    def learn_durability(self) -> Durability:
+        """What Redis promises, asked once and logged once. Asked at start, so the first
+        appends of many shoots do not each ask it, and each go through a thread to do so
+        (:meth:`append_now` sends from the event loop only once it is known)."""
         if self.durability is None:
             self.durability = self.detect_durability()
             log.info("%s", self.durability.describe())
@@ -326,7 +329,7 @@ class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
                 entries may be there, and a retry appends them again, which is harmless
                 (applying a Yjs update twice changes nothing).
         """
-        waitaof = self._durability().waitaof  # asked before writing, so a failure here
+        waitaof = self.learn_durability().waitaof  # asked before writing, so a failure here
         keys, args = self._append_call(shoot, owner, updates)  # leaves nothing behind
         if not waitaof:
             return self._appended(shoot, self._append(keys=keys, args=args), None)

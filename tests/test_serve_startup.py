@@ -252,3 +252,34 @@ async def test_flushed_is_logged_only_when_redis_has_everything(
     messages = [r.getMessage() for r in caplog.records]
     assert not any("every shoot flushed" in m for m in messages), messages
     assert any("1 of 1 shoots could not flush" in m for m in messages), messages
+
+
+async def test_what_redis_promises_is_asked_and_logged_once_at_start(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Known before the first write: the first appends of several shoots neither ask it
+    each (a thread hop and three round trips apiece) nor log it each."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url)
+    caplog.set_level(logging.INFO, logger="relay")
+    shutdown = trio.Event()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(
+                lambda task_status: serve_relay(
+                    settings, shutdown=shutdown, task_status=task_status
+                )
+            )
+
+            def promises() -> list[str]:
+                said = [r.getMessage() for r in caplog.records if r.name == "relay.store"]
+                return [m for m in said if m.startswith("Redis ")]
+
+            assert len(promises()) == 1, "said when the relay started, before any shoot"
+            for creator in ("Sam", "Alex", "Jo"):
+                shoot = await create_shoot(url, creator=creator)
+                me = await join_shoot(url, shoot.code, name=creator, round="national")
+                async with connect(url, shoot.code, identity=me, options=FAST) as client:
+                    await client.score_end([9, 9, 9, 9, 9, 9])
+                    await client.wait_synced()
+            shutdown.set()
+    assert len(promises()) == 1, promises()
