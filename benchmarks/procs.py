@@ -133,6 +133,29 @@ class Server:
                 time.sleep(0.02)  # polling a child process that is starting up
         raise RuntimeError(f"{self.name} did not answer within {READY_TIMEOUT_S} s")
 
+    def start_until_logged(self, text: str) -> float:
+        """Spawn the server and wait until a line of its log holds ``text``; returns the
+        seconds it took.
+
+        For a start under load: the relay listens before it loads, so an HTTP probe would
+        wait in the kernel's queue behind the clients already there, and count part of
+        their catch-up as start-up. The line the relay logs once it serves does not wait.
+        """
+        self._log_path.touch()
+        offset = self._log_path.stat().st_size
+        self.spawn()
+        assert self._process is not None
+        deadline = self._spawned + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with self._log_path.open("rb") as log:
+                log.seek(offset)
+                if text.encode() in log.read():
+                    return time.monotonic() - self._spawned
+            if self._process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start; see {self._log_path}")
+            time.sleep(0.01)  # polling a child process's log while it starts
+        raise RuntimeError(f"{self.name} did not log {text!r} within {READY_TIMEOUT_S} s")
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM (the relay shuts down gracefully), then SIGKILL after ``timeout_s``."""
         process, self._process = self._process, None

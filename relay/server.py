@@ -333,15 +333,19 @@ def _settle_heap() -> None:
 
 
 def _freeze_for_exit() -> None:
-    """Take the whole heap out of the garbage collector's sight for the way out.
+    """Take the whole heap out of the garbage collector's sight for the way out, and
+    collect nothing more.
 
     Stopping allocates (a cancellation and its traceback per task, thousands of them),
     which triggers collections, and a full one walked every session and shoot still in
     memory: with 5,000 sessions that was a third of the stop's CPU (0.6 of 1.8 s) and the
-    interpreter's last collection at exit walked it again. The process ends in seconds;
-    the cycles it holds go with it. What the stop itself creates is still collected.
+    interpreter's last collection at exit walked it again. Even with the heap frozen, the
+    younger collections of what the stop allocates cost a tenth of it (1.0-1.2 s of CPU
+    against 0.9-1.05 s without, 5,000 sessions). The process ends in seconds: reference
+    counting frees most of that garbage, and the cycles go with the process.
     """
     gc.freeze()
+    gc.disable()
 
 
 def _startup_error(group: BaseExceptionGroup[BaseException]) -> StartupError | None:
