@@ -25,6 +25,21 @@ a temporary name, locked, and only then renamed to ``family.lock``, so a sweeper
 either no lock file (left alone) or a locked one. A sweeper removes a directory while
 holding its lock, so two supervisors sweeping at once never both act on one directory.
 
+Where the directory goes: in the temp folder (``TMPDIR``), unless a socket in it would
+not fit a Unix socket's path (:data:`MAX_SOCKET_PATH_BYTES`: 107 bytes on Linux, 103 on
+macOS; a family's directory and a socket's name add 54 characters to the temp folder's).
+A long ``TMPDIR`` (a test runner's, a sandbox's, a per-user one on macOS) then used to
+crash every worker binding its socket, and the supervisor restarted them forever. The
+directory then goes in the first short, shared temp folder of :data:`FALLBACK_BASES`
+instead (``/tmp``): still made by :func:`tempfile.mkdtemp` (0700, a name nobody can
+predict), and still locked and swept as above, so privacy and clean-up are the same as
+in the temp folder; a supervisor says so once, at INFO. The choice depends on the temp
+folder alone, so the next supervisor with the same ``TMPDIR`` looks in the same place
+for a killed one's directory (and sweeps the temp folder too). Only when no such place
+exists does the supervisor refuse to start, with one line naming ``TMPDIR`` and the
+limit. Serving without the sockets is not an option: every connection would be served by
+whichever worker the kernel picked, so every shoot would be handled twice, silently.
+
 What is never touched: anything in the temp folder but a real directory (not a symlink,
 never followed) named exactly ``fast-shoot-workers-`` plus :func:`tempfile.mkdtemp`'s
 eight characters, owned by this user, holding a ``family.lock`` regular file. A directory
@@ -41,10 +56,26 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["LOCK_NAME", "PREFIX", "SiblingDir", "open_sibling_dir", "sweep_stale_sibling_dirs"]
+from .siblings import socket_path
+from .startup import StartupError
+
+__all__ = [
+    "FALLBACK_BASES",
+    "LOCK_NAME",
+    "MAX_SOCKET_PATH_BYTES",
+    "PREFIX",
+    "SiblingDir",
+    "choose_base_dir",
+    "longest_socket_path",
+    "open_sibling_dir",
+    "prepare_sibling_dir",
+    "sweep_stale_sibling_dirs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +86,13 @@ LOCK_NAME: Final = "family.lock"
 _NEW_LOCK_NAME: Final = "family.lock.new"
 #: Exactly the names :func:`tempfile.mkdtemp` gives with :data:`PREFIX`.
 _NAME: Final = re.compile(re.escape(PREFIX) + r"[a-z0-9_]{8}")
+#: The longest path a Unix socket binds to: ``sun_path`` holds 108 bytes on Linux and
+#: 104 on macOS and the BSDs, the terminating NUL included.
+MAX_SOCKET_PATH_BYTES: Final = 107 if sys.platform.startswith("linux") else 103
+#: Where a family's directory goes when the temp folder's path is too long, in order:
+#: short temp folders every user may write in (sticky, so nobody else can move or
+#: replace what is made there).
+FALLBACK_BASES: Final = ("/tmp", "/var/tmp")
 
 
 class SiblingDir:
@@ -79,13 +117,94 @@ class SiblingDir:
             os.close(self.lock_fd)
 
 
-def open_sibling_dir() -> SiblingDir:
-    """Make a private (0700) directory in the temp folder, with its lock held.
+def longest_socket_path(base: str) -> int:
+    """How many bytes the path of a worker's socket takes in a family's directory made
+    in ``base`` (every socket's name has the same length)."""
+    family = os.path.join(base, PREFIX + "_" * 8)
+    return len(os.fsencode(socket_path(family, "any instance")))
+
+
+def choose_base_dir(temp_dir: str | None = None, fallbacks: Sequence[str] | None = None) -> str:
+    """Where a family's directory goes: ``temp_dir`` (the temp folder by default) if its
+    sockets' paths fit, else the first of ``fallbacks`` (:data:`FALLBACK_BASES` by
+    default) whose do and that is a private enough place (see :func:`_shared_safely`).
 
     Raises:
-        OSError: the temp folder cannot be written.
+        StartupError: neither fits; the message names ``TMPDIR`` and the limit.
     """
-    path = tempfile.mkdtemp(prefix=PREFIX)
+    temp_dir = temp_dir or tempfile.gettempdir()
+    if longest_socket_path(temp_dir) <= MAX_SOCKET_PATH_BYTES:
+        return temp_dir
+    fallbacks = FALLBACK_BASES if fallbacks is None else fallbacks
+    for base in fallbacks:
+        if longest_socket_path(base) <= MAX_SOCKET_PATH_BYTES and _shared_safely(base):
+            return base
+    room = MAX_SOCKET_PATH_BYTES - (longest_socket_path(temp_dir) - len(os.fsencode(temp_dir)))
+    raise StartupError(
+        f"TMPDIR {temp_dir} is too long for the workers' Unix sockets (a socket's path "
+        f"would be {longest_socket_path(temp_dir)} bytes, the limit is "
+        f"{MAX_SOCKET_PATH_BYTES}) and none of {', '.join(fallbacks)} can be used "
+        f"instead: set TMPDIR to a directory of at most {room} bytes."
+    )
+
+
+def _shared_safely(base: str) -> bool:
+    """Whether ``base`` is a directory this user may make directories in where nobody
+    else can move or replace them: owned by root or this user, and sticky if others may
+    write in it (as ``/tmp`` is). A symlink is followed, as the temp folder's would be."""
+    try:
+        info = os.stat(base)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (0, os.getuid()):
+        return False
+    shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if shared and not info.st_mode & stat.S_ISVTX:
+        return False
+    return os.access(base, os.W_OK | os.X_OK)
+
+
+def prepare_sibling_dir(
+    temp_dir: str | None = None, fallbacks: Sequence[str] | None = None
+) -> SiblingDir:
+    """What a supervisor does before its first worker starts: choose where its family's
+    directory goes (:func:`choose_base_dir`), sweep the directories killed families left
+    there and in the temp folder, and make its own (blocking: run it on a thread).
+
+    Raises:
+        StartupError: no place fits the sockets, or the chosen one cannot be written.
+    """
+    temp_dir = temp_dir or tempfile.gettempdir()
+    base = choose_base_dir(temp_dir, fallbacks)
+    sweep_stale_sibling_dirs(temp_dir)
+    if base != temp_dir:
+        sweep_stale_sibling_dirs(base)
+    try:
+        family = open_sibling_dir(base)
+    except OSError as exc:
+        raise StartupError(
+            f"Cannot make the workers' socket directory in {base}: {exc.strerror}."
+        ) from exc
+    if base != temp_dir:
+        log.info(
+            "TMPDIR %s is too long for the workers' Unix sockets (%d bytes, at most %d): "
+            "their private directory is %s instead",
+            temp_dir,
+            longest_socket_path(temp_dir),
+            MAX_SOCKET_PATH_BYTES,
+            family.path,
+        )
+    return family
+
+
+def open_sibling_dir(base: str | None = None) -> SiblingDir:
+    """Make a private (0700) directory in ``base`` (the temp folder by default), with
+    its lock held.
+
+    Raises:
+        OSError: ``base`` cannot be written.
+    """
+    path = tempfile.mkdtemp(prefix=PREFIX, dir=base)
     try:
         new = os.path.join(path, _NEW_LOCK_NAME)
         fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -21,7 +21,8 @@ What the supervisor does:
 - **Affinity.** It creates a private directory where each worker listens on a Unix
   socket, so a worker that accepted a shoot's WebSocket passes it to the sibling owning
   that shoot (:mod:`relay.siblings`): each shoot is then served by one process, not
-  handled twice by an owner and a follower. It removes the directory when all have stopped;
+  handled twice by an owner and a follower. The directory is in the temp folder, or in
+  ``/tmp`` if ``TMPDIR`` is too long for a socket's path; it removes it when all have stopped;
   one left behind by a supervisor that was killed is swept when the next one starts, once
   that family's last process is gone (:mod:`relay.sibling_dir`).
 - **Stopping.** SIGTERM or SIGINT: every worker gets SIGTERM at once and stops as a single
@@ -53,7 +54,7 @@ import trio
 from .config import Settings
 from .redis_server import RedisServer, free_port, pdeathsig_preexec
 from .server import open_embedded, shutdown_budget_s, wait_exit, watching
-from .sibling_dir import SiblingDir, open_sibling_dir, sweep_stale_sibling_dirs
+from .sibling_dir import prepare_sibling_dir
 from .startup import RedisDescription, redact_redis_url, where_to_go
 
 __all__ = ["settings_from_json", "settings_to_json", "supervise_workers", "worker_main"]
@@ -184,19 +185,19 @@ async def supervise_workers(
     """Run ``settings.workers`` workers until ``shutdown`` is set, then stop them all.
 
     Raises:
-        StartupError: the embedded redis-server did not start.
+        StartupError: the embedded redis-server did not start, or there is no place for
+            the workers' sockets (a ``TMPDIR`` too long, and no short temp folder).
     """
+    # Private (0700): the workers' sockets for passing connections (relay.siblings).
+    # First, as a check: a start that cannot succeed leaves nothing started.
+    sibling_dir = await trio.to_thread.run_sync(prepare_sibling_dir)
     embedded: RedisServer | None = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        embedded = await open_embedded(settings)
-        redis_url = embedded.url
-    sibling_dir: SiblingDir | None = None
     try:
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = await open_embedded(settings)
+            redis_url = embedded.url
         port = settings.port or free_port()
-        await trio.to_thread.run_sync(sweep_stale_sibling_dirs)
-        # Private (0700): the workers' sockets for passing connections (relay.siblings).
-        sibling_dir = open_sibling_dir()
         worker_settings = dataclasses.replace(
             settings,
             redis_url=redis_url,
@@ -221,8 +222,7 @@ async def supervise_workers(
                 announce(lines)
         log.info("every worker has stopped")
     finally:
-        if sibling_dir is not None:
-            sibling_dir.remove()
+        sibling_dir.remove()
         if embedded is not None:  # last: the workers flushed their shoots into it
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(embedded.close)

@@ -1,5 +1,5 @@
-"""Sweeping the socket directories of ``--workers`` families that are gone
-(relay.sibling_dir), on a real temp folder of the test's own, with real locks held by
+"""Where the socket directories of ``--workers`` families go, and sweeping those of
+families that are gone (relay.sibling_dir), on a real temp folder of the test's own, with real locks held by
 this process or by a real child process.
 
 A directory is stale when its lock can be taken: the tests "kill" a family by closing
@@ -10,17 +10,33 @@ that is killed.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
+from relay.metrics import Metrics
 from relay.server import wait_exit
-from relay.sibling_dir import LOCK_NAME, PREFIX, open_sibling_dir, sweep_stale_sibling_dirs
+from relay.sibling_dir import (
+    FALLBACK_BASES,
+    LOCK_NAME,
+    MAX_SOCKET_PATH_BYTES,
+    PREFIX,
+    choose_base_dir,
+    longest_socket_path,
+    open_sibling_dir,
+    prepare_sibling_dir,
+    sweep_stale_sibling_dirs,
+)
+from relay.siblings import Siblings
+from relay.startup import StartupError
 
 
 @pytest.fixture
@@ -127,3 +143,114 @@ def test_another_users_stale_directory_is_left_alone(temp_dir: Path) -> None:
 
 def test_a_temp_folder_that_cannot_be_read_stops_nothing(tmp_path: Path) -> None:
     assert sweep_stale_sibling_dirs(str(tmp_path / "missing")) == []
+
+
+# Where the directory goes: the temp folder, or a short one when the temp folder's path
+# leaves no room for a socket's.
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short directory of this test's own, standing in for ``/tmp`` (private: 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="fs-sd-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _of_length(parent: Path, socket_bytes: int) -> Path:
+    """A directory in ``parent`` whose family's sockets take exactly ``socket_bytes``."""
+    overhead = longest_socket_path(str(parent / "x")) - len(str(parent / "x"))
+    directory = parent / ("d" * (socket_bytes - overhead - len(str(parent)) - 1))
+    directory.mkdir()
+    assert longest_socket_path(str(directory)) == socket_bytes
+    return directory
+
+
+def test_the_limit_is_the_longest_path_a_socket_binds_to(short_dir: Path) -> None:
+    fits = _of_length(short_dir, MAX_SOCKET_PATH_BYTES)
+    assert choose_base_dir(str(fits), fallbacks=()) == str(fits)
+    family = open_sibling_dir(str(fits))
+    try:
+        listener = Siblings(family.path, "host-1-aaaaaa", Metrics()).listen()
+        listener.close()
+    finally:
+        family.remove()
+    too_long = _of_length(short_dir, MAX_SOCKET_PATH_BYTES + 1)
+    assert choose_base_dir(str(too_long), fallbacks=[str(fits)]) == str(fits)
+
+
+def test_a_temp_folder_too_long_for_a_socket_gives_way_to_a_short_one(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    long_dir = tmp_path / ("t" * 60)  # a pytest tmp_path is long already
+    long_dir.mkdir()
+    shared = short_dir / "shared"  # writable by all, not sticky: anyone could replace it
+    shared.mkdir()
+    shared.chmod(0o777)
+    too_long_too = _of_length(short_dir, MAX_SOCKET_PATH_BYTES + 1)
+    fallbacks = [str(short_dir / "missing"), str(shared), str(too_long_too), str(short_dir)]
+    assert choose_base_dir(str(long_dir), fallbacks) == str(short_dir)
+    shared.chmod(0o1777)  # sticky, as /tmp is: nobody moves what others make there
+    assert choose_base_dir(str(long_dir), fallbacks) == str(shared)
+
+
+def test_no_place_for_the_sockets_is_one_line_naming_tmpdir_and_the_limit(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    long_dir = _of_length(short_dir, MAX_SOCKET_PATH_BYTES + 1)
+    with pytest.raises(StartupError) as caught:
+        choose_base_dir(str(long_dir), fallbacks=[str(tmp_path / "missing")])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"TMPDIR {long_dir} is too long" in message
+    assert f"the limit is {MAX_SOCKET_PATH_BYTES}" in message
+    assert f"at most {MAX_SOCKET_PATH_BYTES - 54} bytes" in message
+
+
+def test_the_default_fallback_is_short_and_shared_safely() -> None:
+    """Wherever the tests run: ``/tmp`` exists, is sticky, and leaves room for sockets."""
+    base = choose_base_dir("/" + "t" * 80)
+    assert base in FALLBACK_BASES
+    assert os.stat(base).st_mode & 0o1000
+
+
+def test_a_killed_familys_directory_in_the_short_place_is_swept_by_the_next_one(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same ``TMPDIR`` leads the next supervisor to the same short place, where it
+    sweeps what a killed one left; a live family's directory there is kept."""
+    long_dir = _of_length(short_dir, MAX_SOCKET_PATH_BYTES + 10)
+    fallback = short_dir / "fallback"
+    fallback.mkdir()
+    caplog.set_level(logging.INFO, logger="relay.sibling_dir")
+    killed = prepare_sibling_dir(str(long_dir), [str(fallback)])
+    os.close(killed.lock_fd)  # killed: its lock goes, its directory stays
+    assert Path(killed.path).parent == fallback
+    assert Path(killed.path).stat().st_mode & 0o777 == 0o700
+    live = prepare_sibling_dir(str(long_dir), [str(fallback)])
+    try:
+        assert not Path(killed.path).exists()
+        assert sorted(p.name for p in fallback.iterdir()) == [Path(live.path).name]
+        assert list(long_dir.iterdir()) == []
+        moved = [r.getMessage() for r in caplog.records if "is too long" in r.getMessage()]
+        assert moved == [
+            f"TMPDIR {long_dir} is too long for the workers' Unix sockets "
+            f"({MAX_SOCKET_PATH_BYTES + 10} bytes, at most {MAX_SOCKET_PATH_BYTES}): "
+            f"their private directory is {killed.path} instead",
+            f"TMPDIR {long_dir} is too long for the workers' Unix sockets "
+            f"({MAX_SOCKET_PATH_BYTES + 10} bytes, at most {MAX_SOCKET_PATH_BYTES}): "
+            f"their private directory is {live.path} instead",
+        ]  # once per supervisor
+    finally:
+        live.remove()
+
+
+def test_a_short_temp_folder_is_used_as_it_is(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(short_dir))
+    family = prepare_sibling_dir()
+    try:
+        assert Path(family.path).parent == short_dir
+    finally:
+        family.remove()

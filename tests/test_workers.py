@@ -8,6 +8,7 @@ answered; every request goes on a fresh connection so the kernel picks a worker 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,9 +25,11 @@ import pytest
 import trio
 import trio_websocket
 
+from relay import sibling_dir
 from relay.config import ConfigError, Settings
 from relay.redis_server import free_port
-from relay.server import wait_exit
+from relay.server import run, wait_exit
+from relay.sibling_dir import FALLBACK_BASES, MAX_SOCKET_PATH_BYTES
 from relay.startup import StartupError, check_port_free, listen_reuse_port
 from relay.workers import settings_from_json, settings_to_json
 from sync.protocol import Ack, Hello, Update, Welcome
@@ -422,3 +425,114 @@ def test_workers_listen_side_by_side_where_a_plain_bind_is_refused() -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.fixture
+def long_temp_dir(tmp_path: Path) -> Path:
+    """A ``TMPDIR`` too long for the sockets of a family's directory (a pytest
+    ``tmp_path`` alone nearly is)."""
+    directory = tmp_path / ("long-temp-dir-" + "t" * 50)
+    directory.mkdir()
+    return directory
+
+
+async def _passed_total(url: str) -> int:
+    """``fastshoot_websockets_passed_total`` of whichever worker answered."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        text = (await http.get("/metrics")).text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("fastshoot_websockets_passed")]
+    return int(line.split()[1])
+
+
+def _moved_dir(log: Path, temp_dir: Path) -> Path:
+    """The family's directory a supervisor says it made elsewhere than in ``temp_dir``."""
+    found = re.search(
+        rf"TMPDIR {re.escape(str(temp_dir))} is too long for the workers' Unix sockets "
+        r"\(\d+ bytes, at most \d+\): their private directory is (\S+) instead\n",
+        log.read_text(),
+    )
+    assert found is not None
+    return Path(found.group(1))
+
+
+async def test_workers_pass_websockets_to_each_other_whatever_the_temp_folders_length(
+    tmp_path: Path, long_temp_dir: Path
+) -> None:
+    """Regression: with a ``TMPDIR`` so long that a socket in the family's directory
+    exceeded the Unix socket path limit, every worker crashed binding its socket and was
+    restarted forever. The directory now goes to a short private place, and each shoot's
+    clients still gather on its owner: those the kernel gave to the other worker were
+    passed to it. The next supervisor with that ``TMPDIR`` sweeps a killed one's there."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    viewers = 16
+    first = tmp_path / "first"
+    with _serve(first, port, long_temp_dir) as supervisor, trio.fail_after(120):
+        await wait_healthy(url)
+        await _workers(url, 2)
+        family = _moved_dir(first / "relay.log", long_temp_dir)
+        assert str(family.parent) in FALLBACK_BASES
+        assert family.stat().st_mode & 0o777 == 0o700
+        assert list(long_temp_dir.iterdir()) == []
+        async with httpx.AsyncClient(base_url=url) as http:
+            code = (await create_shoot(http))["code"]
+            archer, token = await join(http, code, "Chris")
+        async with AsyncExitStack() as stack:
+            writer, watching = await _routed_peers(stack, url, code, archer, token, viewers)
+            spread = await _spread(url, 2, viewers + 1)
+            counts = {pid: body["connections"] for pid, body in spread.items()}
+            assert sorted(counts.values()) == [0, viewers + 1], counts  # all on the owner
+            assert all(body["followed_shoots"] == 0 for body in spread.values()), spread
+            while await _passed_total(url) == 0:  # until the worker that passed answers
+                await trio.sleep(0.05)  # each request picks a worker anew; under the deadline
+            await writer.write(1, register(archer, (9, 9, 7, 7, 5, 5)))
+            await writer.expect(Ack)
+            for viewer in watching:
+                while viewer.doc.registers()[archer].state.arrows != (9, 9, 7, 7, 5, 5):
+                    await viewer.expect(Update)
+        names = sorted(path.name for path in family.iterdir())
+        assert names.count("family.lock") == 1
+        assert sum(name.endswith(".sock") for name in names) == 2
+
+        left = [*spread, _redis_pid(first)]
+        supervisor.kill()  # its directory stays behind, until its family is gone
+        await wait_exit(supervisor)
+        while any(_alive(pid) for pid in left):
+            await trio.sleep(0.05)  # the workers stop on SIGTERM; under the deadline
+        assert family.is_dir()
+
+        following = tmp_path / "next"
+        with _serve(following, port, long_temp_dir) as supervisor:
+            await wait_healthy(url)
+            assert not family.exists()  # swept before its workers started
+            again = _moved_dir(following / "relay.log", long_temp_dir)
+            assert again.is_dir()
+            supervisor.send_signal(signal.SIGTERM)
+            assert await wait_exit(supervisor) == 0
+        assert not again.exists()
+    swept = "removed \\d+ socket directories of worker families that are gone: (.*)\n"
+    found = re.search(swept, (following / "relay.log").read_text())
+    assert found is not None
+    assert family.name in found.group(1).split(", ")  # among others this user's, maybe
+    for log in (first / "relay.log", following / "relay.log"):
+        assert "Traceback" not in log.read_text()
+
+
+def test_no_place_for_the_workers_sockets_stops_the_start_in_one_line(
+    tmp_path: Path, long_temp_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a ``TMPDIR`` too long and no short temp folder to use instead, the
+    supervisor refuses to start before anything is started, naming ``TMPDIR`` and the
+    limit, rather than leaving its workers to crash and be restarted forever."""
+    monkeypatch.setattr(tempfile, "tempdir", str(long_temp_dir))
+    monkeypatch.setattr(sibling_dir, "FALLBACK_BASES", (str(tmp_path / "missing"),))
+    settings = Settings(
+        host="127.0.0.1", port=free_port(), redis_url=redis_url, data_dir=tmp_path, workers=2
+    )
+    with pytest.raises(StartupError) as caught:
+        run(settings)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"TMPDIR {long_temp_dir} is too long for the workers' Unix sockets" in message
+    assert f"the limit is {MAX_SOCKET_PATH_BYTES}" in message
+    assert list(long_temp_dir.iterdir()) == []
