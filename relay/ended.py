@@ -30,8 +30,7 @@ CACHED_BOARDS: Final = 128
 
 
 def _build(stored: StoredShoot) -> ShootView:
-    updates = ([stored.snapshot] if stored.snapshot else []) + [u for _, u in stored.log]
-    registers = ShootDocument.load(updates).registers()
+    registers = ShootDocument.load(stored.updates).registers()
     return ShootView(stored.shoot, build_leaderboard(registers.values()), registers)
 
 

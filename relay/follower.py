@@ -146,8 +146,7 @@ class ShootFollower:
         self._holder = holder
         self._on_close = on_close
         self._now_ms = now_ms
-        updates = [stored.snapshot] if stored.snapshot else []
-        self.doc = ShootDocument.load(updates + [u for _, u in stored.log])
+        self.doc = ShootDocument.load(stored.updates)
         self._state: ShootState[None] = ShootState(self.doc)
         self._board = FollowerBoard(self.shoot, self.doc)
         self._archers = dict(stored.archers)

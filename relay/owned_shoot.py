@@ -113,10 +113,8 @@ class OwnedShoot:
         self._now_ms = now_ms
         self._on_notice = on_notice
         self._on_notice_frame = on_notice_frame
-        updates = [stored.snapshot] if stored.snapshot else []
-        updates += [update for _, update in stored.log]
         client_id = client_id_for(owner.epoch)
-        self.doc = ShootDocument.load(updates, client_id=client_id, derive=peek_derived)
+        self.doc = ShootDocument.load(stored.updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
         self._standings = Standings(self.doc, self.projected)

@@ -72,6 +72,12 @@ class StoredShoot:
     log_end: str = "0-0"
     """The id of the log's last entry, markers included (where a follower tails from)."""
 
+    @property
+    def updates(self) -> list[bytes]:
+        """The Yjs updates that make the document: the snapshot, then the log."""
+        snapshot = [self.snapshot] if self.snapshot else []
+        return snapshot + [update for _, update in self.log]
+
 
 @dataclass(frozen=True, slots=True)
 class Durability:

@@ -303,6 +303,16 @@ async def _spread(url: str, count: int, expected: int) -> dict[int, dict[str, An
         await trio.sleep(0.05)  # connections still arriving or closing; under the deadline
 
 
+async def _all_on_one_worker(url: str, connections: int) -> dict[int, int]:
+    """Each of the 2 workers' WebSocket count, once they hold ``connections``, checked:
+    all on one worker (the shoot's owner), none followed."""
+    spread = await _spread(url, 2, connections)
+    counts = {pid: body["connections"] for pid, body in spread.items()}
+    assert sorted(counts.values()) == [0, connections], counts
+    assert all(body["followed_shoots"] == 0 for body in spread.values()), spread
+    return counts
+
+
 async def _routed_peers(
     stack: AsyncExitStack, url: str, code: str, archer: str, token: str, viewers: int
 ) -> tuple[Peer, list[Peer]]:
@@ -346,10 +356,7 @@ async def test_a_shoots_websockets_are_served_by_the_worker_that_owns_it(
             archer, token = await join(http, code, "Chris")
         async with AsyncExitStack() as stack:
             writer, watching = await _routed_peers(stack, url, code, archer, token, viewers)
-            spread = await _spread(url, 2, viewers + 1)
-            counts = {pid: body["connections"] for pid, body in spread.items()}
-            assert sorted(counts.values()) == [0, viewers + 1], counts  # all on one worker
-            assert all(body["followed_shoots"] == 0 for body in spread.values()), spread
+            counts = await _all_on_one_worker(url, viewers + 1)
             owner = next(pid for pid, count in counts.items() if count)
 
             await writer.write(1, register(archer, (9, 9, 7, 7, 5, 5)))
@@ -479,10 +486,7 @@ async def test_workers_pass_websockets_to_each_other_whatever_the_temp_folders_l
             archer, token = await join(http, code, "Chris")
         async with AsyncExitStack() as stack:
             writer, watching = await _routed_peers(stack, url, code, archer, token, viewers)
-            spread = await _spread(url, 2, viewers + 1)
-            counts = {pid: body["connections"] for pid, body in spread.items()}
-            assert sorted(counts.values()) == [0, viewers + 1], counts  # all on the owner
-            assert all(body["followed_shoots"] == 0 for body in spread.values()), spread
+            workers = await _all_on_one_worker(url, viewers + 1)
             while await _passed_total(url) == 0:  # until the worker that passed answers
                 await trio.sleep(0.05)  # each request picks a worker anew; under the deadline
             await writer.write(1, register(archer, (9, 9, 7, 7, 5, 5)))
@@ -494,7 +498,7 @@ async def test_workers_pass_websockets_to_each_other_whatever_the_temp_folders_l
         assert names.count("family.lock") == 1
         assert sum(name.endswith(".sock") for name in names) == 2
 
-        left = [*spread, _redis_pid(first)]
+        left = [*workers, _redis_pid(first)]
         supervisor.kill()  # its directory stays behind, until its family is gone
         await wait_exit(supervisor)
         while any(_alive(pid) for pid in left):
