@@ -92,6 +92,12 @@ MUTANTS = [
         "return []",
     ),
     Mutant(
+        "an older edit of the device's own that won on a pre-correction stamp stands",
+        "sync/client_session.py",
+        "return self._rewrite(carried) if self._stale_own(value, carried) else []",
+        "return []",
+    ),
+    Mutant(
         "a local write is merged into the outbox instead of replacing the pending one",
         "sync/client_session.py",
         "self.outbox.replace(register)",

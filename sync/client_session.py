@@ -122,6 +122,8 @@ class ClientSession:
         self._carried: dict[str, Register] = {}
         """Per archer, this device's last edit while no other device's state that does not
         hold it has replaced it (then it is reported, once)."""
+        self._wall_ms = 0
+        """The wall clock of the message being handled (a rewrite stamps with it)."""
         if archer_id is not None:
             last = merge(self.outbox.seen(archer_id), self.outbox.get(archer_id))
             if last is not None and self._mine(last):
@@ -226,6 +228,7 @@ class ClientSession:
         if conn is None:
             return []
         conn.last_received = now
+        self._wall_ms = wall_ms
         if self.phase is A.Phase.HELLO_SENT:
             match message:
                 case Welcome():
@@ -370,8 +373,10 @@ class ClientSession:
         device's last edit (acknowledged, or held by an earlier winner); report it once if
         not. A pending write is answered on its own."""
         carried = self._carried.get(value.archer_id)
-        if carried is None or self._mine(value) or self.outbox.get(value.archer_id):
+        if carried is None or self.outbox.get(value.archer_id):
             return []
+        if self._mine(value):
+            return self._rewrite(carried) if self._stale_own(value, carried) else []
         if carried.key() >= value.key() or A.includes(value, carried):
             return []
         del self._carried[value.archer_id]
@@ -412,7 +417,9 @@ class ClientSession:
         actions: list[A.Action] = self._see(winner) if self.archer_id == winner.archer_id else []
         dropped = self.outbox.adopt(winner)
         actions.append(self._save())
-        if dropped is not None:
+        if dropped is not None and self._stale_own(winner, dropped):
+            actions += self._rewrite(dropped)
+        elif dropped is not None:
             lost = self._loss(dropped, winner)
             if lost:
                 self._carried.pop(winner.archer_id, None)
@@ -513,6 +520,25 @@ class ClientSession:
 
     def _mine(self, register: Register) -> bool:
         return register.stamp.device_id == self.clock.device_id
+
+    def _stale_own(self, winner: Register, newest: Register) -> bool:
+        """Whether ``winner``, this device's, is an older edit than ``newest`` (its last)
+        that won all the same: stamped before a ``clock_skew`` correction and carried
+        late (a forwarded write, a resent copy), it beats every stamp the corrected clock
+        issued since (the convergence test found it rolling back an acknowledged end)."""
+        return (
+            self._mine(winner)
+            and winner.state != newest.state
+            and winner.key() > newest.key()
+        )
+
+    def _rewrite(self, newest: Register) -> list[A.Action]:
+        """Write this device's last edit again, stamped above every stamp seen (the stale
+        winner's included): it replaces the older edit that won."""
+        restamped = Register(newest.archer_id, self.clock.now(self._wall_ms), newest.state)
+        self.outbox.replace(restamped)  # a new stamp: due at once
+        self._carried[newest.archer_id] = restamped
+        return [self._save(), A.Changed(frozenset({newest.archer_id}), "local")]
 
     def _save(self) -> A.SaveOutbox:
         self.outbox.clock = self.clock.last

@@ -45,6 +45,8 @@ class MemoryRelay:
         self.acked: list[Register] = []
         self.durable: list[Register] = []
         """Writes that won and reached "Redis" (a crash cannot lose them)."""
+        self.since_crash: list[Register] = []
+        """The writes of :attr:`accepted` taken since the last crash (the live document's)."""
         self._volatile: list[Register] = []
 
     @property
@@ -54,6 +56,7 @@ class MemoryRelay:
     def crash(self) -> None:
         doc = ShootDocument.load(self.persisted, client_id=next(self.client_ids))
         self.state, self.unflushed, self._volatile = ShootState(doc), [], []
+        self.since_crash = []
 
     def flush(self) -> list[Answer]:
         """Redis now has every update: the answers that were held for it."""
@@ -76,6 +79,7 @@ class MemoryRelay:
         except ClockSkewError as exc:
             return [Answer(to, Error("clock_skew", exc.message, id=write.id, server_ms=now_ms))]
         self.accepted.append(register)
+        self.since_crash.append(register)
         match written.outcome:
             case Applied() | Duplicate():
                 answer = Answer(to, Ack(write.id, register.archer_id, register.stamp))

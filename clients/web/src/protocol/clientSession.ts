@@ -46,7 +46,7 @@ import {
 import { compareStamps, HybridClock, sameStamp } from "./clock";
 import { FrameError } from "./codec";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
-import { Outbox, compareRegisters, mergeRegisters, sameRegister } from "./outboxState";
+import { Outbox, compareRegisters, mergeRegisters, sameRegister, sameState } from "./outboxState";
 import { ReconnectRule } from "./reconnect";
 import { Replica } from "./replica";
 import type { ArcherState, ShootInfo, Stamp } from "./types";
@@ -97,6 +97,8 @@ export class ClientSession {
   /** Per archer, the stamp of the newest write reported `acked`: each write once, in stamp order. */
   private readonly acked = new Map<string, Stamp>();
   private readonly carried = new Map<string, WireRegister>();
+  /** The wall clock of the message being handled (a rewrite stamps with it). */
+  private wallMs = 0;
   private conn: Conn | null = null;
   /** When to dial again (read `reconnect.attempt`; do not feed it events). */
   readonly reconnect: ReconnectRule;
@@ -210,6 +212,7 @@ export class ClientSession {
     const conn = this.conn;
     if (conn === null) return [];
     conn.lastReceived = now;
+    this.wallMs = wallMs;
     if (this.phase === "hello_sent") {
       if (message.type === "welcome") return this.onWelcome(message.shoot, message.reset, message.update, now);
       if (message.type === "error") return this.close(message.code, message.message, FATAL_CODES.has(message.code));
@@ -353,7 +356,8 @@ export class ClientSession {
    * pending write is answered on its own. */
   private checkCarried(value: WireRegister): Action[] {
     const carried = this.carried.get(value.archer);
-    if (carried === undefined || this.mine(value) || this.outbox.get(value.archer) !== null) return [];
+    if (carried === undefined || this.outbox.get(value.archer) !== null) return [];
+    if (this.mine(value)) return this.staleOwn(value, carried) ? this.rewrite(carried) : [];
     if (compareRegisters(carried, value) >= 0 || includes(value, carried)) return [];
     this.carried.delete(value.archer);
     return this.loss(carried, value, true);
@@ -394,7 +398,9 @@ export class ClientSession {
     const actions = this.archerId === winner.archer ? this.see(winner) : [];
     const dropped = this.outbox.adopt(winner);
     actions.push(this.save());
-    if (dropped !== null) {
+    if (dropped !== null && this.staleOwn(winner, dropped)) {
+      actions.push(...this.rewrite(dropped));
+    } else if (dropped !== null) {
       const lost = this.loss(dropped, winner);
       if (lost.length > 0) this.carried.delete(winner.archer);
       actions.push(...lost);
@@ -515,6 +521,22 @@ export class ClientSession {
 
   private mine(register: WireRegister): boolean {
     return register.stamp[2] === this.clock.deviceId;
+  }
+
+  /** Whether `winner`, this device's, is an older edit than `newest` (its last) that won
+   * all the same: stamped before a `clock_skew` correction and carried late (a forwarded
+   * write, a resent copy), it beats every stamp the corrected clock issued since. */
+  private staleOwn(winner: WireRegister, newest: WireRegister): boolean {
+    return this.mine(winner) && !sameState(winner, newest) && compareRegisters(winner, newest) > 0;
+  }
+
+  /** Write this device's last edit again, stamped above every stamp seen (the stale
+   * winner's included): it replaces the older edit that won. */
+  private rewrite(newest: WireRegister): Action[] {
+    const restamped: WireRegister = { archer: newest.archer, stamp: this.clock.now(this.wallMs), state: newest.state };
+    this.outbox.replace(restamped); // a new stamp: due at once
+    this.carried.set(newest.archer, restamped);
+    return [this.save(), { kind: "changed", archers: [newest.archer], source: "local" }];
   }
 
   private save(): Action {

@@ -22,6 +22,11 @@ export function compareRegisters(a: WireRegister, b: WireRegister): number {
   return compareBytes(canonicalState(a.state), canonicalState(b.state));
 }
 
+/** Whether two registers hold the same state, whatever their stamps. */
+export function sameState(a: WireRegister, b: WireRegister): boolean {
+  return compareBytes(canonicalState(a.state), canonicalState(b.state)) === 0;
+}
+
 /** Whether two registers are the same value (archer, stamp and state). */
 export function sameRegister(a: WireRegister | null | undefined, b: WireRegister | null | undefined): boolean {
   if (!a || !b) return !a && !b;
