@@ -526,11 +526,7 @@ class ClientSession:
         that won all the same: stamped before a ``clock_skew`` correction and carried
         late (a forwarded write, a resent copy), it beats every stamp the corrected clock
         issued since (the convergence test found it rolling back an acknowledged end)."""
-        return (
-            self._mine(winner)
-            and winner.state != newest.state
-            and winner.key() > newest.key()
-        )
+        return self._mine(winner) and winner.state != newest.state and winner.key() > newest.key()
 
     def _rewrite(self, newest: Register) -> list[A.Action]:
         """Write this device's last edit again, stamped above every stamp seen (the stale
