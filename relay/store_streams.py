@@ -56,6 +56,24 @@ def _pending(raw: Any) -> list[Entry]:
     ]
 
 
+def _queue_open_inbox(pipe: Any, shoot: Shoot) -> None:
+    """Queue on ``pipe`` what makes the inbox's consumer group (reading from its start) and
+    keeps the inbox as long as the shoot: answered by :func:`_check_opened`."""
+    key = _data_key(shoot, "inbox")
+    pipe.xgroup_create(key, INBOX_GROUP, id="0", mkstream=True)
+    pipe.pexpireat(key, _kept_until(shoot))
+
+
+def _check_opened(made: Any, expiring: Any) -> None:
+    """Raise the error of :func:`_queue_open_inbox`'s commands, if any; a group that is
+    there already is not one."""
+    if isinstance(made, redis.ResponseError) and "BUSYGROUP" in str(made):
+        made = None
+    for answer in (made, expiring):
+        if isinstance(answer, Exception):
+            raise answer
+
+
 class StreamCalls:
     """The scale-out calls of :class:`~relay.store.RedisStore` (blocking, like its others:
     run them through ``store.call``)."""
@@ -104,13 +122,9 @@ class StreamCalls:
 
     def open_inbox(self, shoot: Shoot) -> None:
         """Make the inbox's consumer group (reading from its start) if it is not there."""
-        key = _data_key(shoot, "inbox")
-        try:
-            self._redis.xgroup_create(key, INBOX_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._redis.pexpireat(key, _kept_until(shoot))
+        pipe = self._redis.pipeline(transaction=False)
+        _queue_open_inbox(pipe, shoot)
+        _check_opened(*pipe.execute(raise_on_error=False))
 
     def post_notice(self, shoot: Shoot, frame: bytes) -> None:
         """Append a notice frame to the log for the followers (:mod:`relay.notices`)."""
@@ -124,17 +138,13 @@ class StreamCalls:
     def open_inbox_pending(self, shoot: Shoot) -> list[Entry]:
         """:meth:`open_inbox`, then :meth:`inbox_pending`, in one round trip: what a new
         owner starts serving its inbox from."""
-        key = _data_key(shoot, "inbox")
         pipe = self._redis.pipeline(transaction=False)
-        pipe.xgroup_create(key, INBOX_GROUP, id="0", mkstream=True)
-        pipe.pexpireat(key, _kept_until(shoot))
-        pipe.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {key: "0"}, count=500)
+        _queue_open_inbox(pipe, shoot)
+        pipe.xreadgroup(INBOX_GROUP, INBOX_CONSUMER, {_data_key(shoot, "inbox"): "0"}, count=500)
         made, expiring, raw = pipe.execute(raise_on_error=False)
-        if isinstance(made, redis.ResponseError) and "BUSYGROUP" in str(made):
-            made = None  # the group is there already
-        for answer in (made, expiring, raw):
-            if isinstance(answer, Exception):
-                raise answer
+        _check_opened(made, expiring)
+        if isinstance(raw, Exception):
+            raise raw
         return _pending(raw)
 
     def answer(
