@@ -124,27 +124,45 @@ async def serve_session(socket: FrameSocket, relay: RelayContext) -> None:
     socket.attach(subscriber)
     session = rs.RelaySession(trio.current_time(), session_limits(relay.settings))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
-        hello = await _receive_hello(socket, relay, session, subscriber)
-        if hello is None:
-            if not session.closed:  # the peer went before its hello: no close to send
-                nursery.cancel_scope.cancel()
-            return
+        # The sender starts only once a frame has to wait (most connections never need
+        # one); whatever ends the body below either cancels or has queued the close, which
+        # starts it, so the nursery never waits for a sender nobody started.
+        subscriber.start_sender_with(
+            lambda: nursery.start_soon(_send_loop, socket, subscriber, nursery.cancel_scope)
+        )
         try:
-            archer_id = await authorize(relay, hello, socket.client_address)
-        except _REFUSALS as exc:
-            _carry(_refused(session, exc), subscriber, relay)
-            return
-        _carry(session.authorised(archer_id), subscriber, relay)
-        subscriber.role = hello.role
-        subscriber.archer_id = archer_id
-        relay.session_opened()
-        try:
-            await _subscribed(socket, relay, hello, session, subscriber)
+            await _serve(socket, relay, session, subscriber, nursery.cancel_scope)
         finally:
-            relay.session_closed()
-        if socket.gone:
-            nursery.cancel_scope.cancel()
+            subscriber.start_sender_with(None)
+
+
+async def _serve(
+    socket: FrameSocket,
+    relay: RelayContext,
+    session: rs.RelaySession,
+    subscriber: Subscriber,
+    scope: trio.CancelScope,
+) -> None:
+    hello = await _receive_hello(socket, relay, session, subscriber)
+    if hello is None:
+        if not session.closed:  # the peer went before its hello: no close to send
+            scope.cancel()
+        return
+    try:
+        archer_id = await authorize(relay, hello, socket.client_address)
+    except _REFUSALS as exc:
+        _carry(_refused(session, exc), subscriber, relay)
+        return
+    _carry(session.authorised(archer_id), subscriber, relay)
+    subscriber.role = hello.role
+    subscriber.archer_id = archer_id
+    relay.session_opened()
+    try:
+        await _subscribed(socket, relay, hello, session, subscriber)
+    finally:
+        relay.session_closed()
+    if socket.gone:
+        scope.cancel()
 
 
 async def _receive_hello(

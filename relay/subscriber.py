@@ -1,8 +1,10 @@
 """One connected client as the shoot's actor sees it: a bounded queue of frames.
 
 Backpressure: the actor must never wait for a slow phone, so it only ever calls the
-non-blocking :meth:`Subscriber.offer`. Each subscriber has one sender task (in the
-connection's nursery) draining the queue onto its socket. When to queue a frame, when a
+non-blocking :meth:`Subscriber.offer`. A sender task (in the connection's nursery) drains
+the queue onto the socket; it is started the first time a frame has to wait
+(:meth:`Subscriber.start_sender_with`), so the many connections whose frames always go
+straight out never have one. When to queue a frame, when a
 subscriber that fell behind is *resynced* (its queued updates replaced by the whole
 document, its answers kept) and when it is closed instead is decided by
 :mod:`sync.backlog` from the queue's counts; this module keeps the queue and carries the
@@ -115,6 +117,7 @@ class Subscriber:
         self._wakeup = trio.Event()
         self._closed = False
         self._transport: Transport | None = None
+        self._start_sender: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -125,9 +128,29 @@ class Subscriber:
         once while nothing is queued. Attach before anything is queued."""
         self._transport = transport
 
+    def start_sender_with(self, start: Callable[[], None] | None) -> None:
+        """Have ``start`` called once, the first time the sender is needed (a frame queued,
+        the rest of a frame to finish, the close), to start the sender task; ``None``
+        once the connection can start no task (its nursery is ending).
+
+        A sender per connection from the start cost every connection a task: spawned,
+        scheduled, parked, and cancelled at its end, all for nothing on a connection
+        whose frames the kernel always takes at once (nearly all of them). In a reconnect
+        storm that was thousands of tasks for the restarted relay to start and stop.
+        """
+        self._start_sender = start
+        if start is not None and self._wakeup.is_set():
+            self._wake()
+
     def wake(self) -> None:
         """Wake the sender task (the transport holds the rest of a frame to finish)."""
+        self._wake()
+
+    def _wake(self) -> None:
         self._wakeup.set()
+        start, self._start_sender = self._start_sender, None
+        if start is not None:
+            start()
 
     def _push(self, frame: bytes | _Answer) -> None:
         transport = self._transport
@@ -138,7 +161,7 @@ class Subscriber:
         if isinstance(frame, _Answer):
             self._answers += 1
         self._frames.append(frame)
-        self._wakeup.set()
+        self._wake()
 
     def _framed(self, payload: bytes) -> bytes:
         return payload if self._transport is None else self._transport.frame(payload)
@@ -172,14 +195,14 @@ class Subscriber:
         verdict = update_verdict(len(self._frames) - self._answers, self.limit, self.resyncs)
         if verdict is Verdict.QUEUE:
             self._frames.append(frame)
-            self._wakeup.set()
+            self._wake()
         elif verdict is Verdict.RESYNC:
             self.resyncs += 1
             kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
             self._frames.append(self._framed(resync()))
             self._frames.extend(kept)
-            self._wakeup.set()
+            self._wake()
         else:
             self.close(*TOO_SLOW)
             return False
@@ -221,7 +244,7 @@ class Subscriber:
         self._frames.clear()
         self._answers = 0
         self._frames.append(Close(code, reason))
-        self._wakeup.set()
+        self._wake()
 
     def finish(self, code: int, reason: str) -> None:
         """Queue the close after what is already queued (a graceful close)."""
@@ -229,7 +252,7 @@ class Subscriber:
             return
         self._closed = True
         self._frames.append(Close(code, reason))
-        self._wakeup.set()
+        self._wake()
 
     async def next_frame(self) -> bytes | Close | None:
         """The oldest queued frame, waiting for one; ``None`` after a wake-up with nothing

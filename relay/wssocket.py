@@ -150,6 +150,8 @@ class OwnedSocket:
         self._going_away = (code, reason)
         sent = self.close_nowait(code, reason)
         if self._subscriber is not None:
+            if sent:  # nothing is left to send: no sender task is started to send nothing
+                self._subscriber.start_sender_with(None)
             self._subscriber.close(code, reason)
         if sent and self.scope is not None:
             self.scope.cancel()

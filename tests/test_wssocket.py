@@ -223,3 +223,60 @@ async def test_an_ended_session_takes_fan_out_without_failing(
     owned.finished()
     assert not subscriber.offer(b"update", lambda: b"full")
     assert subscriber.closed
+
+
+async def test_the_sender_starts_once_and_only_when_a_frame_has_to_wait(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """Most connections never need a sender task: the kernel takes their frames at once.
+    The session's starter runs the first time one must wait, and never twice."""
+    relay_side, _ = pair
+    owned, subscriber = _session(relay_side, 8)
+    starts: list[int] = []
+    subscriber.start_sender_with(lambda: starts.append(1))
+    subscriber.offer(b"small", lambda: b"full")
+    subscriber.answer(b"ack")
+    assert starts == []  # both went straight to the socket
+    subscriber.offer(b"x" * 200_000, lambda: b"full")  # in part: the rest must wait
+    assert owned.busy
+    assert starts == [1]
+    subscriber.offer(b"queued", lambda: b"full")
+    subscriber.finish(1000, "")
+    assert starts == [1]
+
+
+async def test_a_close_starts_the_sender_and_nothing_starts_one_after_the_session(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    relay_side, client_side = pair
+    owned, subscriber = _session(relay_side, 8)
+    reader = Reader(client_side)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            subscriber.start_sender_with(
+                lambda: nursery.start_soon(_send_loop, owned, subscriber, nursery.cancel_scope)
+            )
+            subscriber.finish(4408, "bye")  # nothing else queued: only the close starts it
+        subscriber.start_sender_with(None)  # as the session does once its nursery ends
+        await reader.read_until(1)
+    assert reader.frames == [(Opcode.CLOSE, b"4408")]
+    subscriber.close(1001, "going away")  # after the session: queued, never started
+    assert subscriber.statistics().closed
+
+
+async def test_a_session_closed_by_the_relays_shutdown_starts_no_sender(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The shutdown closes every session in one pass; each close goes straight out, so
+    starting a sender for each (thousands at once) would only slow the relay's exit."""
+    relay_side, client_side = pair
+    owned, subscriber = _session(relay_side, 8)
+    starts: list[int] = []
+    subscriber.start_sender_with(lambda: starts.append(1))
+    owned.going_away(1001, "relay shutting down")
+    assert subscriber.closed
+    assert starts == []
+    reader = Reader(client_side)
+    with trio.fail_after(5):
+        await reader.read_until(1)
+    assert reader.frames == [(Opcode.CLOSE, b"1001")]
