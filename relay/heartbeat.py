@@ -13,6 +13,14 @@ every 5 s are a thousand of those a second, which a relay restarted under thousa
 reconnecting clients paid while it was also taking their hellos. One task ticking a few
 times per interval fires the same timers with one wake-up per tick. A ping goes out up to
 a tick late, and an eviction comes up to a tick late; nothing else changes.
+
+Why in slices: connections that opened together stay in step, so one tick can find
+thousands due at once (a quarter of 10,000 connections that came in a few seconds). Pinged
+in one pass, they held the event loop for tens of milliseconds, and their pongs came back
+in one burst: every update fanned out meanwhile waited (the many-shoots benchmark's p95
+was 176 ms, against 2 ms for the floor). The tick now looks at :data:`LOOKS_PER_SLICE`
+sessions at a time and lets the scheduler run between slices, so other sessions' frames,
+the actors and the pongs already back go in between.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Ticks per ping interval: how late a ping or an eviction may be, as a share of it.
 TICKS_PER_INTERVAL: Final = 4
+#: Sessions looked at between two passes through the scheduler (a slice's pings cost a
+#: few milliseconds of the event loop).
+LOOKS_PER_SLICE: Final = 128
 
 
 class Heartbeat:
@@ -42,11 +53,15 @@ class Heartbeat:
     Args:
         interval_s: Between two looks at one session.
         timeout_s: How long a ping may stay unanswered.
+        looks_per_slice: Sessions looked at between two passes through the scheduler.
     """
 
-    def __init__(self, interval_s: float, timeout_s: float) -> None:
+    def __init__(
+        self, interval_s: float, timeout_s: float, looks_per_slice: int = LOOKS_PER_SLICE
+    ) -> None:
         self._interval_s = interval_s
         self._timeout_s = timeout_s
+        self._looks_per_slice = looks_per_slice
         self._machines: dict[OwnedSocket, Machine] = {}
 
     def watch(self, owned: OwnedSocket) -> Machine:
@@ -66,9 +81,14 @@ class Heartbeat:
         while True:
             await trio.sleep(tick_s)  # the heartbeat's tick, not synchronisation
             now = trio.current_time()
-            for owned, machine in list(self._machines.items()):
-                if machine.next_timer <= now:
-                    self._carry_out(owned, machine.timer_fired(now))
+            due = [item for item in self._machines.items() if item[1].next_timer <= now]
+            for start in range(0, len(due), self._looks_per_slice):
+                if start:
+                    await trio.lowlevel.checkpoint()  # let the rest of the relay run
+                for owned, machine in due[start : start + self._looks_per_slice]:
+                    # A session may have ended (or been evicted) since the tick began.
+                    if self._machines.get(owned) is machine:
+                        self._carry_out(owned, machine.timer_fired(now))
 
     def _carry_out(self, owned: OwnedSocket, actions: list[SendPing | Evict]) -> None:
         for action in actions:

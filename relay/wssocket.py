@@ -48,7 +48,7 @@ from sync.protocol import CLOSE_GOING_AWAY, MAX_CLIENT_FRAME_BYTES
 
 from .subscriber import Subscriber
 from .wsframes import binary_frame, close_frame, pong_frame
-from .wsreader import ClientFrames
+from .wsreader import ClientFrames, lone_pong
 
 __all__ = ["RECV_BYTES", "OwnedSocket", "configure"]
 
@@ -294,16 +294,19 @@ class OwnedSocket:
         frame it must parse, if a whole one is here: ``_fed`` is then set)."""
         if self._frames is None:
             return None
-        found = self._frames.next_frame(take_lone=not self._fragmented)
-        if found is None:
+        while (found := self._frames.next_frame(take_lone=not self._fragmented)) is not None:
+            message, raw = found
+            if message is not None:
+                return message
+            pong = lone_pong(raw)
+            if pong is not None:
+                self.on_pong(pong)  # as wsproto's Pong event would have been handed on
+                continue
+            if ClientFrames.starts_data(raw):
+                self._fragmented = True  # until wsproto finishes the message
+            self._ws.receive_data(raw)
+            self._fed = self._unread = True
             return None
-        message, raw = found
-        if message is not None:
-            return message
-        if ClientFrames.starts_data(raw):
-            self._fragmented = True  # until wsproto finishes the message
-        self._ws.receive_data(raw)
-        self._fed = self._unread = True
         return None
 
     async def receive(self) -> bytes | str | None:

@@ -92,3 +92,38 @@ async def test_each_session_is_pinged_and_a_silent_one_evicted(
         for left, right in pairs:
             left.close()
             right.close()
+
+
+async def test_sessions_due_together_are_pinged_in_slices_with_the_loop_free_between(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Connections that opened together are due together; pinging thousands in one pass
+    held the event loop. Between slices the relay runs: here a task woken by the first
+    ping sees only part of the tick's pings out."""
+    pairs = [socket.socketpair() for _ in range(7)]
+    try:
+        owned = []
+        for relay_side, client_side in pairs:
+            configure(relay_side)
+            client_side.setblocking(False)
+            owned.append(OwnedSocket(relay_side, Connection(ConnectionType.SERVER), "peer"))
+        heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S, looks_per_slice=3)
+        for o in owned:
+            heartbeat.watch(o)  # opened at the same moment: due in the same tick
+        pings: list[int] = []
+        with trio.fail_after(INTERVAL_S + 2 * TICK_S):  # virtual time
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(heartbeat.run)
+                await trio.lowlevel.wait_readable(pairs[0][1])  # the tick's first ping
+                pings += [n for _, client in pairs for n in _pings(client)]
+                out_when_woken = len(pings)
+                while len(pings) < len(pairs):
+                    pings += [n for _, client in pairs for n in _pings(client)]
+                    await trio.sleep(TICK_S / 4)
+                nursery.cancel_scope.cancel()
+        assert 0 < out_when_woken < len(pairs)
+        assert pings == [1] * len(pairs)  # every session got its ping in that tick
+    finally:
+        for left, right in pairs:
+            left.close()
+            right.close()

@@ -17,10 +17,11 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, BytesMessage, Ping, Request, TextMessage
+from wsproto.events import Pong as WsPong
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from relay.wshandshake import accept
-from relay.wsreader import ClientFrames, unmask
+from relay.wsreader import ClientFrames, lone_pong, unmask
 from relay.wssocket import OwnedSocket, configure
 from sync.codec import decode_server, encode
 from sync.protocol import MAX_CLIENT_FRAME_BYTES, Hello, Pong, Welcome
@@ -54,6 +55,23 @@ def test_unmasking_matches_wsproto() -> None:
         protocol.receive_bytes(frame)
         (parsed,) = list(protocol.received_frames())
         assert parsed.payload == payload
+
+
+def test_a_pong_is_read_as_wsproto_reads_it_or_left_to_wsproto() -> None:
+    for size in (0, 1, 8, 125):
+        payload = os.urandom(size)
+        frame = _masked(payload, first=0x8A)
+        assert lone_pong(frame) == payload
+        protocol = FrameProtocol(client=False, extensions=[])
+        protocol.receive_bytes(frame)
+        (parsed,) = list(protocol.received_frames())
+        assert (parsed.opcode, parsed.payload) == (Opcode.PONG, payload)
+    assert lone_pong(_masked(b"x" * 126, first=0x8A, length_bytes=2)) is None
+    assert lone_pong(_masked(b"x", first=0x8A, length_bytes=2)) is None
+    assert lone_pong(bytes((0x8A, 1)) + b"x") is None  # unmasked
+    assert lone_pong(_masked(b"x", first=0x89)) is None  # a ping
+    assert lone_pong(_masked(b"x", first=0x9A)) is None  # a reserved bit
+    assert lone_pong(_masked(b"xy", first=0x8A)[:-1]) is None  # not whole
 
 
 def test_frames_are_cut_at_their_boundaries_whatever_the_pieces() -> None:
@@ -100,12 +118,16 @@ def _open() -> tuple[WSConnection, WSConnection]:
     return server, client
 
 
+#: What a scenario's client sends, lone binary frames most often (as clients do).
+_KINDS = ("lone",) * 3 + ("fragments", "text", "ping", "pong", "pong", "long field", "bad pong")
+
+
 def _scenario(rng: random.Random, client: WSConnection) -> tuple[bytes, list[Any]]:
     """Random client traffic: its bytes and the messages the relay must read from it."""
     data = bytearray()
     expected: list[Any] = []
     for _ in range(rng.randrange(1, 12)):
-        kind = rng.choice(["lone", "lone", "lone", "fragments", "text", "ping", "long field"])
+        kind = rng.choice(_KINDS)
         size = rng.choice([0, 1, 125, 126, 300, 65_535, 65_536, MAX_CLIENT_FRAME_BYTES])
         payload = rng.randbytes(size)
         if kind == "lone":
@@ -120,6 +142,20 @@ def _scenario(rng: random.Random, client: WSConnection) -> tuple[bytes, list[Any
             expected.append("héllo " * (size // 100))
         elif kind == "ping":
             data += client.send(Ping(payload[:100]))
+        elif kind == "pong":  # answers the relay's heartbeat (read without wsproto)
+            data += client.send(WsPong(payload[:125]))
+            expected.append(("pong", payload[:125]))
+        elif kind == "bad pong":  # broken the ways wsproto refuses: the cutter leaves them
+            data += rng.choice(
+                [
+                    _masked(payload[:126], first=0x8A, length_bytes=2),  # too long for control
+                    bytes((0x8A, 4)) + b"abcd",  # not masked
+                    _masked(b"rsv", first=0xCA),  # a reserved bit
+                    _masked(b"frag", first=0x0A),  # not final
+                ]
+            )
+            expected.append("closed 1002")
+            break
         else:
             cuts = sorted(rng.sample(range(size + 1), min(3, size + 1)))
             parts = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, size], strict=True)]
@@ -127,6 +163,9 @@ def _scenario(rng: random.Random, client: WSConnection) -> tuple[bytes, list[Any
                 data += client.send(BytesMessage(part, message_finished=n == len(parts) - 1))
                 if rng.random() < 0.3:
                     data += client.send(Ping(b"between"))
+                if n < len(parts) - 1 and rng.random() < 0.3:  # read before the message
+                    data += client.send(WsPong(b"between"))
+                    expected.append(("pong", b"between"))
             expected.append(payload)
     return bytes(data), expected
 
@@ -158,6 +197,7 @@ async def _read(data: bytes, whole: bool, seed: int) -> list[Any]:
         owned = OwnedSocket(
             relay_side, Connection(ConnectionType.SERVER), "127.0.0.1", cut_frames=whole
         )
+        owned.on_pong = lambda payload: got.append(("pong", payload))
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(send)
