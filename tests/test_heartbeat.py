@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import trio
 import trio.testing
@@ -36,16 +38,28 @@ def _pings(client_side: socket.socket) -> list[int]:
     return numbers
 
 
-async def test_each_session_is_pinged_and_a_silent_one_evicted(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    pairs = [socket.socketpair() for _ in range(2)]
+@contextmanager
+def _sessions(count: int) -> Iterator[tuple[list[OwnedSocket], list[socket.socket]]]:
+    """``count`` relay-side sockets as sessions, and the client side of each."""
+    pairs = [socket.socketpair() for _ in range(count)]
     try:
-        owned = []
         for relay_side, client_side in pairs:
             configure(relay_side)
             client_side.setblocking(False)
-            owned.append(OwnedSocket(relay_side, Connection(ConnectionType.SERVER), "peer"))
+        owned = [
+            OwnedSocket(relay, Connection(ConnectionType.SERVER), "peer") for relay, _ in pairs
+        ]
+        yield owned, [client for _, client in pairs]
+    finally:
+        for left, right in pairs:
+            left.close()
+            right.close()
+
+
+async def test_each_session_is_pinged_and_a_silent_one_evicted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with _sessions(2) as (owned, clients):
         answering, _silent = owned
         heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S)
         async with trio.open_nursery() as nursery:
@@ -65,14 +79,14 @@ async def test_each_session_is_pinged_and_a_silent_one_evicted(
             silent_pings = []
             for n in range(1, 6):
                 with trio.fail_after(INTERVAL_S + 2 * TICK_S):  # virtual time
-                    while not (pings := _pings(pairs[0][1])):
-                        silent_pings += _pings(pairs[1][1])
+                    while not (pings := _pings(clients[0])):
+                        silent_pings += _pings(clients[1])
                         await trio.sleep(TICK_S / 2)
                 assert pings == [n]  # one ping per interval, numbered
                 sent_at.append(trio.current_time())
                 answering.on_pong(pings[0].to_bytes(8, "big"))  # as its reader hands it on
             await trio.sleep(INTERVAL_S)
-            silent_pings += _pings(pairs[1][1])
+            silent_pings += _pings(clients[1])
             # The answering session got a ping every interval; the silent one only its
             # first, and was evicted once that stayed unanswered past the timeout.
             assert sent_at[0] - start <= INTERVAL_S + TICK_S
@@ -84,14 +98,10 @@ async def test_each_session_is_pinged_and_a_silent_one_evicted(
             assert len(evicted_at) == 1
             assert TIMEOUT_S < evicted_at[0] - sent_at[0] <= TIMEOUT_S + INTERVAL_S + 2 * TICK_S
             heartbeat.forget(answering)
-            _pings(pairs[0][1])  # what went out before
+            _pings(clients[0])  # what went out before
             await trio.sleep(3 * INTERVAL_S)
-            assert _pings(pairs[0][1]) == []  # forgotten: no more pings
+            assert _pings(clients[0]) == []  # forgotten: no more pings
             nursery.cancel_scope.cancel()
-    finally:
-        for left, right in pairs:
-            left.close()
-            right.close()
 
 
 async def test_sessions_due_together_are_pinged_in_slices_with_the_loop_free_between(
@@ -100,13 +110,7 @@ async def test_sessions_due_together_are_pinged_in_slices_with_the_loop_free_bet
     """Connections that opened together are due together; pinging thousands in one pass
     held the event loop. Between slices the relay runs: here a task woken by the first
     ping sees only part of the tick's pings out."""
-    pairs = [socket.socketpair() for _ in range(7)]
-    try:
-        owned = []
-        for relay_side, client_side in pairs:
-            configure(relay_side)
-            client_side.setblocking(False)
-            owned.append(OwnedSocket(relay_side, Connection(ConnectionType.SERVER), "peer"))
+    with _sessions(7) as (owned, clients):
         heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S, looks_per_slice=3)
         for o in owned:
             heartbeat.watch(o)  # opened at the same moment: due in the same tick
@@ -114,16 +118,12 @@ async def test_sessions_due_together_are_pinged_in_slices_with_the_loop_free_bet
         with trio.fail_after(INTERVAL_S + 2 * TICK_S):  # virtual time
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(heartbeat.run)
-                await trio.lowlevel.wait_readable(pairs[0][1])  # the tick's first ping
-                pings += [n for _, client in pairs for n in _pings(client)]
+                await trio.lowlevel.wait_readable(clients[0])  # the tick's first ping
+                pings += [n for client in clients for n in _pings(client)]
                 out_when_woken = len(pings)
-                while len(pings) < len(pairs):
-                    pings += [n for _, client in pairs for n in _pings(client)]
+                while len(pings) < len(clients):
+                    pings += [n for client in clients for n in _pings(client)]
                     await trio.sleep(TICK_S / 4)
                 nursery.cancel_scope.cancel()
-        assert 0 < out_when_woken < len(pairs)
-        assert pings == [1] * len(pairs)  # every session got its ping in that tick
-    finally:
-        for left, right in pairs:
-            left.close()
-            right.close()
+        assert 0 < out_when_woken < len(clients)
+        assert pings == [1] * len(clients)  # every session got its ping in that tick
