@@ -140,13 +140,11 @@ class Subscriber:
         """
         self._start_sender = start
         if start is not None and self._wakeup.is_set():
-            self._wake()
+            self.wake()
 
     def wake(self) -> None:
-        """Wake the sender task (the transport holds the rest of a frame to finish)."""
-        self._wake()
-
-    def _wake(self) -> None:
+        """Wake the sender task, starting it if it is not running yet (a frame is queued,
+        or the transport holds the rest of one to finish)."""
         self._wakeup.set()
         start, self._start_sender = self._start_sender, None
         if start is not None:
@@ -161,7 +159,7 @@ class Subscriber:
         if isinstance(frame, _Answer):
             self._answers += 1
         self._frames.append(frame)
-        self._wake()
+        self.wake()
 
     def _framed(self, payload: bytes) -> bytes:
         return payload if self._transport is None else self._transport.frame(payload)
@@ -195,14 +193,14 @@ class Subscriber:
         verdict = update_verdict(len(self._frames) - self._answers, self.limit, self.resyncs)
         if verdict is Verdict.QUEUE:
             self._frames.append(frame)
-            self._wake()
+            self.wake()
         elif verdict is Verdict.RESYNC:
             self.resyncs += 1
             kept = [f for f in self._frames if isinstance(f, _Answer)]
             self._frames.clear()
             self._frames.append(self._framed(resync()))
             self._frames.extend(kept)
-            self._wake()
+            self.wake()
         else:
             self.close(*TOO_SLOW)
             return False
@@ -244,7 +242,7 @@ class Subscriber:
         self._frames.clear()
         self._answers = 0
         self._frames.append(Close(code, reason))
-        self._wake()
+        self.wake()
 
     def finish(self, code: int, reason: str) -> None:
         """Queue the close after what is already queued (a graceful close)."""
@@ -252,7 +250,7 @@ class Subscriber:
             return
         self._closed = True
         self._frames.append(Close(code, reason))
-        self._wake()
+        self.wake()
 
     async def next_frame(self) -> bytes | Close | None:
         """The oldest queued frame, waiting for one; ``None`` after a wake-up with nothing
