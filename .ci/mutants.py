@@ -82,20 +82,20 @@ MUTANTS = [
     Mutant(
         "a new write silently replaces a pending one another device's state had beaten",
         "sync/client_session.py",
-        "actions += self._loss(pending, current)",
+        "actions += replaced(pending, current)",
         "pass",
     ),
     Mutant(
         "an acknowledged write another device's state replaced is not reported",
-        "sync/client_session.py",
-        "return self._loss(carried, value, acknowledged=True)",
-        "return []",
+        "sync/carried_edits.py",
+        "return Replaced(carried, value, acknowledged=True)",
+        "return None",
     ),
     Mutant(
         "an older edit of the device's own that won on a pre-correction stamp stands",
-        "sync/client_session.py",
-        "return self._rewrite(carried) if self._stale_own(value, carried) else []",
-        "return []",
+        "sync/carried_edits.py",
+        "return Rewrite(carried) if self.stale_own(value, carried) else None",
+        "return None",
     ),
     Mutant(
         "a local write is merged into the outbox instead of replacing the pending one",

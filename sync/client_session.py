@@ -32,13 +32,8 @@ that come back, **in order**. It owns every rule of the client's side of the pro
   writes belong to (codes are reused on later days) empties the outbox first, so an old
   day's scores never reach a new shoot;
 * the **visible loser**: an edit of this device's that another device's newer state
-  replaced without including it is reported (:class:`Replaced`), never dropped silently.
-  Three ways lead there: the relay answers ``superseded`` and the pending write is
-  dropped; a new local write replaces a pending one that a newer state had already beaten;
-  an acknowledged write is later replaced by another device's state that does not contain
-  it. "Contains" is judged by content (:func:`includes`): the same round with this
-  device's arrows as the first ones; so another device's undo of this device's arrow is
-  reported too.
+  replaced without including it is reported, never dropped silently
+  (:mod:`sync.carried_edits` keeps what that needs).
 
 The events (its methods) and the actions each returns are tabled in
 :mod:`sync.client_actions`, with how a driver carries them out.
@@ -50,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from . import client_actions as A
+from .carried_edits import CarriedEdits, Rewrite, replaced
 from .client_link import Link
 from .clock import HybridClock, Stamp
 from .codec import decode_server
@@ -116,18 +112,13 @@ class ClientSession:
         self.clock = HybridClock(device_id)
         for stamp in self._known_stamps():
             self.clock.observe(stamp)
-        self._acked: dict[str, Stamp] = {}
-        """Per archer, the stamp of the newest write reported ``Acked``: each write is
-        reported once, in stamp order, however many copies of it the relay answered."""
-        self._carried: dict[str, Register] = {}
-        """Per archer, this device's last edit while no other device's state that does not
-        hold it has replaced it (then it is reported, once)."""
+        self._edits = CarriedEdits(device_id)
         self._wall_ms = 0
         """The wall clock of the message being handled (a rewrite stamps with it)."""
         if archer_id is not None:
             last = merge(self.outbox.seen(archer_id), self.outbox.get(archer_id))
-            if last is not None and self._mine(last):
-                self._carried[archer_id] = last
+            if last is not None and self._edits.mine(last):
+                self._edits.remember(last)
         self.phase = A.Phase.OFFLINE
         self.shoot: Shoot | None = None
         self.connections = 0
@@ -301,12 +292,12 @@ class ClientSession:
         if pending is not None and current is not None and current != pending:
             # The pending write had already lost to ``current`` (another device's state)
             # and is replaced now, unsent: say so unless ``current`` holds it.
-            actions += self._loss(pending, current)
+            actions += replaced(pending, current)
         # Replaced, not merged: the new state was built on the pending one, and after a
         # clock_skew correction its stamp may be the smaller (the convergence test found
         # a merge here dropping the newest end).
         self.outbox.replace(register)
-        self._carried[archer_id] = register
+        self._edits.remember(register)
         actions = [self._save(), A.Changed(frozenset({archer_id}), "local"), *actions]
         return register, [*actions, *self._timer_action()]
 
@@ -342,8 +333,7 @@ class ClientSession:
             # The code names another shoot now (codes are reused on later days): the
             # writes kept were for the old one, and must never reach this one.
             self.outbox.clear()
-            self._carried.clear()
-            self._acked.clear()
+            self._edits.clear()
         self.outbox.shoot_id = shoot_id
         return [self._save()]
 
@@ -369,18 +359,12 @@ class ClientSession:
         return [self._save(), *self._check_carried(register)]
 
     def _check_carried(self, value: Register) -> list[A.Action]:
-        """Whether ``value``, another device's state now the archer's, still holds this
-        device's last edit (acknowledged, or held by an earlier winner); report it once if
-        not. A pending write is answered on its own."""
-        carried = self._carried.get(value.archer_id)
-        if carried is None or self.outbox.get(value.archer_id):
-            return []
-        if self._mine(value):
-            return self._rewrite(carried) if self._stale_own(value, carried) else []
-        if carried.key() >= value.key() or A.includes(value, carried):
-            return []
-        del self._carried[value.archer_id]
-        return self._loss(carried, value, acknowledged=True)
+        """``value`` is the archer's state at the relay now: report this device's last
+        edit if ``value`` dropped it, or write it again if an older one of its won."""
+        found = self._edits.seen(value, pending=self.outbox.get(value.archer_id) is not None)
+        if isinstance(found, Rewrite):
+            return self._rewrite(found.newest)
+        return [] if found is None else [found]
 
     def _on_ack(self, ack: Ack) -> list[A.Action]:
         assert self._conn is not None
@@ -390,25 +374,16 @@ class ClientSession:
         if acked is None:
             # A write a newer one replaced in the outbox before its ack came (an archer
             # scoring faster than acks return) is durable all the same: say so, once.
-            if sent is None or sent.stamp != ack.stamp or not self._first_ack(sent):
+            if sent is None or sent.stamp != ack.stamp or not self._edits.first_ack(sent):
                 return []
             return [A.Acked(sent)]
-        self._first_ack(acked)
+        self._edits.first_ack(acked)
         actions: list[A.Action] = [self._save(), A.Acked(acked)]
         seen = self.outbox.seen(ack.archer)
         if seen is not None:
             # Another device's newer state may have arrived while this write waited.
             actions += self._check_carried(seen)
         return actions
-
-    def _first_ack(self, register: Register) -> bool:
-        """Record that ``register`` is acknowledged; whether it is newer than every write
-        of its archer reported before (a resent copy's second ack is not)."""
-        last = self._acked.get(register.archer_id)
-        if last is not None and register.stamp <= last:
-            return False
-        self._acked[register.archer_id] = register.stamp
-        return True
 
     def _adopt(self, winner: Register) -> list[A.Action]:
         """A newer state won over a write of this device's (a ``superseded`` answer)."""
@@ -417,12 +392,12 @@ class ClientSession:
         actions: list[A.Action] = self._see(winner) if self.archer_id == winner.archer_id else []
         dropped = self.outbox.adopt(winner)
         actions.append(self._save())
-        if dropped is not None and self._stale_own(winner, dropped):
+        if dropped is not None and self._edits.stale_own(winner, dropped):
             actions += self._rewrite(dropped)
         elif dropped is not None:
-            lost = self._loss(dropped, winner)
+            lost = replaced(dropped, winner)
             if lost:
-                self._carried.pop(winner.archer_id, None)
+                self._edits.forget(winner.archer_id)
             actions += lost
         seen = self.outbox.seen(winner.archer_id)
         if seen is not None and self.archer_id == winner.archer_id:
@@ -452,7 +427,7 @@ class ClientSession:
                 return []
             restamped = Register(sent.archer_id, self.clock.now(wall_ms), sent.state)
             self.outbox.replace(restamped)  # a new stamp: due at once
-            self._carried[sent.archer_id] = restamped
+            self._edits.remember(restamped)
             return [self._save()]
         if not still_pending:
             return []
@@ -511,29 +486,12 @@ class ClientSession:
         self.phase = A.Phase.CLOSED if fatal else A.Phase.OFFLINE
         return [A.Close(code, message, fatal), *self._timer_action()]
 
-    def _loss(
-        self, lost: Register, winner: Register, *, acknowledged: bool = False
-    ) -> list[A.Action]:
-        if lost == winner or A.includes(winner, lost):
-            return []
-        return [A.Replaced(lost, winner, acknowledged)]
-
-    def _mine(self, register: Register) -> bool:
-        return register.stamp.device_id == self.clock.device_id
-
-    def _stale_own(self, winner: Register, newest: Register) -> bool:
-        """Whether ``winner``, this device's, is an older edit than ``newest`` (its last)
-        that won all the same: stamped before a ``clock_skew`` correction and carried
-        late (a forwarded write, a resent copy), it beats every stamp the corrected clock
-        issued since (the convergence test found it rolling back an acknowledged end)."""
-        return self._mine(winner) and winner.state != newest.state and winner.key() > newest.key()
-
     def _rewrite(self, newest: Register) -> list[A.Action]:
         """Write this device's last edit again, stamped above every stamp seen (the stale
         winner's included): it replaces the older edit that won."""
         restamped = Register(newest.archer_id, self.clock.now(self._wall_ms), newest.state)
         self.outbox.replace(restamped)  # a new stamp: due at once
-        self._carried[newest.archer_id] = restamped
+        self._edits.remember(restamped)
         return [self._save(), A.Changed(frozenset({newest.archer_id}), "local")]
 
     def _save(self) -> A.SaveOutbox:
