@@ -12,7 +12,8 @@
 // rule (reconnect.ts: full-jitter backoff counted since the last welcome; `online` dials at
 // once), the shoot's identity (a welcome naming another shoot than the outbox's empties the
 // outbox: codes are reused on later days), and the visible loser (`replaced`: an edit of
-// this device's another device's newer state replaced).
+// this device's another device's newer state replaced; carriedEdits.ts keeps its memory).
+// One connection's state and its timing rules (heartbeat, resend, deadline): clientLink.ts.
 //
 // event                           actions it can return
 // connected(now)                  send(hello), timer (close(fatal) once refused for good)
@@ -29,6 +30,7 @@
 // Every event's actions end with a `timer`. `now` is monotonic seconds, `wall` the device's
 // wall clock in ms. Writes only go out from timerFired. `saveOutbox` must complete before the
 // actions after it (a write's `send` must not overtake the save that keeps it).
+import { CarriedEdits, Rewrite, replaced } from "./carriedEdits";
 import {
   type Action,
   type ClientMessage,
@@ -41,28 +43,17 @@ import {
   WRITES_BURST,
   WRITES_PER_S,
   WriteUnavailable,
-  includes,
 } from "./clientActions";
-import { compareStamps, HybridClock, sameStamp } from "./clock";
+import { Link } from "./clientLink";
+import { HybridClock, sameStamp } from "./clock";
 import { FrameError } from "./codec";
 import { type ServerMessage, type WireRegister, readServerFrame } from "./messages";
-import { Outbox, compareRegisters, mergeRegisters, sameRegister, sameState } from "./outboxState";
+import { Outbox, mergeRegisters, sameRegister } from "./outboxState";
 import { ReconnectRule } from "./reconnect";
 import { Replica } from "./replica";
 import type { ArcherState, ShootInfo, Stamp } from "./types";
 
 const UNAPPLIABLE_UPDATE = "The relay sent a document update this client cannot apply; reconnecting.";
-
-interface Conn {
-  opened: number;
-  lastSent: number;
-  lastReceived: number;
-  bucket: TokenBucket;
-  pingAt: number | null;
-  inflight: Map<number, WireRegister>;
-  /** Per archer: the stamp last sent on this connection, and when. */
-  sent: Map<string, [Stamp, number]>;
-}
 
 export interface ClientSessionOptions {
   archerId?: string | null;
@@ -92,14 +83,11 @@ export class ClientSession {
   /** Welcomes that said `reset`. */
   resets = 0;
   private known = new Map<string, WireRegister>();
-  /** Per archer, this device's last edit while no other device's state that does not hold
-   * it has replaced it (then it is reported, once). */
-  /** Per archer, the stamp of the newest write reported `acked`: each write once, in stamp order. */
-  private readonly acked = new Map<string, Stamp>();
-  private readonly carried = new Map<string, WireRegister>();
+  /** What the visible-loser rule remembers across answers and connections. */
+  private readonly edits: CarriedEdits;
   /** The wall clock of the message being handled (a rewrite stamps with it). */
   private wallMs = 0;
-  private conn: Conn | null = null;
+  private conn: Link | null = null;
   /** When to dial again (read `reconnect.attempt`; do not feed it events). */
   readonly reconnect: ReconnectRule;
   private nextId = 0;
@@ -122,9 +110,10 @@ export class ClientSession {
     for (const r of this.outbox.pending()) this.clock.observe(r.stamp);
     for (const r of this.outbox.seenAll()) this.clock.observe(r.stamp);
     if (this.outbox.clock !== null) this.clock.observe(this.outbox.clock);
+    this.edits = new CarriedEdits(deviceId);
     if (this.archerId !== null) {
       const last = mergeRegisters(this.outbox.seen(this.archerId), this.outbox.get(this.archerId));
-      if (last !== null && this.mine(last)) this.carried.set(this.archerId, last);
+      if (last !== null && this.edits.mine(last)) this.edits.remember(last);
     }
   }
 
@@ -166,7 +155,7 @@ export class ClientSession {
     if (this.phase === "closed") return [{ kind: "close", code: "closed", message: "The session was refused for good.", fatal: true }];
     this.phase = "hello_sent";
     const bucket = new TokenBucket(WRITES_BURST, WRITES_PER_S, now);
-    this.conn = { opened: now, lastSent: now, lastReceived: now, bucket, pingAt: null, inflight: new Map(), sent: new Map() };
+    this.conn = new Link(now, now, now, bucket);
     const hello: ClientMessage = {
       type: "hello",
       shoot: this.shootCode,
@@ -278,11 +267,11 @@ export class ClientSession {
     const pending = this.outbox.get(archer);
     // The pending write had already lost to `current` (another device's state) and is
     // replaced now, unsent: say so unless `current` holds it.
-    const lost = pending !== null && current !== null && !sameRegister(current, pending) ? this.loss(pending, current) : [];
+    const lost = pending !== null && current !== null && !sameRegister(current, pending) ? replaced(pending, current) : [];
     // Replaced, not merged: the new state was built on the pending one, and after a
     // clock_skew correction its stamp may be the smaller.
     this.outbox.replace(register);
-    this.carried.set(archer, register);
+    this.edits.remember(register);
     return [register, [this.save(), { kind: "changed", archers: [archer], source: "local" }, ...lost, this.timer()]];
   }
 
@@ -317,8 +306,7 @@ export class ClientSession {
       // The code names another shoot now (codes are reused on later days): the writes kept
       // were for the old one, and must never reach this one.
       this.outbox.clear();
-      this.carried.clear();
-      this.acked.clear();
+      this.edits.clear();
     }
     this.outbox.shootId = shootId;
     return [this.save()];
@@ -351,16 +339,12 @@ export class ClientSession {
     return [this.save(), ...this.checkCarried(register)];
   }
 
-  /** Whether `value`, another device's state now the archer's, still holds this device's
-   * last edit (acknowledged, or held by an earlier winner); report it once if not. A
-   * pending write is answered on its own. */
+  /** `value` is the archer's state at the relay now: report this device's last edit if
+   * `value` dropped it, or write it again if an older one of its won. */
   private checkCarried(value: WireRegister): Action[] {
-    const carried = this.carried.get(value.archer);
-    if (carried === undefined || this.outbox.get(value.archer) !== null) return [];
-    if (this.mine(value)) return this.staleOwn(value, carried) ? this.rewrite(carried) : [];
-    if (compareRegisters(carried, value) >= 0 || includes(value, carried)) return [];
-    this.carried.delete(value.archer);
-    return this.loss(carried, value, true);
+    const found = this.edits.seen(value, this.outbox.get(value.archer) !== null);
+    if (found instanceof Rewrite) return this.rewrite(found.newest);
+    return found === null ? [] : [found];
   }
 
   private onAck(id: number, archer: string, stamp: Stamp): Action[] {
@@ -371,24 +355,15 @@ export class ClientSession {
     if (acked === null) {
       // A write a newer one replaced in the outbox before its ack came (an archer scoring
       // faster than acks return) is durable all the same: say so, once.
-      if (sent === undefined || !sameStamp(sent.stamp, stamp) || !this.firstAck(sent)) return [];
+      if (sent === undefined || !sameStamp(sent.stamp, stamp) || !this.edits.firstAck(sent)) return [];
       return [{ kind: "acked", register: sent }];
     }
-    this.firstAck(acked);
+    this.edits.firstAck(acked);
     const actions: Action[] = [this.save(), { kind: "acked", register: acked }];
     const seen = this.outbox.seen(archer);
     // Another device's newer state may have arrived while this write waited.
     if (seen !== null) actions.push(...this.checkCarried(seen));
     return actions;
-  }
-
-  /** Record that `register` is acknowledged; whether it is newer than every write of its
-   * archer reported before (a resent copy's second ack is not). */
-  private firstAck(register: WireRegister): boolean {
-    const last = this.acked.get(register.archer);
-    if (last !== undefined && compareStamps(register.stamp, last) <= 0) return false;
-    this.acked.set(register.archer, register.stamp);
-    return true;
   }
 
   /** A newer state won over a write of this device's (a `superseded` answer). */
@@ -398,11 +373,11 @@ export class ClientSession {
     const actions = this.archerId === winner.archer ? this.see(winner) : [];
     const dropped = this.outbox.adopt(winner);
     actions.push(this.save());
-    if (dropped !== null && this.staleOwn(winner, dropped)) {
+    if (dropped !== null && this.edits.staleOwn(winner, dropped)) {
       actions.push(...this.rewrite(dropped));
     } else if (dropped !== null) {
-      const lost = this.loss(dropped, winner);
-      if (lost.length > 0) this.carried.delete(winner.archer);
+      const lost = replaced(dropped, winner);
+      if (lost.length > 0) this.edits.forget(winner.archer);
       actions.push(...lost);
     }
     const seen = this.outbox.seen(winner.archer);
@@ -432,7 +407,7 @@ export class ClientSession {
       if (!stillPending) return [];
       const restamped: WireRegister = { archer: sent.archer, stamp: this.clock.now(wallMs), state: sent.state };
       this.outbox.replace(restamped); // due at once
-      this.carried.set(sent.archer, restamped);
+      this.edits.remember(restamped);
       return [this.save()];
     }
     if (!stillPending) return [];
@@ -442,32 +417,23 @@ export class ClientSession {
 
   // -- what goes out -----------------------------------------------------------------------
 
-  private heartbeat(conn: Conn, now: number): Action[] {
-    const t = this.timings;
-    if (conn.pingAt !== null) {
-      if (conn.lastReceived >= conn.pingAt) conn.pingAt = null; // something came back: alive
-      else if (now >= conn.pingAt + t.pongTimeoutS) return this.close("heartbeat_timeout", "The relay stopped answering; reconnecting.");
-      else return [];
+  private heartbeat(conn: Link, now: number): Action[] {
+    switch (conn.heartbeat(now, this.timings)) {
+      case "dead":
+        return this.close("heartbeat_timeout", "The relay stopped answering; reconnecting.");
+      case "ping":
+        this.nonce += 1;
+        return [{ kind: "send", message: { type: "ping", nonce: this.nonce } }];
+      default:
+        return [];
     }
-    // Quiet in either direction counts: a client resending writes into a dead connection
-    // must still find out that nothing comes back.
-    if (now < Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS) return [];
-    this.nonce += 1;
-    conn.pingAt = conn.lastSent = now;
-    return [{ kind: "send", message: { type: "ping", nonce: this.nonce } }];
-  }
-
-  private dueAt(conn: Conn, register: WireRegister): number {
-    const sent = conn.sent.get(register.archer);
-    if (sent === undefined || !sameStamp(sent[0], register.stamp)) return -Infinity; // not sent here yet, or re-stamped
-    return sent[1] + this.timings.resendAfterS;
   }
 
   /** Every due write the bucket allows, oldest first. */
-  private sendDue(conn: Conn, now: number): Action[] {
+  private sendDue(conn: Link, now: number): Action[] {
     const actions: Action[] = [];
     for (const register of this.outbox.pending()) {
-      if (this.dueAt(conn, register) > now) continue;
+      if (conn.dueAt(register, this.timings.resendAfterS) > now) continue;
       if (!conn.bucket.tryTake(now)) break;
       this.nextId += 1;
       conn.inflight.set(this.nextId, register);
@@ -481,25 +447,7 @@ export class ClientSession {
   private deadline(): number {
     const conn = this.conn;
     if (conn === null) return Infinity;
-    const t = this.timings;
-    if (this.phase === "hello_sent") return conn.opened + t.connectTimeoutS;
-    let at: number;
-    if (conn.pingAt !== null) {
-      // Anything received since the ping settles it at the next firing.
-      at = conn.pingAt + t.pongTimeoutS;
-      if (conn.lastReceived >= conn.pingAt) at = Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS;
-    } else {
-      at = Math.min(conn.lastSent, conn.lastReceived) + t.pingIntervalS;
-    }
-    let due = Infinity;
-    for (const r of this.outbox.pending()) due = Math.min(due, this.dueAt(conn, r));
-    if (due < Infinity) {
-      // The next token; a hair later, so that the bucket surely has it then.
-      const b = conn.bucket;
-      const tokenAt = b.updated + b.retryAfter(b.updated);
-      due = Math.max(due, tokenAt + (tokenAt > b.updated ? 1e-6 : 0));
-    }
-    return Math.min(at, due);
+    return conn.deadline(this.timings, this.outbox.pending(), this.phase === "hello_sent");
   }
 
   private timer(): Action {
@@ -514,28 +462,12 @@ export class ClientSession {
     return [{ kind: "close", code, message, fatal }, this.timer()];
   }
 
-  private loss(lost: WireRegister, winner: WireRegister, acknowledged = false): Action[] {
-    if (sameRegister(lost, winner) || includes(winner, lost)) return [];
-    return [{ kind: "replaced", lost, winner, acknowledged }];
-  }
-
-  private mine(register: WireRegister): boolean {
-    return register.stamp[2] === this.clock.deviceId;
-  }
-
-  /** Whether `winner`, this device's, is an older edit than `newest` (its last) that won
-   * all the same: stamped before a `clock_skew` correction and carried late (a forwarded
-   * write, a resent copy), it beats every stamp the corrected clock issued since. */
-  private staleOwn(winner: WireRegister, newest: WireRegister): boolean {
-    return this.mine(winner) && !sameState(winner, newest) && compareRegisters(winner, newest) > 0;
-  }
-
   /** Write this device's last edit again, stamped above every stamp seen (the stale
    * winner's included): it replaces the older edit that won. */
   private rewrite(newest: WireRegister): Action[] {
     const restamped: WireRegister = { archer: newest.archer, stamp: this.clock.now(this.wallMs), state: newest.state };
     this.outbox.replace(restamped); // a new stamp: due at once
-    this.carried.set(newest.archer, restamped);
+    this.edits.remember(restamped);
     return [this.save(), { kind: "changed", archers: [newest.archer], source: "local" }];
   }
 
