@@ -33,6 +33,7 @@ from sync.rounds import all_rounds
 
 from .actor import ShootActor
 from .asgi import build_app
+from .collector import Collector
 from .config import Settings
 from .context import RelayContext
 from .door import HTTP_GRACE_S, Door
@@ -66,9 +67,6 @@ __all__ = [
 
 log = logging.getLogger("relay")
 
-#: Collections of the middle generation between two full collections, at least (Python's
-#: default is 10; see :func:`_settle_heap`).
-FULL_COLLECTION_EVERY: Final = 100
 #: How long the start-up check of an external Redis may take before it counts as down.
 REDIS_CHECK_S: Final = 3.0
 #: Pauses between attempts to restart an embedded redis-server that keeps failing.
@@ -312,24 +310,16 @@ async def _main(settings: Settings, listener: socket.socket | None) -> None:
 
 def _settle_heap() -> None:
     """Load what every shoot uses, then take it out of the garbage collector's sight; and
-    make full collections rarer.
+    keep full collections short from then on (:mod:`relay.collector`).
 
     The round catalogues, numpy and the handicap tables are tens of thousands of objects
     that live as long as the process; each full collection walked them all and stopped
     the event loop for 40-60 ms, which was the fan-out p99 (benchmarks/results).
-
-    A full collection also comes whenever the heap has grown by a quarter since the last
-    one, as it does while a restarted relay takes back thousands of sessions: 7 full
-    collections, 1.4 of the 8 s of CPU that 5,000 sessions cost to open. At most one
-    per :data:`FULL_COLLECTION_EVERY` younger collections, they came to none. Garbage
-    with cycles that survives the younger collections waits longer; the rest is freed
-    by reference counting as before.
     """
     all_rounds()
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+    Collector().install()
 
 
 def _freeze_for_exit() -> None:

@@ -128,6 +128,13 @@ class Subscriber:
         once while nothing is queued. Attach before anything is queued."""
         self._transport = transport
 
+    def detach(self) -> None:
+        """Forget the transport, once closed: nothing more is written, and a transport
+        that keeps its subscriber (the relay's socket does) no longer makes a reference
+        cycle with it, which only the collector's full walk could free."""
+        assert self._closed, "detached while it could still write"
+        self._transport = None
+
     def start_sender_with(self, start: Callable[[], None] | None) -> None:
         """Have ``start`` called once, the first time the sender is needed (a frame queued,
         the rest of a frame to finish, the close), to start the sender task; ``None``

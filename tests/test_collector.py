@@ -1,0 +1,119 @@
+"""The relay's garbage-collector policy (relay.collector), on CPython's real collector; and
+what a closed session leaves for it (a real relay, real WebSockets).
+
+Automatic collections are off in these tests and every full collection is the test's own
+``gc.collect()``, so which collection freezes and which thaws is exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import weakref
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import trio
+
+from relay.collector import Collector
+from sync.protocol import Welcome
+from tests.wire import create_shoot, peer
+
+
+class _Node:
+    """A container the collector tracks; two of them pointing at each other are a cycle."""
+
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> _Node:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return a
+
+
+@pytest.fixture
+def collector_of_the_test() -> Iterator[None]:
+    """Automatic collections off, and the process's collector as it was afterwards."""
+    callbacks, threshold, enabled = list(gc.callbacks), gc.get_threshold(), gc.isenabled()
+    gc.disable()
+    gc.collect()
+    try:
+        yield
+    finally:
+        gc.callbacks[:] = callbacks
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+def test_what_survives_a_full_collection_is_out_of_the_next_ones_sight() -> None:
+    Collector(thaw_every=10).install()
+    survivors = [_Node() for _ in range(1_000)]
+    frozen_before = gc.get_freeze_count()
+    gc.collect()
+    assert gc.get_freeze_count() >= frozen_before + len(survivors)
+    walked = {id(o) for o in gc.get_objects()}  # what a collection walks: not the frozen
+    assert not any(id(node) in walked for node in survivors)
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+def test_cycles_that_die_frozen_wait_for_the_thaw_and_are_freed_then() -> None:
+    collector = Collector(thaw_every=3)
+    collector.install()
+    cycles = [_cycle() for _ in range(100)]
+    alive = [weakref.ref(node) for node in cycles]
+    gc.collect()  # 1: the cycles survive it and are frozen
+    del cycles  # now garbage, but only a walk of the frozen heap can find it
+    gc.collect()  # 2
+    assert all(ref() is not None for ref in alive), "a frozen cycle was collected"
+    gc.collect()  # 3: the thaw
+    assert (collector.full_collections, collector.thaws) == (3, 1)
+    gc.collect()  # 4: walks the whole heap
+    assert all(ref() is None for ref in alive), "the thaw did not free the frozen cycles"
+    assert gc.get_freeze_count() > 0, "what the whole walk left was not frozen again"
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+def test_uninstalled_it_leaves_nothing_frozen_and_no_hook() -> None:
+    collector = Collector()
+    collector.install()
+    gc.collect()
+    collector.uninstall()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert collector.full_collections == 1
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+async def test_a_closed_session_leaves_nothing_for_the_collector(relay_url: str) -> None:
+    """A session's objects (socket, subscriber, parser, heartbeat machine) are freed by
+    reference counting when it ends: the collector freezes long-lived objects, and a cycle
+    among them would wait for the next whole walk (it left about twenty per session)."""
+    sessions = 20
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(sessions):
+                    viewer = await stack.enter_async_context(peer(relay_url, code))
+                    await viewer.expect(Welcome)
+            while "fastshoot_connections 0\n" not in (await http.get("/metrics")).text:
+                await trio.sleep(0.01)  # polling the relay's own count, bounded above
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        left = [type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("relay")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert {"OwnedSocket", "Subscriber", "ClientFrames"}.isdisjoint(left), left
+
+
+def test_a_thaw_needs_at_least_one_collection_between() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Collector(thaw_every=0)
