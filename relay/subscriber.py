@@ -105,6 +105,23 @@ class Subscriber:
         archer_id: The archer this connection may write for, if any.
     """
 
+    # The fan-out reads these for every subscriber of every update, usually with cold
+    # caches (an update every few tens of milliseconds): slots keep them in the object,
+    # with no dictionary to reach first (2 µs less per subscriber, benchmarks/README.md).
+    __slots__ = (
+        "_answers",
+        "_closed",
+        "_frames",
+        "_start_sender",
+        "_transport",
+        "_wakeup",
+        "archer_id",
+        "id",
+        "limit",
+        "resyncs",
+        "role",
+    )
+
     def __init__(self, limit: int, *, role: str = "viewer", archer_id: str | None = None) -> None:
         self.id = next(_ids)
         self.limit = limit

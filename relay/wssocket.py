@@ -85,6 +85,31 @@ class OwnedSocket:
             compare the frame cutter with).
     """
 
+    # The fan-out reads these for every subscriber of every update, usually with cold
+    # caches (an update every few tens of milliseconds): slots keep them in the object,
+    # with no dictionary to reach first (2 µs less per subscriber, benchmarks/README.md).
+    __slots__ = (
+        "_broken",
+        "_discarding",
+        "_fed",
+        "_fragmented",
+        "_frames",
+        "_going_away",
+        "_pending",
+        "_subscriber",
+        "_unread",
+        "_waited",
+        "_writing",
+        "_ws",
+        "client_address",
+        "close_sent",
+        "gone",
+        "on_pong",
+        "peer_close",
+        "scope",
+        "sock",
+    )
+
     def __init__(
         self,
         sock: stdlib_socket.socket,
