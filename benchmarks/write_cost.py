@@ -13,6 +13,14 @@ In the same run, after every write, the board and the notices are also rebuilt f
 scratch from every register (what every write cost before the board was kept
 incrementally), so the two numbers are compared on the same machine at the same moment.
 
+Back to back, one write after another, the actor runs with its code and data in the
+processor's caches, which a live shoot never does: its writes come tens of milliseconds
+apart, with the rest of the relay (and of the machine) running in between. So every
+:data:`PACED_EVERY`-th write comes after :data:`PACE_S` of sleep, the gap between two
+writes at the ``writecost`` scenario's 50 writes/s, and is counted apart: the *paced*
+cost, which is what a write costs a relay at work (measured: about three times the back
+to back cost, in every part of the write alike).
+
 ``python -m benchmarks.write_cost`` prints a JSON object; :func:`run` returns it.
 """
 
@@ -47,6 +55,10 @@ __all__ = ["WriteCost", "goal", "run", "shoot_writes"]
 ROUNDS = ("national", "wa720_70", "wa720_60")
 #: The relay's clock during the run (fixed: stamps are an hour behind it).
 _NOW_MS = 1_800_000_000_000
+#: The sleep before a paced write: the gap between two writes at 50 writes/s.
+PACE_S = 0.02
+#: Every this many writes, one is paced (about 180 of a 20 x 72 shoot: 4 s of sleep).
+PACED_EVERY = 8
 
 PROFILES = (
     Profile("recurve", "adult", "open"),
@@ -61,12 +73,17 @@ class WriteCost:
     """CPU per write, in milliseconds."""
 
     writes: int
+    """Every write of the shoot; the median and p99 are of those not paced."""
     median_ms: float
     p99_ms: float
     max_ms: float
     scratch_median_ms: float
     """The board and notices rebuilt from every register, after the same writes."""
     scratch_p99_ms: float
+    paced_writes: int
+    """How many writes came after a pause of :data:`PACE_S` (not in the median above)."""
+    paced_median_ms: float
+    paced_p99_ms: float
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +93,10 @@ class WriteCost:
             "max_ms": round(self.max_ms, 4),
             "scratch_median_ms": round(self.scratch_median_ms, 4),
             "scratch_p99_ms": round(self.scratch_p99_ms, 4),
+            "paced_writes": self.paced_writes,
+            "paced_median_ms": round(self.paced_median_ms, 4),
+            "paced_p99_ms": round(self.paced_p99_ms, 4),
+            "pace_s": PACE_S,
         }
 
 
@@ -143,15 +164,19 @@ async def _measure(archers: int, arrows: int) -> WriteCost:
     subscriber = Subscriber(limit=10**7)
     actor._handle(Subscribe(subscriber, b"\x00"))
     costs: list[float] = []
+    paced: list[float] = []
     scratch: list[float] = []
     notifier, board = NotifierState(), build_leaderboard(())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(actor.projector.run)
-        for register in shoot_writes(archers, arrows):
+        for index, register in enumerate(shoot_writes(archers, arrows)):
+            pause = index % PACED_EVERY == PACED_EVERY - 1
+            if pause:
+                await trio.sleep(PACE_S)  # the gap between writes, not synchronisation
             begin = time.thread_time_ns()
             submit = Submit(register)
             actor._handle(submit)
-            costs.append((time.thread_time_ns() - begin) / 1e6)
+            (paced if pause else costs).append((time.thread_time_ns() - begin) / 1e6)
             await _settle(actor)
 
             begin = time.thread_time_ns()
@@ -160,15 +185,19 @@ async def _measure(archers: int, arrows: int) -> WriteCost:
             scratch.append((time.thread_time_ns() - begin) / 1e6)
             board = after
         nursery.cancel_scope.cancel()
-    if actor._metrics.writes_applied != len(costs):
-        raise RuntimeError(f"only {actor._metrics.writes_applied} of {len(costs)} writes applied")
+    if actor._metrics.writes_applied != len(costs) + len(paced):
+        written = len(costs) + len(paced)
+        raise RuntimeError(f"only {actor._metrics.writes_applied} of {written} writes applied")
     return WriteCost(
-        writes=len(costs),
+        writes=len(costs) + len(paced),
         median_ms=statistics.median(costs),
         p99_ms=_percentile(costs, 0.99),
         max_ms=max(costs),
         scratch_median_ms=statistics.median(scratch),
         scratch_p99_ms=_percentile(scratch, 0.99),
+        paced_writes=len(paced),
+        paced_median_ms=statistics.median(paced),
+        paced_p99_ms=_percentile(paced, 0.99),
     )
 
 
@@ -192,9 +221,9 @@ GOAL_TARGET_MS = 0.3
 
 def goal(result: dict[str, Any]) -> dict[str, Any]:
     """The goal entry for a :func:`run` result, in the shape of ``goals`` in the bench's
-    JSON report (name, target, measured, unit, verdict, detail): the median CPU per write
-    against at most 0.3 ms."""
-    measured = result["median_ms"]
+    JSON report (name, target, measured, unit, verdict, detail): the median CPU of a paced
+    write (what a write costs a relay at work) against at most 0.3 ms."""
+    measured = result["paced_median_ms"]
     if measured <= GOAL_TARGET_MS:
         verdict = "met"
     else:
@@ -205,8 +234,9 @@ def goal(result: dict[str, Any]) -> dict[str, Any]:
         "measured": measured,
         "unit": "ms",
         "verdict": verdict,
-        "detail": f"p99 {result['p99_ms']} ms; board and notices rebuilt from scratch: "
-        f"{result['scratch_median_ms']} ms",
+        "detail": f"{result['paced_writes']} writes after {result['pace_s'] * 1e3:g} ms idle;"
+        f" back to back: median {result['median_ms']} ms, p99 {result['p99_ms']} ms;"
+        f" board and notices rebuilt from scratch: {result['scratch_median_ms']} ms",
     }
 
 
