@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 from .classification import Need, Projection, projection
@@ -265,13 +265,20 @@ def order_key(e: Entry) -> tuple[int, int, int, str, str]:
 
 
 def rank(entries: list[Entry]) -> list[tuple[Entry, int, int | None]]:
-    """A group's entries in order, each with its position and points behind the one above."""
-    entries = sorted(entries, key=order_key)
-    positions = _competition_positions(entries, ranking_key)
-    return [
-        (entry, position, None if i == 0 else entries[i - 1].summary.total - entry.summary.total)
-        for i, (entry, position) in enumerate(zip(entries, positions, strict=True))
-    ]
+    """A group's entries in order, each with its position and points behind the one above.
+
+    Each entry's key is made once (the live board re-ranks the writer's round on every
+    write); an archer's id ends the key, so two entries never compare equal in full.
+    """
+    keyed = sorted([(order_key(entry), entry) for entry in entries], key=itemgetter(0))
+    ranked: list[tuple[Entry, int, int | None]] = []
+    position, score, total = 0, None, 0
+    for index, (key, entry) in enumerate(keyed):
+        if key[:3] != score:  # competition ranking: a tie shares the better position
+            position, score = index + 1, key[:3]
+        ranked.append((entry, position, None if index == 0 else total - entry.summary.total))
+        total = entry.summary.total
+    return ranked
 
 
 def base_standing(entry: Entry, project: Projector) -> Standing:
