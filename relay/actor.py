@@ -93,6 +93,10 @@ INBOX_SIZE = 256
 MAX_QUEUED_RUN = 16
 
 
+def _nothing() -> None:
+    pass
+
+
 #: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
 wall_ms = system_wall_ms
 
@@ -137,7 +141,6 @@ class ShootActor(OwnedShoot):
             settings,
             metrics,
             owner=owner,
-            on_deposed=self.depose,
             on_notice=on_notice,
             on_notice_frame=on_notice_frame,
             now_ms=now_ms,
@@ -266,7 +269,8 @@ class ShootActor(OwnedShoot):
                 break
             self._abandon(message, gone)
         self._inbox.close()
-        self._on_close()
+        on_close, self._on_close = self._on_close, _nothing
+        on_close()  # once; and kept no longer: it may refer to what refers to the actor
 
     def _expire(self) -> None:
         expire(self.subscribers)

@@ -30,8 +30,10 @@ tells its sender which rule; the actor relies on that to go on.
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
+from typing import ParamSpec
 
 from sync.access import access_without_record, archer_access
 from sync.classification import peek_derived
@@ -73,6 +75,27 @@ __all__ = ["NoticeSink", "OwnedShoot"]
 #: Where notices go besides the sessions: ``(shoot, notice, leaderboard now)``.
 NoticeSink = Callable[[Shoot, Notification, Leaderboard], None]
 
+_Args = ParamSpec("_Args")
+
+
+def _weakly(method: Callable[_Args, None]) -> Callable[_Args, None]:
+    """``method``, called through a weak reference to its object (a call after the
+    object is gone does nothing).
+
+    A shoot's parts (its persister, its board's projector, its held updates) call it back.
+    Bound methods would make each a reference cycle with the shoot, and an unloaded
+    shoot, document and all, would then wait for the collector's next walk of the whole
+    heap, which the relay makes rare (:mod:`relay.collector` freezes what survives one).
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: _Args.args, **kwargs: _Args.kwargs) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*args, **kwargs)
+
+    return call
+
 
 class OwnedShoot:
     """One live shoot's document, archers and subscribers, and the handling of one message.
@@ -85,8 +108,6 @@ class OwnedShoot:
         store: Where updates go.
         owner: The shoot's lease, taken before loading: every write is fenced by it, and
             the document's Yjs client id derives from its epoch (new for every owner).
-        on_deposed: Called when Redis refused a write because another instance took the
-            shoot over.
         on_notice: Given each notice as it goes out to the sessions, with the board then
             (Web Push, :mod:`relay.push.sender`); it must not block.
         on_notice_frame: Called with each notice frame as it goes out (the registry passes
@@ -102,7 +123,6 @@ class OwnedShoot:
         metrics: Metrics,
         *,
         owner: Owner,
-        on_deposed: Callable[[], None],
         on_notice: NoticeSink | None = None,
         on_notice_frame: Callable[[bytes], None] = lambda frame: None,
         now_ms: Callable[[], int] = system_wall_ms,
@@ -117,7 +137,8 @@ class OwnedShoot:
         self.doc = ShootDocument.load(stored.updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
-        self._standings = Standings(self.doc, self.projected)
+        # The parts call the shoot back through weak references (see _weakly).
+        self._standings = Standings(self.doc, _weakly(self.projected))
         self.projector = self._standings.projector
         """Fills the projection tables off the event loop; runs beside the actor."""
         self._stopped = False
@@ -133,17 +154,22 @@ class OwnedShoot:
             state=self._state,
             snapshot=self.doc.diff,
             log_length=len(stored.log),
-            on_durable=self._release_notices,
+            on_durable=_weakly(self._release_notices),
             owner=owner,
-            on_deposed=on_deposed,
+            on_deposed=_weakly(self.depose),
         )
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         self._updates = HeldUpdates(
-            self._fan_out,
+            _weakly(self._fan_out),
             lambda received: metrics.fanout_latency.observe(time.perf_counter() - received),
         )
         if self.doc.meta is None:
             self._record(self.doc.set_meta(self.shoot))
+
+    def depose(self) -> None:
+        """Redis refused a write because another instance took the shoot over: the actor
+        (:class:`relay.actor.ShootActor`) stops."""
+        raise NotImplementedError
 
     @property
     def unpersisted(self) -> int:

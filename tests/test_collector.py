@@ -1,5 +1,5 @@
 """The relay's garbage-collector policy (relay.collector), on CPython's real collector; and
-what a closed session leaves for it (a real relay, real WebSockets).
+what a closed session and an unloaded shoot leave for it (a real relay, real WebSockets).
 
 Automatic collections are off in these tests and every full collection is the test's own
 ``gc.collect()``, so which collection freezes and which thaws is exact.
@@ -16,7 +16,10 @@ import httpx
 import pytest
 import trio
 
+from relay.actor import ShootActor
 from relay.collector import Collector
+from relay.config import Settings
+from relay.server import serve_relay
 from sync.protocol import Welcome
 from tests.wire import create_shoot, peer
 
@@ -117,3 +120,31 @@ async def test_a_closed_session_leaves_nothing_for_the_collector(relay_url: str)
 def test_a_thaw_needs_at_least_one_collection_between() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Collector(thaw_every=0)
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+async def test_an_unloaded_shoot_leaves_nothing_for_the_collector(
+    redis_url: str, nursery: trio.Nursery
+) -> None:
+    """An actor's parts call each other back (its persister, its board's projector), but
+    once the shoot unloads, its objects are freed by reference counting, like a session's:
+    not one waits in a cycle for a whole walk, and none is kept alive."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, idle_timeout_s=0.1)
+    relay_url: str = await nursery.start(serve_relay, settings)
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            async with peer(relay_url, code) as viewer:
+                await viewer.expect(Welcome)
+            while "fastshoot_live_shoots 0\n" not in (await http.get("/metrics")).text:
+                await trio.sleep(0.01)  # polling the relay's own count, bounded above
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        left = [type(o).__module__ + "." + type(o).__qualname__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    ours = [name for name in left if name.startswith(("relay.", "sync.", "pycrdt."))]
+    assert not ours, ours
+    assert not [o for o in gc.get_objects() if isinstance(o, ShootActor)]
