@@ -46,6 +46,7 @@ from sync.protocol import (
 )
 from sync.wall import system_wall_ms
 
+from .callbacks import nothing
 from .config import Settings
 from .fanout import expire
 from .messages import (
@@ -91,10 +92,6 @@ INBOX_SIZE = 256
 #: Queued writes handled before their updates go out as one frame (see
 #: ShootActor._handle_queued): bounds how long the run's first write waits for its fan-out.
 MAX_QUEUED_RUN = 16
-
-
-def _nothing() -> None:
-    pass
 
 
 #: The relay's wall clock (:mod:`sync.wall`), under the name the relay's modules import.
@@ -269,7 +266,7 @@ class ShootActor(OwnedShoot):
                 break
             self._abandon(message, gone)
         self._inbox.close()
-        on_close, self._on_close = self._on_close, _nothing
+        on_close, self._on_close = self._on_close, nothing
         on_close()  # once; and kept no longer: it may refer to what refers to the actor
 
     def _expire(self) -> None:

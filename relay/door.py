@@ -294,6 +294,10 @@ class Door:
                 await server.run()
         finally:
             self._http_closed()
+            # hypercorn's connection and its protocol refer to each other (the protocol
+            # keeps the connection's send method): without this, every closed connection
+            # would wait in a cycle for the collector's next walk of the whole heap.
+            vars(server).pop("protocol", None)
         if stream.takeover is not None:  # a WebSocket upgrade on a kept-alive connection
             await self._websocket(sock, stream.takeover, peer)
 

@@ -58,6 +58,7 @@ from sync.protocol import (
 from sync.relay_state import ShootState
 from sync.wall import system_wall_ms
 
+from .callbacks import nothing, weakly
 from .config import Settings
 from .fanout import HeldUpdates, expire, fan_out, welcome
 from .follower_board import FollowerBoard
@@ -153,7 +154,7 @@ class ShootFollower:
         self._last_id = stored.log_end
         self._reply_id = "0-0"
         self.subscribers: set[Subscriber] = set()
-        self._updates = HeldUpdates(self._fan_out)
+        self._updates = HeldUpdates(weakly(self._fan_out))  # see relay.callbacks
         self._forwarder = Forwarder(store, self.shoot, instance, settings.lease_s * 2)
         self._promoted: Owner | None = None
         self._lease_due = trio.Event()
@@ -231,7 +232,8 @@ class ShootFollower:
                 break
             abandon(message, gone)
         self._inbox.close()
-        self._on_close()
+        on_close, self._on_close = self._on_close, nothing
+        on_close()  # once; and kept no longer: it may refer to what refers to the follower
 
     def _expire(self) -> None:
         expire(self.subscribers)

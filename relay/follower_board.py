@@ -21,6 +21,7 @@ from sync.document import ShootDocument
 from sync.live_board import LiveBoard
 from sync.models import Shoot
 
+from .callbacks import weakly
 from .messages import Read, ShootView
 from .projector import Projector
 
@@ -41,7 +42,7 @@ class FollowerBoard:
         self._live: LiveBoard | None = None
         self.waiting: list[Read] = []
         """Reads waiting for the projector (handed to the new owner on a takeover)."""
-        self.projector = Projector(self._filled)
+        self.projector = Projector(weakly(self._filled))  # see relay.callbacks
         """Fills the projection tables off the event loop; runs beside the follower."""
 
     def changed(self) -> None:

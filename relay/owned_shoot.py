@@ -30,10 +30,8 @@ tells its sender which rule; the actor relies on that to go on.
 from __future__ import annotations
 
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import ParamSpec
 
 from sync.access import access_without_record, archer_access
 from sync.classification import peek_derived
@@ -48,6 +46,7 @@ from sync.register import Applied, Duplicate, Outcome, Register
 from sync.relay_state import ShootState, write_answer, write_refusal
 from sync.wall import system_wall_ms
 
+from .callbacks import weakly
 from .config import Settings
 from .durability import Durability, Held
 from .fanout import HeldUpdates, fan_out, welcome
@@ -74,27 +73,6 @@ __all__ = ["NoticeSink", "OwnedShoot"]
 
 #: Where notices go besides the sessions: ``(shoot, notice, leaderboard now)``.
 NoticeSink = Callable[[Shoot, Notification, Leaderboard], None]
-
-_Args = ParamSpec("_Args")
-
-
-def _weakly(method: Callable[_Args, None]) -> Callable[_Args, None]:
-    """``method``, called through a weak reference to its object (a call after the
-    object is gone does nothing).
-
-    A shoot's parts (its persister, its board's projector, its held updates) call it back.
-    Bound methods would make each a reference cycle with the shoot, and an unloaded
-    shoot, document and all, would then wait for the collector's next walk of the whole
-    heap, which the relay makes rare (:mod:`relay.collector` freezes what survives one).
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: _Args.args, **kwargs: _Args.kwargs) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(*args, **kwargs)
-
-    return call
 
 
 class OwnedShoot:
@@ -137,8 +115,8 @@ class OwnedShoot:
         self.doc = ShootDocument.load(stored.updates, client_id=client_id, derive=peek_derived)
         self._archers = dict(stored.archers)
         self.subscribers: set[Subscriber] = set()
-        # The parts call the shoot back through weak references (see _weakly).
-        self._standings = Standings(self.doc, _weakly(self.projected))
+        # The parts call the shoot back through weak references (see relay.callbacks).
+        self._standings = Standings(self.doc, weakly(self.projected))
         self.projector = self._standings.projector
         """Fills the projection tables off the event loop; runs beside the actor."""
         self._stopped = False
@@ -154,13 +132,13 @@ class OwnedShoot:
             state=self._state,
             snapshot=self.doc.diff,
             log_length=len(stored.log),
-            on_durable=_weakly(self._release_notices),
+            on_durable=weakly(self._release_notices),
             owner=owner,
-            on_deposed=_weakly(self.depose),
+            on_deposed=weakly(self.depose),
         )
         self._size = SizeBudget(settings.max_document_bytes, self._measure())
         self._updates = HeldUpdates(
-            _weakly(self._fan_out),
+            weakly(self._fan_out),
             lambda received: metrics.fanout_latency.observe(time.perf_counter() - received),
         )
         if self.doc.meta is None:

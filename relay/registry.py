@@ -48,6 +48,7 @@ from sync.models import Shoot
 from sync.protocol import CLOSE_GOING_AWAY
 
 from .actor import INBOX_SIZE, NoticeSink, ShootActor, wall_ms
+from .callbacks import weakly
 from .config import Settings
 from .follower import Handover, ShootFollower
 from .hub import StreamHub
@@ -429,7 +430,7 @@ class ShootRegistry:
         if handover is not None:
             actor.adopt(handover.subscribers, handover.state_vector, list(handover.pending))
             self._metrics.takeovers += 1
-        keeper.on_deposed = actor.depose
+        keeper.on_deposed = weakly(actor.depose)  # it outlives the actor: see relay.callbacks
         self._renewals.keep(keeper)
         slot.inbox, slot.actor = send, actor
         slot.ready.set()

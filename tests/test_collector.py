@@ -19,6 +19,7 @@ import trio
 from relay.actor import ShootActor
 from relay.collector import Collector
 from relay.config import Settings
+from relay.follower import ShootFollower
 from relay.server import serve_relay
 from sync.protocol import Welcome
 from tests.wire import create_shoot, peer
@@ -126,18 +127,22 @@ def test_a_thaw_needs_at_least_one_collection_between() -> None:
 async def test_an_unloaded_shoot_leaves_nothing_for_the_collector(
     redis_url: str, nursery: trio.Nursery
 ) -> None:
-    """An actor's parts call each other back (its persister, its board's projector), but
-    once the shoot unloads, its objects are freed by reference counting, like a session's:
-    not one waits in a cycle for a whole walk, and none is kept alive."""
-    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, idle_timeout_s=0.1)
-    relay_url: str = await nursery.start(serve_relay, settings)
+    """A shoot's parts call it back (its persister, its board's projector, its held
+    updates), but once the shoot unloads, its objects are freed by reference counting, like
+    a session's: not one waits in a cycle for a whole walk, and none is kept alive. Both
+    ways a relay holds a shoot: as its owner (an actor), and following another relay."""
+    owner_url = await _relay(nursery, redis_url)
+    follower_url = await _relay(nursery, redis_url)
     with trio.fail_after(30):
-        async with httpx.AsyncClient(base_url=relay_url) as http:
-            code = (await create_shoot(http))["code"]
-            async with peer(relay_url, code) as viewer:
-                await viewer.expect(Welcome)
-            while "fastshoot_live_shoots 0\n" not in (await http.get("/metrics")).text:
-                await trio.sleep(0.01)  # polling the relay's own count, bounded above
+        async with httpx.AsyncClient() as http:
+            async with httpx.AsyncClient(base_url=owner_url) as creating:
+                code = (await create_shoot(creating))["code"]
+            async with peer(owner_url, code) as viewer, peer(follower_url, code) as follower:
+                await viewer.expect(Welcome)  # the first relay owns the shoot,
+                await follower.expect(Welcome)  # the second follows it
+            for url in (owner_url, follower_url):
+                await _until_metric(http, url, "fastshoot_live_shoots 0")
+                await _until_metric(http, url, "fastshoot_followed_shoots 0")
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.collect()
@@ -147,4 +152,16 @@ async def test_an_unloaded_shoot_leaves_nothing_for_the_collector(
         gc.garbage.clear()
     ours = [name for name in left if name.startswith(("relay.", "sync.", "pycrdt."))]
     assert not ours, ours
-    assert not [o for o in gc.get_objects() if isinstance(o, ShootActor)]
+    assert not [o for o in gc.get_objects() if isinstance(o, ShootActor | ShootFollower)]
+
+
+async def _relay(nursery: trio.Nursery, redis_url: str) -> str:
+    """A relay that unloads a shoot 0.1 s after its last session."""
+    settings = Settings(host="127.0.0.1", port=0, redis_url=redis_url, idle_timeout_s=0.1)
+    url: str = await nursery.start(serve_relay, settings)
+    return url
+
+
+async def _until_metric(http: httpx.AsyncClient, url: str, line: str) -> None:
+    while f"{line}\n" not in (await http.get(f"{url}/metrics")).text:
+        await trio.sleep(0.01)  # polling the relay's own count, bounded by the caller
