@@ -188,7 +188,7 @@ class LeaseRenewals:
                 continue
             leases = [(keeper.shoot, keeper.owner) for keeper in kept]
             try:
-                still = await store.call(store.renew_leases, leases, self._lease_ms)
+                still = await store.renew_leases_now(leases, self._lease_ms)
             except StoreUnavailable as exc:
                 # The epoch only moves if someone else takes a lease; until then our
                 # writes pass the fence, and the next tick takes the leases back.

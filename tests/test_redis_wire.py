@@ -220,6 +220,40 @@ async def test_the_append_from_the_event_loop_writes_fenced_and_reloads_lost_scr
         store.close()
 
 
+async def test_leases_are_renewed_from_the_event_loop_each_answer_its_own(
+    redis_url: str,
+) -> None:
+    """The relay's renewal of every lease it holds, on the wire: the answers are those of
+    the thread path (a deposed owner's lease is not ours; a lost script is loaded again)."""
+    store = RedisStore(redis_url)
+    if store._wire is None:
+        store.close()
+        pytest.skip("a cluster keeps the thread path")
+    client = open_redis(redis_url)
+    try:
+        shoot = await store.call(store.create_shoot, _shoot)
+        other = await store.call(store.create_shoot, _shoot)
+        old = await store.call(store.acquire_lease, shoot, "a", 100)
+        assert isinstance(old, Owner)
+        with trio.fail_after(10):
+            while client.exists(f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:lease"):
+                await trio.sleep(0.01)  # polling Redis until the lease lapses (100 ms)
+        new = await store.call(store.acquire_lease, shoot, "b", 60_000)
+        mine = await store.call(store.acquire_lease, other, "b", 60_000)
+        assert isinstance(new, Owner)
+        assert isinstance(mine, Owner)
+        leases = [(shoot, old), (shoot, new), (other, mine)]
+        with trio.fail_after(10):
+            assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
+            client.script_flush()  # a restarted Redis: the script is loaded again
+            assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
+        assert await store.call(store.renew_leases, leases, 60_000) == [False, True, True]
+        assert 59_000 < client.pttl(f"shoot:{{{other.code}}}:{other.shoot_id}:lease") <= 60_000
+    finally:
+        client.close()
+        store.close()
+
+
 async def test_the_append_from_the_event_loop_asks_for_the_fsync(redis_url: str) -> None:
     """As on the thread path: ``WAITAOF`` follows the append on its connection; a Redis
     that refuses it (7.0 here) keeps the append, and the store stops asking."""
