@@ -142,6 +142,17 @@ def _fields(raw: Any) -> dict[bytes, bytes]:
     return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
+async def _scripted(wire: Wire, source: str, commands: list[list[Arg]]) -> list[Any]:
+    """Send ``commands`` (``EVALSHA`` of ``source``'s script, and what follows it) on the
+    wire. A restarted Redis has lost its scripts and ran none of them: the script is
+    loaded, and the commands sent again."""
+    answers = await wire.execute(commands)
+    if any(isinstance(answer, NoScriptError) for answer in answers):
+        await wire.execute([["SCRIPT", "LOAD", source]])
+        answers = await wire.execute(commands)
+    return answers
+
+
 class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
     """Blocking Redis calls, each run on a worker thread by :meth:`call`.
 
@@ -357,11 +368,7 @@ class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
         commands = [command]
         if durability.waitaof:
             commands.append(["WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS])
-        answers = await wire.execute(commands)
-        if isinstance(answers[0], NoScriptError):
-            # A restarted Redis lost its scripts; nothing was written.
-            await wire.execute([["SCRIPT", "LOAD", scripts.APPEND]])
-            answers = await wire.execute(commands)
+        answers = await _scripted(wire, scripts.APPEND, commands)
         try:
             waited = answers[1] if durability.waitaof else None
             return self._appended(shoot, answers[0], waited)
@@ -384,24 +391,11 @@ class RedisStore(LeaseCalls, ArcherCalls, StartCalls, StreamCalls):
         wire = self._wire
         if wire is None:
             return await self.call(self.renew_leases, leases, lease_ms)
-        commands: list[list[Arg]] = [
-            [
-                "EVALSHA",
-                self._renew.sha,
-                2,
-                _data_key(shoot, "lease"),
-                _data_key(shoot, "epoch"),
-                owner.token,
-                owner.epoch,
-                lease_ms,
-            ]
-            for shoot, owner in leases
-        ]
-        answers = await wire.execute(commands)
-        if any(isinstance(answer, NoScriptError) for answer in answers):
-            # A restarted Redis lost its scripts; a renewal refused so changed nothing.
-            await wire.execute([["SCRIPT", "LOAD", scripts.RENEW]])
-            answers = await wire.execute(commands)
+        commands: list[list[Arg]] = []
+        for shoot, owner in leases:
+            keys, args = self._renew_call(shoot, owner, lease_ms)
+            commands.append(["EVALSHA", self._renew.sha, len(keys), *keys, *args])
+        answers = await _scripted(wire, scripts.RENEW, commands)
         for answer in answers:
             if isinstance(answer, Exception):
                 raise StoreUnavailable(f"Redis: {answer}")

@@ -71,8 +71,8 @@ class LeaseCalls:
 
     def renew_lease(self, shoot: Shoot, owner: Owner, lease_ms: int) -> bool:
         """Extend the lease (or take it back if it lapsed untaken); False once deposed."""
-        keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
-        return bool(self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms]))
+        keys, args = self._renew_call(shoot, owner, lease_ms)
+        return bool(self._renew(keys=keys, args=args))
 
     def renew_leases(self, leases: Sequence[tuple[Shoot, Owner]], lease_ms: int) -> list[bool]:
         """Renew many leases (see :meth:`renew_lease`) in one pipeline: whether each is
@@ -82,9 +82,18 @@ class LeaseCalls:
             return [self.renew_lease(shoot, owner, lease_ms) for shoot, owner in leases]
         pipe = self._redis.pipeline(transaction=False)
         for shoot, owner in leases:
-            keys = [_data_key(shoot, "lease"), _data_key(shoot, "epoch")]
-            self._renew(keys=keys, args=[owner.token, owner.epoch, lease_ms], client=pipe)
+            keys, args = self._renew_call(shoot, owner, lease_ms)
+            self._renew(keys=keys, args=args, client=pipe)
         return [bool(kept) for kept in pipe.execute()]
+
+    @staticmethod
+    def _renew_call(shoot: Shoot, owner: Owner, lease_ms: int) -> tuple[list[str], list[Any]]:
+        """The renewal script's keys and arguments (the wire sends the same)."""
+        return [_data_key(shoot, "lease"), _data_key(shoot, "epoch")], [
+            owner.token,
+            owner.epoch,
+            lease_ms,
+        ]
 
     def release_lease(self, shoot: Shoot, owner: Owner) -> None:
         """Give the lease up (if still ours), so the next owner need not wait for it, and

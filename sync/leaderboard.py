@@ -267,8 +267,8 @@ def order_key(e: Entry) -> tuple[int, int, int, str, str]:
 def rank(entries: list[Entry]) -> list[tuple[Entry, int, int | None]]:
     """A group's entries in order, each with its position and points behind the one above.
 
-    Each entry's key is made once (the live board re-ranks the writer's round on every
-    write); an archer's id ends the key, so two entries never compare equal in full.
+    Each entry's key is made once: the live board re-ranks the writer's round on every
+    write.
     """
     keyed = sorted([(order_key(entry), entry) for entry in entries], key=itemgetter(0))
     ranked: list[tuple[Entry, int, int | None]] = []
