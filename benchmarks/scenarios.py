@@ -414,10 +414,9 @@ class Bench:
             / max(1, relay["connections"]),
         )
         row["reference_bytes_per_connection"] = {
-            name: (row[name]["rss_connected"] - row[name]["rss_before"])
-            / max(1, row[name]["connections"])
+            name: (row[name]["rss_connected"] - row[name]["rss_before"]) / row[name]["connections"]
             for name in self.references
-            if name in row
+            if name in row and row[name]["connections"]  # one that held none measured nothing
         }
         self.results["many"] = row
 
