@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -180,98 +181,100 @@ async def test_a_cancelled_request_never_leaves_its_connection_for_the_next() ->
         wire.close()
 
 
-# -- the store's append ------------------------------------------------------------------
+# -- the store's calls on the wire -------------------------------------------------------
+
+
+@pytest.fixture
+def wired_store(redis_url: str) -> Iterator[RedisStore]:
+    """A store on the session's Redis that sends from the event loop (a cluster does not)."""
+    store = RedisStore(redis_url)
+    try:
+        if store._wire is None:
+            pytest.skip("a cluster keeps the thread path")
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py client, to look at and change what Redis holds."""
+    client = open_redis(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 async def test_the_append_from_the_event_loop_writes_fenced_and_reloads_lost_scripts(
-    redis_url: str,
+    wired_store: RedisStore, client: redis.Redis
 ) -> None:
-    store = RedisStore(redis_url)
-    if store._wire is None:
-        store.close()
-        pytest.skip("a cluster keeps the thread path")
-    client = open_redis(redis_url)
-    try:
-        shoot = await store.call(store.create_shoot, _shoot)
-        owner = await store.call(store.acquire_lease, shoot, "test", 60_000)
-        assert isinstance(owner, Owner)
-        # The first append learns what Redis promises, on a worker thread.
-        assert (await store.append_now(shoot, owner, [b"a"]))[1] == 1
-        assert store.durability is not None
-        client.script_flush()  # a restarted Redis: the script is loaded again
-        assert (await store.append_now(shoot, owner, [b"b", b"c"]))[1] == 3
-        stored = await store.call(store.load_shoot, shoot.code)
-        assert stored is not None
-        assert [u for _, u in stored.log] == [b"a", b"b", b"c"]  # each written once
+    store = wired_store
+    shoot = await store.call(store.create_shoot, _shoot)
+    owner = await store.call(store.acquire_lease, shoot, "test", 60_000)
+    assert isinstance(owner, Owner)
+    # The first append learns what Redis promises, on a worker thread.
+    assert (await store.append_now(shoot, owner, [b"a"]))[1] == 1
+    assert store.durability is not None
+    client.script_flush()  # a restarted Redis: the script is loaded again
+    assert (await store.append_now(shoot, owner, [b"b", b"c"]))[1] == 3
+    stored = await store.call(store.load_shoot, shoot.code)
+    assert stored is not None
+    assert [u for _, u in stored.log] == [b"a", b"b", b"c"]  # each written once
 
-        deposed = Owner(owner.epoch - 1, "an older actor")
-        with pytest.raises(ShootFenced) as fenced:
-            await store.append_now(shoot, deposed, [b"late"])
-        assert fenced.value.reason == "deposed"
-        stored = await store.call(store.load_shoot, shoot.code)
-        assert stored is not None
-        assert [u for _, u in stored.log] == [b"a", b"b", b"c"]
-        client.delete(f"shoot:{{{shoot.code}}}:meta")  # the shoot ended
-        with pytest.raises(ShootFenced):
-            await store.append_now(shoot, owner, [b"later"])
-        assert client.xlen(f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:log") == 3
-    finally:
-        client.close()
-        store.close()
+    deposed = Owner(owner.epoch - 1, "an older actor")
+    with pytest.raises(ShootFenced) as fenced:
+        await store.append_now(shoot, deposed, [b"late"])
+    assert fenced.value.reason == "deposed"
+    stored = await store.call(store.load_shoot, shoot.code)
+    assert stored is not None
+    assert [u for _, u in stored.log] == [b"a", b"b", b"c"]
+    client.delete(f"shoot:{{{shoot.code}}}:meta")  # the shoot ended
+    with pytest.raises(ShootFenced):
+        await store.append_now(shoot, owner, [b"later"])
+    assert client.xlen(f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:log") == 3
 
 
 async def test_leases_are_renewed_from_the_event_loop_each_answer_its_own(
-    redis_url: str,
+    wired_store: RedisStore, client: redis.Redis
 ) -> None:
     """The relay's renewal of every lease it holds, on the wire: the answers are those of
     the thread path (a deposed owner's lease is not ours; a lost script is loaded again)."""
-    store = RedisStore(redis_url)
-    if store._wire is None:
-        store.close()
-        pytest.skip("a cluster keeps the thread path")
-    client = open_redis(redis_url)
-    try:
-        shoot = await store.call(store.create_shoot, _shoot)
-        other = await store.call(store.create_shoot, _shoot)
-        old = await store.call(store.acquire_lease, shoot, "a", 100)
-        assert isinstance(old, Owner)
-        with trio.fail_after(10):
-            while client.exists(f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:lease"):
-                await trio.sleep(0.01)  # polling Redis until the lease lapses (100 ms)
-        new = await store.call(store.acquire_lease, shoot, "b", 60_000)
-        mine = await store.call(store.acquire_lease, other, "b", 60_000)
-        assert isinstance(new, Owner)
-        assert isinstance(mine, Owner)
-        leases = [(shoot, old), (shoot, new), (other, mine)]
-        with trio.fail_after(10):
-            assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
-            client.script_flush()  # a restarted Redis: the script is loaded again
-            assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
-        assert await store.call(store.renew_leases, leases, 60_000) == [False, True, True]
-        assert 59_000 < client.pttl(f"shoot:{{{other.code}}}:{other.shoot_id}:lease") <= 60_000
-    finally:
-        client.close()
-        store.close()
+    store = wired_store
+    shoot = await store.call(store.create_shoot, _shoot)
+    other = await store.call(store.create_shoot, _shoot)
+    old = await store.call(store.acquire_lease, shoot, "a", 100)
+    assert isinstance(old, Owner)
+    with trio.fail_after(10):
+        while client.exists(f"shoot:{{{shoot.code}}}:{shoot.shoot_id}:lease"):
+            await trio.sleep(0.01)  # polling Redis until the lease lapses (100 ms)
+    new = await store.call(store.acquire_lease, shoot, "b", 60_000)
+    mine = await store.call(store.acquire_lease, other, "b", 60_000)
+    assert isinstance(new, Owner)
+    assert isinstance(mine, Owner)
+    leases = [(shoot, old), (shoot, new), (other, mine)]
+    with trio.fail_after(10):
+        assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
+        client.script_flush()  # a restarted Redis: the script is loaded again
+        assert await store.renew_leases_now(leases, 60_000) == [False, True, True]
+    assert await store.call(store.renew_leases, leases, 60_000) == [False, True, True]
+    assert 59_000 < client.pttl(f"shoot:{{{other.code}}}:{other.shoot_id}:lease") <= 60_000
 
 
-async def test_the_append_from_the_event_loop_asks_for_the_fsync(redis_url: str) -> None:
+async def test_the_append_from_the_event_loop_asks_for_the_fsync(
+    wired_store: RedisStore,
+) -> None:
     """As on the thread path: ``WAITAOF`` follows the append on its connection; a Redis
     that refuses it (7.0 here) keeps the append, and the store stops asking."""
-    store = RedisStore(redis_url)
-    if store._wire is None:
-        store.close()
-        pytest.skip("a cluster keeps the thread path")
-    try:
-        shoot = await store.call(store.create_shoot, _shoot)
-        owner = await store.call(store.acquire_lease, shoot, "test", 60_000)
-        assert isinstance(owner, Owner)
-        real = await store.call(store.detect_durability)
-        store.durability = Durability("7.2.4", True, "always", True)
-        assert (await store.append_now(shoot, owner, [b"a"]))[1] == 1
-        assert store.durability.waitaof is (parse_version(real.version) >= (7, 2))
-        assert (await store.append_now(shoot, owner, [b"b"]))[1] == 2
-    finally:
-        store.close()
+    store = wired_store
+    shoot = await store.call(store.create_shoot, _shoot)
+    owner = await store.call(store.acquire_lease, shoot, "test", 60_000)
+    assert isinstance(owner, Owner)
+    real = await store.call(store.detect_durability)
+    store.durability = Durability("7.2.4", True, "always", True)
+    assert (await store.append_now(shoot, owner, [b"a"]))[1] == 1
+    assert store.durability.waitaof is (parse_version(real.version) >= (7, 2))
+    assert (await store.append_now(shoot, owner, [b"b"]))[1] == 2
 
 
 async def test_a_password_and_a_database_in_the_url_are_used(own_redis: RedisServer) -> None:
