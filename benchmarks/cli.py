@@ -24,6 +24,7 @@ from typing import Any
 import trio
 
 from .limits import raise_fd_limit
+from .logs import KEPT_BECAUSE, failed_servers, keep_logs
 from .progress import Progress
 from .references import REFERENCES
 from .report import machine, write_report
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(f"The open-file hard limit ({hard}) is below what the many-shoots run needs.")
     started = time.monotonic()
     progress = Progress(_steps(config, scenarios))
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"fast-shoot-bench-{mode}-"))
     with tempfile.TemporaryDirectory(prefix="fast-shoot-bench-") as tmp:
         bench = Bench(config, Path(tmp), progress)
         try:
@@ -203,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             bench.stop()
             progress.close()
+            kept = keep_logs(Path(tmp), out, bench.errors, failed_servers(bench.results))
+            if kept:
+                notes.append(f"The servers' logs are kept in {kept}: {KEPT_BECAUSE}.")
     info = {
         "mode": args.name or mode,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -213,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": time.monotonic() - started,
         "notes": notes + bench.notes + bench.errors,
     }
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"fast-shoot-bench-{mode}-"))
     path = write_report(bench.results, info, out)
     print(f"report: {path}")
     for error in bench.errors:
