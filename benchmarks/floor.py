@@ -114,6 +114,10 @@ class Peer:
                     await trio.lowlevel.wait_writable(self.sock)
                 except trio.ClosedResourceError:  # closed by a fan-out at the bound
                     return
+                if self.closed:
+                    # Closed after the kernel said "writable" and before this task ran
+                    # (the queue is cleared): a run with 10,000 peers met it.
+                    return
                 head = self.queue[0]
                 try:
                     sent = self.sock.send(head)

@@ -6,6 +6,7 @@ the relay's ratios to it would be measured against the wrong thing.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 
@@ -13,8 +14,9 @@ import cbor2
 import httpx
 import pytest
 import trio
+import trio.testing
 
-from benchmarks.floor import JOINED, QUEUE_BOUND, frame, serve_floor
+from benchmarks.floor import JOINED, QUEUE_BOUND, Peer, frame, serve_floor
 from benchmarks.wsclient import OP_CLOSE, ConnectionClosed, WsClient, connect
 from benchmarks.wsclient import frame as client_frame
 
@@ -122,3 +124,46 @@ async def test_a_client_close_is_answered_with_a_close() -> None:
                 await ws.receive()
             assert closed.value.code == 1000
             nursery.cancel_scope.cancel()
+
+
+class _CloseOnWake(trio.abc.Instrument):
+    """Closes ``peer`` right after the I/O wait in which its socket became writable: the
+    sender task is woken then, and runs only after the close (a fan-out closing a peer at
+    the bound in the same pass, which a 10,000-peer run met)."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer, self.armed = peer, False
+
+    def after_io_wait(self, timeout: float) -> None:
+        if self.armed and not self.peer.closed:
+            self.peer.close()
+
+
+async def test_a_peer_closed_as_its_socket_became_writable_ends_its_sender_quietly() -> None:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    with theirs:
+        peer = Peer(ours)
+        while True:  # fill the kernel's buffer, so the next frame is queued
+            try:
+                ours.send(b"f" * 65536)
+            except BlockingIOError:
+                break
+        peer.push(b"queued")
+        assert len(peer.queue) == 1
+        closer = _CloseOnWake(peer)
+        trio.lowlevel.add_instrument(closer)
+        try:
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(peer.drain)  # an IndexError here fails the test
+                    await trio.testing.wait_all_tasks_blocked()
+                    closer.armed = True
+                    theirs.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        while theirs.recv(1 << 20):
+                            pass
+        finally:
+            trio.lowlevel.remove_instrument(closer)
+        assert peer.closed
+        assert not peer.queue
