@@ -41,6 +41,7 @@ Projector = Callable[[ArcherState, ScoreSummary, RoundInfo], "Projection | Need 
 __all__ = [
     "Entry",
     "Leaderboard",
+    "OrderKey",
     "Projector",
     "RoundGroup",
     "Standing",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+OrderKey = tuple[int, int, int, str, str]
+"""An archer's place in their round's display order (:func:`order_key`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +262,7 @@ def _competition_positions(items: Sequence[_T], key: Callable[[_T], object]) -> 
     return positions
 
 
-def order_key(e: Entry) -> tuple[int, int, int, str, str]:
+def order_key(e: Entry) -> OrderKey:
     """Display order within a group: by the ranking, then name, then id."""
     total, first, second = ranking_key(e)
     return (-total, -first, -second, e.state.name, e.archer_id)
