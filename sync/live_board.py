@@ -36,7 +36,7 @@ the same registers, which a property test checks after random sequences of write
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import cast
 
@@ -131,6 +131,9 @@ class LiveBoard:
         """Per archer, the base line their line on the board was made from."""
         self._groups: dict[str, RoundGroup] = {}
         self._order: list[tuple[_OverallKey, str]] = []
+        self._order_ids: list[str] = []
+        """The archer ids of :attr:`_order`, in its order (the board's ``overall`` is made
+        from them per write, in one pass in C)."""
         self._keys: dict[str, _OverallKey] = {}
         self._overall: dict[str, int] = {}
         self._overall_dirty = False
@@ -171,7 +174,7 @@ class LiveBoard:
                     key=lambda g: (-len(g.standings), g.round_name, g.round),
                 )
             ),
-            overall=tuple(self._lines[aid] for _, aid in self._order),
+            overall=tuple(map(self._lines.__getitem__, self._order_ids)),
         )
         return changed
 
@@ -190,7 +193,9 @@ class LiveBoard:
             self._bases.pop(archer_id, None)
             self._lines.pop(archer_id, None)
             self._line_bases.pop(archer_id, None)
-            self._order.pop(bisect_left(self._order, (self._keys.pop(archer_id), archer_id)))
+            index = bisect_left(self._order, (self._keys.pop(archer_id), archer_id))
+            del self._order[index]
+            del self._order_ids[index]
         self.needs.pop(archer_id, None)
         valid = checked(register.state)
         if valid is None or register.state.left:
@@ -210,7 +215,9 @@ class LiveBoard:
         rounds.add(info.codename)
         key = overall_key(base)
         self._keys[archer_id] = key
-        insort(self._order, (key, archer_id))
+        index = bisect_left(self._order, (key, archer_id))
+        self._order.insert(index, (key, archer_id))
+        self._order_ids.insert(index, archer_id)
         # Overall positions only move when someone's handicap (or name) did.
         self._overall_dirty |= key != old_key
         return rounds

@@ -215,7 +215,7 @@ def next_notices(
         memory = state.rounds.get(group.round, RoundMemory())
         if rounds is None or group.round in rounds:
             previous = before.group(group.round)
-            if _signature(previous) != _signature(group):
+            if not _same_signature(previous, group):
                 memory = _notices_for_group(previous, group, memory, notices)
         memories[group.round] = memory
     return NotifierState(rounds=MappingProxyType(memories)), tuple(notices)
@@ -245,13 +245,21 @@ def assume_announced(state: NotifierState, board: Leaderboard) -> NotifierState:
     return NotifierState(rounds=MappingProxyType(rounds))
 
 
-def _signature(group: RoundGroup | None) -> tuple[tuple[str, str, int, int, int], ...] | None:
-    """What a group's notices depend on; other fields (overall position...) do not count."""
-    if group is None:
-        return None
-    return tuple(
-        (s.archer_id, s.name, s.position, s.total, s.ends_completed) for s in group.standings
+def _same_signature(previous: RoundGroup | None, group: RoundGroup) -> bool:
+    """Whether the two groups agree on what notices depend on (archers, names, positions,
+    totals, ends), other fields (overall position...) aside. The live board keeps the
+    lines a write did not move as the same objects, so most pairs are settled by
+    identity, and the first that differs ends the comparison."""
+    if previous is None or len(previous.standings) != len(group.standings):
+        return False
+    return all(
+        a is b or _signature(a) == _signature(b)
+        for a, b in zip(previous.standings, group.standings, strict=True)
     )
+
+
+def _signature(s: Standing) -> tuple[str, str, int, int, int]:
+    return (s.archer_id, s.name, s.position, s.total, s.ends_completed)
 
 
 def _progress(group: RoundGroup) -> int:
