@@ -36,8 +36,9 @@ the same registers, which a property test checks after random sequences of write
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import cast
 
 from .classification import Need, peek_projection
@@ -131,9 +132,6 @@ class LiveBoard:
         """Per archer, the base line their line on the board was made from."""
         self._groups: dict[str, RoundGroup] = {}
         self._order: list[tuple[_OverallKey, str]] = []
-        self._order_ids: list[str] = []
-        """The archer ids of :attr:`_order`, in its order (the board's ``overall`` is made
-        from them per write, in one pass in C)."""
         self._keys: dict[str, _OverallKey] = {}
         self._overall: dict[str, int] = {}
         self._overall_dirty = False
@@ -174,7 +172,8 @@ class LiveBoard:
                     key=lambda g: (-len(g.standings), g.round_name, g.round),
                 )
             ),
-            overall=tuple(map(self._lines.__getitem__, self._order_ids)),
+            # In one pass in C: a generator over every archer cost each write of a big shoot.
+            overall=tuple(map(self._lines.__getitem__, map(itemgetter(1), self._order))),
         )
         return changed
 
@@ -193,9 +192,7 @@ class LiveBoard:
             self._bases.pop(archer_id, None)
             self._lines.pop(archer_id, None)
             self._line_bases.pop(archer_id, None)
-            index = bisect_left(self._order, (self._keys.pop(archer_id), archer_id))
-            del self._order[index]
-            del self._order_ids[index]
+            self._order.pop(bisect_left(self._order, (self._keys.pop(archer_id), archer_id)))
         self.needs.pop(archer_id, None)
         valid = checked(register.state)
         if valid is None or register.state.left:
@@ -215,9 +212,7 @@ class LiveBoard:
         rounds.add(info.codename)
         key = overall_key(base)
         self._keys[archer_id] = key
-        index = bisect_left(self._order, (key, archer_id))
-        self._order.insert(index, (key, archer_id))
-        self._order_ids.insert(index, archer_id)
+        insort(self._order, (key, archer_id))
         # Overall positions only move when someone's handicap (or name) did.
         self._overall_dirty |= key != old_key
         return rounds
