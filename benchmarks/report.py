@@ -7,6 +7,9 @@ import math
 import os
 import platform
 import resource
+import select
+import statistics
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +39,31 @@ COLORS: Final = {
 
 PACKAGES: Final = ("trio", "hypercorn", "wsproto", "pycrdt", "cbor2", "redis", "starlette")
 
+#: The wake-up probe: this many sleeps of :data:`WAKE_SLEEP_S` (the gap between two
+#: writes at the CPU-per-write scenario's 50 writes/s).
+WAKE_PROBES: Final = 40
+WAKE_SLEEP_S: Final = 0.02
+
+
+def wake_cost_us() -> float:
+    """The CPU time this machine charges a thread for one sleep of 20 ms in
+    ``epoll_wait`` and the wake-up after it: median, in microseconds.
+
+    Every server here sleeps like this between frames. On the virtual machines these
+    benchmarks run on, the charge has been anywhere from tens of microseconds to a few
+    hundred, and it grows with the sleep's length, so a server that waits more often per
+    write (the relay waits for the client's frame and for Redis's answer; the floor only
+    for the frame) pays it more often. The report gives it so runs on different hosts can
+    be told apart.
+    """
+    costs = []
+    with select.epoll() as epoll:
+        for _ in range(WAKE_PROBES):
+            begin = time.thread_time_ns()
+            epoll.poll(WAKE_SLEEP_S)  # the sleep being measured, not synchronisation
+            costs.append((time.thread_time_ns() - begin) / 1e3)
+    return statistics.median(costs)
+
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
@@ -62,7 +90,20 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "nofile": f"{soft}/{hard}",
         "packages": versions,
+        "wake_us": round(wake_cost_us(), 1),
     }
+
+
+def _wake_line(m: dict[str, Any]) -> list[str]:
+    if "wake_us" not in m:  # a report written before the probe existed
+        return []
+    return [
+        f"- Waking: this machine charges a thread {m['wake_us']:g} µs of CPU for one 20 ms "
+        "sleep in `epoll_wait` and the wake-up after it (median of "
+        f"{WAKE_PROBES}). Every server pays it per wait; the relay waits twice per write "
+        "(the client's frame, then Redis's answer), the floor once. Hosts where it is "
+        "large show larger CPU per write for everyone, and the relay more."
+    ]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -242,6 +283,7 @@ def _markdown(results: dict[str, Any], info: dict[str, Any]) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; "
         f"Python {m['python']}; open files {m['nofile']}",
         f"- Packages: {packages}",
+        *_wake_line(m),
         f"- Load: {info['workers']} load worker processes on the same machine; everything "
         "on 127.0.0.1. The relay and the reference servers are separate processes measured "
         "the same way, with the same load, in the same run.",

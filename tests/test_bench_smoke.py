@@ -70,8 +70,11 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     for heading in HEADINGS:
         assert heading in report
     assert "fast-shoot bench --quick" in report
+    assert "- Waking: this machine charges a thread" in report
     report_json = json.loads((tmp_path / "quick.json").read_text())
     results = report_json["results"]
+    # A probe that never slept would report the fraction of a microsecond a poll costs.
+    assert report_json["info"]["machine"]["wake_us"] > 1
     names = {goal["name"] for goal in report_json["goals"]}
     assert names >= {CPU_GOAL, P99_GOAL, WRITE_GOAL, ACTOR_WRITE_GOAL, RAMP_GOAL}
     assert "Clients back in sync after a relay restart" in names
