@@ -63,12 +63,14 @@ class Heartbeat:
         self._timeout_s = timeout_s
         self._looks_per_slice = looks_per_slice
         self._machines: dict[OwnedSocket, Machine] = {}
+        self._first_watched = trio.Event()
 
     def watch(self, owned: OwnedSocket) -> Machine:
         """Run a heartbeat for ``owned`` from now on, until :meth:`forget`."""
         machine = Machine(trio.current_time(), self._interval_s, self._timeout_s)
         owned.on_pong = machine.pong_received
         self._machines[owned] = machine
+        self._first_watched.set()
         return machine
 
     def forget(self, owned: OwnedSocket) -> None:
@@ -76,9 +78,13 @@ class Heartbeat:
 
     async def run(self) -> None:
         """Fire every watched session's due timer and carry out its actions, until
-        cancelled."""
+        cancelled. With no session to watch, the task sleeps until one comes: a relay
+        nobody is connected to sets no timer for its heartbeat."""
         tick_s = min(self._interval_s, self._timeout_s) / TICKS_PER_INTERVAL
         while True:
+            if not self._machines:
+                await self._first_watched.wait()
+                self._first_watched = trio.Event()
             await trio.sleep(tick_s)  # the heartbeat's tick, not synchronisation
             now = trio.current_time()
             due = [item for item in self._machines.items() if item[1].next_timer <= now]

@@ -144,12 +144,14 @@ class LeaseRenewals:
         self._lease_ms = round(lease_s * 1000)
         self._every_s = lease_s / 3
         self._kept: set[LeaseKeeper] = set()
+        self._first_kept = trio.Event()
         self._releasing = _Releases()
 
     def keep(self, keeper: LeaseKeeper) -> None:
         """Renew ``keeper``'s lease from the next tick on, until it is released."""
         keeper._renewals = self
         self._kept.add(keeper)
+        self._first_kept.set()
 
     def forget(self, keeper: LeaseKeeper) -> None:
         self._kept.discard(keeper)
@@ -179,9 +181,15 @@ class LeaseRenewals:
             batch.done.set()
 
     async def run(self) -> None:
-        """Renew every kept lease each tick, until cancelled."""
+        """Renew every kept lease each tick, until cancelled. With none kept, the task
+        sleeps until one is: a relay with nothing to renew sets no timer (every wake-up
+        costs CPU, and an idle relay is most of a relay's day)."""
         store = self._store
         while True:
+            if not self._kept:
+                await self._first_kept.wait()
+                self._first_kept = trio.Event()
+                continue
             await trio.sleep(self._every_s)  # the renewal period, not synchronisation
             kept = list(self._kept)
             if not kept:
@@ -218,6 +226,7 @@ class LeaseBoard:
         self._store = store
         self._every_s = every_s
         self._watches: dict[int, _Watched] = {}
+        self._first_watched = trio.Event()
         self._ids = itertools.count()
 
     def watch(self, shoot: Shoot, holder: str, on_due: Callable[[], None]) -> Callable[[], None]:
@@ -225,6 +234,7 @@ class LeaseBoard:
         stops watching."""
         key = next(self._ids)
         self._watches[key] = _Watched(shoot, holder, on_due)
+        self._first_watched.set()
 
         def unwatch() -> None:
             self._watches.pop(key, None)
@@ -232,9 +242,14 @@ class LeaseBoard:
         return unwatch
 
     async def run(self) -> None:
-        """Read the watched leases every tick, until cancelled."""
+        """Read the watched leases every tick, until cancelled; with none watched, the
+        task sleeps until one is."""
         store = self._store
         while True:
+            if not self._watches:
+                await self._first_watched.wait()
+                self._first_watched = trio.Event()
+                continue
             await trio.sleep(self._every_s)  # the tick
             watched = list(self._watches.values())
             if not watched:

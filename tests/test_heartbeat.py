@@ -15,6 +15,7 @@ from wsproto.connection import Connection
 
 from relay.heartbeat import TICKS_PER_INTERVAL, Heartbeat
 from relay.wssocket import OwnedSocket, configure
+from tests.task_steps import counting_steps
 
 INTERVAL_S = 1.0
 TIMEOUT_S = 3.0
@@ -127,3 +128,29 @@ async def test_sessions_due_together_are_pinged_in_slices_with_the_loop_free_bet
                 nursery.cancel_scope.cancel()
         assert 0 < out_when_woken < len(clients)
         assert pings == [1] * len(clients)  # every session got its ping in that tick
+
+
+async def test_with_no_session_the_heartbeat_sleeps_until_one_comes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A relay nobody is connected to sets no timer for its heartbeat: every wake-up
+    costs CPU, and most of a relay's day is idle."""
+    with counting_steps("Heartbeat.run") as steps, _sessions(1) as (owned, clients):
+        heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            await trio.sleep(100 * INTERVAL_S)  # virtual: 400 ticks, had it ticked
+            assert steps.count == 1  # the step that began the wait
+
+            heartbeat.watch(owned[0])
+            start = trio.current_time()
+            await trio.lowlevel.wait_readable(clients[0])
+            assert _pings(clients[0]) == [1]
+            assert INTERVAL_S <= trio.current_time() - start <= INTERVAL_S + 2 * TICK_S
+
+            heartbeat.forget(owned[0])
+            await trio.sleep(2 * TICK_S)  # virtual: the tick that finds nobody
+            asleep = steps.count
+            await trio.sleep(100 * INTERVAL_S)
+            assert steps.count == asleep
+            nursery.cancel_scope.cancel()
