@@ -276,10 +276,12 @@ class ShootActor(OwnedShoot):
 
     def _handle_queued(self, first: Message) -> None:
         """Handle ``first`` and the writes already queued behind it as one run, whose
-        updates go out as one (:class:`~relay.fanout.HeldUpdates`). Each write is still
-        decided, persisted and answered on its own; answers wait for Redis, so they follow
-        the update that carries their write. Anything but a write ends the run, after the
-        updates before it are sent (a welcome or a reply sees them out)."""
+        updates go out as one (:class:`~relay.fanout.HeldUpdates`): the run's last write
+        sends them before its leaderboard and notices are worked out
+        (:meth:`_more_queued`). Each write is still decided, persisted and answered on its
+        own; answers wait for Redis, so they follow the update that carries their write.
+        Anything but a write ends the run, after the updates before it are sent (a welcome
+        or a reply sees them out)."""
         self._updates.hold()
         message = first
         try:
@@ -309,6 +311,9 @@ class ShootActor(OwnedShoot):
         except Exception:
             self._abandon(message, ShootUnavailable("the shoot failed; try again"))
             raise
+
+    def _more_queued(self) -> bool:
+        return self._inbox.statistics().current_buffer_used > 0
 
     @staticmethod
     def _abandon(message: Message, error: Exception) -> None:

@@ -237,7 +237,16 @@ class OwnedShoot:
             self._metrics.writes_superseded += 1
         self._hold(submit, outcome, written.needs)
         if isinstance(outcome, Applied):
+            if not self._more_queued():
+                # The end of the run: its update goes out now, not after the board and
+                # the notices are worked out, which no subscriber needs to wait for.
+                self._updates.flush()
             self._announce(submit.register)
+
+    def _more_queued(self) -> bool:
+        """Whether messages wait behind the one being handled (the actor's inbox): a
+        write with more behind it leaves its update to go out with theirs."""
+        return False
 
     def _refuse_write(self, submit: Submit, exc: SyncError) -> None:
         self._metrics.writes_rejected += 1

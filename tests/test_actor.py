@@ -386,3 +386,34 @@ async def test_writes_queued_together_go_out_as_one_update_and_each_is_answered(
     late_replica, late_changes = replay(frames[late])
     assert len(late_changes) == 1
     assert late_replica.registers() == actor.doc.registers()
+
+
+async def test_a_write_goes_out_before_its_board_and_notices_are_worked_out(
+    redis_url: str,
+) -> None:
+    """A write with nothing queued behind it is fanned out first; the leaderboard and the
+    notices, which no subscriber waits for, come after."""
+    actor, send, store = _actor(redis_url)
+    reader = Subscriber(limit=64)
+    queued_when_ranked: list[int] = []
+    wrote = actor._standings.wrote
+
+    def ranking(register: Any) -> Any:
+        queued_when_ranked.append(reader.statistics().queued)
+        return wrote(register)
+
+    actor._standings.wrote = ranking  # type: ignore[method-assign]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor.run)
+            await _subscribe(send, reader)
+            assert reader.statistics().queued == 1  # the welcome
+            write: Reply[WriteResult] = Reply()
+            await send.send(Submit(register("a1", (9,), ms=now_ms()), reply=write))
+            await write.wait()
+            frames = await reader.next_batch()
+            nursery.cancel_scope.cancel()
+    store.close()
+    assert queued_when_ranked == [2]  # the welcome and the write's update
+    assert isinstance(frames[1], bytes)
+    assert isinstance(decode_server(frames[1]), Update)
