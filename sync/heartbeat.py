@@ -26,8 +26,16 @@ The rule, as ``docs/protocol.md`` states it:
   does not read would never get one; its device sees the drop and reconnects). Nothing
   more is decided after that.
 
-So with the defaults (5 s, 15 s) a silent peer is dropped at the first look more than 15 s
-after its last unanswered ping: 25 s after it went silent at worst, 20 s at best.
+So with the defaults (15 s, 15 s) a silent peer is dropped at the first look more than 15 s
+after its last unanswered ping: 45 s after it went silent at worst, 30 s at best.
+
+Why 15 s: every ping costs the relay a frame out and a pong in, for every connection,
+whether its shoot is busy or not; with 10,000 connections a look every 5 s was 2,000 pings
+and 2,000 pongs a second, as many frames as the shoots' own updates in the benchmark's
+many-shoots run, and their bursts were most of that run's p95 latency
+(``benchmarks/README.md``, "The heartbeat's interval"). A dead peer costs the relay only
+its memory until it is dropped, and the clients find a dead relay with their own pings, so
+the slower look costs nobody a reconnection.
 
 Events and actions:
 
@@ -56,7 +64,7 @@ __all__ = [
 ]
 
 #: How often the relay looks at a connection (and pings it when no ping is outstanding).
-PING_INTERVAL_S: Final = 5.0
+PING_INTERVAL_S: Final = 15.0
 #: How long a ping may stay unanswered before the connection is dropped.
 PONG_TIMEOUT_S: Final = 15.0
 _PAYLOAD_BYTES: Final = 8

@@ -14,8 +14,8 @@ def _ping(number: int) -> SendPing:
 
 def test_the_defaults_are_the_documented_ones() -> None:
     beat = Heartbeat(100.0)
-    assert (beat.interval_s, beat.timeout_s) == (PING_INTERVAL_S, PONG_TIMEOUT_S) == (5.0, 15.0)
-    assert beat.next_timer == 105.0
+    assert (beat.interval_s, beat.timeout_s) == (PING_INTERVAL_S, PONG_TIMEOUT_S) == (15.0, 15.0)
+    assert beat.next_timer == 115.0
 
 
 def test_nothing_happens_before_the_timer_is_due() -> None:
