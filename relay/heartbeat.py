@@ -10,9 +10,10 @@ its device sees the drop and reconnects).
 Why one task for all sessions: a sleeping task per connection costs, for every ping, a
 deadline registered and expired, a cancel scope and a wake-up; 5,000 connections pinged
 every 5 s (the interval then) were a thousand of those a second, which a relay restarted
-under thousands of reconnecting clients paid while it was also taking their hellos. One task ticking a few
-times per interval fires the same timers with one wake-up per tick. A ping goes out up to
-a tick late, and an eviction comes up to a tick late; nothing else changes.
+under thousands of reconnecting clients paid while it was also taking their hellos. One
+task ticking a few times per interval fires the same timers with one wake-up per tick. A
+ping goes out up to a tick late, and an eviction comes up to a tick late; nothing else
+changes.
 
 Why in slices: connections that opened together stay in step, so one tick can find
 thousands due at once (a quarter of 10,000 connections that came in a few seconds). Pinged
