@@ -83,6 +83,40 @@ def test_cycles_that_die_frozen_wait_for_the_thaw_and_are_freed_then() -> None:
 
 
 @pytest.mark.usefixtures("collector_of_the_test")
+def test_what_survives_a_middle_collection_is_out_of_the_full_ones_sight() -> None:
+    Collector(thaw_every=10).install()
+    survivors = [_Node() for _ in range(1_000)]
+    frozen_before = gc.get_freeze_count()
+    gc.collect(1)
+    assert gc.get_freeze_count() >= frozen_before + len(survivors)
+    walked = {id(o) for o in gc.get_objects()}
+    assert not any(id(node) in walked for node in survivors)
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+def test_after_a_thaw_a_middle_collection_leaves_the_heap_for_the_full_walk() -> None:
+    """Frozen again by a middle collection between the thaw and the walk of everything,
+    dead cycles would wait for the next thaw."""
+    collector = Collector(thaw_every=2)
+    collector.install()
+    gc.collect()  # 1
+    cycles = [_cycle() for _ in range(100)]
+    alive = [weakref.ref(node) for node in cycles]
+    gc.collect(1)  # the cycles survive it and are frozen
+    del cycles
+    gc.collect()  # 2: the thaw
+    assert collector.thaws == 1
+    gc.collect(1)  # before the walk of everything: it must not freeze them again
+    assert all(ref() is not None for ref in alive)  # a middle collection leaves old cycles
+    gc.collect()  # 3: walks the whole heap
+    assert all(ref() is None for ref in alive), "the cycles were frozen again after the thaw"
+    cycles = [_cycle() for _ in range(10)]
+    gc.collect(1)  # the walk is done: middle collections freeze again
+    walked = {id(o) for o in gc.get_objects()}
+    assert not any(id(node) in walked for node in cycles)
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
 def test_uninstalled_it_leaves_nothing_frozen_and_no_hook() -> None:
     collector = Collector()
     collector.install()
