@@ -15,11 +15,11 @@ one walk of everything took 340-470 ms, measured on the same machine.
 
 It freezes the heap when a middle collection ends too: what survived one is what the next
 full collection would walk, and while 10,000 connections came in, that was 124-243 ms a
-time. Frozen at once, nothing is walked twice: in the many-shoots benchmark (1,000 shoots
+time. Frozen at once, nothing is walked twice. In the many-shoots benchmark (1,000 shoots
 x 10 clients, five alternated pairs) the p99 went from 12-168 ms to 5-8 ms and the
-longest stall from 107-352 ms to 23-45 ms, and a relay that had served the fan-out, ramp and many-shoots runs held 40
-objects in cycles for the thaw (20 when freezing after full collections only), with the
-same resident memory.
+longest stall from 107-352 ms to 23-45 ms. A relay that had served the fan-out, ramp and
+many-shoots runs then held 40 objects in cycles for the thaw (20 when freezing after full
+collections only), with the same resident memory.
 
 The price: a frozen object that later becomes garbage *in a reference cycle* is not freed
 while it is frozen (garbage freed by reference counting goes as always). What ends after
