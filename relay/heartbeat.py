@@ -3,7 +3,8 @@
 When to ping a session and when its peer is dead is decided by
 :class:`sync.heartbeat.Heartbeat`, one machine per session; this module fires their timers,
 sends the pings they ask for, hands them the pongs (through
-:attr:`~relay.wssocket.OwnedSocket.on_pong`), and evicts a session one finds dead: its
+:attr:`~relay.wssocket.OwnedSocket.on_pong`) and whether the peer sent anything since the
+last look (:attr:`~relay.wssocket.OwnedSocket.heard`), and evicts a session one finds dead: its
 scope is cancelled, with no close frame (a peer that does not read would not get one, and
 its device sees the drop and reconnects).
 
@@ -95,7 +96,8 @@ class Heartbeat:
                 for owned, machine in due[start : start + self._looks_per_slice]:
                     # A session may have ended (or been evicted) since the tick began.
                     if self._machines.get(owned) is machine:
-                        self._carry_out(owned, machine.timer_fired(now))
+                        heard, owned.heard = owned.heard, False
+                        self._carry_out(owned, machine.timer_fired(now, heard))
 
     def _carry_out(self, owned: OwnedSocket, actions: list[SendPing | Evict]) -> None:
         for action in actions:

@@ -104,6 +104,7 @@ class OwnedSocket:
         "client_address",
         "close_sent",
         "gone",
+        "heard",
         "on_pong",
         "peer_close",
         "scope",
@@ -128,6 +129,9 @@ class OwnedSocket:
         """The code of the peer's close frame, once it came."""
         self.on_pong: Callable[[bytes], None] = lambda payload: None
         """Given every pong's payload (the heartbeat's machine judges them)."""
+        self.heard = False
+        """Set when bytes come from the peer; the heartbeat clears it at each look (a peer
+        heard from is not pinged, :mod:`sync.heartbeat`)."""
         self._ws = ws
         # Whole frames cut here, lone binary ones taken without wsproto (relay.wsreader);
         # None once everything goes to wsproto as it comes.
@@ -296,6 +300,8 @@ class OwnedSocket:
             if self._ws.state is ConnectionState.CLOSED:
                 self.gone = True
                 return
+            if data:
+                self.heard = True
             if self._frames is not None:
                 if data:
                     self._frames.feed(data)

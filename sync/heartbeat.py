@@ -19,15 +19,26 @@ The rule, as ``docs/protocol.md`` states it:
 * the relay looks at the connection every ``interval_s``, counting from when it opened
   (the next look is ``interval_s`` after the previous one fired);
 * at a look, when no ping is outstanding (none sent yet, or the last one was answered by
-  a pong carrying its payload), it sends a new ping (:class:`SendPing`), whose payload
-  numbers it;
+  a pong carrying its payload) and the peer has sent nothing since the previous look, it
+  sends a new ping (:class:`SendPing`), whose payload numbers it; a peer heard from needs
+  none (the driver says whether it was, ``heard``);
 * at a look, when the outstanding ping has waited more than ``timeout_s``, the peer is
   dead (:class:`Evict`): the driver ends the session without a close frame (a peer that
   does not read would never get one; its device sees the drop and reconnects). Nothing
   more is decided after that.
 
-So with the defaults (15 s, 15 s) a silent peer is dropped at the first look more than 15 s
-after its last unanswered ping: 45 s after it went silent at worst, 30 s at best.
+So with the defaults (15 s, 15 s) a peer that goes silent is pinged at the second look
+after (the first still finds what it sent last) and dropped at the first look more than
+15 s after that ping: at most 63.75 s after it went silent (a look can come a tick,
+3.75 s, after its time, and one exactly 15 s after the ping is not yet more than 15 s).
+
+Why a peer heard from is not pinged: the web client sends its own ``ping`` whenever it
+has sent nothing for 15 s, so every browser is heard from between two looks, and the
+relay's ping and its pong would double the heartbeat's frames for nothing. What it gives
+up: only a pong shows that a peer *reads*, and a peer that sends but never reads is no
+longer found by the heartbeat. It is found by what is sent to it instead: what it leaves
+unread fills its bounded queue, and the relay resyncs, then closes it
+(:mod:`relay.subscriber`); until then it costs its memory, as any idle connection does.
 
 Why 15 s: every ping costs the relay a frame out and a pong in, for every connection,
 whether its shoot is busy or not; with 10,000 connections a look every 5 s was 2,000 pings
@@ -42,8 +53,9 @@ Events and actions:
 =====================================  ==================================================
 event                                  actions
 =====================================  ==================================================
-``timer_fired(now)``                   ``SendPing``, ``Evict``, or nothing (too early,
-                                       or a ping still within its time)
+``timer_fired(now, heard)``            ``SendPing``, ``Evict``, or nothing (too early, a
+                                       ping still within its time, or the peer heard
+                                       from since the previous look)
 ``pong_received(payload)``             nothing: a pong with the outstanding ping's
                                        payload answers it; any other is ignored
 =====================================  ==================================================
@@ -111,8 +123,9 @@ class Heartbeat:
         self._sent_at = 0.0
         self._answered = True
 
-    def timer_fired(self, now: float) -> list[Action]:
-        """The time :attr:`next_timer` named (or a later one) has come."""
+    def timer_fired(self, now: float, heard: bool = False) -> list[Action]:
+        """The time :attr:`next_timer` named (or a later one) has come; ``heard`` says
+        whether the peer sent anything since the previous look (a frame of any kind)."""
         if self.evicted or now < self.next_timer:
             return []
         self.next_timer = now + self.interval_s
@@ -122,6 +135,8 @@ class Heartbeat:
             self.evicted = True
             self.next_timer = float("inf")
             return [Evict()]
+        if heard:
+            return []  # it is there: a ping would only ask what its frames already said
         self._sent += 1
         self._sent_at, self._answered = now, False
         return [SendPing(self._payload(self._sent))]

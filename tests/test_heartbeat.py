@@ -154,3 +154,38 @@ async def test_with_no_session_the_heartbeat_sleeps_until_one_comes(
             await trio.sleep(100 * INTERVAL_S)
             assert steps.count == asleep
             nursery.cancel_scope.cancel()
+
+
+async def test_a_session_heard_from_is_not_pinged_until_it_falls_silent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Bytes from the peer between two looks spare it the look's ping (a browser sends its
+    own pings); once it falls silent it is pinged, and dropped when it does not answer."""
+    unsolicited_pong = b"\x8a\x80\x00\x00\x00\x00"  # a masked, empty client pong
+    with _sessions(1) as (owned, clients):
+        heartbeat = Heartbeat(INTERVAL_S, TIMEOUT_S)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            beat = heartbeat.watch(owned[0])
+
+            async def session() -> None:
+                with trio.CancelScope() as owned[0].scope:
+                    while await owned[0].receive() is not None:
+                        pass  # its reader, which notes that the peer was heard
+
+            nursery.start_soon(session)
+            for _ in range(10):  # five intervals of the peer's frames
+                clients[0].send(unsolicited_pong)
+                await trio.sleep(INTERVAL_S / 2)
+            assert _pings(clients[0]) == []
+            silent_since = trio.current_time()
+            with trio.fail_after(3 * INTERVAL_S):  # virtual time
+                while not (pings := _pings(clients[0])):
+                    await trio.sleep(TICK_S / 2)
+            assert pings == [1]
+            with trio.fail_after(TIMEOUT_S + INTERVAL_S + 2 * TICK_S):
+                while not beat.evicted:
+                    clients[0].send(unsolicited_pong)  # sends, but never answers the ping
+                    await trio.sleep(TICK_S / 2)
+            assert trio.current_time() - silent_since > TIMEOUT_S
+            nursery.cancel_scope.cancel()

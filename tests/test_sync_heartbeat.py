@@ -97,3 +97,35 @@ def test_an_unsolicited_pong_after_the_answer_does_not_undo_it() -> None:
     beat.pong_received(_ping(1).payload)
     beat.pong_received(b"keepalive")
     assert beat.timer_fired(2.0) == [_ping(2)]
+
+
+def test_a_peer_heard_from_since_the_last_look_is_not_pinged() -> None:
+    """A browser sends its own ``ping`` when it has sent nothing for an interval: the
+    relay's ping and its pong would say nothing more."""
+    beat = Heartbeat(0.0, interval_s=5, timeout_s=15)
+    assert beat.timer_fired(5.0, heard=True) == []
+    assert beat.timer_fired(10.0, heard=True) == []
+    assert beat.next_timer == 15.0  # the looks go on
+    assert beat.timer_fired(15.0, heard=False) == [_ping(1)]  # silent since the last look
+
+
+def test_frames_from_the_peer_do_not_answer_its_outstanding_ping() -> None:
+    """Only a pong shows that the peer reads: one that only sends is dropped all the same."""
+    beat = Heartbeat(0.0, interval_s=5, timeout_s=15)
+    assert beat.timer_fired(5.0) == [_ping(1)]
+    for now in (10.0, 15.0, 20.0):
+        assert beat.timer_fired(now, heard=True) == []
+    assert beat.timer_fired(25.0, heard=True) == [Evict()]
+
+
+def test_a_peer_that_goes_silent_is_dropped_at_most_63_75_s_later() -> None:
+    """The documented worst case (``docs/protocol.md``): its last bytes came right after
+    the connection opened, the first look comes a tick late and still finds them, and the
+    ping sent at the look after is exactly a timeout old (not more) at the next."""
+    tick = PING_INTERVAL_S / 4
+    beat = Heartbeat(0.0)
+    silent_since = 0.001
+    assert beat.timer_fired(PING_INTERVAL_S + tick, heard=True) == []
+    looks = [beat.next_timer + n * PING_INTERVAL_S for n in range(3)]
+    assert [beat.timer_fired(now) for now in looks] == [[_ping(1)], [], [Evict()]]
+    assert 63.7 < looks[-1] - silent_since <= 63.75
