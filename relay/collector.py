@@ -23,12 +23,13 @@ collections only), with the same resident memory.
 
 The price: a frozen object that later becomes garbage *in a reference cycle* is not freed
 while it is frozen (garbage freed by reference counting goes as always). What ends after
-living a while must therefore leave no cycles, and the relay's sessions leave none: a
-closed session's socket lets go of its subscriber (``tests/test_collector.py`` checks it).
-An unloaded shoot still leaves a few dozen objects in cycles (its actor's callbacks), and
-so might code to come: every :data:`THAW_EVERY` full collections the collector thaws the
-heap (``gc.unfreeze``), and the next full collection walks all of it, frees what is
-waiting and freezes the rest. That long walk comes once per a hundred short ones (a
+living a while must therefore leave no cycles, and the relay's sessions and shoots leave
+none: a closed session's socket lets go of its subscriber, and an unloaded shoot's parts
+call it back through weak references (:mod:`relay.callbacks`); ``tests/test_collector.py``
+checks both. Code to come might leave some, and ``/metrics`` shows the frozen count
+(``fastshoot_gc_frozen_objects``) for an operator to see it grow: every
+:data:`THAW_EVERY` full collections the collector thaws the heap (``gc.unfreeze``), and the
+next full collection walks all of it, frees what is waiting and freezes the rest. That long walk comes once per a hundred short ones (a
 quarter of an hour apart with 10,000 connections busy), not with every quarter the heap
 grows.
 

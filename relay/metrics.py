@@ -2,10 +2,17 @@
 
 A handful of numbers, kept by hand: the relay runs on one thread, so plain integers are
 safe and cheaper than a metrics library. Nothing here names a shoot or its code.
+
+Besides the relay's own numbers, the process's garbage collector: how many objects are
+frozen out of its sight (:mod:`relay.collector`), and its collections and what they freed
+per generation. A frozen object that dies in a reference cycle waits there for the next
+thaw, so a frozen count that keeps growing while the connections and shoots do not is
+garbage held, and worth a look.
 """
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Final
@@ -130,4 +137,23 @@ class Metrics:
             "fastshoot_fanout_seconds", "Time from a write's arrival to its update being queued"
         )
         lines += self.redis_latency.render("fastshoot_redis_seconds", "Redis batch round trips")
+        lines += _collector_lines()
         return "\n".join(lines) + "\n"
+
+
+def _collector_lines() -> list[str]:
+    """The process's garbage collector, as ``gc`` counts it."""
+    frozen = "fastshoot_gc_frozen_objects"
+    lines = [
+        f"# HELP {frozen} Objects frozen out of the garbage collector's sight",
+        f"# TYPE {frozen} gauge",
+        f"{frozen} {gc.get_freeze_count()}",
+    ]
+    stats = gc.get_stats()
+    for name, key, help_text in (
+        ("fastshoot_gc_collections_total", "collections", "Garbage collections"),
+        ("fastshoot_gc_collected_total", "collected", "Objects garbage collections freed"),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        lines += [f'{name}{{generation="{n}"}} {each[key]}' for n, each in enumerate(stats)]
+    return lines

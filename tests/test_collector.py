@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 import weakref
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from relay.actor import ShootActor
 from relay.collector import Collector
 from relay.config import Settings
 from relay.follower import ShootFollower
+from relay.metrics import Metrics
 from relay.server import serve_relay
 from sync.protocol import Welcome
 from tests.wire import create_shoot, peer
@@ -150,6 +152,30 @@ async def test_a_closed_session_leaves_nothing_for_the_collector(relay_url: str)
         gc.set_debug(0)
         gc.garbage.clear()
     assert {"OwnedSocket", "Subscriber", "ClientFrames"}.isdisjoint(left), left
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+def test_metrics_show_what_is_frozen_and_what_each_generation_collected() -> None:
+    """Frozen garbage is invisible to the collector: ``/metrics`` lets an operator see the
+    frozen count grow."""
+
+    def scraped(line: str) -> int:
+        found = re.search(rf"^{re.escape(line)} (\d+)$", Metrics().render(), re.MULTILINE)
+        assert found is not None, line
+        return int(found.group(1))
+
+    Collector(thaw_every=10).install()
+    full = 'fastshoot_gc_collections_total{generation="2"}'
+    freed = 'fastshoot_gc_collected_total{generation="2"}'
+    before = {line: scraped(line) for line in (full, freed, "fastshoot_gc_frozen_objects")}
+    survivors = [_Node() for _ in range(1_000)]
+    garbage = [_cycle() for _ in range(50)]
+    del garbage
+    gc.collect()
+    assert scraped("fastshoot_gc_frozen_objects") == gc.get_freeze_count()
+    assert gc.get_freeze_count() >= before["fastshoot_gc_frozen_objects"] + len(survivors)
+    assert scraped(full) == before[full] + 1
+    assert scraped(freed) >= before[freed] + 50 * 2
 
 
 def test_a_thaw_needs_at_least_one_collection_between() -> None:
