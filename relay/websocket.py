@@ -101,24 +101,31 @@ async def serve_websocket(
     try:
         handshake = accept(head) if isinstance(head, bytes) else accept_request(*head)
     except HandshakeRefused as refused:
-        await OwnedSocket(sock, Connection(ConnectionType.SERVER), peer).send(refused.response)
+        refusing = OwnedSocket(sock, Connection(ConnectionType.SERVER), peer)
+        try:
+            await refusing.send(refused.response)
+        finally:
+            refusing.release()
         return
     owned = open_socket(sock, handshake, peer)
-    if address_rule is not None:
-        owned.client_address = address_rule(peer, handshake.headers) or peer
-    if relay.closing:
-        message = "The relay is shutting down; try again soon."
-        await owned.send(_json_refusal(503, "unavailable", message))
-        return
-    # Registered before the first checkpoint after the `closing` check: the shutdown's
-    # pass either sees this session or this session saw `closing`.
-    sessions.add(owned)
     try:
-        with trio.CancelScope() as owned.scope:
-            await owned.send(handshake.response)
-            await _run(owned, relay, heartbeat)
+        if address_rule is not None:
+            owned.client_address = address_rule(peer, handshake.headers) or peer
+        if relay.closing:
+            message = "The relay is shutting down; try again soon."
+            await owned.send(_json_refusal(503, "unavailable", message))
+            return
+        # Registered before the first checkpoint after the `closing` check: the shutdown's
+        # pass either sees this session or this session saw `closing`.
+        sessions.add(owned)
+        try:
+            with trio.CancelScope() as owned.scope:
+                await owned.send(handshake.response)
+                await _run(owned, relay, heartbeat)
+        finally:
+            sessions.discard(owned)
     finally:
-        sessions.discard(owned)
+        owned.release()  # else each session would leave a cycle for a walk of the heap
 
 
 async def _run(owned: OwnedSocket, relay: RelayContext, heartbeat: Heartbeat) -> None:

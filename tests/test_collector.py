@@ -7,6 +7,7 @@ Automatic collections are off in these tests and every full collection is the te
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import re
@@ -16,6 +17,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, Request
+from wsproto.frame_protocol import FrameDecoder, FrameProtocol
 
 from relay.actor import ShootActor
 from relay.collector import Collector
@@ -23,7 +27,8 @@ from relay.config import Settings
 from relay.follower import ShootFollower
 from relay.metrics import Metrics
 from relay.server import serve_relay
-from sync.protocol import Welcome
+from sync.codec import decode_server, encode
+from sync.protocol import Hello, Welcome
 from tests.wire import create_shoot, peer
 
 
@@ -176,6 +181,62 @@ def test_metrics_show_what_is_frozen_and_what_each_generation_collected() -> Non
     assert gc.get_freeze_count() >= before["fastshoot_gc_frozen_objects"] + len(survivors)
     assert scraped(full) == before[full] + 1
     assert scraped(freed) >= before[freed] + 50 * 2
+
+
+@pytest.mark.usefixtures("collector_of_the_test")
+async def test_a_session_ended_without_a_close_frame_leaves_nothing_for_the_collector(
+    relay_url: str,
+) -> None:
+    """A phone that loses its network ends its session with no close frame. wsproto's frame
+    parser, a generator held by the object it parses for, ends only after a close frame:
+    left running, it kept nine objects per session in a cycle, which the collector frees
+    without counting them (``gc.DEBUG_SAVEALL`` does not see them either). Automatic
+    collections are off here, so whatever a cycle holds is still alive to be counted."""
+    sessions = 20
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=relay_url) as http:
+            code = (await create_shoot(http))["code"]
+            await _hang_up_after_welcome(relay_url, code)  # the shoot loads on the first
+            await _until_metric(http, relay_url, "fastshoot_connections 0")
+            before = _alive_by_type()
+            for _ in range(sessions):
+                await _hang_up_after_welcome(relay_url, code)
+            await _until_metric(http, relay_url, "fastshoot_connections 0")
+            after = _alive_by_type()
+    grown = {name: after[name] - before[name] for name in after if after[name] > before[name]}
+    assert not {name: n for name, n in grown.items() if n >= sessions}, grown
+
+
+async def _hang_up_after_welcome(relay_url: str, code: str) -> None:
+    """A viewer's session to its welcome, then a hang-up: no close frame, as when a phone
+    loses its network."""
+    host, port = relay_url.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host=f"{host}:{port}", target="/ws")))
+        while not any(isinstance(event, AcceptConnection) for event in ws.events()):
+            ws.receive_data(await stream.receive_some(65536))
+        await stream.send_all(ws.send(BytesMessage(encode(Hello(code, "viewer")))))
+        while True:
+            ws.receive_data(await stream.receive_some(65536))
+            for event in ws.events():
+                if isinstance(event, BytesMessage) and isinstance(
+                    decode_server(event.data), Welcome
+                ):
+                    return
+
+
+def _alive_by_type() -> collections.Counter[str]:
+    """The relay's live objects by type, and its wsproto parsers (the test's clients hang
+    up too, and their own parsers stay in cycles: not the relay's)."""
+    alive: collections.Counter[str] = collections.Counter()
+    for o in gc.get_objects():
+        module = type(o).__module__  # not always a string: a class may define its own
+        ours = isinstance(module, str) and module.startswith(("relay.", "sync."))
+        if ours or (isinstance(o, FrameProtocol | FrameDecoder) and not o.client):
+            alive[f"{module}.{type(o).__qualname__}"] += 1
+    return alive
 
 
 def test_a_thaw_needs_at_least_one_collection_between() -> None:
