@@ -2,9 +2,9 @@
 
 Quick mode (the default) takes about a minute; ``--full`` runs the sizes the goals
 are stated for (10 to 500 subscribers, the write-rate ramp to 2,000 writes/s, 1,000
-shoots x 10 clients, a 5,000-client reconnect storm, every reference server) and takes
-several minutes. Every size can be overridden, which is how the
-smoke test runs it in seconds. Everything runs on 127.0.0.1, bounded in count and time.
+shoots x 10 clients, 16,000 sessions coming and going, a 5,000-client reconnect storm,
+every reference server) and takes several minutes. Every size can be overridden, which
+is how the smoke test runs it in seconds. Everything runs on 127.0.0.1, bounded in count and time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import trio
 
+from .churn import churn
 from .limits import raise_fd_limit
 from .logs import KEPT_BECAUSE, failed_servers, keep_logs
 from .progress import Progress
@@ -42,6 +43,7 @@ SCENARIOS = (
     "wire",
     "durability",
     "scaling",
+    "churn",
     "storm",
 )
 
@@ -92,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scaling-rate", type=float, help="writes/s per shoot in the scaling run (default 1)"
     )
+    parser.add_argument("--churn-clients", type=int, help="sessions per round in the churn run")
+    parser.add_argument("--churn-rounds", type=int, help="rounds of sessions in the churn run")
     parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
     parser.add_argument(
         "--refs",
@@ -126,6 +130,8 @@ def config_from(args: argparse.Namespace) -> Config:
         "many_clients": args.many_clients,
         "many_rate": args.many_rate,
         "scaling_rate": args.scaling_rate,
+        "churn_clients": args.churn_clients,
+        "churn_rounds": args.churn_rounds,
         "storm_clients": args.storm_clients,
         "profile_dir": args.profile,
         "references": args.refs,
@@ -149,6 +155,7 @@ async def _run(bench: Bench, scenarios: Sequence[str]) -> None:
         "wire": bench.wire_bytes,
         "durability": bench.durability,
         "scaling": partial(measure_scaling, bench),  # relays of its own, on the same Redis
+        "churn": partial(churn, bench),
         "storm": bench.storm,  # last: it restarts the relay
     }
     for name in SCENARIOS:
@@ -177,6 +184,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
         + ("wire" in scenarios)
         + ("durability" in scenarios)
         + ("storm" in scenarios)
+        + ("churn" in scenarios) * (1 + config.churn_rounds)
     )
 
 

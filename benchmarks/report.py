@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import psutil
 
+from .churn import churn_markdown
 from .goals import goals, ratio
 from .scaling import scaling_markdown
 from .stats import fmt as _f
@@ -362,6 +363,7 @@ def _markdown(results: dict[str, Any], info: dict[str, Any]) -> str:
                 ],
             ),
         ]
+    lines += churn_markdown(results)
     if results.get("storm"):
         s = results["storm"]
         lines += [

@@ -85,6 +85,9 @@ class Config:
     scaling_rate: float = 1.0
     """Writes per second per shoot in the scaling run (same shoots and clients as the
     many-shoots run): more than one relay process delivers, without swamping it."""
+    churn_clients: int = 500
+    """Sessions per round in the churn run (``churn.py``), in shoots of 20."""
+    churn_rounds: int = 4
     storm_clients: int = 500
     storm_per_shoot: int = 10
     storm_timeout_s: float = 60.0
@@ -119,6 +122,8 @@ class Config:
             throughput_rate=0.0,
             many_shoots=50,
             storm_clients=200,
+            churn_clients=200,
+            churn_rounds=3,
             ramp_rates=(250.0, 500.0, 1000.0),
             ramp_step_s=2.0,
             ramp_references=(),
@@ -133,6 +138,8 @@ class Config:
             duration_s=15.0,
             many_shoots=1000,
             storm_clients=5000,
+            churn_clients=2000,
+            churn_rounds=8,
             references=("floor", "node", "baseline"),
         )
 

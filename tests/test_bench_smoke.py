@@ -24,6 +24,7 @@ HEADINGS = (
     "## Write-rate ramp",
     "## Many shoots at once",
     "## Connections and memory",
+    "## Sessions coming and going",
     "## Reconnect storm",
     "## Bytes on the wire",
     "## What `appendfsync always` costs",
@@ -52,6 +53,10 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
         "3",
         "--storm-clients",
         "6",
+        "--churn-clients",
+        "4",
+        "--churn-rounds",
+        "3",
         "--ramp-subscribers",
         "3",
         "--ramp-rates",
@@ -97,6 +102,9 @@ def test_quick_mode_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert {"relay", "floor"} <= set(results["ramp"])
     assert results["ramp"]["relay"]["steps"][0]["writes"] > 0
     assert results["storm"]["synced"] == results["storm"]["clients"]
+    rounds = results["churn"]["rounds"]
+    assert [row["sessions"] for row in rounds] == [4, 8, 12]  # every round's sessions connected
+    assert all(row["frozen_objects"] > 0 for row in rounds)  # the relay's collector, read
     assert set(results["durability"]["median_us"]) == {"always", "everysec"}
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "quick-latency.png").stat().st_size > 0
