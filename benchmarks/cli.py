@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scaling-rate", type=float, help="writes/s per shoot in the scaling run (default 1)"
     )
     parser.add_argument("--churn-clients", type=int, help="sessions per round in the churn run")
-    parser.add_argument("--churn-rounds", type=int, help="rounds of sessions in the churn run")
+    parser.add_argument(
+        "--churn-rounds", type=int, help="rounds of sessions in the churn run (0 skips it)"
+    )
     parser.add_argument("--storm-clients", type=int, help="clients in the reconnect storm")
     parser.add_argument(
         "--refs",
@@ -184,7 +186,7 @@ def _steps(config: Config, scenarios: Sequence[str]) -> int:
         + ("wire" in scenarios)
         + ("durability" in scenarios)
         + ("storm" in scenarios)
-        + ("churn" in scenarios) * (1 + config.churn_rounds)
+        + ("churn" in scenarios and config.churn_rounds > 0) * (1 + config.churn_rounds)
     )
 
 

@@ -88,6 +88,7 @@ class Config:
     churn_clients: int = 500
     """Sessions per round in the churn run (``churn.py``), in shoots of 20."""
     churn_rounds: int = 4
+    """Rounds of sessions in the churn run (0 skips it)."""
     storm_clients: int = 500
     storm_per_shoot: int = 10
     storm_timeout_s: float = 60.0
@@ -122,8 +123,7 @@ class Config:
             throughput_rate=0.0,
             many_shoots=50,
             storm_clients=200,
-            churn_clients=200,
-            churn_rounds=3,
+            churn_rounds=0,
             ramp_rates=(250.0, 500.0, 1000.0),
             ramp_step_s=2.0,
             ramp_references=(),
