@@ -4,9 +4,9 @@ When to ping a session and when its peer is dead is decided by
 :class:`sync.heartbeat.Heartbeat`, one machine per session; this module fires their timers,
 sends the pings they ask for, hands them the pongs (through
 :attr:`~relay.wssocket.OwnedSocket.on_pong`) and whether the peer sent anything since the
-last look (:attr:`~relay.wssocket.OwnedSocket.heard`), and evicts a session one finds dead: its
-scope is cancelled, with no close frame (a peer that does not read would not get one, and
-its device sees the drop and reconnects).
+last look (:attr:`~relay.wssocket.OwnedSocket.heard`), and evicts a session one finds
+dead: its scope is cancelled, with no close frame (a peer that does not read would not get
+one, and its device sees the drop and reconnects).
 
 Why one task for all sessions: a sleeping task per connection costs, for every ping, a
 deadline registered and expired, a cancel scope and a wake-up; 5,000 connections pinged
